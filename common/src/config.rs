@@ -1,0 +1,165 @@
+//! Command-line and config-file plumbing shared by every binary.
+//!
+//! Every flag can also come from an environment variable (`RINGCACHE_` + the flag in upper snake case, via
+//! clap's `env`) and from a TOML file given with `--config`. Precedence: flag, then environment, then file,
+//! then the built-in default. [`parse_args`] implements that once for any `clap::Parser`: it turns the
+//! file's keys into flags placed before the real ones, skipping keys whose environment variable is set.
+
+use std::ffi::OsString;
+use std::time::Duration;
+
+
+/// Errors reading configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("config file {path} is not valid TOML: {source}")]
+    Toml { path: String, source: toml::de::Error },
+    #[error("config file {path}: unknown key '{key}'")]
+    UnknownKey { path: String, key: String },
+    #[error("config file {path}: key '{key}' has an unsupported value type")]
+    BadValue { path: String, key: String },
+    #[error(transparent)]
+    Clap(#[from] clap::Error),
+}
+
+/// Parses a byte size the way Redis's config does: a plain number of bytes, or a number followed by `b`,
+/// `k`/`kb`, `m`/`mb`, `g`/`gb` (case-insensitive; `k` = 1000, `kb` = 1024, and so on).
+pub fn parse_byte_size(s: &str) -> Result<u64, String> {
+    let lower = s.trim().to_ascii_lowercase();
+    let split = lower.find(|c: char| !c.is_ascii_digit()).unwrap_or(lower.len());
+    let (digits, unit) = lower.split_at(split);
+    let n: u64 = digits.parse().map_err(|_| format!("invalid size '{s}': expected a number with an optional unit"))?;
+    let mul: u64 = match unit {
+        "" | "b" => 1,
+        "k" => 1000,
+        "kb" => 1024,
+        "m" => 1000 * 1000,
+        "mb" => 1024 * 1024,
+        "g" => 1000 * 1000 * 1000,
+        "gb" => 1024 * 1024 * 1024,
+        _ => return Err(format!("invalid size unit in '{s}': use b, kb, mb or gb")),
+    };
+    n.checked_mul(mul).ok_or_else(|| format!("size '{s}' is too large"))
+}
+
+/// Parses a duration: `0` (off), or a number with a unit (`500ms`, `10s`, `1m`, `1h`).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    if s == "0" {
+        return Ok(Duration::ZERO);
+    }
+    humantime::parse_duration(s).map_err(|e| format!("invalid duration '{s}': {e} (examples: 500ms, 10s, 1m)"))
+}
+
+/// Parses the process's arguments into `T`, merging in `--config FILE` (see the module docs).
+pub fn parse_args<T: clap::Parser>() -> Result<T, ConfigError> {
+    parse_args_from::<T, _>(std::env::args_os(), |k| std::env::var_os(k).is_some())
+}
+
+/// [`parse_args`] with explicit arguments and environment lookup, for tests.
+pub fn parse_args_from<T, I>(args: I, env_is_set: impl Fn(&str) -> bool) -> Result<T, ConfigError>
+where
+    T: clap::Parser,
+    I: IntoIterator,
+    I::Item: Into<OsString>,
+{
+    let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    let first = T::command().try_get_matches_from(&args)?;
+    let Some(path) = first.get_one::<String>("config").cloned() else {
+        return Ok(T::from_arg_matches(&first)?);
+    };
+    let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read { path: path.clone(), source })?;
+    let table: toml::Table = text.parse().map_err(|source| ConfigError::Toml { path: path.clone(), source })?;
+    let cmd = T::command();
+    let mut merged: Vec<OsString> = vec![args.first().cloned().unwrap_or_default()];
+    for (key, value) in &table {
+        let flag = key.replace('_', "-");
+        let Some(arg) = cmd.get_arguments().find(|a| a.get_long() == Some(flag.as_str()) && flag != "config") else {
+            return Err(ConfigError::UnknownKey { path: path.clone(), key: key.clone() });
+        };
+        if let Some(env) = arg.get_env() {
+            if env_is_set(&env.to_string_lossy()) {
+                continue;
+            }
+        }
+        let bad = || ConfigError::BadValue { path: path.clone(), key: key.clone() };
+        let text = match value {
+            toml::Value::String(s) => s.clone(),
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Float(f) => f.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
+            toml::Value::Array(items) => {
+                let parts: Option<Vec<String>> = items.iter().map(|v| v.as_str().map(str::to_owned)).collect();
+                parts.ok_or_else(bad)?.join(",")
+            }
+            _ => return Err(bad()),
+        };
+        merged.push(format!("--{flag}={text}").into());
+    }
+    merged.extend(args.into_iter().skip(1));
+    let cmd = T::command().args_override_self(true);
+    let matches = cmd.try_get_matches_from(merged)?;
+    Ok(T::from_arg_matches(&matches)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser, Debug)]
+    struct Demo {
+        #[arg(long)]
+        config: Option<String>,
+        #[arg(long, env = "RINGCACHE_PORT", default_value_t = 7001)]
+        port: u16,
+        #[arg(long, env = "RINGCACHE_BIND", default_value = "127.0.0.1")]
+        bind: String,
+        #[arg(long, env = "RINGCACHE_MAXMEMORY", default_value = "256mb", value_parser = parse_byte_size)]
+        maxmemory: u64,
+    }
+
+    #[test]
+    fn sizes_follow_redis_units() {
+        assert_eq!(parse_byte_size("100").unwrap(), 100);
+        assert_eq!(parse_byte_size("1k").unwrap(), 1000);
+        assert_eq!(parse_byte_size("1KB").unwrap(), 1024);
+        assert_eq!(parse_byte_size("256mb").unwrap(), 256 << 20);
+        assert_eq!(parse_byte_size("2gb").unwrap(), 2 << 30);
+        assert!(parse_byte_size("12xb").is_err());
+        assert!(parse_byte_size("mb").is_err());
+        assert!(parse_byte_size("99999999999999999999gb").is_err());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("0").unwrap(), Duration::ZERO);
+        assert_eq!(parse_duration("10s").unwrap(), Duration::from_secs(10));
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert!(parse_duration("10").is_err());
+    }
+
+    #[test]
+    fn flags_beat_env_beat_file_beat_defaults() {
+        let dir = std::env::temp_dir().join(format!("ringcache-config-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("c.toml");
+        std::fs::write(&path, "port = 7100\nbind = \"0.0.0.0\"\nmaxmemory = \"1mb\"\n").unwrap();
+        let p = path.to_str().unwrap();
+        let no_env = |_: &str| false;
+        let d: Demo = parse_args_from(["x", "--config", p], no_env).unwrap();
+        assert_eq!((d.port, d.bind.as_str(), d.maxmemory), (7100, "0.0.0.0", 1 << 20));
+        let d: Demo = parse_args_from(["x", "--config", p, "--port", "7200"], no_env).unwrap();
+        assert_eq!(d.port, 7200);
+        // An environment variable set for a key hides the file's value for it.
+        let d: Demo = parse_args_from(["x", "--config", p], |k: &str| k == "RINGCACHE_PORT").unwrap();
+        assert_eq!(d.port, 7001);
+        let d: Demo = parse_args_from(["x"], no_env).unwrap();
+        assert_eq!((d.port, d.maxmemory), (7001, 256 << 20));
+        std::fs::write(&path, "nosuch = 1\n").unwrap();
+        assert!(matches!(parse_args_from::<Demo, _>(["x", "--config", p], no_env), Err(ConfigError::UnknownKey { .. })));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,13 @@
+//! Shared code of Ringcache's binaries.
+//!
+//! - [`resp`]: RESP framing — the incremental, zero-copy request scanner and the reply writer.
+//! - [`command`]: the command table (arity, flags, key positions) used for dispatch and key routing.
+//! - [`config`]: flag / environment / TOML-file merging, byte sizes and durations.
+//! - [`metrics`]: the Prometheus registry, per-thread command statistics and the `/metrics` HTTP server.
+//! - [`shutdown`]: SIGINT/SIGTERM handling as a cancellation token.
+
+pub mod command;
+pub mod config;
+pub mod metrics;
+pub mod resp;
+pub mod shutdown;
