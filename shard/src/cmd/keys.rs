@@ -1,0 +1,468 @@
+//! Key commands: DEL UNLINK EXISTS TOUCH TYPE EXPIRE PEXPIRE EXPIREAT PEXPIREAT EXPIRETIME PEXPIRETIME
+//! TTL PTTL PERSIST RENAME SCAN KEYS RANDOMKEY DBSIZE FLUSHDB FLUSHALL.
+
+use rand::Rng;
+use ringcache_common::resp::{ReplyWriter, Request};
+
+use super::{is, parse_i64, CmdError, CmdResult, Ctx, Handler};
+use crate::store::{string_entry_cost, Locked, Taken, NO_SLOT};
+
+pub(super) fn handler(name: &str) -> Option<Handler> {
+    Some(match name {
+        "del" | "unlink" => del,
+        "exists" => exists,
+        "touch" => exists,
+        "type" => type_,
+        "expire" => expire,
+        "pexpire" => pexpire,
+        "expireat" => expireat,
+        "pexpireat" => pexpireat,
+        "expiretime" => expiretime,
+        "pexpiretime" => pexpiretime,
+        "ttl" => ttl,
+        "pttl" => pttl,
+        "persist" => persist,
+        "rename" => rename,
+        "scan" => scan,
+        "keys" => keys,
+        "randomkey" => randomkey,
+        "dbsize" => dbsize,
+        "flushdb" | "flushall" => flushall,
+        _ => return None,
+    })
+}
+
+fn del(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    let mut removed = 0;
+    for key in req.args_from(1) {
+        let h = ctx.store.hash(key);
+        let mut g = ctx.store.lock(h);
+        if let Some(slot) = g.lookup(h, key, ctx.now_ms) {
+            g.remove(slot);
+            removed += 1;
+        }
+    }
+    ctx.out.integer(removed);
+    Ok(())
+}
+
+/// EXISTS and TOUCH: how many of the keys exist (a key named twice counts twice); both refresh recency.
+fn exists(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    let mut found = 0;
+    for key in req.args_from(1) {
+        let h = ctx.store.hash(key);
+        if ctx.store.lock(h).lookup(h, key, ctx.now_ms).is_some() {
+            found += 1;
+        }
+    }
+    ctx.out.integer(found);
+    Ok(())
+}
+
+fn type_(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    let key = req.arg(1);
+    let h = ctx.store.hash(key);
+    let mut g = ctx.store.lock(h);
+    let name = g
+        .lookup(h, key, ctx.now_ms)
+        .map_or("none", |slot| g.kind(slot).type_name());
+    ctx.out.simple(name);
+    Ok(())
+}
+
+/// EXPIRE family: `unit_ms` is 1000 for seconds; `absolute` for the *AT variants.
+fn expire_generic(
+    ctx: &mut Ctx<'_>,
+    req: &Request,
+    unit_ms: i64,
+    absolute: bool,
+    cmd: &'static str,
+) -> CmdResult {
+    let amount = parse_i64(req.arg(2))?;
+    let (mut nx, mut xx, mut gt, mut lt) = (false, false, false, false);
+    for opt in req.args_from(3) {
+        if is(opt, "NX") {
+            nx = true;
+        } else if is(opt, "XX") {
+            xx = true;
+        } else if is(opt, "GT") {
+            gt = true;
+        } else if is(opt, "LT") {
+            lt = true;
+        } else {
+            return Err(CmdError::Other(format!(
+                "ERR Unsupported option {}",
+                String::from_utf8_lossy(opt)
+            )));
+        }
+    }
+    if nx && (xx || gt || lt) {
+        return Err(CmdError::Other(
+            "ERR NX and XX, GT or LT options at the same time are not compatible".into(),
+        ));
+    }
+    if gt && lt {
+        return Err(CmdError::Other(
+            "ERR GT and LT options at the same time are not compatible".into(),
+        ));
+    }
+    let invalid = || CmdError::InvalidExpire(cmd);
+    let ms = amount.checked_mul(unit_ms).ok_or_else(invalid)?;
+    let at = if absolute {
+        ms
+    } else {
+        ms.checked_add(ctx.now_ms as i64).ok_or_else(invalid)?
+    };
+    let key = req.arg(1);
+    let h = ctx.store.hash(key);
+    let mut g = ctx.store.lock(h);
+    let Some(slot) = g.lookup(h, key, ctx.now_ms) else {
+        ctx.out.integer(0);
+        return Ok(());
+    };
+    let current = g.expire_at(slot);
+    let allowed = match current {
+        None => !(xx || gt),
+        Some(cur) => !nx && (!gt || at > cur as i64) && (!lt || at < cur as i64),
+    };
+    if !allowed {
+        ctx.out.integer(0);
+        return Ok(());
+    }
+    if at <= ctx.now_ms as i64 {
+        g.remove(slot);
+    } else {
+        g.set_expire(slot, Some(at as u64));
+    }
+    ctx.out.integer(1);
+    Ok(())
+}
+
+fn expire(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    expire_generic(ctx, req, 1000, false, "expire")
+}
+
+fn pexpire(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    expire_generic(ctx, req, 1, false, "pexpire")
+}
+
+fn expireat(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    expire_generic(ctx, req, 1000, true, "expireat")
+}
+
+fn pexpireat(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    expire_generic(ctx, req, 1, true, "pexpireat")
+}
+
+/// The key's deadline: `Err(-2)` if missing, `Err(-1)` if it has none.
+fn deadline(ctx: &mut Ctx<'_>, key: &[u8]) -> Result<u64, i64> {
+    let h = ctx.store.hash(key);
+    let mut g = ctx.store.lock(h);
+    let slot = g.lookup(h, key, ctx.now_ms).ok_or(-2)?;
+    g.expire_at(slot).ok_or(-1)
+}
+
+fn ttl_reply(ctx: &mut Ctx<'_>, req: &Request, f: impl Fn(u64, u64) -> i64) -> CmdResult {
+    let now = ctx.now_ms;
+    let reply = match deadline(ctx, req.arg(1)) {
+        Ok(at) => f(at, now),
+        Err(code) => code,
+    };
+    ctx.out.integer(reply);
+    Ok(())
+}
+
+fn ttl(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    ttl_reply(ctx, req, |at, now| {
+        ((at.saturating_sub(now) + 500) / 1000) as i64
+    })
+}
+
+fn pttl(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    ttl_reply(ctx, req, |at, now| at.saturating_sub(now) as i64)
+}
+
+fn expiretime(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    ttl_reply(ctx, req, |at, _| (at / 1000) as i64)
+}
+
+fn pexpiretime(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    ttl_reply(ctx, req, |at, _| at as i64)
+}
+
+fn persist(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    let key = req.arg(1);
+    let h = ctx.store.hash(key);
+    let mut g = ctx.store.lock(h);
+    let changed = match g.lookup(h, key, ctx.now_ms) {
+        Some(slot) if g.expire_at(slot).is_some() => {
+            g.set_expire(slot, None);
+            1
+        }
+        _ => 0,
+    };
+    ctx.out.integer(changed);
+    Ok(())
+}
+
+fn rename(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    let (src, dst) = (req.arg(1), req.arg(2));
+    let (hs, hd) = (ctx.store.hash(src), ctx.store.hash(dst));
+    let mut locked = ctx.store.lock_many(&[hs, hd]);
+    let Some(src_slot) = locked.stripe_for(hs).lookup(hs, src, ctx.now_ms) else {
+        return Err(CmdError::NoSuchKey);
+    };
+    if src == dst {
+        ctx.out.ok();
+        return Ok(());
+    }
+    let (taken, expire) = locked.stripe_for(hs).take(src_slot);
+    if let Some(dst_slot) = locked.stripe_for(hd).lookup(hd, dst, ctx.now_ms) {
+        locked.stripe_for(hd).remove(dst_slot);
+    }
+    let cost = match &taken {
+        Taken::String(v) => string_entry_cost(dst.len(), v.len()),
+        Taken::Collection(_, charged) => charged + string_entry_cost(dst.len(), 4),
+    };
+    // The source's bytes were just released, so this only fails if the new name is longer and nothing
+    // else can be evicted; the value must not be lost, so charge it anyway.
+    if locked.reserve_for(hd, cost, NO_SLOT).is_err() {
+        ctx.store.force_charge(cost);
+    }
+    let s = locked.stripe_for(hd);
+    let slot = s.insert_taken(hd, dst, taken);
+    s.set_expire(slot, expire);
+    ctx.out.ok();
+    Ok(())
+}
+
+/// Redis's glob matching (`stringmatchlen`): `*`, `?`, `[abc]`, `[^a-z]`, and `\` escapes.
+pub(crate) fn glob_match(pattern: &[u8], s: &[u8]) -> bool {
+    let (mut p, mut i) = (0, 0);
+    let (mut star_p, mut star_i) = (usize::MAX, 0);
+    while i < s.len() {
+        if p < pattern.len() {
+            match pattern[p] {
+                b'*' => {
+                    star_p = p;
+                    star_i = i;
+                    p += 1;
+                    continue;
+                }
+                b'?' => {
+                    p += 1;
+                    i += 1;
+                    continue;
+                }
+                b'[' => {
+                    if let Some((matched, next)) = match_class(pattern, p, s[i]) {
+                        if matched {
+                            p = next;
+                            i += 1;
+                            continue;
+                        }
+                    }
+                }
+                b'\\' if p + 1 < pattern.len() => {
+                    if pattern[p + 1] == s[i] {
+                        p += 2;
+                        i += 1;
+                        continue;
+                    }
+                }
+                c => {
+                    if c == s[i] {
+                        p += 1;
+                        i += 1;
+                        continue;
+                    }
+                }
+            }
+        }
+        if star_p != usize::MAX {
+            p = star_p + 1;
+            star_i += 1;
+            i = star_i;
+            continue;
+        }
+        return false;
+    }
+    pattern[p..].iter().all(|&c| c == b'*')
+}
+
+/// Matches `c` against the class starting at `pattern[start] == b'['`; returns (matched, index after `]`).
+fn match_class(pattern: &[u8], start: usize, c: u8) -> Option<(bool, usize)> {
+    let mut p = start + 1;
+    let negate = pattern.get(p) == Some(&b'^');
+    if negate {
+        p += 1;
+    }
+    let mut matched = false;
+    loop {
+        let cur = *pattern.get(p)?;
+        if cur == b']' {
+            break;
+        }
+        if cur == b'\\' && p + 1 < pattern.len() {
+            matched |= pattern[p + 1] == c;
+            p += 2;
+        } else if p + 2 < pattern.len() && pattern[p + 1] == b'-' && pattern[p + 2] != b']' {
+            let (lo, hi) = (cur.min(pattern[p + 2]), cur.max(pattern[p + 2]));
+            matched |= (lo..=hi).contains(&c);
+            p += 3;
+        } else {
+            matched |= cur == c;
+            p += 1;
+        }
+    }
+    Some((matched != negate, p + 1))
+}
+
+/// SCAN's cursor is `stripe << 32 | slab slot`: slab slots never move, so every key present for the
+/// whole iteration is returned at least once, whatever is written meanwhile.
+fn scan(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    let cursor = std::str::from_utf8(req.arg(1))
+        .ok()
+        .and_then(|c| c.parse::<u64>().ok())
+        .ok_or_else(|| CmdError::Other("ERR invalid cursor".into()))?;
+    let mut pattern: Option<&[u8]> = None;
+    let mut count: usize = 10;
+    let mut type_filter: Option<Vec<u8>> = None;
+    let mut i = 2;
+    while i < req.argc() {
+        let opt = req.arg(i);
+        let value = req.get(i + 1).ok_or(CmdError::Syntax)?;
+        if is(opt, "MATCH") {
+            pattern = Some(value);
+        } else if is(opt, "COUNT") {
+            let n = parse_i64(value)?;
+            if n < 1 {
+                return Err(CmdError::Syntax);
+            }
+            count = n as usize;
+        } else if is(opt, "TYPE") {
+            type_filter = Some(value.to_ascii_lowercase());
+        } else {
+            return Err(CmdError::Syntax);
+        }
+        i += 2;
+    }
+    let stripes = ctx.store.stripe_count();
+    let mut stripe = (cursor >> 32) as usize;
+    let mut slot = (cursor & 0xffff_ffff) as u32;
+    let mut keys: Vec<Vec<u8>> = Vec::new();
+    let mut visited = 0;
+    let mut next_cursor = 0u64;
+    while stripe < stripes {
+        let mut g = ctx.store.lock_index(stripe);
+        let resume = g.scan_from(slot, ctx.now_ms, |s, at| {
+            visited += 1;
+            let key = s.key(at);
+            let type_ok = type_filter
+                .as_deref()
+                .is_none_or(|t| s.kind(at).type_name().as_bytes() == t);
+            if type_ok && pattern.is_none_or(|p| glob_match(p, key)) {
+                keys.push(key.to_vec());
+            }
+            visited < count
+        });
+        drop(g);
+        match resume {
+            Some(next) => {
+                next_cursor = ((stripe as u64) << 32) | u64::from(next);
+                break;
+            }
+            None => {
+                stripe += 1;
+                slot = 0;
+            }
+        }
+    }
+    ctx.out.array_len(2);
+    ctx.out.bulk_integer(next_cursor as i64);
+    ctx.out.array_len(keys.len());
+    for k in &keys {
+        ctx.out.bulk(k);
+    }
+    Ok(())
+}
+
+fn keys(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    let pattern = req.arg(1);
+    let mut found: Vec<Vec<u8>> = Vec::new();
+    for index in 0..ctx.store.stripe_count() {
+        let mut g = ctx.store.lock_index(index);
+        g.scan_from(0, ctx.now_ms, |s, at| {
+            if glob_match(pattern, s.key(at)) {
+                found.push(s.key(at).to_vec());
+            }
+            true
+        });
+    }
+    ctx.out.array_len(found.len());
+    for k in &found {
+        ctx.out.bulk(k);
+    }
+    Ok(())
+}
+
+fn randomkey(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    let _ = req;
+    let mut rng = rand::rng();
+    let n = ctx.store.stripe_count();
+    let start = rng.random_range(0..n);
+    for k in 0..n {
+        let g = ctx.store.lock_index((start + k) % n);
+        if let Some(slot) = g.random_slot(ctx.now_ms, &mut rng) {
+            ctx.out.bulk(g.key(slot));
+            return Ok(());
+        }
+    }
+    ctx.out.null();
+    Ok(())
+}
+
+fn dbsize(ctx: &mut Ctx<'_>, _req: &Request) -> CmdResult {
+    ctx.out.integer(ctx.store.len() as i64);
+    Ok(())
+}
+
+fn flushall(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    match req.get(1) {
+        None => {}
+        Some(mode) if req.argc() == 2 && (is(mode, "ASYNC") || is(mode, "SYNC")) => {}
+        Some(_) => return Err(CmdError::Syntax),
+    }
+    ctx.store.clear();
+    ctx.out.ok();
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::glob_match;
+
+    #[test]
+    fn glob_follows_redis() {
+        let cases: &[(&str, &str, bool)] = &[
+            ("*", "anything", true),
+            ("h?llo", "hello", true),
+            ("h?llo", "hllo", false),
+            ("h*llo", "heeeello", true),
+            ("h[ae]llo", "hallo", true),
+            ("h[ae]llo", "hillo", false),
+            ("h[^e]llo", "hallo", true),
+            ("h[^e]llo", "hello", false),
+            ("h[a-b]llo", "hbllo", true),
+            ("key:*:x", "key:12:x", true),
+            ("key:*:x", "key:12:y", false),
+            ("a\\*b", "a*b", true),
+            ("a\\*b", "axb", false),
+            ("", "", true),
+            ("**a", "ba", true),
+        ];
+        for &(p, s, want) in cases {
+            assert_eq!(glob_match(p.as_bytes(), s.as_bytes()), want, "{p} ~ {s}");
+        }
+    }
+}

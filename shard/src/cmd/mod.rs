@@ -1,0 +1,246 @@
+//! Command execution: one file per command family, one function per command.
+//!
+//! [`execute`] is the single boundary where a request becomes a reply: it looks the command up in the
+//! shared table (`ringcache_common::command`), checks authentication and arity, runs the handler and turns
+//! a [`CmdError`] into a RESP error reply. Handlers write successful replies straight into `ctx.out`.
+
+mod connection;
+mod hashes;
+mod keys;
+mod lists;
+mod server;
+mod sets;
+mod strings;
+mod zsets;
+
+use std::sync::LazyLock;
+use std::time::Instant;
+
+use bytes::BytesMut;
+use ringcache_common::command::{self, COMMANDS};
+use ringcache_common::metrics;
+use ringcache_common::resp::{ReplyWriter, Request};
+
+use crate::server::{ClientState, Shared};
+use crate::store::{OutOfMemory, Store};
+
+/// What a handler needs: the store, the connection's state, the reply buffer and the batch's clock.
+pub struct Ctx<'a> {
+    pub shared: &'a Shared,
+    pub store: &'a Store,
+    pub client: &'a mut ClientState,
+    pub out: &'a mut BytesMut,
+    /// Milliseconds since the Unix epoch, read once per batch of pipelined requests.
+    pub now_ms: u64,
+}
+
+/// A command's failure; the text is the exact RESP error line (without the leading `-`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CmdError {
+    #[error("WRONGTYPE Operation against a key holding the wrong kind of value")]
+    WrongType,
+    #[error("ERR value is not an integer or out of range")]
+    NotInteger,
+    #[error("ERR value is not a valid float")]
+    NotFloat,
+    #[error("ERR syntax error")]
+    Syntax,
+    #[error("ERR no such key")]
+    NoSuchKey,
+    #[error("OOM command not allowed when used memory > 'maxmemory'.")]
+    OutOfMemory,
+    #[error("NOAUTH Authentication required.")]
+    NoAuth,
+    #[error("ERR wrong number of arguments for '{0}' command")]
+    WrongArity(String),
+    #[error("ERR unknown subcommand '{sub}'. Try {cmd} HELP.")]
+    UnknownSubcommand { cmd: String, sub: String },
+    #[error("ERR invalid expire time in '{0}' command")]
+    InvalidExpire(&'static str),
+    #[error("ERR string exceeds maximum allowed size (proto-max-bulk-len)")]
+    TooLarge,
+    /// Any other error; the string starts with its code (`ERR ...`).
+    #[error("{0}")]
+    Other(String),
+}
+
+impl From<OutOfMemory> for CmdError {
+    fn from(_: OutOfMemory) -> Self {
+        CmdError::OutOfMemory
+    }
+}
+
+pub type CmdResult = Result<(), CmdError>;
+type Handler = fn(&mut Ctx<'_>, &Request) -> CmdResult;
+
+/// Handlers indexed like `COMMANDS`.
+static HANDLERS: LazyLock<Vec<Option<Handler>>> =
+    LazyLock::new(|| COMMANDS.iter().map(|c| handler_for(c.name)).collect());
+
+fn handler_for(name: &str) -> Option<Handler> {
+    strings::handler(name)
+        .or_else(|| keys::handler(name))
+        .or_else(|| hashes::handler(name))
+        .or_else(|| lists::handler(name))
+        .or_else(|| sets::handler(name))
+        .or_else(|| zsets::handler(name))
+        .or_else(|| connection::handler(name))
+        .or_else(|| server::handler(name))
+}
+
+/// Runs one request and appends its reply to `ctx.out`.
+pub fn execute(ctx: &mut Ctx<'_>, req: &Request) {
+    let spec = command::lookup(req.name());
+    let handler = spec.and_then(|s| HANDLERS[s.index()]);
+    // Same order of checks as Redis: existence, arity, then authentication.
+    let (Some(spec), Some(handler)) = (spec, handler) else {
+        ctx.out.error(&unknown_command_message(req));
+        return;
+    };
+    if !spec.arity_ok(req.argc()) {
+        ctx.out
+            .error(&CmdError::WrongArity(spec.name.to_string()).to_string());
+        return;
+    }
+    if !ctx.client.authenticated && !spec.flags.contains(&"no_auth") {
+        ctx.out.error(&CmdError::NoAuth.to_string());
+        return;
+    }
+    let started = Instant::now();
+    let result = handler(ctx, req);
+    metrics::record_command(spec.index(), started.elapsed());
+    if let Err(e) = result {
+        ctx.out.error(&e.to_string());
+    }
+}
+
+/// Redis 7's text: `ERR unknown command 'foo', with args beginning with: 'a' 'b' `.
+fn unknown_command_message(req: &Request) -> String {
+    let mut args = String::new();
+    for a in req.args_from(1) {
+        if args.len() >= 128 {
+            break;
+        }
+        let room = 128 - args.len();
+        let a = String::from_utf8_lossy(a);
+        let a: String = a.chars().take(room).collect();
+        args.push_str(&format!("'{a}' "));
+    }
+    let name: String = String::from_utf8_lossy(req.name())
+        .chars()
+        .take(128)
+        .collect();
+    format!("ERR unknown command '{name}', with args beginning with: {args}")
+}
+
+/// Parses an integer the way Redis's `string2ll` does: optional `-`, digits, no spaces, no `+`, no
+/// leading zeros, within i64.
+pub fn parse_i64(s: &[u8]) -> Result<i64, CmdError> {
+    if s.is_empty() || s.len() > 20 {
+        return Err(CmdError::NotInteger);
+    }
+    let (neg, digits) = match s[0] {
+        b'-' => (true, &s[1..]),
+        _ => (false, s),
+    };
+    if digits.is_empty() || (digits[0] == b'0' && (digits.len() > 1 || neg)) {
+        return Err(CmdError::NotInteger);
+    }
+    let mut n: i64 = 0;
+    for &d in digits {
+        if !d.is_ascii_digit() {
+            return Err(CmdError::NotInteger);
+        }
+        let v = i64::from(d - b'0');
+        n = if neg {
+            n.checked_mul(10).and_then(|n| n.checked_sub(v))
+        } else {
+            n.checked_mul(10).and_then(|n| n.checked_add(v))
+        }
+        .ok_or(CmdError::NotInteger)?;
+    }
+    Ok(n)
+}
+
+/// Parses a float the way Redis's `string2ld` does: no spaces, `inf`/`-inf` allowed, NaN refused.
+pub fn parse_f64(s: &[u8]) -> Result<f64, CmdError> {
+    let text = std::str::from_utf8(s).map_err(|_| CmdError::NotFloat)?;
+    if text.is_empty()
+        || text.starts_with(|c: char| c.is_whitespace())
+        || text.ends_with(|c: char| c.is_whitespace())
+    {
+        return Err(CmdError::NotFloat);
+    }
+    let v: f64 = text.parse().map_err(|_| CmdError::NotFloat)?;
+    if v.is_nan() {
+        return Err(CmdError::NotFloat);
+    }
+    Ok(v)
+}
+
+/// Case-insensitive comparison of an argument with an ASCII keyword.
+pub fn is(arg: &[u8], keyword: &str) -> bool {
+    arg.eq_ignore_ascii_case(keyword.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_command_in_the_table_has_a_handler() {
+        for c in COMMANDS {
+            assert!(handler_for(c.name).is_some(), "no handler for {}", c.name);
+        }
+    }
+
+    #[test]
+    fn integers_parse_like_redis() {
+        assert_eq!(parse_i64(b"42"), Ok(42));
+        assert_eq!(parse_i64(b"-9223372036854775808"), Ok(i64::MIN));
+        assert_eq!(parse_i64(b"9223372036854775807"), Ok(i64::MAX));
+        for bad in [
+            &b""[..],
+            b"+1",
+            b" 1",
+            b"1 ",
+            b"01",
+            b"-0",
+            b"9223372036854775808",
+            b"1e3",
+            b"-",
+        ] {
+            assert_eq!(
+                parse_i64(bad),
+                Err(CmdError::NotInteger),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        assert_eq!(parse_i64(b"0"), Ok(0));
+    }
+
+    #[test]
+    fn floats_parse_like_redis() {
+        assert_eq!(parse_f64(b"1.5"), Ok(1.5));
+        assert_eq!(parse_f64(b"-inf"), Ok(f64::NEG_INFINITY));
+        assert_eq!(parse_f64(b"1e3"), Ok(1000.0));
+        for bad in [&b"nan"[..], b" 1", b"abc", b""] {
+            assert_eq!(parse_f64(bad), Err(CmdError::NotFloat));
+        }
+    }
+
+    #[test]
+    fn unknown_command_text_matches_redis() {
+        let r = Request::from_args(["foo", "a", "b"]);
+        assert_eq!(
+            unknown_command_message(&r),
+            "ERR unknown command 'foo', with args beginning with: 'a' 'b' "
+        );
+        let r = Request::from_args(["foo"]);
+        assert_eq!(
+            unknown_command_message(&r),
+            "ERR unknown command 'foo', with args beginning with: "
+        );
+    }
+}

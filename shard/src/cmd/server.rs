@@ -1,0 +1,329 @@
+//! Server commands: INFO COMMAND CONFIG TIME.
+
+use std::fmt::Write as _;
+
+use ringcache_common::command::{self, CommandSpec, COMMANDS};
+use ringcache_common::metrics::{self, HotCounter};
+use ringcache_common::resp::{ReplyWriter, Request};
+
+use super::keys::glob_match;
+use super::{is, CmdError, CmdResult, Ctx, Handler};
+use crate::server::REDIS_COMPAT_VERSION;
+
+pub(super) fn handler(name: &str) -> Option<Handler> {
+    Some(match name {
+        "info" => info,
+        "command" => command,
+        "config" => config,
+        "time" => time,
+        _ => return None,
+    })
+}
+
+const SECTIONS: [&str; 7] = [
+    "server",
+    "clients",
+    "memory",
+    "persistence",
+    "stats",
+    "replication",
+    "keyspace",
+];
+
+fn info(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    let mut wanted: Vec<String> = req
+        .args_from(1)
+        .map(|a| String::from_utf8_lossy(a).to_lowercase())
+        .collect();
+    if wanted.is_empty()
+        || wanted
+            .iter()
+            .any(|w| w == "all" || w == "everything" || w == "default")
+    {
+        wanted = SECTIONS.iter().map(|s| s.to_string()).collect();
+    }
+    let text = info_text(ctx, &wanted);
+    ctx.out.bulk(text.as_bytes());
+    Ok(())
+}
+
+/// Renders the INFO sections named in `wanted` (lower case), in Redis's order and format.
+fn info_text(ctx: &Ctx<'_>, wanted: &[String]) -> String {
+    let shared = ctx.shared;
+    let stats = ctx.store.stats();
+    let mut out = String::new();
+    for section in SECTIONS.iter().filter(|s| wanted.iter().any(|w| w == *s)) {
+        if !out.is_empty() {
+            out.push_str("\r\n");
+        }
+        let title = match *section {
+            "server" => "Server",
+            "clients" => "Clients",
+            "memory" => "Memory",
+            "persistence" => "Persistence",
+            "stats" => "Stats",
+            "replication" => "Replication",
+            _ => "Keyspace",
+        };
+        let _ = write!(out, "# {title}\r\n");
+        let mut field = |name: &str, value: &dyn std::fmt::Display| {
+            let _ = write!(out, "{name}:{value}\r\n");
+        };
+        match *section {
+            "server" => {
+                let uptime = shared.started.elapsed().as_secs();
+                field("redis_version", &REDIS_COMPAT_VERSION);
+                field("ringcache_version", &env!("CARGO_PKG_VERSION"));
+                field("redis_mode", &"standalone");
+                field("os", &std::env::consts::OS);
+                field("arch_bits", &(usize::BITS));
+                field("multiplexing_api", &"epoll");
+                field("process_id", &std::process::id());
+                field("tcp_port", &shared.config.port);
+                field("uptime_in_seconds", &uptime);
+                field("uptime_in_days", &(uptime / 86_400));
+                field(
+                    "executable",
+                    &std::env::current_exe()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default(),
+                );
+            }
+            "clients" => {
+                field("connected_clients", &shared.clients.len());
+                field("maxclients", &shared.config.maxclients);
+                field("blocked_clients", &0);
+            }
+            "memory" => {
+                let used = ctx.store.used_bytes();
+                let max = ctx.store.maxmemory_bytes();
+                field("used_memory", &used);
+                field("used_memory_human", &human_bytes(used));
+                field("used_memory_rss", &rss_bytes());
+                field("maxmemory", &max);
+                field("maxmemory_human", &human_bytes(max));
+                field("maxmemory_policy", &"allkeys-lru");
+                field("mem_allocator", &"mimalloc");
+            }
+            "persistence" => {
+                field("loading", &0);
+                field("rdb_bgsave_in_progress", &0);
+                field("aof_enabled", &0);
+            }
+            "stats" => {
+                field("total_connections_received", &shared.total_connections());
+                field("total_commands_processed", &metrics::commands_total());
+                field("rejected_connections", &shared.rejected_connections());
+                field("expired_keys", &stats.expired_keys);
+                field("evicted_keys", &stats.evicted_keys);
+                field(
+                    "keyspace_hits",
+                    &metrics::hot_total(HotCounter::KeyspaceHits),
+                );
+                field(
+                    "keyspace_misses",
+                    &metrics::hot_total(HotCounter::KeyspaceMisses),
+                );
+            }
+            "replication" => {
+                field("role", &"master");
+                field("connected_slaves", &0);
+            }
+            _ => {
+                if stats.keys > 0 {
+                    field(
+                        "db0",
+                        &format!(
+                            "keys={},expires={},avg_ttl=0",
+                            stats.keys, stats.keys_with_expiry
+                        ),
+                    );
+                }
+            }
+        }
+    }
+    out
+}
+
+fn human_bytes(n: usize) -> String {
+    let units = ["B", "K", "M", "G", "T"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < units.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n}B")
+    } else {
+        format!("{v:.2}{}", units[u])
+    }
+}
+
+/// Resident set size of this process, from `/proc/self/statm` (0 where that does not exist).
+pub fn rss_bytes() -> usize {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| {
+            s.split_whitespace()
+                .nth(1)
+                .and_then(|p| p.parse::<usize>().ok())
+        })
+        .map_or(0, |pages| pages * 4096)
+}
+
+fn acl_categories(c: &CommandSpec) -> Vec<String> {
+    let mut cats = Vec::new();
+    if c.flags.contains(&"write") {
+        cats.push("@write".to_string());
+    } else if c.first_key > 0 {
+        cats.push("@read".to_string());
+    }
+    cats.push(format!("@{}", c.group.replace("sorted-set", "sortedset")));
+    if c.flags.contains(&"fast") {
+        cats.push("@fast".to_string());
+    } else {
+        cats.push("@slow".to_string());
+    }
+    cats
+}
+
+fn write_command_info(ctx: &mut Ctx<'_>, c: &CommandSpec) {
+    ctx.out.array_len(10);
+    ctx.out.bulk(c.name.as_bytes());
+    ctx.out.integer(i64::from(c.arity));
+    ctx.out.array_len(c.flags.len());
+    for f in c.flags {
+        ctx.out.simple(f);
+    }
+    ctx.out.integer(i64::from(c.first_key));
+    ctx.out.integer(i64::from(c.last_key));
+    ctx.out.integer(i64::from(c.step));
+    let cats = acl_categories(c);
+    ctx.out.array_len(cats.len());
+    for cat in &cats {
+        ctx.out.simple(cat);
+    }
+    ctx.out.array_len(0); // tips
+    ctx.out.array_len(0); // key specs
+    ctx.out.array_len(0); // subcommands
+}
+
+fn write_command_docs(ctx: &mut Ctx<'_>, c: &CommandSpec) {
+    ctx.out.bulk(c.name.as_bytes());
+    ctx.out.array_len(6);
+    ctx.out.bulk(b"summary");
+    ctx.out.bulk(c.summary.as_bytes());
+    ctx.out.bulk(b"since");
+    ctx.out.bulk(c.since.as_bytes());
+    ctx.out.bulk(b"group");
+    ctx.out.bulk(c.group.as_bytes());
+}
+
+fn command(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    let Some(sub) = req.get(1) else {
+        ctx.out.array_len(COMMANDS.len());
+        for c in COMMANDS {
+            write_command_info(ctx, c);
+        }
+        return Ok(());
+    };
+    if is(sub, "COUNT") {
+        ctx.out.integer(COMMANDS.len() as i64);
+    } else if is(sub, "INFO") {
+        if req.argc() == 2 {
+            ctx.out.array_len(COMMANDS.len());
+            for c in COMMANDS {
+                write_command_info(ctx, c);
+            }
+        } else {
+            ctx.out.array_len(req.argc() - 2);
+            for name in req.args_from(2) {
+                match command::lookup(name) {
+                    Some(c) => write_command_info(ctx, c),
+                    None => ctx.out.null_array(),
+                }
+            }
+        }
+    } else if is(sub, "DOCS") {
+        let specs: Vec<&CommandSpec> = if req.argc() == 2 {
+            COMMANDS.iter().collect()
+        } else {
+            req.args_from(2).filter_map(command::lookup).collect()
+        };
+        ctx.out.array_len(specs.len() * 2);
+        for c in specs {
+            write_command_docs(ctx, c);
+        }
+    } else if is(sub, "LIST") {
+        ctx.out.array_len(COMMANDS.len());
+        for c in COMMANDS {
+            ctx.out.bulk(c.name.as_bytes());
+        }
+    } else {
+        return Err(CmdError::UnknownSubcommand {
+            cmd: "COMMAND".into(),
+            sub: String::from_utf8_lossy(sub).into_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// Parameters CONFIG GET reports, with Redis's names.
+fn config_params(ctx: &Ctx<'_>) -> Vec<(&'static str, String)> {
+    let c = &ctx.shared.config;
+    vec![
+        ("bind", c.bind.clone()),
+        ("port", c.port.to_string()),
+        ("maxmemory", ctx.store.maxmemory_bytes().to_string()),
+        ("maxmemory-policy", "allkeys-lru".into()),
+        ("maxclients", c.maxclients.to_string()),
+        ("timeout", c.idle_timeout.as_secs().to_string()),
+        ("proto-max-bulk-len", c.limits.max_bulk_len.to_string()),
+        ("databases", "1".into()),
+        ("save", String::new()),
+        ("appendonly", "no".into()),
+        ("stripes", ctx.store.stripe_count().to_string()),
+    ]
+}
+
+fn config(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    let sub = req.arg(1);
+    if is(sub, "GET") {
+        if req.argc() < 3 {
+            return Err(CmdError::WrongArity("config|get".into()));
+        }
+        let params = config_params(ctx);
+        let patterns: Vec<Vec<u8>> = req.args_from(2).map(|p| p.to_ascii_lowercase()).collect();
+        let matched: Vec<&(&str, String)> = params
+            .iter()
+            .filter(|(name, _)| patterns.iter().any(|p| glob_match(p, name.as_bytes())))
+            .collect();
+        ctx.out.array_len(matched.len() * 2);
+        for (name, value) in matched {
+            ctx.out.bulk(name.as_bytes());
+            ctx.out.bulk(value.as_bytes());
+        }
+    } else if is(sub, "SET") || is(sub, "RESETSTAT") || is(sub, "REWRITE") {
+        return Err(CmdError::Other(format!(
+            "ERR CONFIG {} is not supported by ringcache-shard: configure it with flags, environment or --config",
+            String::from_utf8_lossy(sub).to_uppercase()
+        )));
+    } else {
+        return Err(CmdError::UnknownSubcommand {
+            cmd: "CONFIG".into(),
+            sub: String::from_utf8_lossy(sub).into_owned(),
+        });
+    }
+    Ok(())
+}
+
+fn time(ctx: &mut Ctx<'_>, _req: &Request) -> CmdResult {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    ctx.out.array_len(2);
+    ctx.out.bulk_integer(now.as_secs() as i64);
+    ctx.out.bulk_integer(i64::from(now.subsec_micros()));
+    Ok(())
+}

@@ -1,0 +1,559 @@
+//! String commands: GET SET SETNX SETEX PSETEX GETSET GETDEL GETEX APPEND STRLEN GETRANGE SETRANGE
+//! INCR DECR INCRBY DECRBY INCRBYFLOAT MGET MSET MSETNX.
+
+use ringcache_common::metrics::{add_hot, HotCounter};
+use ringcache_common::resp::{format_double, ReplyWriter, Request};
+
+use super::{is, parse_f64, parse_i64, CmdError, CmdResult, Ctx, Handler};
+use crate::store::{string_entry_cost, Kind, Locked, Slot, StoreStripe};
+
+pub(super) fn handler(name: &str) -> Option<Handler> {
+    Some(match name {
+        "get" => get,
+        "set" => set,
+        "setnx" => setnx,
+        "setex" => setex,
+        "psetex" => psetex,
+        "getset" => getset,
+        "getdel" => getdel,
+        "getex" => getex,
+        "append" => append,
+        "strlen" => strlen,
+        "getrange" => getrange,
+        "setrange" => setrange,
+        "incr" => incr,
+        "decr" => decr,
+        "incrby" => incrby,
+        "decrby" => decrby,
+        "incrbyfloat" => incrbyfloat,
+        "mget" => mget,
+        "mset" => mset,
+        "msetnx" => msetnx,
+        _ => return None,
+    })
+}
+
+/// What a write does to a key's TTL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ttl {
+    Keep,
+    Clear,
+    At(u64),
+}
+
+/// Looks a key up and counts a hit or a miss; a key of another type is a `WRONGTYPE` error.
+pub(crate) fn lookup_typed(
+    s: &mut StoreStripe,
+    hash: u64,
+    key: &[u8],
+    kind: Kind,
+    now_ms: u64,
+) -> Result<Option<Slot>, CmdError> {
+    let found = s.lookup(hash, key, now_ms);
+    add_hot(
+        if found.is_some() {
+            HotCounter::KeyspaceHits
+        } else {
+            HotCounter::KeyspaceMisses
+        },
+        1,
+    );
+    match found {
+        Some(slot) if s.kind(slot) != kind => Err(CmdError::WrongType),
+        other => Ok(other),
+    }
+}
+
+/// Stores `value` as the string at `key` (whose current slot, of any type, is `existing`).
+pub(crate) fn store_string(
+    locked: &mut impl Locked,
+    hash: u64,
+    key: &[u8],
+    existing: Option<Slot>,
+    value: &[u8],
+    ttl: Ttl,
+) -> Result<Slot, CmdError> {
+    let new_cost = string_entry_cost(key.len(), value.len());
+    let slot = match existing {
+        Some(slot) => {
+            let old_cost = locked.stripe_for(hash).cost(slot);
+            if new_cost > old_cost {
+                locked.reserve_for(hash, new_cost - old_cost, slot)?;
+            }
+            let s = locked.stripe_for(hash);
+            s.replace_with_string(slot, value);
+            s.release(old_cost.saturating_sub(new_cost));
+            slot
+        }
+        None => {
+            locked.reserve_for(hash, new_cost, crate::store::NO_SLOT)?;
+            locked.stripe_for(hash).insert_string(hash, key, value)
+        }
+    };
+    let s = locked.stripe_for(hash);
+    match ttl {
+        Ttl::Keep => {}
+        Ttl::Clear => s.set_expire(slot, None),
+        Ttl::At(at) => s.set_expire(slot, Some(at)),
+    }
+    Ok(slot)
+}
+
+fn get(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    let key = req.arg(1);
+    let h = ctx.store.hash(key);
+    let mut g = ctx.store.lock(h);
+    match lookup_typed(&mut g, h, key, Kind::String, ctx.now_ms)? {
+        Some(slot) => ctx.out.bulk(g.string(slot)),
+        None => ctx.out.null(),
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Condition {
+    Always,
+    IfAbsent,
+    IfPresent,
+}
+
+/// Parses an expiry given in `unit_ms` milliseconds, relative (`absolute == false`) or as a Unix time.
+fn parse_expiry(
+    arg: &[u8],
+    unit_ms: u64,
+    absolute: bool,
+    now_ms: u64,
+    cmd: &'static str,
+) -> Result<u64, CmdError> {
+    let n = parse_i64(arg)?;
+    if n <= 0 {
+        return Err(CmdError::InvalidExpire(cmd));
+    }
+    let ms = (n as u64)
+        .checked_mul(unit_ms)
+        .ok_or(CmdError::InvalidExpire(cmd))?;
+    let at = if absolute {
+        Some(ms)
+    } else {
+        ms.checked_add(now_ms)
+    };
+    at.filter(|&t| t <= i64::MAX as u64)
+        .ok_or(CmdError::InvalidExpire(cmd))
+}
+
+fn set(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    let mut cond = Condition::Always;
+    let mut ttl = Ttl::Clear;
+    let mut ttl_given = false;
+    let mut return_old = false;
+    let mut i = 3;
+    while i < req.argc() {
+        let opt = req.arg(i);
+        let has_next = i + 1 < req.argc();
+        if is(opt, "NX") && cond == Condition::Always {
+            cond = Condition::IfAbsent;
+        } else if is(opt, "XX") && cond == Condition::Always {
+            cond = Condition::IfPresent;
+        } else if is(opt, "GET") && !return_old {
+            return_old = true;
+        } else if is(opt, "KEEPTTL") && !ttl_given {
+            ttl = Ttl::Keep;
+            ttl_given = true;
+        } else if !ttl_given
+            && has_next
+            && (is(opt, "EX") || is(opt, "PX") || is(opt, "EXAT") || is(opt, "PXAT"))
+        {
+            let unit = if is(opt, "EX") || is(opt, "EXAT") {
+                1000
+            } else {
+                1
+            };
+            let absolute = is(opt, "EXAT") || is(opt, "PXAT");
+            ttl = Ttl::At(parse_expiry(
+                req.arg(i + 1),
+                unit,
+                absolute,
+                ctx.now_ms,
+                "set",
+            )?);
+            ttl_given = true;
+            i += 1;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+        i += 1;
+    }
+    let (key, value) = (req.arg(1), req.arg(2));
+    let h = ctx.store.hash(key);
+    let mut g = ctx.store.lock(h);
+    let existing = g.lookup(h, key, ctx.now_ms);
+    // SET ... GET replies with the old value, so copy it before the write replaces it.
+    let old = match existing {
+        Some(slot) if return_old && g.kind(slot) != Kind::String => {
+            return Err(CmdError::WrongType)
+        }
+        Some(slot) if return_old => Some(g.string(slot).to_vec()),
+        _ => None,
+    };
+    let allowed = match cond {
+        Condition::Always => true,
+        Condition::IfAbsent => existing.is_none(),
+        Condition::IfPresent => existing.is_some(),
+    };
+    if allowed {
+        store_string(&mut g, h, key, existing, value, ttl)?;
+    }
+    match (return_old, old) {
+        (true, Some(old)) => ctx.out.bulk(&old),
+        (true, None) => ctx.out.null(),
+        (false, _) if allowed => ctx.out.ok(),
+        (false, _) => ctx.out.null(),
+    }
+    Ok(())
+}
+
+fn setnx(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    let (key, value) = (req.arg(1), req.arg(2));
+    let h = ctx.store.hash(key);
+    let mut g = ctx.store.lock(h);
+    if g.lookup(h, key, ctx.now_ms).is_some() {
+        ctx.out.integer(0);
+        return Ok(());
+    }
+    store_string(&mut g, h, key, None, value, Ttl::Clear)?;
+    ctx.out.integer(1);
+    Ok(())
+}
+
+fn setex_with(ctx: &mut Ctx<'_>, req: &Request, unit_ms: u64, cmd: &'static str) -> CmdResult {
+    let (key, value) = (req.arg(1), req.arg(3));
+    let at = parse_expiry(req.arg(2), unit_ms, false, ctx.now_ms, cmd)?;
+    let h = ctx.store.hash(key);
+    let mut g = ctx.store.lock(h);
+    let existing = g.lookup(h, key, ctx.now_ms);
+    store_string(&mut g, h, key, existing, value, Ttl::At(at))?;
+    ctx.out.ok();
+    Ok(())
+}
+
+fn setex(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    setex_with(ctx, req, 1000, "setex")
+}
+
+fn psetex(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    setex_with(ctx, req, 1, "psetex")
+}
+
+fn getset(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    let (key, value) = (req.arg(1), req.arg(2));
+    let h = ctx.store.hash(key);
+    let mut g = ctx.store.lock(h);
+    let existing = lookup_typed(&mut g, h, key, Kind::String, ctx.now_ms)?;
+    let old = existing.map(|slot| g.string(slot).to_vec());
+    store_string(&mut g, h, key, existing, value, Ttl::Clear)?;
+    match old {
+        Some(v) => ctx.out.bulk(&v),
+        None => ctx.out.null(),
+    }
+    Ok(())
+}
+
+fn getdel(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    let key = req.arg(1);
+    let h = ctx.store.hash(key);
+    let mut g = ctx.store.lock(h);
+    match lookup_typed(&mut g, h, key, Kind::String, ctx.now_ms)? {
+        Some(slot) => {
+            ctx.out.bulk(g.string(slot));
+            g.remove(slot);
+        }
+        None => ctx.out.null(),
+    }
+    Ok(())
+}
+
+fn getex(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    let mut ttl = Ttl::Keep;
+    let mut i = 2;
+    while i < req.argc() {
+        let opt = req.arg(i);
+        let has_next = i + 1 < req.argc();
+        if ttl != Ttl::Keep {
+            return Err(CmdError::Syntax);
+        }
+        if is(opt, "PERSIST") {
+            ttl = Ttl::Clear;
+        } else if has_next && (is(opt, "EX") || is(opt, "PX") || is(opt, "EXAT") || is(opt, "PXAT"))
+        {
+            let unit = if is(opt, "EX") || is(opt, "EXAT") {
+                1000
+            } else {
+                1
+            };
+            let absolute = is(opt, "EXAT") || is(opt, "PXAT");
+            ttl = Ttl::At(parse_expiry(
+                req.arg(i + 1),
+                unit,
+                absolute,
+                ctx.now_ms,
+                "getex",
+            )?);
+            i += 1;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+        i += 1;
+    }
+    let key = req.arg(1);
+    let h = ctx.store.hash(key);
+    let mut g = ctx.store.lock(h);
+    let Some(slot) = lookup_typed(&mut g, h, key, Kind::String, ctx.now_ms)? else {
+        ctx.out.null();
+        return Ok(());
+    };
+    ctx.out.bulk(g.string(slot));
+    match ttl {
+        Ttl::Keep => {}
+        Ttl::Clear => g.set_expire(slot, None),
+        Ttl::At(at) if at <= ctx.now_ms => {
+            g.remove(slot);
+        }
+        Ttl::At(at) => g.set_expire(slot, Some(at)),
+    }
+    Ok(())
+}
+
+fn append(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    let (key, suffix) = (req.arg(1), req.arg(2));
+    let h = ctx.store.hash(key);
+    let mut g = ctx.store.lock(h);
+    let existing = lookup_typed(&mut g, h, key, Kind::String, ctx.now_ms)?;
+    let new_len = match existing {
+        Some(slot) => {
+            let len = g.string(slot).len() + suffix.len();
+            check_string_size(ctx, len)?;
+            g.reserve(suffix.len(), slot)?;
+            g.append_to_string(slot, suffix);
+            len
+        }
+        None => {
+            store_string(&mut g, h, key, None, suffix, Ttl::Clear)?;
+            suffix.len()
+        }
+    };
+    ctx.out.integer(new_len as i64);
+    Ok(())
+}
+
+fn check_string_size(ctx: &Ctx<'_>, len: usize) -> CmdResult {
+    if len > ctx.shared.config.limits.max_bulk_len {
+        return Err(CmdError::TooLarge);
+    }
+    Ok(())
+}
+
+fn strlen(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    let key = req.arg(1);
+    let h = ctx.store.hash(key);
+    let mut g = ctx.store.lock(h);
+    let len = lookup_typed(&mut g, h, key, Kind::String, ctx.now_ms)?
+        .map_or(0, |slot| g.string(slot).len());
+    ctx.out.integer(len as i64);
+    Ok(())
+}
+
+fn getrange(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    let key = req.arg(1);
+    let start = parse_i64(req.arg(2))?;
+    let end = parse_i64(req.arg(3))?;
+    let h = ctx.store.hash(key);
+    let mut g = ctx.store.lock(h);
+    let Some(slot) = lookup_typed(&mut g, h, key, Kind::String, ctx.now_ms)? else {
+        ctx.out.bulk(b"");
+        return Ok(());
+    };
+    let value = g.string(slot);
+    let len = value.len() as i64;
+    // Redis: negative indexes count from the end; start > end (both negative) is empty.
+    if start < 0 && end < 0 && start > end {
+        ctx.out.bulk(b"");
+        return Ok(());
+    }
+    let start = if start < 0 {
+        (len + start).max(0)
+    } else {
+        start
+    };
+    let end = if end < 0 { (len + end).max(0) } else { end };
+    let end = end.min(len - 1);
+    if len == 0 || start > end {
+        ctx.out.bulk(b"");
+    } else {
+        ctx.out.bulk(&value[start as usize..=end as usize]);
+    }
+    Ok(())
+}
+
+fn setrange(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    let key = req.arg(1);
+    let offset = parse_i64(req.arg(2))?;
+    if offset < 0 {
+        return Err(CmdError::Other("ERR offset is out of range".into()));
+    }
+    let patch = req.arg(3);
+    let offset = offset as usize;
+    let h = ctx.store.hash(key);
+    let mut g = ctx.store.lock(h);
+    let existing = lookup_typed(&mut g, h, key, Kind::String, ctx.now_ms)?;
+    let old_len = existing.map_or(0, |slot| g.string(slot).len());
+    if patch.is_empty() {
+        // Redis does not create a key for an empty patch.
+        ctx.out.integer(old_len as i64);
+        return Ok(());
+    }
+    let new_len = old_len.max(offset + patch.len());
+    if new_len > ctx.shared.config.limits.max_bulk_len {
+        return Err(CmdError::TooLarge);
+    }
+    let slot = match existing {
+        Some(slot) => {
+            g.reserve(new_len - old_len, slot)?;
+            slot
+        }
+        None => store_string(&mut g, h, key, None, &[], Ttl::Clear)?,
+    };
+    if existing.is_none() {
+        g.reserve(new_len, slot)?;
+    }
+    let bytes = g.string_mut(slot, new_len);
+    bytes[offset..offset + patch.len()].copy_from_slice(patch);
+    ctx.out.integer(new_len as i64);
+    Ok(())
+}
+
+fn incr_by(ctx: &mut Ctx<'_>, key: &[u8], delta: i64) -> CmdResult {
+    let h = ctx.store.hash(key);
+    let mut g = ctx.store.lock(h);
+    let existing = lookup_typed(&mut g, h, key, Kind::String, ctx.now_ms)?;
+    let current = match existing {
+        Some(slot) => parse_i64(g.string(slot))?,
+        None => 0,
+    };
+    let next = current
+        .checked_add(delta)
+        .ok_or_else(|| CmdError::Other("ERR increment or decrement would overflow".into()))?;
+    let mut text = itoa::Buffer::new();
+    store_string(
+        &mut g,
+        h,
+        key,
+        existing,
+        text.format(next).as_bytes(),
+        Ttl::Keep,
+    )?;
+    ctx.out.integer(next);
+    Ok(())
+}
+
+fn incr(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    incr_by(ctx, req.arg(1), 1)
+}
+
+fn decr(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    incr_by(ctx, req.arg(1), -1)
+}
+
+fn incrby(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    let delta = parse_i64(req.arg(2))?;
+    incr_by(ctx, req.arg(1), delta)
+}
+
+fn decrby(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    let delta = parse_i64(req.arg(2))?;
+    let delta = delta
+        .checked_neg()
+        .ok_or_else(|| CmdError::Other("ERR decrement would overflow".into()))?;
+    incr_by(ctx, req.arg(1), delta)
+}
+
+fn incrbyfloat(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    let key = req.arg(1);
+    let delta = parse_f64(req.arg(2))?;
+    let h = ctx.store.hash(key);
+    let mut g = ctx.store.lock(h);
+    let existing = lookup_typed(&mut g, h, key, Kind::String, ctx.now_ms)?;
+    let current = match existing {
+        Some(slot) => parse_f64(g.string(slot))?,
+        None => 0.0,
+    };
+    let next = current + delta;
+    if !next.is_finite() {
+        return Err(CmdError::Other(
+            "ERR increment would produce NaN or Infinity".into(),
+        ));
+    }
+    let text = format_double(next);
+    store_string(&mut g, h, key, existing, text.as_bytes(), Ttl::Keep)?;
+    ctx.out.bulk(text.as_bytes());
+    Ok(())
+}
+
+fn mget(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    ctx.out.array_len(req.argc() - 1);
+    for key in req.args_from(1) {
+        let h = ctx.store.hash(key);
+        let mut g = ctx.store.lock(h);
+        match lookup_typed(&mut g, h, key, Kind::String, ctx.now_ms) {
+            Ok(Some(slot)) => ctx.out.bulk(g.string(slot)),
+            // MGET answers nil for keys of other types rather than failing.
+            Ok(None) | Err(_) => ctx.out.null(),
+        }
+    }
+    Ok(())
+}
+
+fn mset(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    mset_generic(ctx, req, false)
+}
+
+fn msetnx(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    mset_generic(ctx, req, true)
+}
+
+/// MSET and MSETNX lock every stripe involved (in order), so the whole write is atomic as in Redis.
+fn mset_generic(ctx: &mut Ctx<'_>, req: &Request, only_if_none_exist: bool) -> CmdResult {
+    if req.argc() % 2 == 0 {
+        return Err(CmdError::WrongArity(
+            if only_if_none_exist { "msetnx" } else { "mset" }.into(),
+        ));
+    }
+    let pairs: Vec<(usize, u64)> = (1..req.argc())
+        .step_by(2)
+        .map(|i| (i, ctx.store.hash(req.arg(i))))
+        .collect();
+    let hashes: Vec<u64> = pairs.iter().map(|&(_, h)| h).collect();
+    let mut locked = ctx.store.lock_many(&hashes);
+    if only_if_none_exist {
+        for &(i, h) in &pairs {
+            if locked
+                .stripe_for(h)
+                .lookup(h, req.arg(i), ctx.now_ms)
+                .is_some()
+            {
+                ctx.out.integer(0);
+                return Ok(());
+            }
+        }
+    }
+    for &(i, h) in &pairs {
+        let key = req.arg(i);
+        let existing = locked.stripe_for(h).lookup(h, key, ctx.now_ms);
+        store_string(&mut locked, h, key, existing, req.arg(i + 1), Ttl::Clear)?;
+    }
+    if only_if_none_exist {
+        ctx.out.integer(1);
+    } else {
+        ctx.out.ok();
+    }
+    Ok(())
+}

@@ -1,0 +1,18 @@
+//! ringcache-shard: a RESP server over an in-memory, lock-striped LRU store.
+//!
+//! Layout:
+//! - [`config`]: the command line (flags, environment, `--config` file).
+//! - [`server`]: accepting connections, limits (`--maxclients`, AUTH, idle timeout), the per-connection
+//!   loop (read everything buffered, execute in order, one write per batch) and graceful shutdown.
+//! - [`cmd`]: one file per command family; `cmd::execute` is where errors become RESP replies.
+//! - [`store`]: the stripes, the LRU, the memory budget and active expiry. No I/O and no async in here.
+//! - [`shard_metrics`]: the `/metrics` registry.
+//!
+//! Invariant: no store lock is held across I/O or an `.await` — a command's store work is synchronous.
+
+pub mod clock;
+pub mod cmd;
+pub mod config;
+pub mod server;
+pub mod shard_metrics;
+pub mod store;

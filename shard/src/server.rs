@@ -1,0 +1,310 @@
+//! Accepting clients and running their connections.
+//!
+//! [`run`] takes a bound listener and a shutdown token (so tests and `main` start it the same way). Each
+//! connection reads whatever the socket has, executes every complete request in order against the store,
+//! and writes all their replies with one write. On shutdown the listener closes first, then each
+//! connection finishes the batch it is executing, writes its replies and closes; `run` waits for them
+//! (up to a grace period) before returning.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use dashmap::DashMap;
+use parking_lot::Mutex;
+use ringcache_common::resp::{Limits, ReplyWriter, RequestScanner};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::clock::now_ms;
+use crate::cmd::{self, Ctx};
+use crate::store::Store;
+
+/// The Redis version clients see in INFO and HELLO: the Redis release whose commands and replies we follow.
+pub const REDIS_COMPAT_VERSION: &str = "7.2.0";
+
+/// How long shutdown waits for open connections to finish their current batch.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// Replies are flushed early once this much is buffered, so one huge pipeline cannot grow memory unbounded.
+const EARLY_FLUSH_BYTES: usize = 1 << 20;
+/// Read and write buffers larger than this are dropped after use rather than kept per connection.
+const KEEP_BUFFER_BYTES: usize = 1 << 20;
+const READ_CHUNK_BYTES: usize = 16 * 1024;
+
+/// Server settings that commands can see.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub bind: String,
+    pub port: u16,
+    pub maxclients: usize,
+    pub requirepass: Option<String>,
+    /// Zero: never time out.
+    pub idle_timeout: Duration,
+    pub limits: Limits,
+}
+
+/// State shared by all connections.
+pub struct Shared {
+    pub config: ServerConfig,
+    pub store: Arc<Store>,
+    pub clients: DashMap<u64, Arc<Mutex<ClientInfo>>>,
+    pub started: Instant,
+    connected: AtomicUsize,
+    next_client_id: AtomicU64,
+    total_connections: AtomicU64,
+    rejected_connections: AtomicU64,
+}
+
+impl Shared {
+    pub fn new(config: ServerConfig, store: Arc<Store>) -> Shared {
+        Shared {
+            config,
+            store,
+            clients: DashMap::new(),
+            started: Instant::now(),
+            connected: AtomicUsize::new(0),
+            next_client_id: AtomicU64::new(1),
+            total_connections: AtomicU64::new(0),
+            rejected_connections: AtomicU64::new(0),
+        }
+    }
+
+    pub fn total_connections(&self) -> u64 {
+        self.total_connections.load(Ordering::Relaxed)
+    }
+
+    pub fn rejected_connections(&self) -> u64 {
+        self.rejected_connections.load(Ordering::Relaxed)
+    }
+}
+
+/// What CLIENT LIST shows about a connection.
+#[derive(Debug)]
+pub struct ClientInfo {
+    pub addr: SocketAddr,
+    pub laddr: SocketAddr,
+    pub name: String,
+    pub lib_name: String,
+    pub lib_ver: String,
+    pub created: Instant,
+    pub last_active: Instant,
+}
+
+impl ClientInfo {
+    /// One CLIENT LIST line, in Redis's field order (fields we do not track are omitted).
+    pub fn describe(&self, id: u64, now: Instant) -> String {
+        format!(
+            "id={id} addr={} laddr={} fd=-1 name={} age={} idle={} flags=N db=0 sub=0 psub=0 multi=-1 user=default resp=2 lib-name={} lib-ver={}",
+            self.addr,
+            self.laddr,
+            self.name,
+            now.duration_since(self.created).as_secs(),
+            now.duration_since(self.last_active).as_secs(),
+            self.lib_name,
+            self.lib_ver,
+        )
+    }
+}
+
+/// Per-connection state commands can change.
+pub struct ClientState {
+    pub id: u64,
+    pub authenticated: bool,
+    /// Set by QUIT: write the pending replies, then close.
+    pub close_after_reply: bool,
+    pub info: Arc<Mutex<ClientInfo>>,
+}
+
+impl ClientState {
+    pub fn set_name(&mut self, name: String) {
+        self.info.lock().name = name;
+    }
+
+    pub fn name(&self) -> Option<String> {
+        let info = self.info.lock();
+        (!info.name.is_empty()).then(|| info.name.clone())
+    }
+}
+
+/// Accepts clients until `shutdown` fires, then waits for open connections to finish.
+pub async fn run(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let tracker = TaskTracker::new();
+    loop {
+        let (stream, addr) = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: log, back off briefly, keep serving.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            },
+        };
+        shared.total_connections.fetch_add(1, Ordering::Relaxed);
+        if shared.connected.fetch_add(1, Ordering::AcqRel) >= shared.config.maxclients {
+            shared.connected.fetch_sub(1, Ordering::AcqRel);
+            shared.rejected_connections.fetch_add(1, Ordering::Relaxed);
+            tracker.spawn(refuse(stream));
+            continue;
+        }
+        let shared = shared.clone();
+        let shutdown = shutdown.clone();
+        tracker.spawn(async move {
+            serve_client(stream, addr, &shared, &shutdown).await;
+            shared.connected.fetch_sub(1, Ordering::AcqRel);
+        });
+    }
+    drop(listener);
+    tracker.close();
+    let open = tracker.len();
+    if open > 0 {
+        tracing::info!("waiting for {open} connections to finish");
+    }
+    if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "{} connections still open after {:?}; closing them",
+            tracker.len(),
+            SHUTDOWN_GRACE
+        );
+    }
+    Ok(())
+}
+
+async fn refuse(mut stream: TcpStream) {
+    let _ = stream
+        .write_all(b"-ERR max number of clients reached\r\n")
+        .await;
+    let _ = stream.shutdown().await;
+}
+
+async fn serve_client(
+    stream: TcpStream,
+    addr: SocketAddr,
+    shared: &Arc<Shared>,
+    shutdown: &CancellationToken,
+) {
+    let _ = stream.set_nodelay(true);
+    let id = shared.next_client_id.fetch_add(1, Ordering::Relaxed);
+    let now = Instant::now();
+    let info = Arc::new(Mutex::new(ClientInfo {
+        addr,
+        laddr: stream.local_addr().unwrap_or(addr),
+        name: String::new(),
+        lib_name: String::new(),
+        lib_ver: String::new(),
+        created: now,
+        last_active: now,
+    }));
+    shared.clients.insert(id, info.clone());
+    let mut client = ClientState {
+        id,
+        authenticated: shared.config.requirepass.is_none(),
+        close_after_reply: false,
+        info,
+    };
+    if let Err(e) = connection_loop(stream, shared, &mut client, shutdown).await {
+        tracing::debug!("client {id} ({addr}): {e}");
+    }
+    shared.clients.remove(&id);
+}
+
+async fn connection_loop(
+    mut stream: TcpStream,
+    shared: &Shared,
+    client: &mut ClientState,
+    shutdown: &CancellationToken,
+) -> std::io::Result<()> {
+    let mut rbuf = BytesMut::with_capacity(READ_CHUNK_BYTES);
+    let mut wbuf = BytesMut::with_capacity(READ_CHUNK_BYTES);
+    let mut scanner = RequestScanner::new();
+    let idle_timeout = shared.config.idle_timeout;
+    let cancelled = shutdown.cancelled();
+    tokio::pin!(cancelled);
+    loop {
+        let hint = scanner.bytes_needed_hint(rbuf.len());
+        rbuf.reserve(hint.max(READ_CHUNK_BYTES));
+        let read = tokio::select! {
+            biased;
+            _ = &mut cancelled => return Ok(()),
+            r = read_some(&mut stream, &mut rbuf, idle_timeout) => r?,
+        };
+        let Some(n) = read else {
+            return Ok(()); // idle timeout
+        };
+        if n == 0 {
+            return Ok(());
+        }
+        let now = now_ms();
+        loop {
+            let limits = if client.authenticated {
+                shared.config.limits
+            } else {
+                shared.config.limits.unauthenticated()
+            };
+            let req = match scanner.next(&mut rbuf, &limits) {
+                Ok(Some(req)) => req,
+                Ok(None) => break,
+                Err(e) => {
+                    wbuf.error(&format!("ERR Protocol error: {e}"));
+                    stream.write_all(&wbuf).await?;
+                    return Ok(());
+                }
+            };
+            let mut ctx = Ctx {
+                shared,
+                store: &shared.store,
+                client,
+                out: &mut wbuf,
+                now_ms: now,
+            };
+            cmd::execute(&mut ctx, &req);
+            if client.close_after_reply {
+                stream.write_all(&wbuf).await?;
+                return Ok(());
+            }
+            if wbuf.len() >= EARLY_FLUSH_BYTES {
+                stream.write_all(&wbuf).await?;
+                wbuf.clear();
+            }
+        }
+        if !wbuf.is_empty() {
+            stream.write_all(&wbuf).await?;
+            wbuf.clear();
+        }
+        if wbuf.capacity() > KEEP_BUFFER_BYTES {
+            wbuf = BytesMut::with_capacity(READ_CHUNK_BYTES);
+        }
+        if rbuf.is_empty() && rbuf.capacity() > KEEP_BUFFER_BYTES {
+            rbuf = BytesMut::with_capacity(READ_CHUNK_BYTES);
+        }
+        client.info.lock().last_active = Instant::now();
+    }
+}
+
+/// Reads what is available; `Ok(None)` when the idle timeout passed first.
+async fn read_some(
+    stream: &mut TcpStream,
+    buf: &mut BytesMut,
+    idle_timeout: Duration,
+) -> std::io::Result<Option<usize>> {
+    if idle_timeout.is_zero() {
+        return stream.read_buf(buf).await.map(Some);
+    }
+    match tokio::time::timeout(idle_timeout, stream.read_buf(buf)).await {
+        Ok(r) => r.map(Some),
+        Err(_) => Ok(None),
+    }
+}

@@ -1,0 +1,397 @@
+//! The in-memory store: `N` stripes, each a `parking_lot::Mutex` over one [`Stripe`] (an LRU), sharing one
+//! memory budget.
+//!
+//! - A key's 64-bit hash picks its stripe from the bits just below the top 7 (which `hashbrown` uses as
+//!   its tag) and its bucket from the low bits, so the two never correlate.
+//! - `--maxmemory` is enforced by reserving bytes *before* a write: a stripe evicts its own least
+//!   recently used keys until the reservation fits, and if it has nothing left, [`Store::reserve`] evicts
+//!   from other stripes with `try_lock` (never blocking while holding a stripe, so never deadlocking).
+//!   `used_memory` therefore never exceeds `maxmemory`.
+//! - Locks are held only for the in-memory operation of one command, never across I/O or `.await`.
+//! - Multi-key commands that must be atomic (MSET, MSETNX, RENAME) lock their stripes in index order.
+
+mod expire;
+mod stripe;
+mod value;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, MutexGuard};
+
+pub use expire::spawn_active_expiry;
+pub use stripe::{string_entry_cost, Slot, Taken, ENTRY_OVERHEAD_BYTES};
+pub use value::{
+    hash_field_cost, list_item_cost, set_member_cost, zset_member_cost, Collection, Kind, Score,
+    ZSet,
+};
+
+/// The hasher: fast, seeded per process so that keys cannot be chosen to collide.
+pub type KeyHasher = foldhash::fast::RandomState;
+pub type StoreStripe = stripe::Stripe<KeyHasher>;
+
+/// Bits of the hash `hashbrown` uses as its control tag (the top 7).
+const TAG_BITS: u32 = 7;
+
+/// The memory budget shared by all stripes.
+#[derive(Debug)]
+pub struct Budget {
+    used: AtomicUsize,
+    /// 0 means no limit.
+    max: usize,
+}
+
+impl Budget {
+    pub fn new(max: usize) -> Self {
+        Budget {
+            used: AtomicUsize::new(0),
+            max,
+        }
+    }
+
+    pub fn used(&self) -> usize {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    pub fn max(&self) -> usize {
+        self.max
+    }
+
+    /// Adds `bytes` if the total stays within the limit.
+    pub fn try_charge(&self, bytes: usize) -> bool {
+        if bytes == 0 {
+            return true;
+        }
+        if self.max == 0 {
+            self.used.fetch_add(bytes, Ordering::Relaxed);
+            return true;
+        }
+        self.used
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |u| {
+                u.checked_add(bytes).filter(|&n| n <= self.max)
+            })
+            .is_ok()
+    }
+
+    /// Adds `bytes` unconditionally (only to correct an under-estimate).
+    pub fn force_charge(&self, bytes: usize) {
+        self.used.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    pub fn release(&self, bytes: usize) {
+        if bytes == 0 {
+            return;
+        }
+        let _ = self
+            .used
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |u| {
+                Some(u.saturating_sub(bytes))
+            });
+    }
+}
+
+/// The write could not be made to fit in `maxmemory`, even after evicting everything evictable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("command not allowed when used memory > 'maxmemory'.")]
+pub struct OutOfMemory;
+
+/// A stripe padded to its own cache lines, so two cores locking neighbouring stripes do not contend.
+#[repr(align(128))]
+struct PaddedStripe(Mutex<StoreStripe>);
+
+pub struct Store {
+    stripes: Box<[PaddedStripe]>,
+    hasher: KeyHasher,
+    stripe_shift: u32,
+    stripe_mask: u64,
+    budget: Arc<Budget>,
+    evict_cursor: AtomicUsize,
+}
+
+/// Totals over all stripes, for INFO and metrics.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct StoreStats {
+    pub keys: usize,
+    pub keys_with_expiry: usize,
+    pub expired_keys: u64,
+    pub evicted_keys: u64,
+}
+
+impl Store {
+    /// `stripes` must be a power of two between 1 and 1024; `maxmemory_bytes` 0 means no limit.
+    pub fn new(maxmemory_bytes: usize, stripes: usize) -> Store {
+        assert!(
+            stripes.is_power_of_two() && stripes <= 1024,
+            "stripes must be a power of two up to 1024"
+        );
+        let hasher = KeyHasher::default();
+        let budget = Arc::new(Budget::new(maxmemory_bytes));
+        let bits = stripes.trailing_zeros();
+        Store {
+            stripes: (0..stripes)
+                .map(|_| PaddedStripe(Mutex::new(StoreStripe::new(hasher.clone(), budget.clone()))))
+                .collect(),
+            hasher,
+            stripe_shift: 64 - TAG_BITS - bits,
+            stripe_mask: (stripes as u64) - 1,
+            budget,
+            evict_cursor: AtomicUsize::new(0),
+        }
+    }
+
+    pub fn hash(&self, key: &[u8]) -> u64 {
+        use std::hash::BuildHasher;
+        self.hasher.hash_one(key)
+    }
+
+    pub fn stripe_count(&self) -> usize {
+        self.stripes.len()
+    }
+
+    fn stripe_index(&self, hash: u64) -> usize {
+        ((hash >> self.stripe_shift) & self.stripe_mask) as usize
+    }
+
+    /// Locks the stripe that owns `hash`.
+    pub fn lock(&self, hash: u64) -> StripeGuard<'_> {
+        self.lock_index(self.stripe_index(hash))
+    }
+
+    /// Locks stripe number `index` (for whole-store walks such as SCAN and FLUSHALL).
+    pub fn lock_index(&self, index: usize) -> StripeGuard<'_> {
+        StripeGuard {
+            store: self,
+            index,
+            guard: self.stripes[index].0.lock(),
+        }
+    }
+
+    /// Locks every stripe that owns one of `hashes`, in stripe order (deadlock-free).
+    pub fn lock_many(&self, hashes: &[u64]) -> MultiGuard<'_> {
+        let mut indices: Vec<usize> = hashes.iter().map(|&h| self.stripe_index(h)).collect();
+        indices.sort_unstable();
+        indices.dedup();
+        let guards = indices.iter().map(|&i| self.lock_index(i)).collect();
+        MultiGuard {
+            store: self,
+            guards,
+        }
+    }
+
+    fn reserve_in(
+        &self,
+        held: &mut [StripeGuard<'_>],
+        target: usize,
+        bytes: usize,
+        protect: Slot,
+    ) -> Result<(), OutOfMemory> {
+        if held[target].reserve_local(bytes, protect) {
+            return Ok(());
+        }
+        // Our own stripe is exhausted: evict elsewhere. Stripes we hold are evicted directly; others are
+        // only try-locked, so this never waits on a lock while holding one.
+        let n = self.stripes.len();
+        let mut idle_rounds = 0;
+        while idle_rounds < 2 {
+            let mut evicted_any = false;
+            let start = self.evict_cursor.fetch_add(1, Ordering::Relaxed);
+            for k in 0..n {
+                let i = (start + k) % n;
+                if held[target].index == i {
+                    continue;
+                }
+                let evicted = if let Some(h) = held.iter_mut().find(|g| g.index == i) {
+                    h.evict_lru(stripe::NIL).is_some()
+                } else if let Some(mut other) = self.stripes[i].0.try_lock() {
+                    other.evict_lru(stripe::NIL).is_some()
+                } else {
+                    false
+                };
+                evicted_any |= evicted;
+                if self.budget.try_charge(bytes) {
+                    return Ok(());
+                }
+            }
+            idle_rounds = if evicted_any { 0 } else { idle_rounds + 1 };
+        }
+        Err(OutOfMemory)
+    }
+
+    pub fn used_bytes(&self) -> usize {
+        self.budget.used()
+    }
+
+    /// Charges `bytes` even past the limit (only where refusing would lose data, as in RENAME).
+    pub fn force_charge(&self, bytes: usize) {
+        self.budget.force_charge(bytes);
+    }
+
+    pub fn maxmemory_bytes(&self) -> usize {
+        self.budget.max()
+    }
+
+    /// Totals over all stripes (locks each briefly in turn).
+    pub fn stats(&self) -> StoreStats {
+        let mut s = StoreStats::default();
+        for stripe in self.stripes.iter() {
+            let g = stripe.0.lock();
+            s.keys += g.len();
+            s.keys_with_expiry += g.expires_len();
+            s.expired_keys += g.expired_total;
+            s.evicted_keys += g.evicted_total;
+        }
+        s
+    }
+
+    /// Number of keys (including expired ones not yet removed), like Redis's DBSIZE.
+    pub fn len(&self) -> usize {
+        self.stripes.iter().map(|s| s.0.lock().len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Removes every key.
+    pub fn clear(&self) {
+        for stripe in self.stripes.iter() {
+            stripe.0.lock().clear();
+        }
+    }
+}
+
+/// One or more locked stripes, seen the same way by commands that write.
+pub trait Locked {
+    /// The locked stripe that owns `hash`.
+    fn stripe_for(&mut self, hash: u64) -> &mut StoreStripe;
+    /// Reserves `bytes` for a write to the stripe owning `hash`, evicting least recently used keys (never
+    /// `protect`) there first and then in other stripes. Fails only if nothing evictable is left.
+    fn reserve_for(&mut self, hash: u64, bytes: usize, protect: Slot) -> Result<(), OutOfMemory>;
+}
+
+/// A locked stripe.
+pub struct StripeGuard<'a> {
+    store: &'a Store,
+    index: usize,
+    guard: MutexGuard<'a, StoreStripe>,
+}
+
+impl StripeGuard<'_> {
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    /// [`Locked::reserve_for`] for this stripe.
+    pub fn reserve(&mut self, bytes: usize, protect: Slot) -> Result<(), OutOfMemory> {
+        let store = self.store;
+        store.reserve_in(std::slice::from_mut(self), 0, bytes, protect)
+    }
+}
+
+impl Locked for StripeGuard<'_> {
+    fn stripe_for(&mut self, _hash: u64) -> &mut StoreStripe {
+        &mut self.guard
+    }
+    fn reserve_for(&mut self, _hash: u64, bytes: usize, protect: Slot) -> Result<(), OutOfMemory> {
+        self.reserve(bytes, protect)
+    }
+}
+
+impl std::ops::Deref for StripeGuard<'_> {
+    type Target = StoreStripe;
+    fn deref(&self) -> &StoreStripe {
+        &self.guard
+    }
+}
+
+impl std::ops::DerefMut for StripeGuard<'_> {
+    fn deref_mut(&mut self) -> &mut StoreStripe {
+        &mut self.guard
+    }
+}
+
+/// Several stripes locked together, in index order.
+pub struct MultiGuard<'a> {
+    store: &'a Store,
+    guards: Vec<StripeGuard<'a>>,
+}
+
+impl MultiGuard<'_> {
+    fn position(&self, hash: u64) -> usize {
+        let index = self.store.stripe_index(hash);
+        self.guards
+            .iter()
+            .position(|g| g.index == index)
+            .expect("hash was locked by lock_many")
+    }
+}
+
+impl Locked for MultiGuard<'_> {
+    /// `hash` must have been passed to `lock_many`.
+    fn stripe_for(&mut self, hash: u64) -> &mut StoreStripe {
+        let p = self.position(hash);
+        &mut self.guards[p]
+    }
+    fn reserve_for(&mut self, hash: u64, bytes: usize, protect: Slot) -> Result<(), OutOfMemory> {
+        let p = self.position(hash);
+        self.store.reserve_in(&mut self.guards, p, bytes, protect)
+    }
+}
+
+pub use stripe::NIL as NO_SLOT;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn budget_never_exceeds_max_and_evicts_lru_first() {
+        let store = Store::new(100 * string_entry_cost(8, 8), 4);
+        let mut hot = Vec::new();
+        for i in 0..1000u32 {
+            let key = format!("key{i:05}");
+            let h = store.hash(key.as_bytes());
+            let mut g = store.lock(h);
+            g.reserve(string_entry_cost(key.len(), 8), NO_SLOT).unwrap();
+            g.insert_string(h, key.as_bytes(), b"12345678");
+            drop(g);
+            assert!(store.used_bytes() <= store.maxmemory_bytes());
+            if i < 10 {
+                hot.push(key);
+            }
+            // Keep the first ten keys hot.
+            for k in &hot {
+                let h = store.hash(k.as_bytes());
+                assert!(
+                    store.lock(h).lookup(h, k.as_bytes(), 0).is_some(),
+                    "hot key {k} was evicted"
+                );
+            }
+        }
+        let stats = store.stats();
+        assert!(stats.keys <= 100);
+        assert_eq!(stats.evicted_keys as usize, 1000 - stats.keys);
+        assert_eq!(store.used_bytes(), stats.keys * string_entry_cost(8, 8));
+    }
+
+    #[test]
+    fn a_value_larger_than_the_budget_is_refused() {
+        let store = Store::new(1000, 2);
+        let h = store.hash(b"k");
+        let mut g = store.lock(h);
+        assert_eq!(g.reserve(2000, NO_SLOT), Err(OutOfMemory));
+        assert_eq!(store.used_bytes(), 0);
+    }
+
+    #[test]
+    fn stripe_bits_do_not_overlap_tag_or_bucket_bits() {
+        let store = Store::new(0, 16);
+        assert_eq!(store.stripe_shift, 64 - 7 - 4);
+        // Keys spread over all stripes.
+        let mut seen = [0usize; 16];
+        for i in 0..10_000 {
+            seen[store.stripe_index(store.hash(format!("k{i}").as_bytes()))] += 1;
+        }
+        assert!(seen.iter().all(|&n| n > 400), "{seen:?}");
+    }
+}
