@@ -185,6 +185,12 @@ impl Store {
         bytes: usize,
         protect: Slot,
     ) -> Result<(), OutOfMemory> {
+        // A write that cannot fit even in an empty store fails without evicting anything.
+        let max = self.budget.max();
+        let protected_bytes = if protect == stripe::NIL { 0 } else { held[target].cost(protect) };
+        if max != 0 && bytes.saturating_add(protected_bytes) > max {
+            return Err(OutOfMemory);
+        }
         if held[target].reserve_local(bytes, protect) {
             return Ok(());
         }
@@ -379,8 +385,13 @@ mod tests {
         let store = Store::new(1000, 2);
         let h = store.hash(b"k");
         let mut g = store.lock(h);
+        let slot = g.insert_string(h, b"k", b"v");
+        assert!(g.reserve(string_entry_cost(1, 1), NO_SLOT).is_ok());
         assert_eq!(g.reserve(2000, NO_SLOT), Err(OutOfMemory));
-        assert_eq!(store.used_bytes(), 0);
+        // Nothing was evicted for a write that could never fit.
+        assert_eq!(g.len(), 1);
+        assert_eq!(g.reserve(1000, slot), Err(OutOfMemory));
+        assert_eq!(g.len(), 1);
     }
 
     #[test]

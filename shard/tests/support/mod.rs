@@ -1,0 +1,180 @@
+//! Test support: start a real `ringcache-shard` process on free loopback ports and stop it afterwards.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running shard; killed when dropped, so it stops even when a test panics.
+pub struct Shard {
+    pub port: u16,
+    pub metrics_port: u16,
+    child: Option<Child>,
+}
+
+/// A free TCP port on 127.0.0.1 (bound and released; the kernel does not hand it out again at once).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Polls until something accepts connections on `port`.
+pub fn wait_for_port(port: u16, child: &mut Child) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("server exited before listening: {status}");
+        }
+        assert!(Instant::now() < deadline, "server did not listen on {port} within 20s");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+impl Shard {
+    /// Starts a shard with extra flags (`--port` and `--metrics-port` are chosen here).
+    pub fn start(extra: &[&str]) -> Shard {
+        Self::start_with_metrics(extra, false)
+    }
+
+    pub fn start_with_metrics(extra: &[&str], metrics: bool) -> Shard {
+        let port = free_port();
+        let metrics_port = if metrics { free_port() } else { 0 };
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ringcache-shard"))
+            .args(["--port", &port.to_string(), "--metrics-port", &metrics_port.to_string(), "--log", "warn"])
+            .args(extra)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("start ringcache-shard");
+        wait_for_port(port, &mut child);
+        if metrics {
+            wait_for_port(metrics_port, &mut child);
+        }
+        Shard { port, metrics_port, child: Some(child) }
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    pub fn client(&self) -> redis::Connection {
+        redis::Client::open(self.url()).unwrap().get_connection().unwrap()
+    }
+
+    /// A raw TCP connection with a read timeout, for byte-level tests.
+    pub fn raw(&self) -> Raw {
+        let s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        Raw(s)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    /// Sends a signal and waits for the process to exit; returns its exit code.
+    pub fn stop_with(&mut self, signal: &str) -> Option<i32> {
+        let child = self.child.as_mut().unwrap();
+        Command::new("kill").args([&format!("-{signal}"), &child.id().to_string()]).status().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                self.child = None;
+                return status.code();
+            }
+            assert!(Instant::now() < deadline, "shard did not exit after {signal}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Resident set size of the process in bytes.
+    pub fn rss_bytes(&self) -> usize {
+        let statm = std::fs::read_to_string(format!("/proc/{}/statm", self.pid())).unwrap();
+        statm.split_whitespace().nth(1).unwrap().parse::<usize>().unwrap() * 4096
+    }
+
+    /// GET /metrics over plain HTTP.
+    pub fn metrics(&self) -> String {
+        let mut s = TcpStream::connect(("127.0.0.1", self.metrics_port)).unwrap();
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out.split_once("\r\n\r\n").map(|(_, body)| body.to_string()).unwrap_or_default()
+    }
+
+    /// A field of INFO, parsed as a number.
+    pub fn info_field(&self, con: &mut redis::Connection, field: &str) -> u64 {
+        let info: String = redis::cmd("INFO").arg("all").query(con).unwrap();
+        info.lines()
+            .find_map(|l| l.strip_prefix(&format!("{field}:")))
+            .unwrap_or_else(|| panic!("no {field} in INFO"))
+            .trim()
+            .parse()
+            .unwrap()
+    }
+}
+
+impl Drop for Shard {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A raw client socket.
+pub struct Raw(pub TcpStream);
+
+impl Raw {
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.0.write_all(bytes).unwrap();
+    }
+
+    /// Reads until `n` bytes arrived, the peer closed, or the read timed out; returns what came.
+    pub fn read_exact_or_eof(&mut self, n: usize) -> Vec<u8> {
+        let mut out = vec![0; n];
+        let mut got = 0;
+        while got < n {
+            match self.0.read(&mut out[got..]) {
+                Ok(0) => break,
+                Ok(k) => got += k,
+                // A timeout ends the read; the caller's assertion shows what did arrive.
+                Err(_) => break,
+            }
+        }
+        out.truncate(got);
+        out
+    }
+
+    /// Sends `request` and reads exactly `expected.len()` bytes of reply; asserts they match.
+    pub fn expect(&mut self, request: &[u8], expected: &[u8]) {
+        self.send(request);
+        let got = self.read_exact_or_eof(expected.len());
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            String::from_utf8_lossy(expected),
+            "reply to {:?}",
+            String::from_utf8_lossy(request)
+        );
+    }
+
+    /// True when the server has closed the connection (read returns 0).
+    pub fn is_closed(&mut self) -> bool {
+        let mut b = [0u8; 1];
+        matches!(self.0.read(&mut b), Ok(0))
+    }
+}
+
+/// Encodes a command as a RESP array of bulk strings.
+pub fn resp(args: &[&[u8]]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for a in args {
+        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+        out.extend_from_slice(a);
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
