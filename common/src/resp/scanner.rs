@@ -178,6 +178,8 @@ pub struct RequestScanner {
     /// Where the search for the next `\n` resumes, so an incomplete line is never rescanned.
     line_scan_from: usize,
     args: SmallVec<[Range<usize>; 4]>,
+    /// Bytes looked at so far (searched for a newline, or checked as a terminator); payloads are skipped.
+    examined_bytes: u64,
 }
 
 impl Default for RequestScanner {
@@ -193,7 +195,14 @@ impl RequestScanner {
             pos: 0,
             line_scan_from: 0,
             args: SmallVec::new(),
+            examined_bytes: 0,
         }
+    }
+
+    /// How many bytes the scanner has examined in its lifetime. Bulk payloads are skipped by length, and a
+    /// partial line is never searched twice, so for large values this stays far below the bytes received.
+    pub fn examined_bytes(&self) -> u64 {
+        self.examined_bytes
     }
 
     /// Bytes the current partial request still needs before it can make progress, when known (the rest
@@ -287,6 +296,7 @@ impl RequestScanner {
                     if buf.len() < end + 2 {
                         return Ok(None);
                     }
+                    self.examined_bytes += 2;
                     if &buf[end..end + 2] != b"\r\n" {
                         return Err(ProtocolError::MissingBulkTerminator);
                     }
@@ -327,8 +337,10 @@ impl RequestScanner {
         limits: &Limits,
         too_long: ProtocolError,
     ) -> Result<Option<usize>, ProtocolError> {
-        let start = self.line_scan_from.max(from);
-        match memchr_newline(&buf[start.min(buf.len())..]) {
+        let start = self.line_scan_from.max(from).min(buf.len());
+        let found = memchr_newline(&buf[start..]);
+        self.examined_bytes += found.map_or(buf.len() - start, |off| off + 1) as u64;
+        match found {
             Some(off) => {
                 let nl = start + off;
                 if nl == 0 || buf[nl - 1] != b'\r' {
@@ -356,8 +368,10 @@ impl RequestScanner {
         buf: &mut BytesMut,
         limits: &Limits,
     ) -> Result<Option<Option<Request>>, ProtocolError> {
-        let start = self.line_scan_from;
-        let Some(off) = memchr_newline(&buf[start.min(buf.len())..]) else {
+        let start = self.line_scan_from.min(buf.len());
+        let found = memchr_newline(&buf[start..]);
+        self.examined_bytes += found.map_or(buf.len() - start, |off| off + 1) as u64;
+        let Some(off) = found else {
             // The line so far can still fit only if at most a trailing `\r` is beyond the limit.
             let max = limits.max_inline_len;
             if buf.len() > max + 1 || (buf.len() == max + 1 && buf[max] != b'\r') {
