@@ -3,6 +3,8 @@
 //! Run with `cargo bench -p ringcache-common --bench resp`. Results (2 cores, this project's dev machine)
 //! are recorded in docs/BENCHMARKS.md.
 
+#![allow(clippy::unwrap_used)]
+
 use std::hint::black_box;
 
 use bytes::{Bytes, BytesMut};
@@ -19,7 +21,9 @@ fn pipeline(n: usize) -> BytesMut {
         if i % 2 == 0 {
             wire.extend_from_slice(format!("*2\r\n$3\r\nGET\r\n${}\r\n{key}\r\n", key.len()).as_bytes());
         } else {
-            wire.extend_from_slice(format!("*3\r\n$3\r\nSET\r\n${}\r\n{key}\r\n$32\r\n{}\r\n", key.len(), "v".repeat(32)).as_bytes());
+            wire.extend_from_slice(
+                format!("*3\r\n$3\r\nSET\r\n${}\r\n{key}\r\n$32\r\n{}\r\n", key.len(), "v".repeat(32)).as_bytes(),
+            );
         }
     }
     wire

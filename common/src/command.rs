@@ -4,8 +4,9 @@
 //! Arity follows Redis: `n` means exactly `n` arguments including the name, `-n` means at least `n`.
 //! Keys sit at `first_key..=last_key` (negative `last_key` counts from the end) every `step` arguments.
 
-use std::collections::HashMap;
 use std::sync::LazyLock;
+
+use foldhash::HashMap;
 
 /// One row of the command table.
 #[derive(Debug)]
@@ -51,11 +52,7 @@ impl CommandSpec {
             self.last_key as usize
         };
         let step = self.step.max(1) as usize;
-        let end = if first == 0 {
-            0
-        } else {
-            last.min(argc.saturating_sub(1)) + 1
-        };
+        let end = if first == 0 { 0 } else { last.min(argc.saturating_sub(1)) + 1 };
         (first..end).step_by(step)
     }
 
@@ -167,6 +164,7 @@ commands! {
     "time", 1, ["loading", "stale", "fast"], 0, 0, 0, "server", "2.6.0", "Returns the server time.";
 }
 
+/// Names to commands; foldhash because this lookup runs once per request.
 static BY_NAME: LazyLock<HashMap<&'static str, &'static CommandSpec>> =
     LazyLock::new(|| COMMANDS.iter().map(|c| (c.name, c)).collect());
 

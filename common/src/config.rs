@@ -12,15 +12,9 @@ use std::time::Duration;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
+    Read { path: String, source: std::io::Error },
     #[error("config file {path} is not valid TOML: {source}")]
-    Toml {
-        path: String,
-        source: toml::de::Error,
-    },
+    Toml { path: String, source: toml::de::Error },
     #[error("config file {path}: unknown key '{key}'")]
     UnknownKey { path: String, key: String },
     #[error("config file {path}: key '{key}' has an unsupported value type")]
@@ -33,13 +27,9 @@ pub enum ConfigError {
 /// `k`/`kb`, `m`/`mb`, `g`/`gb` (case-insensitive; `k` = 1000, `kb` = 1024, and so on).
 pub fn parse_byte_size(s: &str) -> Result<u64, String> {
     let lower = s.trim().to_ascii_lowercase();
-    let split = lower
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(lower.len());
+    let split = lower.find(|c: char| !c.is_ascii_digit()).unwrap_or(lower.len());
     let (digits, unit) = lower.split_at(split);
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("invalid size '{s}': expected a number with an optional unit"))?;
+    let n: u64 = digits.parse().map_err(|_| format!("invalid size '{s}': expected a number with an optional unit"))?;
     let mul: u64 = match unit {
         "" | "b" => 1,
         "k" => 1000,
@@ -50,8 +40,7 @@ pub fn parse_byte_size(s: &str) -> Result<u64, String> {
         "gb" => 1024 * 1024 * 1024,
         _ => return Err(format!("invalid size unit in '{s}': use b, kb, mb or gb")),
     };
-    n.checked_mul(mul)
-        .ok_or_else(|| format!("size '{s}' is too large"))
+    n.checked_mul(mul).ok_or_else(|| format!("size '{s}' is too large"))
 }
 
 /// Parses a duration: `0` (off), or a number with a unit (`500ms`, `10s`, `1m`, `1h`).
@@ -60,8 +49,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     if s == "0" {
         return Ok(Duration::ZERO);
     }
-    humantime::parse_duration(s)
-        .map_err(|e| format!("invalid duration '{s}': {e} (examples: 500ms, 10s, 1m)"))
+    humantime::parse_duration(s).map_err(|e| format!("invalid duration '{s}': {e} (examples: 500ms, 10s, 1m)"))
 }
 
 /// Parses the process's arguments into `T`, merging in `--config FILE` (see the module docs).
@@ -81,46 +69,28 @@ where
     let Some(path) = first.get_one::<String>("config").cloned() else {
         return Ok(T::from_arg_matches(&first)?);
     };
-    let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
-        path: path.clone(),
-        source,
-    })?;
-    let table: toml::Table = text.parse().map_err(|source| ConfigError::Toml {
-        path: path.clone(),
-        source,
-    })?;
+    let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read { path: path.clone(), source })?;
+    let table: toml::Table = text.parse().map_err(|source| ConfigError::Toml { path: path.clone(), source })?;
     let cmd = T::command();
     let mut merged: Vec<OsString> = vec![args.first().cloned().unwrap_or_default()];
     for (key, value) in &table {
         let flag = key.replace('_', "-");
-        let Some(arg) = cmd
-            .get_arguments()
-            .find(|a| a.get_long() == Some(flag.as_str()) && flag != "config")
-        else {
-            return Err(ConfigError::UnknownKey {
-                path: path.clone(),
-                key: key.clone(),
-            });
+        let Some(arg) = cmd.get_arguments().find(|a| a.get_long() == Some(flag.as_str()) && flag != "config") else {
+            return Err(ConfigError::UnknownKey { path: path.clone(), key: key.clone() });
         };
         if let Some(env) = arg.get_env() {
             if env_is_set(&env.to_string_lossy()) {
                 continue;
             }
         }
-        let bad = || ConfigError::BadValue {
-            path: path.clone(),
-            key: key.clone(),
-        };
+        let bad = || ConfigError::BadValue { path: path.clone(), key: key.clone() };
         let text = match value {
             toml::Value::String(s) => s.clone(),
             toml::Value::Integer(i) => i.to_string(),
             toml::Value::Float(f) => f.to_string(),
             toml::Value::Boolean(b) => b.to_string(),
             toml::Value::Array(items) => {
-                let parts: Option<Vec<String>> = items
-                    .iter()
-                    .map(|v| v.as_str().map(str::to_owned))
-                    .collect();
+                let parts: Option<Vec<String>> = items.iter().map(|v| v.as_str().map(str::to_owned)).collect();
                 parts.ok_or_else(bad)?.join(",")
             }
             _ => return Err(bad()),
@@ -172,27 +142,18 @@ mod tests {
 
     #[test]
     fn flags_beat_env_beat_file_beat_defaults() {
-        let dir =
-            std::env::temp_dir().join(format!("ringcache-config-test-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("ringcache-config-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("c.toml");
-        std::fs::write(
-            &path,
-            "port = 7100\nbind = \"0.0.0.0\"\nmaxmemory = \"1mb\"\n",
-        )
-        .unwrap();
+        std::fs::write(&path, "port = 7100\nbind = \"0.0.0.0\"\nmaxmemory = \"1mb\"\n").unwrap();
         let p = path.to_str().unwrap();
         let no_env = |_: &str| false;
         let d: Demo = parse_args_from(["x", "--config", p], no_env).unwrap();
-        assert_eq!(
-            (d.port, d.bind.as_str(), d.maxmemory),
-            (7100, "0.0.0.0", 1 << 20)
-        );
+        assert_eq!((d.port, d.bind.as_str(), d.maxmemory), (7100, "0.0.0.0", 1 << 20));
         let d: Demo = parse_args_from(["x", "--config", p, "--port", "7200"], no_env).unwrap();
         assert_eq!(d.port, 7200);
         // An environment variable set for a key hides the file's value for it.
-        let d: Demo =
-            parse_args_from(["x", "--config", p], |k: &str| k == "RINGCACHE_PORT").unwrap();
+        let d: Demo = parse_args_from(["x", "--config", p], |k: &str| k == "RINGCACHE_PORT").unwrap();
         assert_eq!(d.port, 7001);
         let d: Demo = parse_args_from(["x"], no_env).unwrap();
         assert_eq!((d.port, d.maxmemory), (7001, 256 << 20));

@@ -25,9 +25,8 @@ use tokio_util::sync::CancellationToken;
 use crate::command::COMMANDS;
 
 /// Upper bounds, in seconds, of the command latency histogram buckets (10 µs to 1 s).
-pub const DURATION_BUCKETS_SECONDS: [f64; 14] = [
-    1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 0.1, 0.25, 1.0,
-];
+pub const DURATION_BUCKETS_SECONDS: [f64; 14] =
+    [1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 0.1, 0.25, 1.0];
 
 const BUCKET_BOUNDS_NS: [u64; 14] = {
     let mut out = [0u64; 14];
@@ -115,11 +114,7 @@ pub fn hot_total(counter: HotCounter) -> u64 {
 
 /// Sum over all threads of executed commands (for INFO).
 pub fn commands_total() -> u64 {
-    slots()
-        .iter()
-        .flat_map(|s| s.commands.iter())
-        .map(|c| c.count.get())
-        .sum()
+    slots().iter().flat_map(|s| s.commands.iter()).map(|c| c.count.get()).sum()
 }
 
 fn slots() -> Vec<Arc<ThreadSlot>> {
@@ -136,36 +131,15 @@ pub struct CommandCollector {
 impl CommandCollector {
     pub fn new() -> Self {
         let d = |name: &str, help: &str, labels: &[&str]| {
-            Desc::new(
-                name.into(),
-                help.into(),
-                labels.iter().map(|s| s.to_string()).collect(),
-                HashMap::new(),
-            )
-            .expect("static metric description is valid")
+            Desc::new(name.into(), help.into(), labels.iter().map(|s| s.to_string()).collect(), HashMap::new())
+                .expect("static metric description is valid")
         };
         CommandCollector {
             descs: vec![
-                d(
-                    "ringcache_commands_total",
-                    "Commands executed, by command.",
-                    &["cmd"],
-                ),
-                d(
-                    "ringcache_command_duration_seconds",
-                    "Command execution time, by command.",
-                    &["cmd"],
-                ),
-                d(
-                    "ringcache_keyspace_hits_total",
-                    "Key lookups that found the key.",
-                    &[],
-                ),
-                d(
-                    "ringcache_keyspace_misses_total",
-                    "Key lookups that did not find the key.",
-                    &[],
-                ),
+                d("ringcache_commands_total", "Commands executed, by command.", &["cmd"]),
+                d("ringcache_command_duration_seconds", "Command execution time, by command.", &["cmd"]),
+                d("ringcache_keyspace_hits_total", "Key lookups that found the key.", &[]),
+                d("ringcache_keyspace_misses_total", "Key lookups that did not find the key.", &[]),
             ],
         }
     }
@@ -184,16 +158,9 @@ impl Collector for CommandCollector {
 
     fn collect(&self) -> Vec<MetricFamily> {
         let slots = slots();
-        let mut counts = family(
-            "ringcache_commands_total",
-            "Commands executed, by command.",
-            MetricType::COUNTER,
-        );
-        let mut durations = family(
-            "ringcache_command_duration_seconds",
-            "Command execution time, by command.",
-            MetricType::HISTOGRAM,
-        );
+        let mut counts = family("ringcache_commands_total", "Commands executed, by command.", MetricType::COUNTER);
+        let mut durations =
+            family("ringcache_command_duration_seconds", "Command execution time, by command.", MetricType::HISTOGRAM);
         for (i, spec) in COMMANDS.iter().enumerate() {
             let count: u64 = slots.iter().map(|s| s.commands[i].count.get()).sum();
             if count == 0 {
@@ -214,10 +181,7 @@ impl Collector for CommandCollector {
                 .iter()
                 .enumerate()
                 .map(|(b, &upper)| {
-                    cumulative += slots
-                        .iter()
-                        .map(|s| s.commands[i].buckets[b].get())
-                        .sum::<u64>();
+                    cumulative += slots.iter().map(|s| s.commands[i].buckets[b].get()).sum::<u64>();
                     let mut bucket = proto::Bucket::default();
                     bucket.set_upper_bound(upper);
                     bucket.set_cumulative_count(cumulative);
@@ -258,29 +222,11 @@ pub struct Value {
 }
 
 impl Value {
-    pub fn gauge(
-        name: &'static str,
-        help: &'static str,
-        read: impl Fn() -> f64 + Send + Sync + 'static,
-    ) -> Self {
-        Value {
-            name,
-            help,
-            kind: MetricType::GAUGE,
-            read: Box::new(read),
-        }
+    pub fn gauge(name: &'static str, help: &'static str, read: impl Fn() -> f64 + Send + Sync + 'static) -> Self {
+        Value { name, help, kind: MetricType::GAUGE, read: Box::new(read) }
     }
-    pub fn counter(
-        name: &'static str,
-        help: &'static str,
-        read: impl Fn() -> f64 + Send + Sync + 'static,
-    ) -> Self {
-        Value {
-            name,
-            help,
-            kind: MetricType::COUNTER,
-            read: Box::new(read),
-        }
+    pub fn counter(name: &'static str, help: &'static str, read: impl Fn() -> f64 + Send + Sync + 'static) -> Self {
+        Value { name, help, kind: MetricType::COUNTER, read: Box::new(read) }
     }
 }
 
@@ -294,10 +240,7 @@ impl ValueCollector {
     pub fn new(values: Vec<Value>) -> Self {
         let descs = values
             .iter()
-            .map(|v| {
-                Desc::new(v.name.into(), v.help.into(), vec![], HashMap::new())
-                    .expect("valid metric name")
-            })
+            .map(|v| Desc::new(v.name.into(), v.help.into(), vec![], HashMap::new()).expect("valid metric name"))
             .collect();
         ValueCollector { values, descs }
     }
@@ -308,10 +251,7 @@ impl Collector for ValueCollector {
         self.descs.iter().collect()
     }
     fn collect(&self) -> Vec<MetricFamily> {
-        self.values
-            .iter()
-            .map(|v| single(v.name, v.help, v.kind, (v.read)()))
-            .collect()
+        self.values.iter().map(|v| single(v.name, v.help, v.kind, (v.read)())).collect()
     }
 }
 
@@ -358,11 +298,7 @@ pub fn render(registry: &Registry) -> String {
 }
 
 /// Binds the metrics endpoint and serves `GET /metrics` until `shutdown` fires. Returns the bound address.
-pub async fn serve(
-    addr: SocketAddr,
-    registry: Registry,
-    shutdown: CancellationToken,
-) -> std::io::Result<SocketAddr> {
+pub async fn serve(addr: SocketAddr, registry: Registry, shutdown: CancellationToken) -> std::io::Result<SocketAddr> {
     let listener = TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
     let registry = Arc::new(registry);
@@ -385,9 +321,7 @@ pub async fn serve(
                     async move { Ok::<_, Infallible>(respond(&req, &registry)) }
                 });
                 let io = hyper_util::rt::TokioIo::new(stream);
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(io, service)
-                    .await;
+                let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
             });
         }
     });
@@ -403,9 +337,7 @@ fn respond(req: &Request<Incoming>, registry: &Registry) -> Response<Full<Bytes>
         builder = builder.status(404);
         "not found: metrics are at /metrics\n".to_string()
     };
-    builder
-        .body(Full::new(Bytes::from(body)))
-        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
+    builder.body(Full::new(Bytes::from(body))).unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
 }
 
 #[cfg(test)]
@@ -417,22 +349,12 @@ mod tests {
         let get = crate::command::lookup(b"get").unwrap().index();
         let before = commands_total();
         record_command(get, Duration::from_micros(3));
-        std::thread::spawn(move || record_command(get, Duration::from_millis(2)))
-            .join()
-            .unwrap();
+        std::thread::spawn(move || record_command(get, Duration::from_millis(2))).join().unwrap();
         assert_eq!(commands_total() - before, 2);
         let registry = Registry::new();
-        registry
-            .register(Box::new(CommandCollector::new()))
-            .unwrap();
+        registry.register(Box::new(CommandCollector::new())).unwrap();
         let text = render(&registry);
-        assert!(
-            text.contains("ringcache_commands_total{cmd=\"get\"}"),
-            "{text}"
-        );
-        assert!(
-            text.contains("ringcache_command_duration_seconds_bucket{cmd=\"get\",le=\"0.00001\"}"),
-            "{text}"
-        );
+        assert!(text.contains("ringcache_commands_total{cmd=\"get\"}"), "{text}");
+        assert!(text.contains("ringcache_command_duration_seconds_bucket{cmd=\"get\",le=\"0.00001\"}"), "{text}");
     }
 }

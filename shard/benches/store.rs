@@ -1,6 +1,8 @@
 //! Store hot path: GET and SET through one stripe lock, without the network.
 //! Run with `cargo bench -p ringcache-shard --bench store`.
 
+#![allow(clippy::unwrap_used)]
+
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};

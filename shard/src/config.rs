@@ -76,9 +76,7 @@ pub struct ShardArgs {
 fn parse_stripes(s: &str) -> Result<usize, String> {
     let n: usize = s.parse().map_err(|_| format!("'{s}' is not a number"))?;
     if !n.is_power_of_two() || n > 1024 {
-        return Err(format!(
-            "stripes must be a power of two between 1 and 1024, got {n}"
-        ));
+        return Err(format!("stripes must be a power of two between 1 and 1024, got {n}"));
     }
     Ok(n)
 }

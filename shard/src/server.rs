@@ -131,11 +131,7 @@ impl ClientState {
 }
 
 /// Accepts clients until `shutdown` fires, then waits for open connections to finish.
-pub async fn run(
-    listener: TcpListener,
-    shared: Arc<Shared>,
-    shutdown: CancellationToken,
-) -> std::io::Result<()> {
+pub async fn run(listener: TcpListener, shared: Arc<Shared>, shutdown: CancellationToken) -> std::io::Result<()> {
     let tracker = TaskTracker::new();
     loop {
         let (stream, addr) = tokio::select! {
@@ -170,32 +166,18 @@ pub async fn run(
     if open > 0 {
         tracing::info!("waiting for {open} connections to finish");
     }
-    if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait())
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            "{} connections still open after {:?}; closing them",
-            tracker.len(),
-            SHUTDOWN_GRACE
-        );
+    if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait()).await.is_err() {
+        tracing::warn!("{} connections still open after {:?}; closing them", tracker.len(), SHUTDOWN_GRACE);
     }
     Ok(())
 }
 
 async fn refuse(mut stream: TcpStream) {
-    let _ = stream
-        .write_all(b"-ERR max number of clients reached\r\n")
-        .await;
+    let _ = stream.write_all(b"-ERR max number of clients reached\r\n").await;
     let _ = stream.shutdown().await;
 }
 
-async fn serve_client(
-    stream: TcpStream,
-    addr: SocketAddr,
-    shared: &Arc<Shared>,
-    shutdown: &CancellationToken,
-) {
+async fn serve_client(stream: TcpStream, addr: SocketAddr, shared: &Arc<Shared>, shutdown: &CancellationToken) {
     let _ = stream.set_nodelay(true);
     let id = shared.next_client_id.fetch_add(1, Ordering::Relaxed);
     let now = Instant::now();
@@ -209,12 +191,8 @@ async fn serve_client(
         last_active: now,
     }));
     shared.clients.insert(id, info.clone());
-    let mut client = ClientState {
-        id,
-        authenticated: shared.config.requirepass.is_none(),
-        close_after_reply: false,
-        info,
-    };
+    let mut client =
+        ClientState { id, authenticated: shared.config.requirepass.is_none(), close_after_reply: false, info };
     if let Err(e) = connection_loop(stream, shared, &mut client, shutdown).await {
         tracing::debug!("client {id} ({addr}): {e}");
     }
@@ -248,12 +226,10 @@ async fn connection_loop(
             return Ok(());
         }
         let now = now_ms();
+        let mut command_started = Instant::now();
         loop {
-            let limits = if client.authenticated {
-                shared.config.limits
-            } else {
-                shared.config.limits.unauthenticated()
-            };
+            let limits =
+                if client.authenticated { shared.config.limits } else { shared.config.limits.unauthenticated() };
             let req = match scanner.next(&mut rbuf, &limits) {
                 Ok(Some(req)) => req,
                 Ok(None) => break,
@@ -263,14 +239,8 @@ async fn connection_loop(
                     return Ok(());
                 }
             };
-            let mut ctx = Ctx {
-                shared,
-                store: &shared.store,
-                client,
-                out: &mut wbuf,
-                now_ms: now,
-            };
-            cmd::execute(&mut ctx, &req);
+            let mut ctx = Ctx { shared, store: &shared.store, client, out: &mut wbuf, now_ms: now };
+            command_started = cmd::execute(&mut ctx, &req, command_started);
             if client.close_after_reply {
                 stream.write_all(&wbuf).await?;
                 return Ok(());
@@ -290,7 +260,7 @@ async fn connection_loop(
         if rbuf.is_empty() && rbuf.capacity() > KEEP_BUFFER_BYTES {
             rbuf = BytesMut::with_capacity(READ_CHUNK_BYTES);
         }
-        client.info.lock().last_active = Instant::now();
+        client.info.lock().last_active = command_started;
     }
 }
 

@@ -35,16 +35,8 @@ pub fn registry(shared: Arc<Shared>) -> prometheus::Result<Registry> {
             "The maxmemory budget in bytes (0: no limit).",
             s(|sh| sh.store.maxmemory_bytes() as f64),
         ),
-        Value::gauge(
-            "ringcache_keys",
-            "Keys in the store.",
-            s(|sh| sh.store.len() as f64),
-        ),
-        Value::gauge(
-            "ringcache_connected_clients",
-            "Open client connections.",
-            s(|sh| sh.clients.len() as f64),
-        ),
+        Value::gauge("ringcache_keys", "Keys in the store.", s(|sh| sh.store.len() as f64)),
+        Value::gauge("ringcache_connected_clients", "Open client connections.", s(|sh| sh.clients.len() as f64)),
         Value::counter(
             "ringcache_connections_received_total",
             "Client connections accepted.",

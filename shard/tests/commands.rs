@@ -65,7 +65,7 @@ fn strings() {
             (&["SETRANGE", "r", "2", "x"], ":3\r\n"),
             (&["GET", "r"], "$3\r\n\0\0x\r\n"),
             (&["SETRANGE", "r", "-1", "x"], "-ERR offset is out of range\r\n"),
-            (&["SETRANGE", "r", "0", "", ], ":3\r\n"),
+            (&["SETRANGE", "r", "0", ""], ":3\r\n"),
             (&["SETRANGE", "r", "536870912", "x"], "-ERR string exceeds maximum allowed size (proto-max-bulk-len)\r\n"),
             // 512 MiB is a legal size but more than the default 256mb maxmemory.
             (&["SETRANGE", "r", "536870911", "x"], "-OOM command not allowed when used memory > 'maxmemory'.\r\n"),
@@ -117,7 +117,10 @@ fn keys_and_ttls() {
             (&["EXPIRE", "c", "50", "GT"], ":0\r\n"),
             (&["EXPIRE", "c", "50", "LT"], ":1\r\n"),
             (&["EXPIRE", "c", "200", "XX"], ":1\r\n"),
-            (&["EXPIRE", "c", "10", "NX", "XX"], "-ERR NX and XX, GT or LT options at the same time are not compatible\r\n"),
+            (
+                &["EXPIRE", "c", "10", "NX", "XX"],
+                "-ERR NX and XX, GT or LT options at the same time are not compatible\r\n",
+            ),
             (&["EXPIRE", "c", "10", "GT", "LT"], "-ERR GT and LT options at the same time are not compatible\r\n"),
             (&["EXPIRE", "c", "10", "FOO"], "-ERR Unsupported option FOO\r\n"),
             (&["EXPIRE", "c", "x"], "-ERR value is not an integer or out of range\r\n"),
@@ -239,9 +242,21 @@ fn connection_and_server_commands() {
     let time: Vec<String> = redis::cmd("TIME").query(&mut con).unwrap();
     assert!(time[0].parse::<u64>().unwrap() > 1_700_000_000);
     let info: String = redis::cmd("INFO").query(&mut con).unwrap();
-    for field in ["redis_version:", "ringcache_version:", "connected_clients:", "used_memory:", "maxmemory:",
-        "maxmemory_policy:", "keyspace_hits:", "keyspace_misses:", "expired_keys:", "evicted_keys:",
-        "total_commands_processed:", "total_connections_received:", "# Keyspace"] {
+    for field in [
+        "redis_version:",
+        "ringcache_version:",
+        "connected_clients:",
+        "used_memory:",
+        "maxmemory:",
+        "maxmemory_policy:",
+        "keyspace_hits:",
+        "keyspace_misses:",
+        "expired_keys:",
+        "evicted_keys:",
+        "total_commands_processed:",
+        "total_connections_received:",
+        "# Keyspace",
+    ] {
         assert!(info.contains(field), "INFO lacks {field}: {info}");
     }
     let server_only: String = redis::cmd("INFO").arg("server").query(&mut con).unwrap();

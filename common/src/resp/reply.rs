@@ -157,7 +157,8 @@ mod tests {
         b.bulk_double(1.5);
         assert_eq!(
             &b[..],
-            &b"+OK\r\n-ERR bad  thing\r\n:-42\r\n$2\r\nhi\r\n$3\r\nabc\r\n$-1\r\n*-1\r\n*2\r\n$1\r\n7\r\n$3\r\n1.5\r\n"[..]
+            &b"+OK\r\n-ERR bad  thing\r\n:-42\r\n$2\r\nhi\r\n$3\r\nabc\r\n$-1\r\n*-1\r\n*2\r\n$1\r\n7\r\n$3\r\n1.5\r\n"
+                [..]
         );
     }
 

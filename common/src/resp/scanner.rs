@@ -45,10 +45,7 @@ impl Limits {
 
     /// These limits, tightened for a client that has not authenticated yet.
     pub fn unauthenticated(self) -> Limits {
-        Limits {
-            unauthenticated: true,
-            ..self
-        }
+        Limits { unauthenticated: true, ..self }
     }
 }
 
@@ -123,9 +120,7 @@ impl Request {
 
     /// All arguments from `from` on.
     pub fn args_from(&self, from: usize) -> impl ExactSizeIterator<Item = &[u8]> + '_ {
-        self.args[from.min(self.args.len())..]
-            .iter()
-            .map(move |r| &self.buf[r.clone()])
+        self.args[from.min(self.args.len())..].iter().map(move |r| &self.buf[r.clone()])
     }
 
     /// The request as the client encoded it, when it arrived as a RESP array; `None` for inline commands.
@@ -151,11 +146,7 @@ impl Request {
             ranges.push(buf.len()..buf.len() + a.len());
             buf.extend_from_slice(a);
         }
-        Request {
-            buf: Bytes::from(buf),
-            args: ranges,
-            inline: true,
-        }
+        Request { buf: Bytes::from(buf), args: ranges, inline: true }
     }
 }
 
@@ -190,13 +181,7 @@ impl Default for RequestScanner {
 
 impl RequestScanner {
     pub fn new() -> Self {
-        RequestScanner {
-            state: State::Idle,
-            pos: 0,
-            line_scan_from: 0,
-            args: SmallVec::new(),
-            examined_bytes: 0,
-        }
+        RequestScanner { state: State::Idle, pos: 0, line_scan_from: 0, args: SmallVec::new(), examined_bytes: 0 }
     }
 
     /// How many bytes the scanner has examined in its lifetime. Bulk payloads are skipped by length, and a
@@ -221,11 +206,7 @@ impl RequestScanner {
 
     /// Scans `buf` and splits off the next complete request, if there is one. Returns `Ok(None)` when more
     /// bytes are needed; the scanner keeps its place. Empty requests (`*0`, blank inline lines) are skipped.
-    pub fn next(
-        &mut self,
-        buf: &mut BytesMut,
-        limits: &Limits,
-    ) -> Result<Option<Request>, ProtocolError> {
+    pub fn next(&mut self, buf: &mut BytesMut, limits: &Limits) -> Result<Option<Request>, ProtocolError> {
         loop {
             match self.state {
                 State::Idle => {
@@ -239,13 +220,10 @@ impl RequestScanner {
                             None => return Ok(None),
                         }
                     }
-                    let Some(line_end) =
-                        self.find_line(buf, 1, limits, ProtocolError::MultibulkCountTooBig)?
-                    else {
+                    let Some(line_end) = self.find_line(buf, 1, limits, ProtocolError::MultibulkCountTooBig)? else {
                         return Ok(None);
                     };
-                    let count = parse_len(&buf[1..line_end])
-                        .ok_or(ProtocolError::InvalidMultibulkLength)?;
+                    let count = parse_len(&buf[1..line_end]).ok_or(ProtocolError::InvalidMultibulkLength)?;
                     self.pos = line_end + 2;
                     if count <= 0 {
                         // `*0` and `*-1` are empty requests: Redis skips them silently.
@@ -271,13 +249,11 @@ impl RequestScanner {
                     if buf[self.pos] != b'$' {
                         return Err(ProtocolError::ExpectedBulk(buf[self.pos] as char));
                     }
-                    let Some(line_end) =
-                        self.find_line(buf, self.pos + 1, limits, ProtocolError::BulkCountTooBig)?
+                    let Some(line_end) = self.find_line(buf, self.pos + 1, limits, ProtocolError::BulkCountTooBig)?
                     else {
                         return Ok(None);
                     };
-                    let len = parse_len(&buf[self.pos + 1..line_end])
-                        .ok_or(ProtocolError::InvalidBulkLength)?;
+                    let len = parse_len(&buf[self.pos + 1..line_end]).ok_or(ProtocolError::InvalidBulkLength)?;
                     if len < 0 {
                         return Err(ProtocolError::InvalidBulkLength);
                     }
@@ -304,19 +280,13 @@ impl RequestScanner {
                     self.pos = end + 2;
                     self.line_scan_from = self.pos;
                     if remaining > 1 {
-                        self.state = State::BulkHeader {
-                            remaining: remaining - 1,
-                        };
+                        self.state = State::BulkHeader { remaining: remaining - 1 };
                         continue;
                     }
                     let frame = buf.split_to(self.pos).freeze();
                     let args = std::mem::take(&mut self.args);
                     self.reset();
-                    return Ok(Some(Request {
-                        buf: frame,
-                        args,
-                        inline: false,
-                    }));
+                    return Ok(Some(Request { buf: frame, args, inline: false }));
                 }
             }
         }
@@ -363,11 +333,7 @@ impl RequestScanner {
     }
 
     /// `Some(Some(req))`: a request; `Some(None)`: a blank line was consumed; `None`: need more bytes.
-    fn scan_inline(
-        &mut self,
-        buf: &mut BytesMut,
-        limits: &Limits,
-    ) -> Result<Option<Option<Request>>, ProtocolError> {
+    fn scan_inline(&mut self, buf: &mut BytesMut, limits: &Limits) -> Result<Option<Option<Request>>, ProtocolError> {
         let start = self.line_scan_from.min(buf.len());
         let found = memchr_newline(&buf[start..]);
         self.examined_bytes += found.map_or(buf.len() - start, |off| off + 1) as u64;
@@ -381,11 +347,7 @@ impl RequestScanner {
             return Ok(None);
         };
         let nl = start + off;
-        let content_end = if nl > 0 && buf[nl - 1] == b'\r' {
-            nl - 1
-        } else {
-            nl
-        };
+        let content_end = if nl > 0 && buf[nl - 1] == b'\r' { nl - 1 } else { nl };
         if content_end > limits.max_inline_len {
             return Err(ProtocolError::InlineTooBig);
         }
@@ -447,11 +409,7 @@ fn split_inline(line: Bytes) -> Result<Option<Request>, ProtocolError> {
         if args.is_empty() {
             return Ok(None);
         }
-        return Ok(Some(Request {
-            buf: line,
-            args,
-            inline: true,
-        }));
+        return Ok(Some(Request { buf: line, args, inline: true }));
     }
     let mut out = Vec::with_capacity(line.len());
     let mut args: SmallVec<[Range<usize>; 4]> = SmallVec::new();
@@ -473,12 +431,7 @@ fn split_inline(line: Bytes) -> Result<Option<Request>, ProtocolError> {
                     return Err(ProtocolError::UnbalancedQuotes);
                 }
                 let c = line[i];
-                if c == b'\\'
-                    && i + 3 < n
-                    && line[i + 1] == b'x'
-                    && is_hex(line[i + 2])
-                    && is_hex(line[i + 3])
-                {
+                if c == b'\\' && i + 3 < n && line[i + 1] == b'x' && is_hex(line[i + 2]) && is_hex(line[i + 3]) {
                     out.push(hex_val(line[i + 2]) * 16 + hex_val(line[i + 3]));
                     i += 4;
                     continue;
@@ -540,11 +493,7 @@ fn split_inline(line: Bytes) -> Result<Option<Request>, ProtocolError> {
     if args.is_empty() {
         return Ok(None);
     }
-    Ok(Some(Request {
-        buf: Bytes::from(out),
-        args,
-        inline: true,
-    }))
+    Ok(Some(Request { buf: Bytes::from(out), args, inline: true }))
 }
 
 fn is_blank(b: u8) -> bool {
@@ -584,108 +533,49 @@ mod tests {
     #[test]
     fn array_and_inline_requests() {
         let l = Limits::DEFAULT;
-        assert_eq!(
-            scan_all(b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n", &l).unwrap(),
-            vec![args(&["GET", "k"])]
-        );
+        assert_eq!(scan_all(b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n", &l).unwrap(), vec![args(&["GET", "k"])]);
         assert_eq!(scan_all(b"PING\r\n", &l).unwrap(), vec![args(&["PING"])]);
-        assert_eq!(
-            scan_all(b"set  a   b\n", &l).unwrap(),
-            vec![args(&["set", "a", "b"])]
-        );
-        assert_eq!(
-            scan_all(b"\r\n\r\nPING\r\n", &l).unwrap(),
-            vec![args(&["PING"])]
-        );
-        assert_eq!(
-            scan_all(b"*0\r\n*-1\r\nPING\r\n", &l).unwrap(),
-            vec![args(&["PING"])]
-        );
-        assert_eq!(
-            scan_all(b"*1\r\n$0\r\n\r\n", &l).unwrap(),
-            vec![args(&[""])]
-        );
+        assert_eq!(scan_all(b"set  a   b\n", &l).unwrap(), vec![args(&["set", "a", "b"])]);
+        assert_eq!(scan_all(b"\r\n\r\nPING\r\n", &l).unwrap(), vec![args(&["PING"])]);
+        assert_eq!(scan_all(b"*0\r\n*-1\r\nPING\r\n", &l).unwrap(), vec![args(&["PING"])]);
+        assert_eq!(scan_all(b"*1\r\n$0\r\n\r\n", &l).unwrap(), vec![args(&[""])]);
     }
 
     #[test]
     fn inline_quoting_follows_redis() {
         let l = Limits::DEFAULT;
-        assert_eq!(
-            scan_all(b"set \"a b\" 'c d'\r\n", &l).unwrap(),
-            vec![args(&["set", "a b", "c d"])]
-        );
+        assert_eq!(scan_all(b"set \"a b\" 'c d'\r\n", &l).unwrap(), vec![args(&["set", "a b", "c d"])]);
         assert_eq!(
             scan_all(b"echo \"\\x41\\n\" 'it\\'s'\r\n", &l).unwrap(),
             vec![vec![b"echo".to_vec(), b"A\n".to_vec(), b"it's".to_vec()]]
         );
-        assert_eq!(
-            scan_all(b"echo \"abc\r\n", &l),
-            Err(ProtocolError::UnbalancedQuotes)
-        );
-        assert_eq!(
-            scan_all(b"echo \"abc\"x\r\n", &l),
-            Err(ProtocolError::UnbalancedQuotes)
-        );
+        assert_eq!(scan_all(b"echo \"abc\r\n", &l), Err(ProtocolError::UnbalancedQuotes));
+        assert_eq!(scan_all(b"echo \"abc\"x\r\n", &l), Err(ProtocolError::UnbalancedQuotes));
     }
 
     #[test]
     fn protocol_errors() {
         let l = Limits::DEFAULT;
-        assert_eq!(
-            scan_all(b"*2\r\n+GET\r\n", &l),
-            Err(ProtocolError::ExpectedBulk('+'))
-        );
-        assert_eq!(
-            scan_all(b"*x\r\n", &l),
-            Err(ProtocolError::InvalidMultibulkLength)
-        );
-        assert_eq!(
-            scan_all(b"*1\r\n$-1\r\n", &l),
-            Err(ProtocolError::InvalidBulkLength)
-        );
-        assert_eq!(
-            scan_all(b"*1\r\n$3\r\nGETxx", &l),
-            Err(ProtocolError::MissingBulkTerminator)
-        );
-        assert_eq!(
-            scan_all(b"*1\n", &l),
-            Err(ProtocolError::MissingLineTerminator)
-        );
+        assert_eq!(scan_all(b"*2\r\n+GET\r\n", &l), Err(ProtocolError::ExpectedBulk('+')));
+        assert_eq!(scan_all(b"*x\r\n", &l), Err(ProtocolError::InvalidMultibulkLength));
+        assert_eq!(scan_all(b"*1\r\n$-1\r\n", &l), Err(ProtocolError::InvalidBulkLength));
+        assert_eq!(scan_all(b"*1\r\n$3\r\nGETxx", &l), Err(ProtocolError::MissingBulkTerminator));
+        assert_eq!(scan_all(b"*1\n", &l), Err(ProtocolError::MissingLineTerminator));
     }
 
     #[test]
     fn limits_at_their_edges() {
-        let l = Limits {
-            max_bulk_len: 4,
-            max_multibulk_len: 2,
-            max_inline_len: 8,
-            unauthenticated: false,
-        };
+        let l = Limits { max_bulk_len: 4, max_multibulk_len: 2, max_inline_len: 8, unauthenticated: false };
         assert!(scan_all(b"*2\r\n$4\r\nabcd\r\n$0\r\n\r\n", &l).is_ok());
-        assert_eq!(
-            scan_all(b"*1\r\n$5\r\nabcde\r\n", &l),
-            Err(ProtocolError::InvalidBulkLength)
-        );
-        assert_eq!(
-            scan_all(b"*3\r\n", &l),
-            Err(ProtocolError::InvalidMultibulkLength)
-        );
+        assert_eq!(scan_all(b"*1\r\n$5\r\nabcde\r\n", &l), Err(ProtocolError::InvalidBulkLength));
+        assert_eq!(scan_all(b"*3\r\n", &l), Err(ProtocolError::InvalidMultibulkLength));
         assert!(scan_all(b"12345678\r\n", &l).is_ok());
         assert_eq!(scan_all(b"123456789", &l), Err(ProtocolError::InlineTooBig));
-        assert_eq!(
-            scan_all(b"1 2 3\r\n", &l),
-            Err(ProtocolError::InvalidMultibulkLength)
-        );
+        assert_eq!(scan_all(b"1 2 3\r\n", &l), Err(ProtocolError::InvalidMultibulkLength));
         let unauth = Limits::DEFAULT.unauthenticated();
-        assert_eq!(
-            scan_all(b"*11\r\n", &unauth),
-            Err(ProtocolError::UnauthenticatedMultibulkLength)
-        );
+        assert_eq!(scan_all(b"*11\r\n", &unauth), Err(ProtocolError::UnauthenticatedMultibulkLength));
         assert!(scan_all(b"*10\r\n", &unauth).is_ok());
-        assert_eq!(
-            scan_all(b"*1\r\n$16385\r\n", &unauth),
-            Err(ProtocolError::UnauthenticatedBulkLength)
-        );
+        assert_eq!(scan_all(b"*1\r\n$16385\r\n", &unauth), Err(ProtocolError::UnauthenticatedBulkLength));
         assert!(scan_all(b"*1\r\n$16384\r\n", &unauth).is_ok());
     }
 
@@ -695,9 +585,7 @@ mod tests {
         // tells the reader how much is still missing.
         let value = vec![b'v'; 4 << 20];
         let mut wire = Vec::new();
-        wire.extend_from_slice(
-            format!("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n${}\r\n", value.len()).as_bytes(),
-        );
+        wire.extend_from_slice(format!("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n${}\r\n", value.len()).as_bytes());
         wire.extend_from_slice(&value);
         wire.extend_from_slice(b"\r\n");
         let mut sc = RequestScanner::new();
@@ -721,10 +609,7 @@ mod tests {
     #[test]
     fn args_share_the_frame_buffer() {
         let mut buf = BytesMut::from(&b"*2\r\n$3\r\nGET\r\n$3\r\nkey\r\n"[..]);
-        let r = RequestScanner::new()
-            .next(&mut buf, &Limits::DEFAULT)
-            .unwrap()
-            .unwrap();
+        let r = RequestScanner::new().next(&mut buf, &Limits::DEFAULT).unwrap().unwrap();
         let raw = r.raw().unwrap().clone();
         let key = r.arg_bytes(1);
         assert_eq!(&key[..], b"key");

@@ -82,13 +82,10 @@ fn auth(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 fn hello(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let mut i = 1;
     if req.argc() > 1 {
-        let ver = parse_i64(req.arg(1)).map_err(|_| {
-            CmdError::Other("ERR Protocol version is not an integer or out of range".into())
-        })?;
+        let ver = parse_i64(req.arg(1))
+            .map_err(|_| CmdError::Other("ERR Protocol version is not an integer or out of range".into()))?;
         if ver != 2 {
-            return Err(CmdError::Other(
-                "NOPROTO unsupported protocol version".into(),
-            ));
+            return Err(CmdError::Other("NOPROTO unsupported protocol version".into()));
         }
         i = 2;
     }
@@ -153,9 +150,7 @@ fn reset(ctx: &mut Ctx<'_>, _req: &Request) -> CmdResult {
 
 fn validate_client_name(name: &[u8]) -> Result<String, CmdError> {
     if name.iter().any(|&b| !(b'!'..=b'~').contains(&b)) {
-        return Err(CmdError::Other(
-            "ERR Client names cannot contain spaces, newlines or special characters.".into(),
-        ));
+        return Err(CmdError::Other("ERR Client names cannot contain spaces, newlines or special characters.".into()));
     }
     Ok(String::from_utf8_lossy(name).into_owned())
 }
@@ -202,10 +197,7 @@ fn client(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         } else if is(attr, "LIB-VER") {
             ctx.client.info.lock().lib_ver = value;
         } else {
-            return Err(CmdError::Other(format!(
-                "ERR Unrecognized option '{}'",
-                String::from_utf8_lossy(attr)
-            )));
+            return Err(CmdError::Other(format!("ERR Unrecognized option '{}'", String::from_utf8_lossy(attr))));
         }
         ctx.out.ok();
     } else if is(sub, "LIST") {
@@ -220,11 +212,7 @@ fn client(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         if argc != 2 {
             return Err(arity_error());
         }
-        let line = ctx
-            .client
-            .info
-            .lock()
-            .describe(ctx.client.id, std::time::Instant::now());
+        let line = ctx.client.info.lock().describe(ctx.client.id, std::time::Instant::now());
         ctx.out.bulk(format!("{line}\n").as_bytes());
     } else if is(sub, "HELP") {
         let lines = [

@@ -63,21 +63,13 @@ fn type_(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = req.arg(1);
     let h = ctx.store.hash(key);
     let mut g = ctx.store.lock(h);
-    let name = g
-        .lookup(h, key, ctx.now_ms)
-        .map_or("none", |slot| g.kind(slot).type_name());
+    let name = g.lookup(h, key, ctx.now_ms).map_or("none", |slot| g.kind(slot).type_name());
     ctx.out.simple(name);
     Ok(())
 }
 
 /// EXPIRE family: `unit_ms` is 1000 for seconds; `absolute` for the *AT variants.
-fn expire_generic(
-    ctx: &mut Ctx<'_>,
-    req: &Request,
-    unit_ms: i64,
-    absolute: bool,
-    cmd: &'static str,
-) -> CmdResult {
+fn expire_generic(ctx: &mut Ctx<'_>, req: &Request, unit_ms: i64, absolute: bool, cmd: &'static str) -> CmdResult {
     let amount = parse_i64(req.arg(2))?;
     let (mut nx, mut xx, mut gt, mut lt) = (false, false, false, false);
     for opt in req.args_from(3) {
@@ -90,29 +82,18 @@ fn expire_generic(
         } else if is(opt, "LT") {
             lt = true;
         } else {
-            return Err(CmdError::Other(format!(
-                "ERR Unsupported option {}",
-                String::from_utf8_lossy(opt)
-            )));
+            return Err(CmdError::Other(format!("ERR Unsupported option {}", String::from_utf8_lossy(opt))));
         }
     }
     if nx && (xx || gt || lt) {
-        return Err(CmdError::Other(
-            "ERR NX and XX, GT or LT options at the same time are not compatible".into(),
-        ));
+        return Err(CmdError::Other("ERR NX and XX, GT or LT options at the same time are not compatible".into()));
     }
     if gt && lt {
-        return Err(CmdError::Other(
-            "ERR GT and LT options at the same time are not compatible".into(),
-        ));
+        return Err(CmdError::Other("ERR GT and LT options at the same time are not compatible".into()));
     }
     let invalid = || CmdError::InvalidExpire(cmd);
     let ms = amount.checked_mul(unit_ms).ok_or_else(invalid)?;
-    let at = if absolute {
-        ms
-    } else {
-        ms.checked_add(ctx.now_ms as i64).ok_or_else(invalid)?
-    };
+    let at = if absolute { ms } else { ms.checked_add(ctx.now_ms as i64).ok_or_else(invalid)? };
     let key = req.arg(1);
     let h = ctx.store.hash(key);
     let mut g = ctx.store.lock(h);
@@ -173,9 +154,7 @@ fn ttl_reply(ctx: &mut Ctx<'_>, req: &Request, f: impl Fn(u64, u64) -> i64) -> C
 }
 
 fn ttl(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
-    ttl_reply(ctx, req, |at, now| {
-        ((at.saturating_sub(now) + 500) / 1000) as i64
-    })
+    ttl_reply(ctx, req, |at, now| ((at.saturating_sub(now) + 500) / 1000) as i64)
 }
 
 fn pttl(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
@@ -358,9 +337,7 @@ fn scan(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         let resume = g.scan_from(slot, ctx.now_ms, |s, at| {
             visited += 1;
             let key = s.key(at);
-            let type_ok = type_filter
-                .as_deref()
-                .is_none_or(|t| s.kind(at).type_name().as_bytes() == t);
+            let type_ok = type_filter.as_deref().is_none_or(|t| s.kind(at).type_name().as_bytes() == t);
             if type_ok && pattern.is_none_or(|p| glob_match(p, key)) {
                 keys.push(key.to_vec());
             }

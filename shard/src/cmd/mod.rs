@@ -4,6 +4,7 @@
 //! shared table (`ringcache_common::command`), checks authentication and arity, runs the handler and turns
 //! a [`CmdError`] into a RESP error reply. Handlers write successful replies straight into `ctx.out`.
 
+mod collection;
 mod connection;
 mod hashes;
 mod keys;
@@ -88,30 +89,32 @@ fn handler_for(name: &str) -> Option<Handler> {
         .or_else(|| server::handler(name))
 }
 
-/// Runs one request and appends its reply to `ctx.out`.
-pub fn execute(ctx: &mut Ctx<'_>, req: &Request) {
+/// Runs one request and appends its reply to `ctx.out`. `started` is when the request began (for a batch
+/// of pipelined requests, when the previous one ended); returns when this one ended, so a batch reads the
+/// clock once per command rather than twice.
+pub fn execute(ctx: &mut Ctx<'_>, req: &Request, started: Instant) -> Instant {
     let spec = command::lookup(req.name());
     let handler = spec.and_then(|s| HANDLERS[s.index()]);
     // Same order of checks as Redis: existence, arity, then authentication.
     let (Some(spec), Some(handler)) = (spec, handler) else {
         ctx.out.error(&unknown_command_message(req));
-        return;
+        return started;
     };
     if !spec.arity_ok(req.argc()) {
-        ctx.out
-            .error(&CmdError::WrongArity(spec.name.to_string()).to_string());
-        return;
+        ctx.out.error(&CmdError::WrongArity(spec.name.to_string()).to_string());
+        return started;
     }
     if !ctx.client.authenticated && !spec.flags.contains(&"no_auth") {
         ctx.out.error(&CmdError::NoAuth.to_string());
-        return;
+        return started;
     }
-    let started = Instant::now();
     let result = handler(ctx, req);
-    metrics::record_command(spec.index(), started.elapsed());
     if let Err(e) = result {
         ctx.out.error(&e.to_string());
     }
+    let finished = Instant::now();
+    metrics::record_command(spec.index(), finished.saturating_duration_since(started));
+    finished
 }
 
 /// Redis 7's text: `ERR unknown command 'foo', with args beginning with: 'a' 'b' `.
@@ -126,10 +129,7 @@ fn unknown_command_message(req: &Request) -> String {
         let a: String = a.chars().take(room).collect();
         args.push_str(&format!("'{a}' "));
     }
-    let name: String = String::from_utf8_lossy(req.name())
-        .chars()
-        .take(128)
-        .collect();
+    let name: String = String::from_utf8_lossy(req.name()).chars().take(128).collect();
     format!("ERR unknown command '{name}', with args beginning with: {args}")
 }
 
@@ -165,10 +165,7 @@ pub fn parse_i64(s: &[u8]) -> Result<i64, CmdError> {
 /// Parses a float the way Redis's `string2ld` does: no spaces, `inf`/`-inf` allowed, NaN refused.
 pub fn parse_f64(s: &[u8]) -> Result<f64, CmdError> {
     let text = std::str::from_utf8(s).map_err(|_| CmdError::NotFloat)?;
-    if text.is_empty()
-        || text.starts_with(|c: char| c.is_whitespace())
-        || text.ends_with(|c: char| c.is_whitespace())
-    {
+    if text.is_empty() || text.starts_with(|c: char| c.is_whitespace()) || text.ends_with(|c: char| c.is_whitespace()) {
         return Err(CmdError::NotFloat);
     }
     let v: f64 = text.parse().map_err(|_| CmdError::NotFloat)?;
@@ -199,23 +196,8 @@ mod tests {
         assert_eq!(parse_i64(b"42"), Ok(42));
         assert_eq!(parse_i64(b"-9223372036854775808"), Ok(i64::MIN));
         assert_eq!(parse_i64(b"9223372036854775807"), Ok(i64::MAX));
-        for bad in [
-            &b""[..],
-            b"+1",
-            b" 1",
-            b"1 ",
-            b"01",
-            b"-0",
-            b"9223372036854775808",
-            b"1e3",
-            b"-",
-        ] {
-            assert_eq!(
-                parse_i64(bad),
-                Err(CmdError::NotInteger),
-                "{:?}",
-                String::from_utf8_lossy(bad)
-            );
+        for bad in [&b""[..], b"+1", b" 1", b"1 ", b"01", b"-0", b"9223372036854775808", b"1e3", b"-"] {
+            assert_eq!(parse_i64(bad), Err(CmdError::NotInteger), "{:?}", String::from_utf8_lossy(bad));
         }
         assert_eq!(parse_i64(b"0"), Ok(0));
     }
@@ -233,14 +215,8 @@ mod tests {
     #[test]
     fn unknown_command_text_matches_redis() {
         let r = Request::from_args(["foo", "a", "b"]);
-        assert_eq!(
-            unknown_command_message(&r),
-            "ERR unknown command 'foo', with args beginning with: 'a' 'b' "
-        );
+        assert_eq!(unknown_command_message(&r), "ERR unknown command 'foo', with args beginning with: 'a' 'b' ");
         let r = Request::from_args(["foo"]);
-        assert_eq!(
-            unknown_command_message(&r),
-            "ERR unknown command 'foo', with args beginning with: "
-        );
+        assert_eq!(unknown_command_message(&r), "ERR unknown command 'foo', with args beginning with: ");
     }
 }

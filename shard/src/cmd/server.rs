@@ -20,26 +20,11 @@ pub(super) fn handler(name: &str) -> Option<Handler> {
     })
 }
 
-const SECTIONS: [&str; 7] = [
-    "server",
-    "clients",
-    "memory",
-    "persistence",
-    "stats",
-    "replication",
-    "keyspace",
-];
+const SECTIONS: [&str; 7] = ["server", "clients", "memory", "persistence", "stats", "replication", "keyspace"];
 
 fn info(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
-    let mut wanted: Vec<String> = req
-        .args_from(1)
-        .map(|a| String::from_utf8_lossy(a).to_lowercase())
-        .collect();
-    if wanted.is_empty()
-        || wanted
-            .iter()
-            .any(|w| w == "all" || w == "everything" || w == "default")
-    {
+    let mut wanted: Vec<String> = req.args_from(1).map(|a| String::from_utf8_lossy(a).to_lowercase()).collect();
+    if wanted.is_empty() || wanted.iter().any(|w| w == "all" || w == "everything" || w == "default") {
         wanted = SECTIONS.iter().map(|s| s.to_string()).collect();
     }
     let text = info_text(ctx, &wanted);
@@ -82,12 +67,7 @@ fn info_text(ctx: &Ctx<'_>, wanted: &[String]) -> String {
                 field("tcp_port", &shared.config.port);
                 field("uptime_in_seconds", &uptime);
                 field("uptime_in_days", &(uptime / 86_400));
-                field(
-                    "executable",
-                    &std::env::current_exe()
-                        .map(|p| p.display().to_string())
-                        .unwrap_or_default(),
-                );
+                field("executable", &std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default());
             }
             "clients" => {
                 field("connected_clients", &shared.clients.len());
@@ -116,14 +96,8 @@ fn info_text(ctx: &Ctx<'_>, wanted: &[String]) -> String {
                 field("rejected_connections", &shared.rejected_connections());
                 field("expired_keys", &stats.expired_keys);
                 field("evicted_keys", &stats.evicted_keys);
-                field(
-                    "keyspace_hits",
-                    &metrics::hot_total(HotCounter::KeyspaceHits),
-                );
-                field(
-                    "keyspace_misses",
-                    &metrics::hot_total(HotCounter::KeyspaceMisses),
-                );
+                field("keyspace_hits", &metrics::hot_total(HotCounter::KeyspaceHits));
+                field("keyspace_misses", &metrics::hot_total(HotCounter::KeyspaceMisses));
             }
             "replication" => {
                 field("role", &"master");
@@ -131,13 +105,7 @@ fn info_text(ctx: &Ctx<'_>, wanted: &[String]) -> String {
             }
             _ => {
                 if stats.keys > 0 {
-                    field(
-                        "db0",
-                        &format!(
-                            "keys={},expires={},avg_ttl=0",
-                            stats.keys, stats.keys_with_expiry
-                        ),
-                    );
+                    field("db0", &format!("keys={},expires={},avg_ttl=0", stats.keys, stats.keys_with_expiry));
                 }
             }
         }
@@ -164,11 +132,7 @@ fn human_bytes(n: usize) -> String {
 pub fn rss_bytes() -> usize {
     std::fs::read_to_string("/proc/self/statm")
         .ok()
-        .and_then(|s| {
-            s.split_whitespace()
-                .nth(1)
-                .and_then(|p| p.parse::<usize>().ok())
-        })
+        .and_then(|s| s.split_whitespace().nth(1).and_then(|p| p.parse::<usize>().ok()))
         .map_or(0, |pages| pages * 4096)
 }
 
@@ -295,10 +259,8 @@ fn config(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         }
         let params = config_params(ctx);
         let patterns: Vec<Vec<u8>> = req.args_from(2).map(|p| p.to_ascii_lowercase()).collect();
-        let matched: Vec<&(&str, String)> = params
-            .iter()
-            .filter(|(name, _)| patterns.iter().any(|p| glob_match(p, name.as_bytes())))
-            .collect();
+        let matched: Vec<&(&str, String)> =
+            params.iter().filter(|(name, _)| patterns.iter().any(|p| glob_match(p, name.as_bytes()))).collect();
         ctx.out.array_len(matched.len() * 2);
         for (name, value) in matched {
             ctx.out.bulk(name.as_bytes());
@@ -319,9 +281,7 @@ fn config(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 }
 
 fn time(ctx: &mut Ctx<'_>, _req: &Request) -> CmdResult {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     ctx.out.array_len(2);
     ctx.out.bulk_integer(now.as_secs() as i64);
     ctx.out.bulk_integer(i64::from(now.subsec_micros()));

@@ -50,14 +50,7 @@ pub(crate) fn lookup_typed(
     now_ms: u64,
 ) -> Result<Option<Slot>, CmdError> {
     let found = s.lookup(hash, key, now_ms);
-    add_hot(
-        if found.is_some() {
-            HotCounter::KeyspaceHits
-        } else {
-            HotCounter::KeyspaceMisses
-        },
-        1,
-    );
+    add_hot(if found.is_some() { HotCounter::KeyspaceHits } else { HotCounter::KeyspaceMisses }, 1);
     match found {
         Some(slot) if s.kind(slot) != kind => Err(CmdError::WrongType),
         other => Ok(other),
@@ -118,27 +111,14 @@ enum Condition {
 }
 
 /// Parses an expiry given in `unit_ms` milliseconds, relative (`absolute == false`) or as a Unix time.
-fn parse_expiry(
-    arg: &[u8],
-    unit_ms: u64,
-    absolute: bool,
-    now_ms: u64,
-    cmd: &'static str,
-) -> Result<u64, CmdError> {
+fn parse_expiry(arg: &[u8], unit_ms: u64, absolute: bool, now_ms: u64, cmd: &'static str) -> Result<u64, CmdError> {
     let n = parse_i64(arg)?;
     if n <= 0 {
         return Err(CmdError::InvalidExpire(cmd));
     }
-    let ms = (n as u64)
-        .checked_mul(unit_ms)
-        .ok_or(CmdError::InvalidExpire(cmd))?;
-    let at = if absolute {
-        Some(ms)
-    } else {
-        ms.checked_add(now_ms)
-    };
-    at.filter(|&t| t <= i64::MAX as u64)
-        .ok_or(CmdError::InvalidExpire(cmd))
+    let ms = (n as u64).checked_mul(unit_ms).ok_or(CmdError::InvalidExpire(cmd))?;
+    let at = if absolute { Some(ms) } else { ms.checked_add(now_ms) };
+    at.filter(|&t| t <= i64::MAX as u64).ok_or(CmdError::InvalidExpire(cmd))
 }
 
 fn set(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
@@ -159,23 +139,10 @@ fn set(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         } else if is(opt, "KEEPTTL") && !ttl_given {
             ttl = Ttl::Keep;
             ttl_given = true;
-        } else if !ttl_given
-            && has_next
-            && (is(opt, "EX") || is(opt, "PX") || is(opt, "EXAT") || is(opt, "PXAT"))
-        {
-            let unit = if is(opt, "EX") || is(opt, "EXAT") {
-                1000
-            } else {
-                1
-            };
+        } else if !ttl_given && has_next && (is(opt, "EX") || is(opt, "PX") || is(opt, "EXAT") || is(opt, "PXAT")) {
+            let unit = if is(opt, "EX") || is(opt, "EXAT") { 1000 } else { 1 };
             let absolute = is(opt, "EXAT") || is(opt, "PXAT");
-            ttl = Ttl::At(parse_expiry(
-                req.arg(i + 1),
-                unit,
-                absolute,
-                ctx.now_ms,
-                "set",
-            )?);
+            ttl = Ttl::At(parse_expiry(req.arg(i + 1), unit, absolute, ctx.now_ms, "set")?);
             ttl_given = true;
             i += 1;
         } else {
@@ -189,9 +156,7 @@ fn set(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let existing = g.lookup(h, key, ctx.now_ms);
     // SET ... GET replies with the old value, so copy it before the write replaces it.
     let old = match existing {
-        Some(slot) if return_old && g.kind(slot) != Kind::String => {
-            return Err(CmdError::WrongType)
-        }
+        Some(slot) if return_old && g.kind(slot) != Kind::String => return Err(CmdError::WrongType),
         Some(slot) if return_old => Some(g.string(slot).to_vec()),
         _ => None,
     };
@@ -283,21 +248,10 @@ fn getex(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         }
         if is(opt, "PERSIST") {
             ttl = Ttl::Clear;
-        } else if has_next && (is(opt, "EX") || is(opt, "PX") || is(opt, "EXAT") || is(opt, "PXAT"))
-        {
-            let unit = if is(opt, "EX") || is(opt, "EXAT") {
-                1000
-            } else {
-                1
-            };
+        } else if has_next && (is(opt, "EX") || is(opt, "PX") || is(opt, "EXAT") || is(opt, "PXAT")) {
+            let unit = if is(opt, "EX") || is(opt, "EXAT") { 1000 } else { 1 };
             let absolute = is(opt, "EXAT") || is(opt, "PXAT");
-            ttl = Ttl::At(parse_expiry(
-                req.arg(i + 1),
-                unit,
-                absolute,
-                ctx.now_ms,
-                "getex",
-            )?);
+            ttl = Ttl::At(parse_expiry(req.arg(i + 1), unit, absolute, ctx.now_ms, "getex")?);
             i += 1;
         } else {
             return Err(CmdError::Syntax);
@@ -356,8 +310,7 @@ fn strlen(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = req.arg(1);
     let h = ctx.store.hash(key);
     let mut g = ctx.store.lock(h);
-    let len = lookup_typed(&mut g, h, key, Kind::String, ctx.now_ms)?
-        .map_or(0, |slot| g.string(slot).len());
+    let len = lookup_typed(&mut g, h, key, Kind::String, ctx.now_ms)?.map_or(0, |slot| g.string(slot).len());
     ctx.out.integer(len as i64);
     Ok(())
 }
@@ -379,11 +332,7 @@ fn getrange(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         ctx.out.bulk(b"");
         return Ok(());
     }
-    let start = if start < 0 {
-        (len + start).max(0)
-    } else {
-        start
-    };
+    let start = if start < 0 { (len + start).max(0) } else { start };
     let end = if end < 0 { (len + end).max(0) } else { end };
     let end = end.min(len - 1);
     if len == 0 || start > end {
@@ -443,14 +392,7 @@ fn incr_by(ctx: &mut Ctx<'_>, key: &[u8], delta: i64) -> CmdResult {
         .checked_add(delta)
         .ok_or_else(|| CmdError::Other("ERR increment or decrement would overflow".into()))?;
     let mut text = itoa::Buffer::new();
-    store_string(
-        &mut g,
-        h,
-        key,
-        existing,
-        text.format(next).as_bytes(),
-        Ttl::Keep,
-    )?;
+    store_string(&mut g, h, key, existing, text.format(next).as_bytes(), Ttl::Keep)?;
     ctx.out.integer(next);
     Ok(())
 }
@@ -470,9 +412,7 @@ fn incrby(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 
 fn decrby(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let delta = parse_i64(req.arg(2))?;
-    let delta = delta
-        .checked_neg()
-        .ok_or_else(|| CmdError::Other("ERR decrement would overflow".into()))?;
+    let delta = delta.checked_neg().ok_or_else(|| CmdError::Other("ERR decrement would overflow".into()))?;
     incr_by(ctx, req.arg(1), delta)
 }
 
@@ -488,9 +428,7 @@ fn incrbyfloat(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     };
     let next = current + delta;
     if !next.is_finite() {
-        return Err(CmdError::Other(
-            "ERR increment would produce NaN or Infinity".into(),
-        ));
+        return Err(CmdError::Other("ERR increment would produce NaN or Infinity".into()));
     }
     let text = format_double(next);
     store_string(&mut g, h, key, existing, text.as_bytes(), Ttl::Keep)?;
@@ -523,23 +461,14 @@ fn msetnx(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 /// MSET and MSETNX lock every stripe involved (in order), so the whole write is atomic as in Redis.
 fn mset_generic(ctx: &mut Ctx<'_>, req: &Request, only_if_none_exist: bool) -> CmdResult {
     if req.argc() % 2 == 0 {
-        return Err(CmdError::WrongArity(
-            if only_if_none_exist { "msetnx" } else { "mset" }.into(),
-        ));
+        return Err(CmdError::WrongArity(if only_if_none_exist { "msetnx" } else { "mset" }.into()));
     }
-    let pairs: Vec<(usize, u64)> = (1..req.argc())
-        .step_by(2)
-        .map(|i| (i, ctx.store.hash(req.arg(i))))
-        .collect();
+    let pairs: Vec<(usize, u64)> = (1..req.argc()).step_by(2).map(|i| (i, ctx.store.hash(req.arg(i)))).collect();
     let hashes: Vec<u64> = pairs.iter().map(|&(_, h)| h).collect();
     let mut locked = ctx.store.lock_many(&hashes);
     if only_if_none_exist {
         for &(i, h) in &pairs {
-            if locked
-                .stripe_for(h)
-                .lookup(h, req.arg(i), ctx.now_ms)
-                .is_some()
-            {
+            if locked.stripe_for(h).lookup(h, req.arg(i), ctx.now_ms).is_some() {
                 ctx.out.integer(0);
                 return Ok(());
             }

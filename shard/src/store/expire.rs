@@ -20,38 +20,25 @@ const CYCLE_BUDGET: Duration = Duration::from_millis(25);
 const SAMPLES_PER_ROUND: usize = 20;
 
 /// Starts the active expiry thread; it stops when `stop` is cancelled.
-pub fn spawn_active_expiry(
-    store: Arc<Store>,
-    stop: CancellationToken,
-) -> std::io::Result<JoinHandle<()>> {
-    std::thread::Builder::new()
-        .name("active-expiry".into())
-        .spawn(move || {
-            let mut rng = rand::rngs::SmallRng::from_os_rng();
-            let mut next_stripe = 0;
-            while !stop.is_cancelled() {
-                let started = Instant::now();
-                next_stripe = run_cycle(&store, next_stripe, started + CYCLE_BUDGET, &mut rng);
-                std::thread::sleep(CYCLE_INTERVAL.saturating_sub(started.elapsed()));
-            }
-        })
+pub fn spawn_active_expiry(store: Arc<Store>, stop: CancellationToken) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new().name("active-expiry".into()).spawn(move || {
+        let mut rng = rand::rngs::SmallRng::from_os_rng();
+        let mut next_stripe = 0;
+        while !stop.is_cancelled() {
+            let started = Instant::now();
+            next_stripe = run_cycle(&store, next_stripe, started + CYCLE_BUDGET, &mut rng);
+            std::thread::sleep(CYCLE_INTERVAL.saturating_sub(started.elapsed()));
+        }
+    })
 }
 
 /// One cycle over the stripes, starting at `first`; returns where the next cycle should start.
-pub(crate) fn run_cycle(
-    store: &Store,
-    first: usize,
-    deadline: Instant,
-    rng: &mut impl rand::Rng,
-) -> usize {
+pub(crate) fn run_cycle(store: &Store, first: usize, deadline: Instant, rng: &mut impl rand::Rng) -> usize {
     let n = store.stripe_count();
     for k in 0..n {
         let index = (first + k) % n;
         loop {
-            let (sampled, expired, _) =
-                store
-                    .lock_index(index)
-                    .expire_sample(SAMPLES_PER_ROUND, now_ms(), rng);
+            let (sampled, expired, _) = store.lock_index(index).expire_sample(SAMPLES_PER_ROUND, now_ms(), rng);
             if Instant::now() >= deadline {
                 return (index + 1) % n;
             }

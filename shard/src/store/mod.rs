@@ -21,10 +21,7 @@ use parking_lot::{Mutex, MutexGuard};
 
 pub use expire::spawn_active_expiry;
 pub use stripe::{string_entry_cost, Slot, Taken, ENTRY_OVERHEAD_BYTES};
-pub use value::{
-    hash_field_cost, list_item_cost, set_member_cost, zset_member_cost, Collection, Kind, Score,
-    ZSet,
-};
+pub use value::{hash_field_cost, list_item_cost, set_member_cost, zset_member_cost, Collection, Kind, Score, ZSet};
 
 /// The hasher: fast, seeded per process so that keys cannot be chosen to collide.
 pub type KeyHasher = foldhash::fast::RandomState;
@@ -43,10 +40,7 @@ pub struct Budget {
 
 impl Budget {
     pub fn new(max: usize) -> Self {
-        Budget {
-            used: AtomicUsize::new(0),
-            max,
-        }
+        Budget { used: AtomicUsize::new(0), max }
     }
 
     pub fn used(&self) -> usize {
@@ -67,9 +61,7 @@ impl Budget {
             return true;
         }
         self.used
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |u| {
-                u.checked_add(bytes).filter(|&n| n <= self.max)
-            })
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |u| u.checked_add(bytes).filter(|&n| n <= self.max))
             .is_ok()
     }
 
@@ -82,11 +74,7 @@ impl Budget {
         if bytes == 0 {
             return;
         }
-        let _ = self
-            .used
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |u| {
-                Some(u.saturating_sub(bytes))
-            });
+        let _ = self.used.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |u| Some(u.saturating_sub(bytes)));
     }
 }
 
@@ -120,10 +108,7 @@ pub struct StoreStats {
 impl Store {
     /// `stripes` must be a power of two between 1 and 1024; `maxmemory_bytes` 0 means no limit.
     pub fn new(maxmemory_bytes: usize, stripes: usize) -> Store {
-        assert!(
-            stripes.is_power_of_two() && stripes <= 1024,
-            "stripes must be a power of two up to 1024"
-        );
+        assert!(stripes.is_power_of_two() && stripes <= 1024, "stripes must be a power of two up to 1024");
         let hasher = KeyHasher::default();
         let budget = Arc::new(Budget::new(maxmemory_bytes));
         let bits = stripes.trailing_zeros();
@@ -159,11 +144,7 @@ impl Store {
 
     /// Locks stripe number `index` (for whole-store walks such as SCAN and FLUSHALL).
     pub fn lock_index(&self, index: usize) -> StripeGuard<'_> {
-        StripeGuard {
-            store: self,
-            index,
-            guard: self.stripes[index].0.lock(),
-        }
+        StripeGuard { store: self, index, guard: self.stripes[index].0.lock() }
     }
 
     /// Locks every stripe that owns one of `hashes`, in stripe order (deadlock-free).
@@ -172,10 +153,7 @@ impl Store {
         indices.sort_unstable();
         indices.dedup();
         let guards = indices.iter().map(|&i| self.lock_index(i)).collect();
-        MultiGuard {
-            store: self,
-            guards,
-        }
+        MultiGuard { store: self, guards }
     }
 
     fn reserve_in(
@@ -325,10 +303,7 @@ pub struct MultiGuard<'a> {
 impl MultiGuard<'_> {
     fn position(&self, hash: u64) -> usize {
         let index = self.store.stripe_index(hash);
-        self.guards
-            .iter()
-            .position(|g| g.index == index)
-            .expect("hash was locked by lock_many")
+        self.guards.iter().position(|g| g.index == index).expect("hash was locked by lock_many")
     }
 }
 
@@ -368,10 +343,7 @@ mod tests {
             // Keep the first ten keys hot.
             for k in &hot {
                 let h = store.hash(k.as_bytes());
-                assert!(
-                    store.lock(h).lookup(h, k.as_bytes(), 0).is_some(),
-                    "hot key {k} was evicted"
-                );
+                assert!(store.lock(h).lookup(h, k.as_bytes(), 0).is_some(), "hot key {k} was evicted");
             }
         }
         let stats = store.stats();

@@ -159,9 +159,7 @@ impl<S: BuildHasher + Clone> Stripe<S> {
 
     fn find(&self, hash: u64, key: &[u8]) -> Option<Slot> {
         let entries = &self.entries;
-        self.table
-            .find(hash, |&i| entries[i as usize].key() == key)
-            .copied()
+        self.table.find(hash, |&i| entries[i as usize].key() == key).copied()
     }
 
     fn is_expired(&self, slot: Slot, now_ms: u64) -> bool {
@@ -206,10 +204,7 @@ impl<S: BuildHasher + Clone> Stripe<S> {
             Kind::String => string_entry_cost(e.key_len as usize, e.payload().len()),
             _ => {
                 let c = self.collection_index(slot);
-                self.collections[c]
-                    .as_ref()
-                    .map_or(0, |cs| cs.charged_bytes)
-                    + string_entry_cost(e.key_len as usize, 4)
+                self.collections[c].as_ref().map_or(0, |cs| cs.charged_bytes) + string_entry_cost(e.key_len as usize, 4)
             }
         }
     }
@@ -242,18 +237,9 @@ impl<S: BuildHasher + Clone> Stripe<S> {
     }
 
     /// Inserts a collection under a key that is not present.
-    pub fn insert_collection(
-        &mut self,
-        hash: u64,
-        key: &[u8],
-        value: Collection,
-        charged_bytes: usize,
-    ) -> Slot {
+    pub fn insert_collection(&mut self, hash: u64, key: &[u8], value: Collection, charged_bytes: usize) -> Slot {
         let kind = value.kind();
-        let c = self.store_collection(CollectionSlot {
-            value,
-            charged_bytes,
-        });
+        let c = self.store_collection(CollectionSlot { value, charged_bytes });
         let blob = make_blob(kind, key, &c.to_le_bytes());
         self.insert_blob(hash, blob, key.len())
     }
@@ -291,13 +277,7 @@ impl<S: BuildHasher + Clone> Stripe<S> {
     }
 
     fn insert_blob(&mut self, hash: u64, blob: Box<[u8]>, key_len: usize) -> Slot {
-        let entry = Entry {
-            blob,
-            key_len: key_len as u32,
-            prev: NIL,
-            next: NIL,
-            expire_slot: NIL,
-        };
+        let entry = Entry { blob, key_len: key_len as u32, prev: NIL, next: NIL, expire_slot: NIL };
         let slot = if self.free_head != NIL {
             let s = self.free_head;
             self.free_head = self.entries[s as usize].next;
@@ -308,8 +288,7 @@ impl<S: BuildHasher + Clone> Stripe<S> {
             (self.entries.len() - 1) as u32
         };
         let (entries, hasher) = (&self.entries, &self.hasher);
-        self.table
-            .insert_unique(hash, slot, |&i| hasher.hash_one(entries[i as usize].key()));
+        self.table.insert_unique(hash, slot, |&i| hasher.hash_one(entries[i as usize].key()));
         self.link_front(slot);
         self.len += 1;
         slot
@@ -322,9 +301,7 @@ impl<S: BuildHasher + Clone> Stripe<S> {
             Kind::String => Taken::String(self.string(slot).to_vec()),
             _ => {
                 let c = self.collection_index(slot);
-                let cs = self.collections[c]
-                    .take()
-                    .expect("entry points at a live collection");
+                let cs = self.collections[c].take().expect("entry points at a live collection");
                 // Leave an empty placeholder so `remove` frees the slot without finding it vacant.
                 self.collections[c] = Some(CollectionSlot {
                     value: Collection::List(Default::default()),
@@ -431,12 +408,7 @@ impl<S: BuildHasher + Clone> Stripe<S> {
 
     /// Redis-style active expiry: looks at up to `samples` random keys that have a TTL and removes those
     /// whose deadline has passed. Returns (sampled, expired, bytes freed).
-    pub fn expire_sample(
-        &mut self,
-        samples: usize,
-        now_ms: u64,
-        rng: &mut impl rand::Rng,
-    ) -> (usize, usize, usize) {
+    pub fn expire_sample(&mut self, samples: usize, now_ms: u64, rng: &mut impl rand::Rng) -> (usize, usize, usize) {
         let mut sampled = 0;
         let mut expired = 0;
         let mut freed = 0;
@@ -455,10 +427,8 @@ impl<S: BuildHasher + Clone> Stripe<S> {
 
     /// Removes every key. Returns the bytes freed.
     pub fn clear(&mut self) -> usize {
-        let freed: usize = (0..self.entries.len() as u32)
-            .filter(|&s| !self.entries[s as usize].is_free())
-            .map(|s| self.cost(s))
-            .sum();
+        let freed: usize =
+            (0..self.entries.len() as u32).filter(|&s| !self.entries[s as usize].is_free()).map(|s| self.cost(s)).sum();
         self.budget.release(freed);
         let (expired, evicted) = (self.expired_total, self.evicted_total);
         *self = Stripe::new(self.hasher.clone(), self.budget.clone());
@@ -470,12 +440,7 @@ impl<S: BuildHasher + Clone> Stripe<S> {
     /// Calls `f` for live keys in slab order starting at `from`, until `f` returns false or the slab
     /// ends. Returns the slot to resume from, or `None` at the end. Slots never move, so a key present for
     /// a whole scan is visited at least once.
-    pub fn scan_from(
-        &mut self,
-        from: u32,
-        now_ms: u64,
-        mut f: impl FnMut(&Self, Slot) -> bool,
-    ) -> Option<u32> {
+    pub fn scan_from(&mut self, from: u32, now_ms: u64, mut f: impl FnMut(&Self, Slot) -> bool) -> Option<u32> {
         let mut slot = from;
         while (slot as usize) < self.entries.len() {
             let e = &self.entries[slot as usize];
@@ -498,8 +463,7 @@ impl<S: BuildHasher + Clone> Stripe<S> {
                 return Some(s);
             }
         }
-        (0..self.entries.len() as u32)
-            .find(|&s| !self.entries[s as usize].is_free() && !self.is_expired(s, now_ms))
+        (0..self.entries.len() as u32).find(|&s| !self.entries[s as usize].is_free() && !self.is_expired(s, now_ms))
     }
 
     fn touch(&mut self, slot: Slot) {
@@ -571,10 +535,7 @@ mod tests {
     type TestStripe = Stripe<foldhash::fast::FixedState>;
 
     fn stripe() -> TestStripe {
-        Stripe::new(
-            foldhash::fast::FixedState::with_seed(7),
-            Arc::new(Budget::new(0)),
-        )
+        Stripe::new(foldhash::fast::FixedState::with_seed(7), Arc::new(Budget::new(0)))
     }
 
     fn h(s: &TestStripe, k: &[u8]) -> u64 {
@@ -588,16 +549,10 @@ mod tests {
             let hk = h(&s, k);
             s.insert_string(hk, k, b"v");
         }
-        assert_eq!(
-            s.keys_by_recency(),
-            vec![b"c".to_vec(), b"b".to_vec(), b"a".to_vec()]
-        );
+        assert_eq!(s.keys_by_recency(), vec![b"c".to_vec(), b"b".to_vec(), b"a".to_vec()]);
         let ha = h(&s, b"a");
         assert!(s.lookup(ha, b"a", 0).is_some());
-        assert_eq!(
-            s.keys_by_recency(),
-            vec![b"a".to_vec(), b"c".to_vec(), b"b".to_vec()]
-        );
+        assert_eq!(s.keys_by_recency(), vec![b"a".to_vec(), b"c".to_vec(), b"b".to_vec()]);
         assert!(s.evict_lru(NIL).is_some());
         assert_eq!(s.keys_by_recency(), vec![b"a".to_vec(), b"c".to_vec()]);
         assert_eq!(s.evicted_total, 1);

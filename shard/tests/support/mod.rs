@@ -42,7 +42,14 @@ impl Shard {
     pub fn start_with_metrics(extra: &[&str], metrics: bool) -> Shard {
         let port = free_port();
         let metrics_port = if metrics { free_port() } else { 0 };
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ringcache-shard"))
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ringcache-shard"));
+        // The tester's own RINGCACHE_* settings must not change what the tests run against.
+        for (name, _) in std::env::vars() {
+            if name.starts_with("RINGCACHE_") {
+                cmd.env_remove(name);
+            }
+        }
+        let mut child = cmd
             .args(["--port", &port.to_string(), "--metrics-port", &metrics_port.to_string(), "--log", "warn"])
             .args(extra)
             .stdin(Stdio::null())
