@@ -58,6 +58,46 @@ impl Entry {
     }
 }
 
+/// Entries in fixed-size chunks of 512: growing never moves or copies existing entries, so a stripe never
+/// copies its whole slab while holding its lock, and never needs old and new arrays at once.
+#[derive(Default)]
+struct Slab {
+    chunks: Vec<Vec<Entry>>,
+    len: usize,
+}
+
+const SLAB_CHUNK_SHIFT: usize = 9;
+const SLAB_CHUNK: usize = 1 << SLAB_CHUNK_SHIFT;
+
+impl Slab {
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn push(&mut self, entry: Entry) {
+        if self.len == self.chunks.len() * SLAB_CHUNK {
+            self.chunks.push(Vec::with_capacity(SLAB_CHUNK));
+        }
+        if let Some(chunk) = self.chunks.last_mut() {
+            chunk.push(entry);
+        }
+        self.len += 1;
+    }
+}
+
+impl std::ops::Index<usize> for Slab {
+    type Output = Entry;
+    fn index(&self, i: usize) -> &Entry {
+        &self.chunks[i >> SLAB_CHUNK_SHIFT][i & (SLAB_CHUNK - 1)]
+    }
+}
+
+impl std::ops::IndexMut<usize> for Slab {
+    fn index_mut(&mut self, i: usize) -> &mut Entry {
+        &mut self.chunks[i >> SLAB_CHUNK_SHIFT][i & (SLAB_CHUNK - 1)]
+    }
+}
+
 struct CollectionSlot {
     value: Collection,
     /// What this collection is charged against `maxmemory`, so removal returns exactly that.
@@ -71,7 +111,7 @@ pub struct Stripe<S> {
     hasher: S,
     budget: Arc<Budget>,
     table: HashTable<u32>,
-    entries: Vec<Entry>,
+    entries: Slab,
     free_head: u32,
     lru_head: u32,
     lru_tail: u32,
@@ -102,7 +142,7 @@ impl<S: BuildHasher + Clone> Stripe<S> {
             hasher,
             budget,
             table: HashTable::new(),
-            entries: Vec::new(),
+            entries: Slab::default(),
             free_head: NIL,
             lru_head: NIL,
             lru_tail: NIL,

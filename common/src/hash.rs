@@ -1,0 +1,164 @@
+//! Key hashing for placing keys on shards, compatible with twemproxy's `hash:` options and `hash_tag`.
+//!
+//! twemproxy's functions take `const char *` keys, so a byte of 0x80 or above is sign-extended before it
+//! is mixed in; ours do the same, or non-ASCII keys would land on different shards than under nutcracker.
+//! Its `fnv1a_64` is, despite the name, computed in 32 bits with the 64-bit constants truncated.
+
+use md5::{Digest, Md5};
+
+/// A key hash function, by twemproxy's name for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyHash {
+    Fnv1_64,
+    Fnv1a_64,
+    Fnv1_32,
+    Fnv1a_32,
+    Md5,
+    Crc32a,
+    OneAtATime,
+}
+
+impl KeyHash {
+    /// Parses twemproxy's option value (`fnv1a_64`, `md5`, ...).
+    pub fn from_name(name: &str) -> Result<KeyHash, String> {
+        Ok(match name {
+            "fnv1_64" => KeyHash::Fnv1_64,
+            "fnv1a_64" => KeyHash::Fnv1a_64,
+            "fnv1_32" => KeyHash::Fnv1_32,
+            "fnv1a_32" => KeyHash::Fnv1a_32,
+            "md5" => KeyHash::Md5,
+            "crc32a" => KeyHash::Crc32a,
+            "one_at_a_time" => KeyHash::OneAtATime,
+            other => {
+                return Err(format!(
+                    "unsupported key hash '{other}': use fnv1a_64 (default), fnv1_64, fnv1a_32, fnv1_32, md5, crc32a or one_at_a_time"
+                ))
+            }
+        })
+    }
+
+    pub fn hash(self, key: &[u8]) -> u32 {
+        match self {
+            KeyHash::Fnv1_64 => fnv1_64(key),
+            KeyHash::Fnv1a_64 => fnv1a_64(key),
+            KeyHash::Fnv1_32 => fnv1_32(key),
+            KeyHash::Fnv1a_32 => fnv1a_32(key),
+            KeyHash::Md5 => md5_u32(key, 0),
+            KeyHash::Crc32a => crc32fast::hash(key),
+            KeyHash::OneAtATime => one_at_a_time(key),
+        }
+    }
+}
+
+const FNV_64_INIT: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_64_PRIME: u64 = 0x0000_0100_0000_01b3;
+const FNV_32_INIT: u32 = 2_166_136_261;
+const FNV_32_PRIME: u32 = 16_777_619;
+
+/// A key byte as C's `(uint32_t)(char)b` on x86: sign-extended.
+fn c_char(b: u8) -> u32 {
+    b as i8 as i32 as u32
+}
+
+pub fn fnv1_64(key: &[u8]) -> u32 {
+    let mut h = FNV_64_INIT;
+    for &b in key {
+        h = h.wrapping_mul(FNV_64_PRIME);
+        h ^= b as i8 as i64 as u64;
+    }
+    h as u32
+}
+
+pub fn fnv1a_64(key: &[u8]) -> u32 {
+    let mut h = FNV_64_INIT as u32;
+    for &b in key {
+        h ^= c_char(b);
+        h = h.wrapping_mul(FNV_64_PRIME as u32);
+    }
+    h
+}
+
+pub fn fnv1_32(key: &[u8]) -> u32 {
+    let mut h = FNV_32_INIT;
+    for &b in key {
+        h = h.wrapping_mul(FNV_32_PRIME);
+        h ^= c_char(b);
+    }
+    h
+}
+
+pub fn fnv1a_32(key: &[u8]) -> u32 {
+    let mut h = FNV_32_INIT;
+    for &b in key {
+        h ^= c_char(b);
+        h = h.wrapping_mul(FNV_32_PRIME);
+    }
+    h
+}
+
+pub fn one_at_a_time(key: &[u8]) -> u32 {
+    let mut v: u32 = 0;
+    for &b in key {
+        v = v.wrapping_add(c_char(b));
+        v = v.wrapping_add(v << 10);
+        v ^= v >> 6;
+    }
+    v = v.wrapping_add(v << 3);
+    v ^= v >> 11;
+    v.wrapping_add(v << 15)
+}
+
+/// Four little-endian bytes of the MD5 digest of `data`, starting at byte `4 * word` (ketama's points).
+pub fn md5_u32(data: &[u8], word: usize) -> u32 {
+    let digest = Md5::digest(data);
+    let w = &digest[4 * word..4 * word + 4];
+    u32::from_le_bytes([w[0], w[1], w[2], w[3]])
+}
+
+/// The part of `key` that is hashed: the text inside the first `{...}` when it is not empty (Redis Cluster's
+/// and twemproxy's `hash_tag: "{}"` rule), otherwise the whole key.
+pub fn hash_tag(key: &[u8]) -> &[u8] {
+    if let Some(open) = key.iter().position(|&b| b == b'{') {
+        if let Some(len) = key[open + 1..].iter().position(|&b| b == b'}') {
+            if len > 0 {
+                return &key[open + 1..open + 1 + len];
+            }
+        }
+    }
+    key
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fnv_reference_values() {
+        // 32-bit FNV-1a reference values for "" and "a" (from the FNV authors' test suite).
+        assert_eq!(fnv1a_32(b""), 0x811c9dc5);
+        assert_eq!(fnv1a_32(b"a"), 0xe40c292c);
+        assert_eq!(fnv1_32(b"a"), 0x050c5d7e);
+        // twemproxy's fnv1a_64 starts from the low 32 bits of the 64-bit offset basis.
+        assert_eq!(fnv1a_64(b""), 0x84222325);
+        assert_eq!(fnv1_64(b""), 0x84222325);
+    }
+
+    #[test]
+    fn high_bytes_are_sign_extended_like_c_chars() {
+        assert_eq!(c_char(0x80), 0xffff_ff80);
+        assert_ne!(fnv1a_64(&[0xe9]), {
+            let mut h = FNV_64_INIT as u32;
+            h ^= 0xe9;
+            h.wrapping_mul(FNV_64_PRIME as u32)
+        });
+    }
+
+    #[test]
+    fn hash_tags() {
+        assert_eq!(hash_tag(b"user:{42}:name"), b"42");
+        assert_eq!(hash_tag(b"{}abc"), b"{}abc");
+        assert_eq!(hash_tag(b"a{b"), b"a{b");
+        assert_eq!(hash_tag(b"a{b}{c}"), b"b");
+        assert_eq!(hash_tag(b"plain"), b"plain");
+    }
+}

@@ -1,0 +1,164 @@
+//! The ketama continuum: which shard owns a key. Pure code, no I/O.
+//!
+//! Built exactly as twemproxy's `distribution: ketama` (`nc_ketama.c`), so a twemproxy user can switch
+//! without reshuffling the cache: each shard gets `160 × weight share` points, computed in `float` as
+//! twemproxy does; point `4i + x` of a shard is word `x` of `md5("<name>-<i>")`, read little-endian. A key
+//! hashes (after its `{hash tag}` is taken) with the configured function and belongs to the first point at
+//! or after its hash, wrapping around. Shards are identified by name, never by address.
+//!
+//! A shard that is down keeps its points; lookups walk past them to the next live shard, so only the dead
+//! shard's keys move, and they move back when it returns.
+
+use ringcache_common::hash::{hash_tag, md5_u32, KeyHash};
+
+/// Points per unit of weight share, as in twemproxy.
+pub const POINTS_PER_SHARD: u32 = 160;
+const POINTS_PER_HASH: u32 = 4;
+
+/// A shard's place on the ring.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub name: String,
+    pub weight: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct Ring {
+    /// (point, member index), sorted by point.
+    points: Vec<(u32, u32)>,
+    members: usize,
+    key_hash: KeyHash,
+}
+
+impl Ring {
+    /// Builds the continuum over `members` (all considered live for point allocation, as in twemproxy
+    /// with every server up). Weights of 0 are treated as 1.
+    pub fn new(members: &[Member], key_hash: KeyHash) -> Ring {
+        let total_weight: u32 = members.iter().map(|m| m.weight.max(1)).sum();
+        let n = members.len() as f32;
+        let mut points = Vec::with_capacity(members.len() * POINTS_PER_SHARD as usize);
+        for (index, m) in members.iter().enumerate() {
+            // twemproxy: floorf((float)(pct * 160 / 4 * (float)nlive + 0.0000000001)) * 4, in float,
+            // with the tiny constant added in double.
+            let pct = m.weight.max(1) as f32 / total_weight as f32;
+            let share = f64::from(pct * POINTS_PER_SHARD as f32 / POINTS_PER_HASH as f32 * n) + 0.000_000_000_1;
+            let per_shard = ((share as f32).floor() as u32) * POINTS_PER_HASH;
+            for i in 0..per_shard / POINTS_PER_HASH {
+                let host = format!("{}-{}", m.name, i);
+                for word in 0..POINTS_PER_HASH as usize {
+                    points.push((md5_u32(host.as_bytes(), word), index as u32));
+                }
+            }
+        }
+        points.sort_unstable();
+        Ring { points, members: members.len(), key_hash }
+    }
+
+    pub fn key_hash(&self) -> KeyHash {
+        self.key_hash
+    }
+
+    /// The hash a key is placed by (its hash tag, hashed with the configured function).
+    pub fn hash_key(&self, key: &[u8]) -> u32 {
+        self.key_hash.hash(hash_tag(key))
+    }
+
+    /// The member owning `key`, when every member is live.
+    pub fn owner(&self, key: &[u8]) -> Option<usize> {
+        self.owner_of_hash(self.hash_key(key), |_| true)
+    }
+
+    /// The first live member at or after `hash` on the ring.
+    pub fn owner_of_hash(&self, hash: u32, is_live: impl Fn(usize) -> bool) -> Option<usize> {
+        if self.points.is_empty() {
+            return None;
+        }
+        let start = self.points.partition_point(|&(p, _)| p < hash);
+        let n = self.points.len();
+        (0..n).map(|k| self.points[(start + k) % n].1 as usize).find(|&m| is_live(m))
+    }
+
+    /// The live owner of `key`.
+    pub fn live_owner(&self, key: &[u8], is_live: impl Fn(usize) -> bool) -> Option<usize> {
+        self.owner_of_hash(self.hash_key(key), is_live)
+    }
+
+    pub fn members(&self) -> usize {
+        self.members
+    }
+
+    pub fn points(&self) -> usize {
+        self.points.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn members(names: &[&str]) -> Vec<Member> {
+        names.iter().map(|n| Member { name: n.to_string(), weight: 1 }).collect()
+    }
+
+    #[test]
+    fn equal_weights_get_160_points_each() {
+        let ring = Ring::new(&members(&["a", "b", "c"]), KeyHash::Fnv1a_64);
+        assert_eq!(ring.points(), 480);
+        let weighted = Ring::new(
+            &[Member { name: "a".into(), weight: 1 }, Member { name: "b".into(), weight: 3 }],
+            KeyHash::Fnv1a_64,
+        );
+        assert_eq!(weighted.points(), 80 + 240);
+    }
+
+    #[test]
+    fn dead_members_hand_keys_to_the_next_live_one_only() {
+        let ring = Ring::new(&members(&["a", "b", "c"]), KeyHash::Fnv1a_64);
+        for i in 0..2000 {
+            let key = format!("key:{i}");
+            let owner = ring.owner(key.as_bytes()).unwrap();
+            let without_b = ring.live_owner(key.as_bytes(), |m| m != 1).unwrap();
+            if owner != 1 {
+                assert_eq!(owner, without_b, "a key not on the dead member moved");
+            } else {
+                assert_ne!(without_b, 1);
+            }
+        }
+        assert_eq!(ring.live_owner(b"k", |_| false), None);
+    }
+
+    proptest! {
+        /// With equal weights every member gets a fair share of keys (within ±35% of 1/N over 6000 keys).
+        #[test]
+        fn keys_spread_evenly(n in 2usize..9, salt in any::<u32>()) {
+            let names: Vec<String> = (0..n).map(|i| format!("shard-{salt}-{i}")).collect();
+            let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+            let ring = Ring::new(&members(&refs), KeyHash::Fnv1a_64);
+            let mut counts = vec![0usize; n];
+            let keys = 6000;
+            for i in 0..keys {
+                counts[ring.owner(format!("user:{salt}:{i}").as_bytes()).unwrap()] += 1;
+            }
+            let fair = keys as f64 / n as f64;
+            for c in counts {
+                prop_assert!((c as f64) > fair * 0.65 && (c as f64) < fair * 1.35, "{} vs fair {}", c, fair);
+            }
+        }
+
+        /// Adding a member moves only keys that now belong to it; removing one moves only its keys.
+        #[test]
+        fn membership_changes_move_the_minimum(n in 2usize..8, salt in any::<u32>()) {
+            let names: Vec<String> = (0..=n).map(|i| format!("node-{salt}-{i}")).collect();
+            let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+            let small = Ring::new(&members(&refs[..n]), KeyHash::Fnv1a_64);
+            let big = Ring::new(&members(&refs), KeyHash::Fnv1a_64);
+            for i in 0..2000 {
+                let key = format!("k{salt}:{i}");
+                let before = small.owner(key.as_bytes()).unwrap();
+                let after = big.owner(key.as_bytes()).unwrap();
+                prop_assert!(after == before || after == n, "key moved between old members");
+            }
+        }
+    }
+}
