@@ -8,6 +8,10 @@ use std::sync::LazyLock;
 
 use foldhash::HashMap;
 
+use bytes::BytesMut;
+
+use crate::resp::{ReplyWriter, Request};
+
 /// One row of the command table.
 #[derive(Debug)]
 pub struct CommandSpec {
@@ -181,9 +185,125 @@ pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
     BY_NAME.get(lower).copied()
 }
 
+fn acl_categories(c: &CommandSpec) -> Vec<String> {
+    let mut cats = Vec::new();
+    if c.flags.contains(&"write") {
+        cats.push("@write".to_string());
+    } else if c.first_key > 0 {
+        cats.push("@read".to_string());
+    }
+    cats.push(format!("@{}", c.group.replace("sorted-set", "sortedset")));
+    if c.flags.contains(&"fast") {
+        cats.push("@fast".to_string());
+    } else {
+        cats.push("@slow".to_string());
+    }
+    cats
+}
+
+fn write_command_info(out: &mut BytesMut, c: &CommandSpec) {
+    out.array_len(10);
+    out.bulk(c.name.as_bytes());
+    out.integer(i64::from(c.arity));
+    out.array_len(c.flags.len());
+    for f in c.flags {
+        out.simple(f);
+    }
+    out.integer(i64::from(c.first_key));
+    out.integer(i64::from(c.last_key));
+    out.integer(i64::from(c.step));
+    let cats = acl_categories(c);
+    out.array_len(cats.len());
+    for cat in &cats {
+        out.simple(cat);
+    }
+    out.array_len(0); // tips
+    out.array_len(0); // key specs
+    out.array_len(0); // subcommands
+}
+
+fn write_command_docs(out: &mut BytesMut, c: &CommandSpec) {
+    out.bulk(c.name.as_bytes());
+    out.array_len(6);
+    out.bulk(b"summary");
+    out.bulk(c.summary.as_bytes());
+    out.bulk(b"since");
+    out.bulk(c.since.as_bytes());
+    out.bulk(b"group");
+    out.bulk(c.group.as_bytes());
+}
+
+/// Replies to `COMMAND [COUNT | INFO name... | DOCS name... | LIST]` from the table, in Redis 7's shapes.
+/// An unknown subcommand is an `Err` with the error line.
+pub fn reply_command(req: &Request, out: &mut BytesMut) -> Result<(), String> {
+    let Some(sub) = req.get(1) else {
+        out.array_len(COMMANDS.len());
+        for c in COMMANDS {
+            write_command_info(out, c);
+        }
+        return Ok(());
+    };
+    if sub.eq_ignore_ascii_case(b"COUNT") {
+        out.integer(COMMANDS.len() as i64);
+    } else if sub.eq_ignore_ascii_case(b"INFO") {
+        if req.argc() == 2 {
+            out.array_len(COMMANDS.len());
+            for c in COMMANDS {
+                write_command_info(out, c);
+            }
+        } else {
+            out.array_len(req.argc() - 2);
+            for name in req.args_from(2) {
+                match lookup(name) {
+                    Some(c) => write_command_info(out, c),
+                    None => out.null_array(),
+                }
+            }
+        }
+    } else if sub.eq_ignore_ascii_case(b"DOCS") {
+        let specs: Vec<&CommandSpec> =
+            if req.argc() == 2 { COMMANDS.iter().collect() } else { req.args_from(2).filter_map(lookup).collect() };
+        out.array_len(specs.len() * 2);
+        for c in specs {
+            write_command_docs(out, c);
+        }
+    } else if sub.eq_ignore_ascii_case(b"LIST") {
+        out.array_len(COMMANDS.len());
+        for c in COMMANDS {
+            out.bulk(c.name.as_bytes());
+        }
+    } else {
+        return Err(format!("ERR unknown subcommand '{}'. Try COMMAND HELP.", String::from_utf8_lossy(sub)));
+    }
+    Ok(())
+}
+
+/// Redis 7's text: `ERR unknown command 'foo', with args beginning with: 'a' 'b' `.
+pub fn unknown_command_message(req: &Request) -> String {
+    let mut args = String::new();
+    for a in req.args_from(1) {
+        if args.len() >= 128 {
+            break;
+        }
+        let room = 128 - args.len();
+        let a: String = String::from_utf8_lossy(a).chars().take(room).collect();
+        args.push_str(&format!("'{a}' "));
+    }
+    let name: String = String::from_utf8_lossy(req.name()).chars().take(128).collect();
+    format!("ERR unknown command '{name}', with args beginning with: {args}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unknown_command_text_matches_redis() {
+        let r = Request::from_args(["foo", "a", "b"]);
+        assert_eq!(unknown_command_message(&r), "ERR unknown command 'foo', with args beginning with: 'a' 'b' ");
+        let r = Request::from_args(["foo"]);
+        assert_eq!(unknown_command_message(&r), "ERR unknown command 'foo', with args beginning with: ");
+    }
 
     #[test]
     fn lookup_is_case_insensitive_and_indexes_match() {

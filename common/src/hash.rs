@@ -6,8 +6,9 @@
 
 use md5::{Digest, Md5};
 
-/// A key hash function, by twemproxy's name for it.
+/// A key hash function, by twemproxy's name for it (variant names mirror the option values).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(non_camel_case_types)]
 pub enum KeyHash {
     Fnv1_64,
     Fnv1a_64,

@@ -113,6 +113,16 @@ impl ReplyWriter for BytesMut {
     }
 }
 
+/// Encodes a request (an array of bulk strings), as a client would send it.
+pub fn encode_request<'a>(args: impl ExactSizeIterator<Item = &'a [u8]>) -> bytes::Bytes {
+    let mut out = BytesMut::new();
+    out.array_len(args.len());
+    for a in args {
+        out.bulk(a);
+    }
+    out.freeze()
+}
+
 /// Formats a double the way Redis 7 replies with one: `inf`/`-inf`, integers without a fraction, otherwise
 /// the shortest decimal that reads back to the same value (exponent form for very large or small values).
 pub fn format_double(d: f64) -> String {

@@ -97,7 +97,7 @@ pub fn execute(ctx: &mut Ctx<'_>, req: &Request, started: Instant) -> Instant {
     let handler = spec.and_then(|s| HANDLERS[s.index()]);
     // Same order of checks as Redis: existence, arity, then authentication.
     let (Some(spec), Some(handler)) = (spec, handler) else {
-        ctx.out.error(&unknown_command_message(req));
+        ctx.out.error(&command::unknown_command_message(req));
         return started;
     };
     if !spec.arity_ok(req.argc()) {
@@ -115,22 +115,6 @@ pub fn execute(ctx: &mut Ctx<'_>, req: &Request, started: Instant) -> Instant {
     let finished = Instant::now();
     metrics::record_command(spec.index(), finished.saturating_duration_since(started));
     finished
-}
-
-/// Redis 7's text: `ERR unknown command 'foo', with args beginning with: 'a' 'b' `.
-fn unknown_command_message(req: &Request) -> String {
-    let mut args = String::new();
-    for a in req.args_from(1) {
-        if args.len() >= 128 {
-            break;
-        }
-        let room = 128 - args.len();
-        let a = String::from_utf8_lossy(a);
-        let a: String = a.chars().take(room).collect();
-        args.push_str(&format!("'{a}' "));
-    }
-    let name: String = String::from_utf8_lossy(req.name()).chars().take(128).collect();
-    format!("ERR unknown command '{name}', with args beginning with: {args}")
 }
 
 /// Parses an integer the way Redis's `string2ll` does: optional `-`, digits, no spaces, no `+`, no
@@ -210,13 +194,5 @@ mod tests {
         for bad in [&b"nan"[..], b" 1", b"abc", b""] {
             assert_eq!(parse_f64(bad), Err(CmdError::NotFloat));
         }
-    }
-
-    #[test]
-    fn unknown_command_text_matches_redis() {
-        let r = Request::from_args(["foo", "a", "b"]);
-        assert_eq!(unknown_command_message(&r), "ERR unknown command 'foo', with args beginning with: 'a' 'b' ");
-        let r = Request::from_args(["foo"]);
-        assert_eq!(unknown_command_message(&r), "ERR unknown command 'foo', with args beginning with: ");
     }
 }

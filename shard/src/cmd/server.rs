@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use ringcache_common::command::{self, CommandSpec, COMMANDS};
+use ringcache_common::command;
 use ringcache_common::metrics::{self, HotCounter};
 use ringcache_common::resp::{ReplyWriter, Request};
 
@@ -136,101 +136,8 @@ pub fn rss_bytes() -> usize {
         .map_or(0, |pages| pages * 4096)
 }
 
-fn acl_categories(c: &CommandSpec) -> Vec<String> {
-    let mut cats = Vec::new();
-    if c.flags.contains(&"write") {
-        cats.push("@write".to_string());
-    } else if c.first_key > 0 {
-        cats.push("@read".to_string());
-    }
-    cats.push(format!("@{}", c.group.replace("sorted-set", "sortedset")));
-    if c.flags.contains(&"fast") {
-        cats.push("@fast".to_string());
-    } else {
-        cats.push("@slow".to_string());
-    }
-    cats
-}
-
-fn write_command_info(ctx: &mut Ctx<'_>, c: &CommandSpec) {
-    ctx.out.array_len(10);
-    ctx.out.bulk(c.name.as_bytes());
-    ctx.out.integer(i64::from(c.arity));
-    ctx.out.array_len(c.flags.len());
-    for f in c.flags {
-        ctx.out.simple(f);
-    }
-    ctx.out.integer(i64::from(c.first_key));
-    ctx.out.integer(i64::from(c.last_key));
-    ctx.out.integer(i64::from(c.step));
-    let cats = acl_categories(c);
-    ctx.out.array_len(cats.len());
-    for cat in &cats {
-        ctx.out.simple(cat);
-    }
-    ctx.out.array_len(0); // tips
-    ctx.out.array_len(0); // key specs
-    ctx.out.array_len(0); // subcommands
-}
-
-fn write_command_docs(ctx: &mut Ctx<'_>, c: &CommandSpec) {
-    ctx.out.bulk(c.name.as_bytes());
-    ctx.out.array_len(6);
-    ctx.out.bulk(b"summary");
-    ctx.out.bulk(c.summary.as_bytes());
-    ctx.out.bulk(b"since");
-    ctx.out.bulk(c.since.as_bytes());
-    ctx.out.bulk(b"group");
-    ctx.out.bulk(c.group.as_bytes());
-}
-
 fn command(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
-    let Some(sub) = req.get(1) else {
-        ctx.out.array_len(COMMANDS.len());
-        for c in COMMANDS {
-            write_command_info(ctx, c);
-        }
-        return Ok(());
-    };
-    if is(sub, "COUNT") {
-        ctx.out.integer(COMMANDS.len() as i64);
-    } else if is(sub, "INFO") {
-        if req.argc() == 2 {
-            ctx.out.array_len(COMMANDS.len());
-            for c in COMMANDS {
-                write_command_info(ctx, c);
-            }
-        } else {
-            ctx.out.array_len(req.argc() - 2);
-            for name in req.args_from(2) {
-                match command::lookup(name) {
-                    Some(c) => write_command_info(ctx, c),
-                    None => ctx.out.null_array(),
-                }
-            }
-        }
-    } else if is(sub, "DOCS") {
-        let specs: Vec<&CommandSpec> = if req.argc() == 2 {
-            COMMANDS.iter().collect()
-        } else {
-            req.args_from(2).filter_map(command::lookup).collect()
-        };
-        ctx.out.array_len(specs.len() * 2);
-        for c in specs {
-            write_command_docs(ctx, c);
-        }
-    } else if is(sub, "LIST") {
-        ctx.out.array_len(COMMANDS.len());
-        for c in COMMANDS {
-            ctx.out.bulk(c.name.as_bytes());
-        }
-    } else {
-        return Err(CmdError::UnknownSubcommand {
-            cmd: "COMMAND".into(),
-            sub: String::from_utf8_lossy(sub).into_owned(),
-        });
-    }
-    Ok(())
+    command::reply_command(req, ctx.out).map_err(CmdError::Other)
 }
 
 /// Parameters CONFIG GET reports, with Redis's names.

@@ -1,0 +1,244 @@
+//! Pipelined connections to one shard, shared by every client.
+//!
+//! A [`BackendConn`] is a queue in front of one TCP connection. Its task takes everything queued, writes it
+//! with one write, and records a reply slot per request in a first-in, first-out list; the reader frames
+//! replies with [`ReplyScanner`] and hands each, as raw bytes, to the oldest slot. Requests and replies are
+//! never decoded or re-encoded. If the oldest request has waited longer than `--timeout`, every request on
+//! the connection fails with a timeout and the connection is replaced (its replies could no longer be
+//! matched). While the shard is unreachable, queued requests fail at once; reconnects back off from 50 ms
+//! to 2 s.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use parking_lot::Mutex;
+use ringcache_common::resp::ReplyScanner;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::metrics::BackendMetrics;
+
+/// Why a request to a shard failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum BackendError {
+    #[error("is unreachable")]
+    Unreachable,
+    #[error("timed out")]
+    Timeout,
+    #[error("closed the connection")]
+    Closed,
+    #[error("sent a reply that is not valid RESP")]
+    Protocol,
+}
+
+impl BackendError {
+    pub const ALL: [BackendError; 4] =
+        [BackendError::Unreachable, BackendError::Timeout, BackendError::Closed, BackendError::Protocol];
+
+    /// The `kind` label of `ringcache_proxy_backend_errors_total`.
+    pub fn kind(self) -> &'static str {
+        match self {
+            BackendError::Unreachable => "unreachable",
+            BackendError::Timeout => "timeout",
+            BackendError::Closed => "closed",
+            BackendError::Protocol => "protocol",
+        }
+    }
+}
+
+pub type ReplyResult = Result<Bytes, BackendError>;
+
+/// One request on its way to a shard.
+pub struct Pending {
+    pub request: Bytes,
+    pub reply: oneshot::Sender<ReplyResult>,
+}
+
+/// The sending side of one pipelined shard connection.
+#[derive(Clone)]
+pub struct BackendConn {
+    tx: mpsc::UnboundedSender<Pending>,
+}
+
+impl BackendConn {
+    /// Starts the connection's task. It connects lazily and stops when `shutdown` fires.
+    pub fn start(
+        addr: String,
+        timeout: Duration,
+        password: Option<String>,
+        metrics: Arc<BackendMetrics>,
+        shutdown: CancellationToken,
+    ) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(run(addr, timeout, password, rx, metrics, shutdown));
+        BackendConn { tx }
+    }
+
+    /// Queues a request; the reply (or the reason there is none) arrives on the returned receiver.
+    pub fn send(&self, request: Bytes) -> oneshot::Receiver<ReplyResult> {
+        let (reply, rx) = oneshot::channel();
+        if let Err(mpsc::error::SendError(p)) = self.tx.send(Pending { request, reply }) {
+            let _ = p.reply.send(Err(BackendError::Closed));
+        }
+        rx
+    }
+}
+
+type InFlight = Arc<Mutex<VecDeque<(oneshot::Sender<ReplyResult>, Instant)>>>;
+
+const BACKOFF_MIN: Duration = Duration::from_millis(50);
+const BACKOFF_MAX: Duration = Duration::from_secs(2);
+const MAX_BATCH_BYTES: usize = 256 * 1024;
+
+async fn run(
+    addr: String,
+    timeout: Duration,
+    password: Option<String>,
+    mut rx: mpsc::UnboundedReceiver<Pending>,
+    metrics: Arc<BackendMetrics>,
+    shutdown: CancellationToken,
+) {
+    let mut backoff = BACKOFF_MIN;
+    loop {
+        let connected = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            c = tokio::time::timeout(timeout, connect(&addr, password.as_deref())) => c,
+        };
+        match connected {
+            Ok(Ok(stream)) => {
+                backoff = BACKOFF_MIN;
+                let _ = stream.set_nodelay(true);
+                match serve(stream, timeout, &mut rx, &metrics, &shutdown).await {
+                    Ok(()) => return, // shutdown, or every sender is gone
+                    Err(e) => tracing::debug!("backend {addr}: {e}"),
+                }
+            }
+            Ok(Err(e)) => tracing::debug!("backend {addr}: connect failed: {e}"),
+            Err(_) => tracing::debug!("backend {addr}: connect timed out"),
+        }
+        // Unreachable: fail what is queued at once, and keep failing new requests until the next attempt.
+        let retry_at = tokio::time::Instant::now() + backoff;
+        backoff = (backoff * 2).min(BACKOFF_MAX);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep_until(retry_at) => break,
+                p = rx.recv() => match p {
+                    Some(p) => {
+                        metrics.error(BackendError::Unreachable);
+                        let _ = p.reply.send(Err(BackendError::Unreachable));
+                    }
+                    None => return,
+                },
+            }
+        }
+    }
+}
+
+/// Connects and, when the shard wants a password, authenticates.
+async fn connect(addr: &str, password: Option<&str>) -> std::io::Result<TcpStream> {
+    let mut stream = TcpStream::connect(addr).await?;
+    if let Some(pw) = password {
+        let auth = format!("*2\r\n$4\r\nAUTH\r\n${}\r\n{pw}\r\n", pw.len());
+        stream.write_all(auth.as_bytes()).await?;
+        let mut reply = [0u8; 5];
+        stream.read_exact(&mut reply).await?;
+        if &reply != b"+OK\r\n" {
+            return Err(std::io::Error::other("shard refused the password"));
+        }
+    }
+    Ok(stream)
+}
+
+/// Runs one live connection until it fails (`Err`) or the proxy stops (`Ok`).
+async fn serve(
+    stream: TcpStream,
+    timeout: Duration,
+    rx: &mut mpsc::UnboundedReceiver<Pending>,
+    metrics: &BackendMetrics,
+    shutdown: &CancellationToken,
+) -> Result<(), BackendError> {
+    let (mut reader, mut writer) = stream.into_split();
+    let in_flight: InFlight = Arc::new(Mutex::new(VecDeque::new()));
+    let write_side = async {
+        let mut out = BytesMut::with_capacity(16 * 1024);
+        loop {
+            let Some(first) = rx.recv().await else {
+                return Ok(());
+            };
+            out.clear();
+            let mut slots = Vec::with_capacity(16);
+            out.extend_from_slice(&first.request);
+            slots.push(first.reply);
+            while out.len() < MAX_BATCH_BYTES {
+                match rx.try_recv() {
+                    Ok(p) => {
+                        out.extend_from_slice(&p.request);
+                        slots.push(p.reply);
+                    }
+                    Err(_) => break,
+                }
+            }
+            metrics.requests(slots.len() as u64);
+            {
+                let now = Instant::now();
+                let mut q = in_flight.lock();
+                q.extend(slots.into_iter().map(|s| (s, now)));
+            }
+            writer.write_all(&out).await.map_err(|_| BackendError::Closed)?;
+        }
+    };
+    let read_side = async {
+        let mut buf = BytesMut::with_capacity(16 * 1024);
+        let mut scanner = ReplyScanner::new();
+        let mut tick = tokio::time::interval(tick_for(timeout));
+        loop {
+            tokio::select! {
+                r = reader.read_buf(&mut buf) => {
+                    let n = r.map_err(|_| BackendError::Closed)?;
+                    if n == 0 {
+                        return Err(BackendError::Closed);
+                    }
+                    let now = Instant::now();
+                    while let Some(reply) = scanner.next(&mut buf).map_err(|_| BackendError::Protocol)? {
+                        let Some((slot, sent)) = in_flight.lock().pop_front() else {
+                            return Err(BackendError::Protocol);
+                        };
+                        metrics.observe(now.saturating_duration_since(sent));
+                        let _ = slot.send(Ok(reply));
+                    }
+                    if buf.capacity() - buf.len() < 4096 {
+                        buf.reserve(16 * 1024);
+                    }
+                }
+                _ = tick.tick() => {
+                    let oldest = in_flight.lock().front().map(|(_, sent)| *sent);
+                    if oldest.is_some_and(|sent| sent.elapsed() > timeout) {
+                        return Err(BackendError::Timeout);
+                    }
+                }
+            }
+        }
+    };
+    let result = tokio::select! {
+        _ = shutdown.cancelled() => Ok(()),
+        r = write_side => r,
+        r = read_side => r,
+    };
+    // Whatever is still waiting on this connection cannot be answered any more.
+    let failed = result.err().unwrap_or(BackendError::Closed);
+    let orphans: Vec<_> = in_flight.lock().drain(..).collect();
+    for (slot, _) in orphans {
+        metrics.error(failed);
+        let _ = slot.send(Err(failed));
+    }
+    result
+}
+
+fn tick_for(timeout: Duration) -> Duration {
+    (timeout / 4).clamp(Duration::from_millis(5), Duration::from_millis(250))
+}

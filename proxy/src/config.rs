@@ -1,0 +1,173 @@
+//! The proxy's command line (also read from `RINGCACHE_*` environment variables and `--config FILE`).
+
+use std::time::Duration;
+
+use clap::Parser;
+use ringcache_common::config::{parse_byte_size, parse_duration};
+use ringcache_common::hash::KeyHash;
+use ringcache_common::resp::Limits;
+
+use crate::ring::Member;
+
+/// ringcache-proxy: the endpoint clients talk to. Hashes each key onto a ketama ring of shards (compatible
+/// with twemproxy's), forwards requests over shared pipelined connections, splits and merges multi-key
+/// commands, and routes around shards that fail health checks.
+///
+/// Every flag can also be set with an environment variable (RINGCACHE_ and the flag in upper snake case)
+/// or in a TOML file given with --config (keys are flag names; `shards` may be an array of strings).
+#[derive(Parser, Debug, Clone)]
+#[command(name = "ringcache-proxy", version)]
+pub struct ProxyArgs {
+    /// TOML file with settings.
+    #[arg(long, env = "RINGCACHE_CONFIG")]
+    pub config: Option<String>,
+
+    /// Address to listen on (loopback by default; containers pass 0.0.0.0).
+    #[arg(long, env = "RINGCACHE_BIND", default_value = "127.0.0.1")]
+    pub bind: String,
+
+    /// TCP port for clients.
+    #[arg(long, env = "RINGCACHE_PORT", default_value_t = 6380)]
+    pub port: u16,
+
+    /// The shards: `name=host:port[:weight],...`; the name defaults to `host:port`. A shard's name is its
+    /// identity on the ring: keep it when its address changes.
+    #[arg(long, env = "RINGCACHE_SHARDS")]
+    pub shards: Option<String>,
+
+    /// Port for Prometheus metrics at /metrics; 0 turns the endpoint off.
+    #[arg(long, env = "RINGCACHE_METRICS_PORT", default_value_t = 9120)]
+    pub metrics_port: u16,
+
+    /// Require clients to AUTH with this password.
+    #[arg(long, env = "RINGCACHE_REQUIREPASS")]
+    pub requirepass: Option<String>,
+
+    /// Password the proxy sends to shards that have --requirepass.
+    #[arg(long, env = "RINGCACHE_SHARD_PASSWORD")]
+    pub shard_password: Option<String>,
+
+    /// Key distribution: ketama (twemproxy's `distribution: ketama`).
+    #[arg(long, env = "RINGCACHE_HASH", default_value = "ketama", value_parser = ["ketama"])]
+    pub hash: String,
+
+    /// Key hash function, as twemproxy's `hash:` option.
+    #[arg(long, env = "RINGCACHE_KEY_HASH", default_value = "fnv1a_64", value_parser = KeyHash::from_name)]
+    pub key_hash: KeyHash,
+
+    /// How often each shard is PINGed.
+    #[arg(long, env = "RINGCACHE_HEALTH_INTERVAL", default_value = "1s", value_parser = parse_duration)]
+    pub health_interval: Duration,
+
+    /// Consecutive failed health checks that mark a shard down.
+    #[arg(long, env = "RINGCACHE_FAILURE_LIMIT", default_value_t = 3)]
+    pub failure_limit: u32,
+
+    /// A request to a shard fails with an error after this long without a reply.
+    #[arg(long, env = "RINGCACHE_TIMEOUT", default_value = "1s", value_parser = parse_duration)]
+    pub timeout: Duration,
+
+    /// Pipelined connections to each shard, shared by all clients.
+    #[arg(long, env = "RINGCACHE_BACKEND_CONNECTIONS", default_value_t = 2)]
+    pub backend_connections: usize,
+
+    /// Most simultaneous client connections.
+    #[arg(long, env = "RINGCACHE_MAXCLIENTS", default_value_t = 10_000)]
+    pub maxclients: usize,
+
+    /// Close a client connection idle for this long; 0 never does.
+    #[arg(long, env = "RINGCACHE_IDLE_TIMEOUT", default_value = "0", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
+
+    /// Largest bulk string a client may send.
+    #[arg(long, env = "RINGCACHE_PROTO_MAX_BULK_LEN", default_value = "512mb", value_parser = parse_byte_size)]
+    pub proto_max_bulk_len: u64,
+
+    /// Largest number of arguments in one request.
+    #[arg(long, env = "RINGCACHE_PROTO_MAX_MULTIBULK_LEN", default_value_t = 1024 * 1024)]
+    pub proto_max_multibulk_len: usize,
+
+    /// Longest inline (telnet-style) command line.
+    #[arg(long, env = "RINGCACHE_PROTO_MAX_INLINE_LEN", default_value = "64kb", value_parser = parse_byte_size)]
+    pub proto_max_inline_len: u64,
+
+    /// Worker threads (default: one per core).
+    #[arg(long, env = "RINGCACHE_THREADS")]
+    pub threads: Option<usize>,
+
+    /// Log filter (tracing's env-filter syntax).
+    #[arg(long, env = "RINGCACHE_LOG", default_value = "info")]
+    pub log: String,
+}
+
+impl ProxyArgs {
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_bulk_len: self.proto_max_bulk_len as usize,
+            max_multibulk_len: self.proto_max_multibulk_len,
+            max_inline_len: self.proto_max_inline_len as usize,
+            unauthenticated: false,
+        }
+    }
+}
+
+/// One configured shard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShardSpec {
+    pub name: String,
+    pub addr: String,
+    pub weight: u32,
+}
+
+impl ShardSpec {
+    pub fn member(&self) -> Member {
+        Member { name: self.name.clone(), weight: self.weight }
+    }
+}
+
+/// Parses `name=host:port[:weight],...` (names optional, defaulting to `host:port`).
+pub fn parse_shards(list: &str) -> Result<Vec<ShardSpec>, String> {
+    let mut out: Vec<ShardSpec> = Vec::new();
+    for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (name, rest) = match item.split_once('=') {
+            Some((n, r)) => (Some(n.trim().to_string()), r.trim()),
+            None => (None, item),
+        };
+        let parts: Vec<&str> = rest.split(':').collect();
+        let (host, port, weight) = match parts.as_slice() {
+            [h, p] => (*h, *p, 1),
+            [h, p, w] => (*h, *p, w.parse::<u32>().map_err(|_| format!("bad weight in '{item}'"))?),
+            _ => return Err(format!("bad shard '{item}': expected [name=]host:port[:weight]")),
+        };
+        port.parse::<u16>().map_err(|_| format!("bad port in '{item}'"))?;
+        if host.is_empty() || weight == 0 {
+            return Err(format!("bad shard '{item}': empty host or zero weight"));
+        }
+        let addr = format!("{host}:{port}");
+        let name = name.filter(|n| !n.is_empty()).unwrap_or_else(|| addr.clone());
+        if out.iter().any(|s| s.name == name) {
+            return Err(format!("shard name '{name}' appears twice"));
+        }
+        out.push(ShardSpec { name, addr, weight });
+    }
+    if out.is_empty() {
+        return Err("no shards configured: pass --shards name=host:port,...".into());
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shard_lists() {
+        let s = parse_shards("a=127.0.0.1:7001, 127.0.0.1:7002:3").unwrap();
+        assert_eq!(s[0], ShardSpec { name: "a".into(), addr: "127.0.0.1:7001".into(), weight: 1 });
+        assert_eq!(s[1], ShardSpec { name: "127.0.0.1:7002".into(), addr: "127.0.0.1:7002".into(), weight: 3 });
+        assert!(parse_shards("a=x:1,a=y:2").is_err());
+        assert!(parse_shards("nohost").is_err());
+        assert!(parse_shards("").is_err());
+        assert!(parse_shards("a=h:99999").is_err());
+    }
+}

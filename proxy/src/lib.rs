@@ -1,0 +1,24 @@
+//! ringcache-proxy: what clients talk to. Routes each request to the shard that owns its key.
+//!
+//! Layout:
+//! - [`config`]: the command line and the shard list.
+//! - [`ring`]: the twemproxy-compatible ketama continuum (pure code).
+//! - [`cluster`]: shard handles, health checks, and the atomically swapped topology.
+//! - [`backend`]: pipelined connections to one shard, shared by all clients.
+//! - [`session`]: one client connection; replies leave in request order.
+//! - [`route`]: single-key forwarding, multi-key split and merge, fan-out commands.
+//! - [`local`]: commands the proxy answers itself.
+//! - [`metrics`]: the `/metrics` registry.
+//!
+//! Invariants: a client's replies leave in the order its requests arrived; a request to a shard that is
+//! dead or slow fails within `--timeout`; request and reply bytes are forwarded, not re-encoded, except
+//! where a multi-key command is split or merged.
+
+pub mod backend;
+pub mod cluster;
+pub mod config;
+pub mod local;
+pub mod metrics;
+pub mod ring;
+pub mod route;
+pub mod session;

@@ -1,0 +1,86 @@
+//! The proxy's Prometheus metrics: per-shard backend health and traffic, plus the shared command metrics.
+
+use std::time::Duration;
+
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
+use ringcache_common::metrics::{CommandCollector, DURATION_BUCKETS_SECONDS};
+
+use crate::backend::BackendError;
+
+/// Metric families with a `shard` label.
+pub struct ProxyMetrics {
+    pub registry: Registry,
+    up: IntGaugeVec,
+    requests: IntCounterVec,
+    errors: IntCounterVec,
+    duration: HistogramVec,
+    ejections: IntCounterVec,
+}
+
+impl ProxyMetrics {
+    pub fn new() -> prometheus::Result<Self> {
+        let registry = Registry::new();
+        let up = IntGaugeVec::new(
+            Opts::new("ringcache_proxy_backend_up", "1 while the shard passes health checks."),
+            &["shard"],
+        )?;
+        let requests = IntCounterVec::new(
+            Opts::new("ringcache_proxy_backend_requests_total", "Requests sent to the shard."),
+            &["shard"],
+        )?;
+        let errors = IntCounterVec::new(
+            Opts::new("ringcache_proxy_backend_errors_total", "Requests to the shard that failed, by kind."),
+            &["shard", "kind"],
+        )?;
+        let duration = HistogramVec::new(
+            HistogramOpts::new("ringcache_proxy_backend_duration_seconds", "Time from sending a request to its reply.")
+                .buckets(DURATION_BUCKETS_SECONDS.to_vec()),
+            &["shard"],
+        )?;
+        let ejections = IntCounterVec::new(
+            Opts::new("ringcache_proxy_ejections_total", "Times the shard was marked down by health checks."),
+            &["shard"],
+        )?;
+        registry.register(Box::new(up.clone()))?;
+        registry.register(Box::new(requests.clone()))?;
+        registry.register(Box::new(errors.clone()))?;
+        registry.register(Box::new(duration.clone()))?;
+        registry.register(Box::new(ejections.clone()))?;
+        registry.register(Box::new(CommandCollector::new()))?;
+        Ok(ProxyMetrics { registry, up, requests, errors, duration, ejections })
+    }
+
+    /// The metrics of one shard.
+    pub fn backend(&self, shard: &str) -> BackendMetrics {
+        BackendMetrics {
+            up: self.up.with_label_values(&[shard]),
+            requests: self.requests.with_label_values(&[shard]),
+            errors: BackendError::ALL.map(|k| self.errors.with_label_values(&[shard, k.kind()])),
+            duration: self.duration.with_label_values(&[shard]),
+            ejections: self.ejections.with_label_values(&[shard]),
+        }
+    }
+}
+
+/// Handles to one shard's series, resolved once so the hot path does no label lookups.
+pub struct BackendMetrics {
+    pub up: prometheus::IntGauge,
+    requests: prometheus::IntCounter,
+    errors: [prometheus::IntCounter; 4],
+    duration: prometheus::Histogram,
+    pub ejections: prometheus::IntCounter,
+}
+
+impl BackendMetrics {
+    pub fn requests(&self, n: u64) {
+        self.requests.inc_by(n);
+    }
+
+    pub fn error(&self, e: BackendError) {
+        self.errors[e as usize].inc();
+    }
+
+    pub fn observe(&self, d: Duration) {
+        self.duration.observe(d.as_secs_f64());
+    }
+}

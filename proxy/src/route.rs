@@ -1,0 +1,423 @@
+//! Where a request goes: one shard (forwarded untouched), several shards (split, then merged), every shard
+//! (fanned out and aggregated), nowhere (answered by the proxy), or refused (not supported through a proxy).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::{Bytes, BytesMut};
+use futures::FutureExt;
+use ringcache_common::command::{self, CommandSpec};
+use ringcache_common::resp::{encode_request, ReplyValue, ReplyWriter, Request};
+use tokio::sync::oneshot;
+
+use crate::backend::ReplyResult;
+use crate::cluster::{ShardHandle, Topology};
+use crate::session::{shard_error, ProxyShared, ReplyFut, Session};
+
+/// Redis commands that cannot work through a sharding proxy.
+const UNSUPPORTED: &[&str] = &[
+    "multi",
+    "exec",
+    "discard",
+    "watch",
+    "unwatch",
+    "blpop",
+    "brpop",
+    "brpoplpush",
+    "blmove",
+    "blmpop",
+    "bzpopmin",
+    "bzpopmax",
+    "bzmpop",
+    "subscribe",
+    "unsubscribe",
+    "psubscribe",
+    "punsubscribe",
+    "ssubscribe",
+    "sunsubscribe",
+    "publish",
+    "spublish",
+    "pubsub",
+    "eval",
+    "evalsha",
+    "eval_ro",
+    "evalsha_ro",
+    "script",
+    "function",
+    "fcall",
+    "fcall_ro",
+    "monitor",
+    "sync",
+    "psync",
+    "wait",
+    "move",
+    "swapdb",
+    "migrate",
+];
+
+/// SCAN cursors carry the shard index in their low bits.
+const SCAN_SHARD_BITS: u32 = 10;
+
+/// Routes one request; the returned future yields its reply bytes.
+pub fn route(session: &mut Session, shared: &ProxyShared, req: Request) -> ReplyFut {
+    let Some(spec) = command::lookup(req.name()) else {
+        let name = String::from_utf8_lossy(req.name()).to_lowercase();
+        if UNSUPPORTED.contains(&name.as_str()) {
+            return ReplyFut::error(&format!("ERR {} is not supported by ringcache-proxy", name.to_uppercase()));
+        }
+        return ReplyFut::error(&command::unknown_command_message(&req));
+    };
+    if !spec.arity_ok(req.argc()) {
+        return ReplyFut::error(&format!("ERR wrong number of arguments for '{}' command", spec.name));
+    }
+    if !session.authenticated && !spec.flags.contains(&"no_auth") {
+        return ReplyFut::error("NOAUTH Authentication required.");
+    }
+    let topo = shared.cluster.topology();
+    match spec.name {
+        "mget" => split(session, &topo, &req, spec, 1, Merge::Mget),
+        "del" | "unlink" | "exists" | "touch" => split(session, &topo, &req, spec, 1, Merge::SumIntegers),
+        "mset" => {
+            if req.argc() % 2 == 0 {
+                return ReplyFut::error("ERR wrong number of arguments for 'mset' command");
+            }
+            split(session, &topo, &req, spec, 2, Merge::AllOk)
+        }
+        "msetnx" | "rename" => same_shard_only(session, &topo, &req, spec),
+        "dbsize" => broadcast(session, &topo, &req, Merge::SumIntegers),
+        "flushall" | "flushdb" => broadcast(session, &topo, &req, Merge::AllOk),
+        "keys" => broadcast(session, &topo, &req, Merge::ConcatArrays),
+        "info" => info(session, shared, &topo, &req),
+        "scan" => scan(session, &topo, &req),
+        "randomkey" => randomkey(session, &topo, &req),
+        _ if spec.first_key > 0 => match topo.owner(req.arg(spec.first_key as usize)) {
+            Some(i) => forward(session, &topo.shards[i], &req),
+            None => no_live_shard(),
+        },
+        _ => crate::local::reply(session, shared, &req, spec),
+    }
+}
+
+fn no_live_shard() -> ReplyFut {
+    ReplyFut::error("CLUSTERDOWN ringcache-proxy: no shard is available")
+}
+
+/// The request's bytes as the client sent them (re-encoded only for inline commands).
+fn wire(req: &Request) -> Bytes {
+    match req.raw() {
+        Some(raw) => raw.clone(),
+        None => encode_request(req.args_from(0)),
+    }
+}
+
+fn forward(session: &Session, shard: &Arc<ShardHandle>, req: &Request) -> ReplyFut {
+    let rx = shard.conn_for(session.id).send(wire(req));
+    ReplyFut::One { rx, shard: shard.clone() }
+}
+
+/// MSETNX and RENAME are atomic in Redis, so they are only allowed when every key lives on one shard.
+fn same_shard_only(session: &Session, topo: &Topology, req: &Request, spec: &CommandSpec) -> ReplyFut {
+    let mut owner = None;
+    for pos in spec.key_positions(req.argc()) {
+        let o = topo.owner(req.arg(pos));
+        if owner.is_some() && o != owner {
+            return ReplyFut::error(&format!(
+                "CROSSSLOT Keys in request don't hash to the same shard: ringcache-proxy runs {} only when all keys \
+                 share a shard (use a {{hash tag}})",
+                spec.name.to_uppercase()
+            ));
+        }
+        owner = o;
+    }
+    match owner {
+        Some(i) => forward(session, &topo.shards[i], req),
+        None => no_live_shard(),
+    }
+}
+
+/// How the replies of several shards become one.
+pub enum Merge {
+    /// Arrays of values, put back in the order of the original keys.
+    Mget,
+    SumIntegers,
+    /// `+OK` when every shard said `+OK`.
+    AllOk,
+    ConcatArrays,
+    /// One SCAN step on shard `shard` of `shards`.
+    Scan {
+        shard: usize,
+        shards: usize,
+    },
+    /// INFO from every shard, summed into the proxy's own INFO.
+    Info {
+        text: String,
+        sections: Vec<String>,
+    },
+}
+
+struct Part {
+    rx: oneshot::Receiver<ReplyResult>,
+    shard: Arc<ShardHandle>,
+    result: Option<Bytes>,
+    /// For MGET: where each of this part's keys sat in the original request.
+    positions: Vec<usize>,
+}
+
+/// Replies from several shards being gathered.
+pub struct Gather {
+    parts: Vec<Part>,
+    merge: Merge,
+    total_keys: usize,
+}
+
+impl Future for Gather {
+    type Output = Bytes;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Bytes> {
+        let this = self.get_mut();
+        let mut all = true;
+        for part in &mut this.parts {
+            if part.result.is_some() {
+                continue;
+            }
+            match part.rx.poll_unpin(cx) {
+                Poll::Ready(Ok(Ok(reply))) => part.result = Some(reply),
+                Poll::Ready(Ok(Err(e))) => part.result = Some(shard_error(&part.shard, e)),
+                Poll::Ready(Err(_)) => {
+                    part.result = Some(shard_error(&part.shard, crate::backend::BackendError::Closed))
+                }
+                Poll::Pending => all = false,
+            }
+        }
+        if !all {
+            return Poll::Pending;
+        }
+        Poll::Ready(this.merge())
+    }
+}
+
+impl Gather {
+    fn merge(&mut self) -> Bytes {
+        // Any shard's error (or a reply we cannot read) is the reply.
+        let mut values = Vec::with_capacity(self.parts.len());
+        for part in &self.parts {
+            let bytes = part.result.clone().unwrap_or_default();
+            match ReplyValue::parse(&bytes) {
+                Some(ReplyValue::Error(_)) | None => return bytes,
+                Some(v) => values.push(v),
+            }
+        }
+        let mut out = BytesMut::new();
+        match &self.merge {
+            Merge::Mget => {
+                let mut slots: Vec<Option<Option<Bytes>>> = vec![None; self.total_keys];
+                for (part, v) in self.parts.iter().zip(values) {
+                    let ReplyValue::Array(Some(items)) = v else { return unexpected(&part.shard) };
+                    for (pos, item) in part.positions.iter().zip(items) {
+                        slots[*pos] = Some(match item {
+                            ReplyValue::Bulk(b) => b,
+                            _ => None,
+                        });
+                    }
+                }
+                out.array_len(slots.len());
+                for s in slots {
+                    match s.flatten() {
+                        Some(b) => out.bulk(&b),
+                        None => out.null(),
+                    }
+                }
+            }
+            Merge::SumIntegers => {
+                let mut sum = 0i64;
+                for (part, v) in self.parts.iter().zip(values) {
+                    let ReplyValue::Integer(n) = v else { return unexpected(&part.shard) };
+                    sum += n;
+                }
+                out.integer(sum);
+            }
+            Merge::AllOk => out.ok(),
+            Merge::ConcatArrays => {
+                let mut all = Vec::new();
+                for (part, v) in self.parts.iter().zip(values) {
+                    let ReplyValue::Array(Some(items)) = v else { return unexpected(&part.shard) };
+                    all.extend(items);
+                }
+                out.array_len(all.len());
+                for item in all {
+                    if let ReplyValue::Bulk(Some(b)) = item {
+                        out.bulk(&b);
+                    } else {
+                        out.null();
+                    }
+                }
+            }
+            Merge::Scan { shard, shards } => {
+                let Some(ReplyValue::Array(Some(items))) = values.into_iter().next() else {
+                    return unexpected(&self.parts[0].shard);
+                };
+                let (Some(ReplyValue::Bulk(Some(cursor))), Some(ReplyValue::Array(Some(keys)))) =
+                    (items.first(), items.get(1))
+                else {
+                    return unexpected(&self.parts[0].shard);
+                };
+                let inner: u64 = std::str::from_utf8(cursor).ok().and_then(|c| c.parse().ok()).unwrap_or(0);
+                let next = if inner != 0 {
+                    (inner << SCAN_SHARD_BITS) | *shard as u64
+                } else if shard + 1 < *shards {
+                    (shard + 1) as u64
+                } else {
+                    0
+                };
+                out.array_len(2);
+                out.bulk(next.to_string().as_bytes());
+                out.array_len(keys.len());
+                for k in keys {
+                    if let ReplyValue::Bulk(Some(b)) = k {
+                        out.bulk(b);
+                    }
+                }
+            }
+            Merge::Info { text, sections } => {
+                let mut infos = Vec::new();
+                for v in values {
+                    if let ReplyValue::Bulk(Some(b)) = v {
+                        infos.push(String::from_utf8_lossy(&b).into_owned());
+                    }
+                }
+                out.bulk(crate::local::merge_info(text, sections, &infos).as_bytes());
+            }
+        }
+        out.freeze()
+    }
+}
+
+fn unexpected(shard: &ShardHandle) -> Bytes {
+    let mut out = BytesMut::new();
+    out.error(&format!("ERR ringcache-proxy: unexpected reply from shard '{}'", shard.spec.name));
+    out.freeze()
+}
+
+/// Splits a multi-key command into one sub-request per shard: the command name followed by the key
+/// groups (each key with the `group - 1` arguments after it) that shard owns, in their original order.
+fn split(
+    session: &Session,
+    topo: &Topology,
+    req: &Request,
+    spec: &CommandSpec,
+    group: usize,
+    merge: Merge,
+) -> ReplyFut {
+    let mut per_shard: Vec<(usize, Vec<usize>)> = Vec::new(); // (shard, key argument positions)
+    for pos in (1..req.argc()).step_by(group) {
+        let Some(owner) = topo.owner(req.arg(pos)) else {
+            return no_live_shard();
+        };
+        match per_shard.iter_mut().find(|(s, _)| *s == owner) {
+            Some((_, v)) => v.push(pos),
+            None => per_shard.push((owner, vec![pos])),
+        }
+    }
+    if per_shard.len() == 1 {
+        // Everything on one shard: forward the original bytes.
+        return forward(session, &topo.shards[per_shard[0].0], req);
+    }
+    let total_keys = (req.argc() - 1) / group;
+    let parts = per_shard
+        .into_iter()
+        .map(|(shard_index, positions)| {
+            let shard = topo.shards[shard_index].clone();
+            let mut sub = BytesMut::new();
+            sub.array_len(1 + positions.len() * group);
+            sub.bulk(spec.name.as_bytes());
+            for &p in &positions {
+                for i in p..p + group {
+                    sub.bulk(req.arg(i));
+                }
+            }
+            let rx = shard.conn_for(session.id).send(sub.freeze());
+            Part { rx, shard, result: None, positions: positions.iter().map(|p| (p - 1) / group).collect() }
+        })
+        .collect();
+    ReplyFut::Gather(Box::new(Gather { parts, merge, total_keys }))
+}
+
+/// Sends the request to every live shard.
+fn broadcast(session: &Session, topo: &Topology, req: &Request, merge: Merge) -> ReplyFut {
+    let request = wire(req);
+    let parts: Vec<Part> = topo
+        .live()
+        .map(|(_, shard)| Part {
+            rx: shard.conn_for(session.id).send(request.clone()),
+            shard: shard.clone(),
+            result: None,
+            positions: Vec::new(),
+        })
+        .collect();
+    if parts.is_empty() {
+        return no_live_shard();
+    }
+    ReplyFut::Gather(Box::new(Gather { parts, merge, total_keys: 0 }))
+}
+
+fn info(session: &Session, shared: &ProxyShared, topo: &Topology, req: &Request) -> ReplyFut {
+    let sections = crate::local::info_sections(req);
+    let text = crate::local::proxy_info(shared, &sections);
+    let shard_req = encode_request([&b"INFO"[..], b"all"].into_iter());
+    let parts: Vec<Part> = topo
+        .live()
+        .map(|(_, shard)| Part {
+            rx: shard.conn_for(session.id).send(shard_req.clone()),
+            shard: shard.clone(),
+            result: None,
+            positions: Vec::new(),
+        })
+        .collect();
+    ReplyFut::Gather(Box::new(Gather { parts, merge: Merge::Info { text, sections }, total_keys: 0 }))
+}
+
+/// SCAN walks the shards one after another; the cursor's low bits say which shard it is on.
+fn scan(session: &Session, topo: &Topology, req: &Request) -> ReplyFut {
+    let Some(cursor) = std::str::from_utf8(req.arg(1)).ok().and_then(|c| c.parse::<u64>().ok()) else {
+        return ReplyFut::error("ERR invalid cursor");
+    };
+    let shards = topo.shards.len();
+    let shard_index = (cursor & ((1 << SCAN_SHARD_BITS) - 1)) as usize;
+    let inner = cursor >> SCAN_SHARD_BITS;
+    let Some(shard) = topo.shards.get(shard_index) else {
+        return ReplyFut::error("ERR invalid cursor");
+    };
+    if !shard.is_up() {
+        return ReplyFut::error(&format!(
+            "ERR ringcache-proxy: shard '{}' is down; retry the SCAN later",
+            shard.spec.name
+        ));
+    }
+    let inner_text = inner.to_string();
+    let args = std::iter::once(&b"SCAN"[..]).chain(std::iter::once(inner_text.as_bytes())).chain(req.args_from(2));
+    let sub = encode_request(args.collect::<Vec<_>>().into_iter());
+    let part =
+        Part { rx: shard.conn_for(session.id).send(sub), shard: shard.clone(), result: None, positions: Vec::new() };
+    ReplyFut::Gather(Box::new(Gather {
+        parts: vec![part],
+        merge: Merge::Scan { shard: shard_index, shards },
+        total_keys: 0,
+    }))
+}
+
+fn randomkey(session: &Session, topo: &Topology, req: &Request) -> ReplyFut {
+    let live: Vec<_> = topo.live().collect();
+    if live.is_empty() {
+        return no_live_shard();
+    }
+    let pick = rand::random_range(0..live.len());
+    forward(session, live[pick].1, req)
+}
+
+/// Counts connections for INFO.
+pub fn connected(shared: &ProxyShared) -> usize {
+    shared.connected.load(Ordering::Relaxed)
+}

@@ -1,0 +1,231 @@
+//! One client connection: read requests, route each, and send replies back in request order.
+//!
+//! Every request becomes a [`ReplyFut`] pushed onto a `FuturesOrdered`, which yields replies in the order
+//! the requests arrived however the shards answer. Whatever replies are ready are written together with
+//! one write. Requests for keys are forwarded as the bytes the client sent; multi-key commands are split
+//! into one sub-request per shard ([`crate::route`]).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use futures::stream::{FuturesOrdered, StreamExt};
+use futures::FutureExt;
+use ringcache_common::resp::{Limits, ReplyWriter, RequestScanner};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::backend::ReplyResult;
+use crate::cluster::{Cluster, ShardHandle};
+use crate::route::{self, Gather};
+
+/// Most requests a client may have waiting for replies before the proxy stops reading from it.
+const MAX_PENDING_PER_CLIENT: usize = 4096;
+const READ_CHUNK_BYTES: usize = 16 * 1024;
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Settings and counters shared by all sessions.
+pub struct ProxyShared {
+    pub cluster: Arc<Cluster>,
+    pub requirepass: Option<String>,
+    pub limits: Limits,
+    pub maxclients: usize,
+    pub idle_timeout: Duration,
+    pub port: u16,
+    pub started: Instant,
+    pub connected: AtomicUsize,
+    pub total_connections: AtomicU64,
+    pub rejected_connections: AtomicU64,
+    next_id: AtomicU64,
+}
+
+impl ProxyShared {
+    pub fn new(
+        cluster: Arc<Cluster>,
+        requirepass: Option<String>,
+        limits: Limits,
+        maxclients: usize,
+        idle_timeout: Duration,
+        port: u16,
+    ) -> Self {
+        ProxyShared {
+            cluster,
+            requirepass,
+            limits,
+            maxclients,
+            idle_timeout,
+            port,
+            started: Instant::now(),
+            connected: AtomicUsize::new(0),
+            total_connections: AtomicU64::new(0),
+            rejected_connections: AtomicU64::new(0),
+            next_id: AtomicU64::new(1),
+        }
+    }
+}
+
+/// Per-connection state.
+pub struct Session {
+    pub id: u64,
+    pub authenticated: bool,
+    pub name: String,
+    pub close_after_reply: bool,
+}
+
+/// A reply that may still be on its way.
+pub enum ReplyFut {
+    Ready(Option<Bytes>),
+    One { rx: oneshot::Receiver<ReplyResult>, shard: Arc<ShardHandle> },
+    Gather(Box<Gather>),
+}
+
+impl ReplyFut {
+    pub fn ready(bytes: Bytes) -> Self {
+        ReplyFut::Ready(Some(bytes))
+    }
+
+    pub fn error(msg: &str) -> Self {
+        let mut out = BytesMut::new();
+        out.error(msg);
+        ReplyFut::ready(out.freeze())
+    }
+}
+
+/// The error reply for a request a shard could not answer.
+pub fn shard_error(shard: &ShardHandle, e: crate::backend::BackendError) -> Bytes {
+    let mut out = BytesMut::new();
+    out.error(&format!("ERR ringcache-proxy: shard '{}' {e}", shard.spec.name));
+    out.freeze()
+}
+
+impl Future for ReplyFut {
+    type Output = Bytes;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Bytes> {
+        match self.get_mut() {
+            ReplyFut::Ready(b) => Poll::Ready(b.take().unwrap_or_default()),
+            ReplyFut::One { rx, shard } => match rx.poll_unpin(cx) {
+                Poll::Ready(Ok(Ok(reply))) => Poll::Ready(reply),
+                Poll::Ready(Ok(Err(e))) => Poll::Ready(shard_error(shard, e)),
+                Poll::Ready(Err(_)) => Poll::Ready(shard_error(shard, crate::backend::BackendError::Closed)),
+                Poll::Pending => Poll::Pending,
+            },
+            ReplyFut::Gather(g) => g.poll_unpin(cx),
+        }
+    }
+}
+
+/// Accepts clients until `shutdown`, then waits (up to a grace period) for open sessions to finish.
+pub async fn run(listener: TcpListener, shared: Arc<ProxyShared>, shutdown: CancellationToken) -> std::io::Result<()> {
+    let tracker = TaskTracker::new();
+    loop {
+        let (stream, _) = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            },
+        };
+        shared.total_connections.fetch_add(1, Ordering::Relaxed);
+        if shared.connected.fetch_add(1, Ordering::AcqRel) >= shared.maxclients {
+            shared.connected.fetch_sub(1, Ordering::AcqRel);
+            shared.rejected_connections.fetch_add(1, Ordering::Relaxed);
+            tracker.spawn(async move {
+                let mut stream = stream;
+                let _ = stream.write_all(b"-ERR max number of clients reached\r\n").await;
+            });
+            continue;
+        }
+        let shared = shared.clone();
+        let shutdown = shutdown.clone();
+        tracker.spawn(async move {
+            let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+            if let Err(e) = serve(stream, id, &shared, &shutdown).await {
+                tracing::debug!("client {id}: {e}");
+            }
+            shared.connected.fetch_sub(1, Ordering::AcqRel);
+        });
+    }
+    drop(listener);
+    tracker.close();
+    if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait()).await.is_err() {
+        tracing::warn!("{} client connections still open after {SHUTDOWN_GRACE:?}; closing them", tracker.len());
+    }
+    Ok(())
+}
+
+async fn serve(stream: TcpStream, id: u64, shared: &ProxyShared, shutdown: &CancellationToken) -> std::io::Result<()> {
+    let _ = stream.set_nodelay(true);
+    let (mut reader, mut writer) = stream.into_split();
+    let mut session =
+        Session { id, authenticated: shared.requirepass.is_none(), name: String::new(), close_after_reply: false };
+    let mut scanner = RequestScanner::new();
+    let mut rbuf = BytesMut::with_capacity(READ_CHUNK_BYTES);
+    let mut wbuf = BytesMut::with_capacity(READ_CHUNK_BYTES);
+    let mut pending: FuturesOrdered<ReplyFut> = FuturesOrdered::new();
+    let mut closing = false; // no more requests will be read; finish the pending replies
+    let cancelled = shutdown.cancelled();
+    tokio::pin!(cancelled);
+    let idle = shared.idle_timeout;
+    let idle_sleep = tokio::time::sleep(if idle.is_zero() { Duration::from_secs(86_400 * 365) } else { idle });
+    tokio::pin!(idle_sleep);
+    loop {
+        if closing && pending.is_empty() {
+            return Ok(());
+        }
+        tokio::select! {
+            biased;
+            Some(first) = pending.next(), if !pending.is_empty() => {
+                wbuf.extend_from_slice(&first);
+                while let Some(Some(more)) = pending.next().now_or_never() {
+                    wbuf.extend_from_slice(&more);
+                }
+                writer.write_all(&wbuf).await?;
+                wbuf.clear();
+            }
+            r = reader.read_buf(&mut rbuf), if !closing && pending.len() < MAX_PENDING_PER_CLIENT => {
+                if r? == 0 {
+                    closing = true;
+                    continue;
+                }
+                if !idle.is_zero() {
+                    idle_sleep.as_mut().reset(tokio::time::Instant::now() + idle);
+                }
+                loop {
+                    let limits = if session.authenticated { shared.limits } else { shared.limits.unauthenticated() };
+                    match scanner.next(&mut rbuf, &limits) {
+                        Ok(Some(req)) => {
+                            pending.push_back(route::route(&mut session, shared, req));
+                            if session.close_after_reply {
+                                closing = true;
+                                break;
+                            }
+                        }
+                        Ok(None) => break,
+                        Err(e) => {
+                            let mut msg = BytesMut::new();
+                            msg.error(&format!("ERR Protocol error: {e}"));
+                            pending.push_back(ReplyFut::ready(msg.freeze()));
+                            closing = true;
+                            break;
+                        }
+                    }
+                }
+                rbuf.reserve(scanner.bytes_needed_hint(rbuf.len()).max(READ_CHUNK_BYTES));
+            }
+            _ = &mut cancelled, if !closing => closing = true,
+            _ = &mut idle_sleep, if !closing && pending.is_empty() && !idle.is_zero() => return Ok(()),
+        }
+    }
+}
