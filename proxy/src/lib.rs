@@ -9,6 +9,7 @@
 //! - [`route`]: single-key forwarding, multi-key split and merge, fan-out commands.
 //! - [`local`]: commands the proxy answers itself.
 //! - [`metrics`]: the `/metrics` registry.
+//! - [`reload`]: re-reading the shard list on SIGHUP or when the config file changes.
 //!
 //! Invariants: a client's replies leave in the order its requests arrived; a request to a shard that is
 //! dead or slow fails within `--timeout`; request and reply bytes are forwarded, not re-encoded, except
@@ -19,6 +20,7 @@ pub mod cluster;
 pub mod config;
 pub mod local;
 pub mod metrics;
+pub mod reload;
 pub mod ring;
 pub mod route;
 pub mod session;

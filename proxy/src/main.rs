@@ -50,6 +50,9 @@ async fn serve(args: ProxyArgs) -> anyhow::Result<()> {
     };
     let names: Vec<String> = shards.iter().map(|s| format!("{}={}", s.name, s.addr)).collect();
     let cluster = Cluster::new(shards, settings, metrics.clone(), shutdown.clone());
+    if let Some(path) = &args.config {
+        tokio::spawn(ringcache_proxy::reload::watch(path.into(), cluster.clone(), shutdown.clone()));
+    }
     if args.metrics_port != 0 {
         let metrics_addr: SocketAddr = format!("{}:{}", args.bind, args.metrics_port).parse()?;
         let bound = ringcache_common::metrics::serve(metrics_addr, metrics.registry.clone(), shutdown.clone())

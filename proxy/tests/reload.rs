@@ -1,0 +1,60 @@
+//! Shard list reloads: a changed config file swaps the ring without dropping clients; a bad file is rejected
+//! and the old ring keeps serving.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use support::{free_port, start_shard, Proc};
+
+fn exists_on(shard: &Proc, key: &str) -> bool {
+    let mut c = shard.client();
+    redis::cmd("EXISTS").arg(key).query::<i64>(&mut c).unwrap() == 1
+}
+
+#[test]
+fn config_changes_swap_the_ring_without_dropping_clients() {
+    let a = start_shard(&[]);
+    let b = start_shard(&[]);
+    let dir = std::env::temp_dir().join(format!("ringcache-reload-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let conf = dir.join("proxy.toml");
+    std::fs::write(&conf, format!("shards = [\"a={}\"]\n", a.addr())).unwrap();
+    let port = free_port();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ringcache-proxy"));
+    cmd.args(["--port", &port.to_string(), "--metrics-port", "0", "--log", "warn", "--config"]).arg(&conf);
+    let proxy = Proc::spawn("ringcache-proxy", cmd, port);
+    let mut con = proxy.client();
+    let _: () = redis::cmd("SET").arg("before").arg("1").query(&mut con).unwrap();
+    assert!(exists_on(&a, "before"));
+
+    // A broken file is rejected: the proxy keeps routing to a.
+    std::fs::write(&conf, "shards = [\"a=127.0.0.1:notaport\"\n").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < deadline {
+        let _: () = redis::cmd("SET").arg("still-a").arg("1").query(&mut con).unwrap();
+        assert!(exists_on(&a, "still-a"), "a rejected config changed the routing");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // Switch to b only: the same client connection keeps working and new writes land on b.
+    std::fs::write(&conf, format!("shards = \"b={}\"\n", b.addr())).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let _: () = redis::cmd("SET").arg("after").arg("1").query(&mut con).unwrap();
+        if exists_on(&b, "after") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the new shard list was not applied");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let pong: String = redis::cmd("PING").query(&mut con).unwrap();
+    assert_eq!(pong, "PONG");
+    // SIGHUP re-reads the file (same content here) and must not stop the proxy.
+    Command::new("kill").args(["-HUP", &proxy.pid().to_string()]).status().unwrap();
+    let _: () = redis::cmd("SET").arg("after-hup").arg("1").query(&mut con).unwrap();
+    assert!(exists_on(&b, "after-hup"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

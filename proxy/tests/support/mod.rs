@@ -1,0 +1,161 @@
+//! Test support: real `ringcache-proxy`, `ringcache-shard`, `redis-server` and `nutcracker` processes on
+//! free loopback ports, each stopped when its guard drops (also when a test panics).
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A child process listening on `port`, killed on drop.
+pub struct Proc {
+    pub port: u16,
+    pub name: String,
+    child: Option<Child>,
+}
+
+impl Proc {
+    /// Spawns `cmd` and polls `port` until it accepts connections.
+    pub fn spawn(name: &str, mut cmd: Command, port: u16) -> Proc {
+        for (k, _) in std::env::vars() {
+            if k.starts_with("RINGCACHE_") {
+                cmd.env_remove(k);
+            }
+        }
+        let child = cmd.stdin(Stdio::null()).spawn().unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        let mut p = Proc { port, name: name.to_string(), child: Some(child) };
+        p.wait_listening();
+        p
+    }
+
+    fn wait_listening(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("{} exited before listening on {}: {status}", self.name, self.port);
+            }
+            assert!(Instant::now() < deadline, "{} did not listen on {} within 20s", self.name, self.port);
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn client(&self) -> redis::Connection {
+        redis::Client::open(format!("redis://127.0.0.1:{}/", self.port)).unwrap().get_connection().unwrap()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, |c| c.id())
+    }
+
+    /// Kills the process (SIGKILL) and waits for it.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Sends a signal and waits for exit; returns the exit code.
+    pub fn stop_with(&mut self, signal: &str) -> Option<i32> {
+        let child = self.child.as_mut().unwrap();
+        Command::new("kill").args([&format!("-{signal}"), &child.id().to_string()]).status().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                self.child = None;
+                return status.code();
+            }
+            assert!(Instant::now() < deadline, "{} did not exit after {signal}", self.name);
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The `ringcache-shard` binary next to the proxy's; built on first use when a plain `cargo test -p
+/// ringcache-proxy` has not built it yet.
+pub fn shard_binary() -> PathBuf {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| {
+        let proxy = PathBuf::from(env!("CARGO_BIN_EXE_ringcache-proxy"));
+        let dir = proxy.parent().unwrap().to_path_buf();
+        let shard = dir.join("ringcache-shard");
+        if !shard.exists() {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let mut cmd = Command::new(cargo);
+            cmd.args(["build", "-p", "ringcache-shard", "--bin", "ringcache-shard"]);
+            if dir.ends_with("release") {
+                cmd.arg("--release");
+            }
+            assert!(cmd.status().unwrap().success(), "building ringcache-shard failed");
+        }
+        shard
+    })
+    .clone()
+}
+
+pub fn start_shard(extra: &[&str]) -> Proc {
+    start_shard_on(free_port(), extra)
+}
+
+pub fn start_shard_on(port: u16, extra: &[&str]) -> Proc {
+    let mut cmd = Command::new(shard_binary());
+    cmd.args(["--port", &port.to_string(), "--metrics-port", "0", "--log", "warn"]).args(extra);
+    Proc::spawn("ringcache-shard", cmd, port)
+}
+
+pub fn start_redis() -> Proc {
+    start_redis_on(free_port())
+}
+
+pub fn start_redis_on(port: u16) -> Proc {
+    let mut cmd = Command::new("redis-server");
+    cmd.args(["--port", &port.to_string(), "--save", "", "--appendonly", "no", "--bind", "127.0.0.1"])
+        .stdout(Stdio::null());
+    Proc::spawn("redis-server", cmd, port)
+}
+
+/// Starts a proxy over `shards` given as (name, address) pairs.
+pub fn start_proxy(shards: &[(&str, String)], extra: &[&str]) -> Proc {
+    let port = free_port();
+    let list: Vec<String> = shards.iter().map(|(n, a)| format!("{n}={a}")).collect();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ringcache-proxy"));
+    cmd.args(["--port", &port.to_string(), "--metrics-port", "0", "--log", "warn", "--shards", &list.join(",")])
+        .args(extra);
+    Proc::spawn("ringcache-proxy", cmd, port)
+}
+
+/// Three ringcache shards named s1..s3 and a proxy over them.
+pub struct Cluster {
+    pub shards: Vec<Proc>,
+    pub proxy: Proc,
+}
+
+pub fn cluster_of_shards(proxy_extra: &[&str]) -> Cluster {
+    let shards: Vec<Proc> = (0..3).map(|_| start_shard(&[])).collect();
+    let names: Vec<(&str, String)> = ["s1", "s2", "s3"].into_iter().zip(shards.iter().map(Proc::addr)).collect();
+    let proxy = start_proxy(&names, proxy_extra);
+    Cluster { shards, proxy }
+}
+
+pub fn cluster_of_redis(proxy_extra: &[&str]) -> Cluster {
+    let shards: Vec<Proc> = (0..3).map(|_| start_redis()).collect();
+    let names: Vec<(&str, String)> = ["s1", "s2", "s3"].into_iter().zip(shards.iter().map(Proc::addr)).collect();
+    let proxy = start_proxy(&names, proxy_extra);
+    Cluster { shards, proxy }
+}
