@@ -23,6 +23,74 @@ pub enum ConfigError {
     Clap(#[from] clap::Error),
 }
 
+/// Flags every client-facing server shares (shard and proxy): authentication, client and request limits,
+/// threads and logging. Flattened into each binary's parser.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ClientArgs {
+    /// Require clients to AUTH with this password before any other command.
+    #[arg(long, env = "RINGCACHE_REQUIREPASS")]
+    pub requirepass: Option<String>,
+
+    /// Most simultaneous client connections; more are refused with "ERR max number of clients reached".
+    #[arg(long, env = "RINGCACHE_MAXCLIENTS", default_value_t = 10_000)]
+    pub maxclients: usize,
+
+    /// Close a client connection idle for this long (e.g. 300s); 0 never closes idle clients.
+    #[arg(long, env = "RINGCACHE_IDLE_TIMEOUT", default_value = "0", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
+
+    /// Largest bulk string a client may send (Redis's proto-max-bulk-len).
+    #[arg(long, env = "RINGCACHE_PROTO_MAX_BULK_LEN", default_value = "512mb", value_parser = parse_byte_size)]
+    pub proto_max_bulk_len: u64,
+
+    /// Largest number of arguments in one request.
+    #[arg(long, env = "RINGCACHE_PROTO_MAX_MULTIBULK_LEN", default_value_t = 1024 * 1024)]
+    pub proto_max_multibulk_len: usize,
+
+    /// Longest inline (telnet-style) command line.
+    #[arg(long, env = "RINGCACHE_PROTO_MAX_INLINE_LEN", default_value = "64kb", value_parser = parse_byte_size)]
+    pub proto_max_inline_len: u64,
+
+    /// Worker threads (default: one per core).
+    #[arg(long, env = "RINGCACHE_THREADS")]
+    pub threads: Option<usize>,
+
+    /// Log filter (tracing's env-filter syntax), e.g. info or ringcache_shard=debug.
+    #[arg(long, env = "RINGCACHE_LOG", default_value = "info")]
+    pub log: String,
+}
+
+impl ClientArgs {
+    /// The request limits these flags set.
+    pub fn limits(&self) -> crate::resp::Limits {
+        crate::resp::Limits {
+            max_bulk_len: self.proto_max_bulk_len as usize,
+            max_multibulk_len: self.proto_max_multibulk_len,
+            max_inline_len: self.proto_max_inline_len as usize,
+            unauthenticated: false,
+        }
+    }
+
+    /// The password clients must give, if any (an empty one means none).
+    pub fn password(&self) -> Option<String> {
+        self.requirepass.clone().filter(|p| !p.is_empty())
+    }
+
+    /// Starts logging to stderr and builds the multi-threaded runtime every binary runs on.
+    pub fn init_process(&self, thread_name: &str) -> Result<tokio::runtime::Runtime, String> {
+        let filter = tracing_subscriber::EnvFilter::try_new(&self.log)
+            .map_err(|e| format!("invalid --log filter '{}': {e}", self.log))?;
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+        let threads = self.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads.max(1))
+            .thread_name(thread_name)
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start the runtime: {e}"))
+    }
+}
+
 /// Parses a byte size the way Redis's config does: a plain number of bytes, or a number followed by `b`,
 /// `k`/`kb`, `m`/`mb`, `g`/`gb` (case-insensitive; `k` = 1000, `kb` = 1024, and so on).
 pub fn parse_byte_size(s: &str) -> Result<u64, String> {
@@ -55,6 +123,21 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 /// Parses the process's arguments into `T`, merging in `--config FILE` (see the module docs).
 pub fn parse_args<T: clap::Parser>() -> Result<T, ConfigError> {
     parse_args_from::<T, _>(std::env::args_os(), |k| std::env::var_os(k).is_some())
+}
+
+/// [`parse_args`] for `main`: a usage error or `--help` prints and exits as clap does; a config-file
+/// error is returned.
+pub fn parse_args_or_exit<T: clap::Parser>() -> Result<T, ConfigError> {
+    match parse_args::<T>() {
+        Err(ConfigError::Clap(e)) => e.exit(),
+        other => other,
+    }
+}
+
+/// `bind:port` as a socket address, with an error naming the flags.
+pub fn socket_addr(bind: &str, port: u16) -> Result<std::net::SocketAddr, String> {
+    let text = if bind.contains(':') { format!("[{bind}]:{port}") } else { format!("{bind}:{port}") };
+    text.parse().map_err(|_| format!("invalid --bind/--port: {text}"))
 }
 
 /// [`parse_args`] with explicit arguments and environment lookup, for tests.

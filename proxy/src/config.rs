@@ -3,9 +3,8 @@
 use std::time::Duration;
 
 use clap::Parser;
-use ringcache_common::config::{parse_byte_size, parse_duration};
+use ringcache_common::config::{parse_duration, ClientArgs};
 use ringcache_common::hash::KeyHash;
-use ringcache_common::resp::Limits;
 
 use crate::ring::Member;
 
@@ -39,10 +38,6 @@ pub struct ProxyArgs {
     #[arg(long, env = "RINGCACHE_METRICS_PORT", default_value_t = 9120)]
     pub metrics_port: u16,
 
-    /// Require clients to AUTH with this password.
-    #[arg(long, env = "RINGCACHE_REQUIREPASS")]
-    pub requirepass: Option<String>,
-
     /// Password the proxy sends to shards that have --requirepass.
     #[arg(long, env = "RINGCACHE_SHARD_PASSWORD")]
     pub shard_password: Option<String>,
@@ -71,44 +66,8 @@ pub struct ProxyArgs {
     #[arg(long, env = "RINGCACHE_BACKEND_CONNECTIONS", default_value_t = 2)]
     pub backend_connections: usize,
 
-    /// Most simultaneous client connections.
-    #[arg(long, env = "RINGCACHE_MAXCLIENTS", default_value_t = 10_000)]
-    pub maxclients: usize,
-
-    /// Close a client connection idle for this long; 0 never does.
-    #[arg(long, env = "RINGCACHE_IDLE_TIMEOUT", default_value = "0", value_parser = parse_duration)]
-    pub idle_timeout: Duration,
-
-    /// Largest bulk string a client may send.
-    #[arg(long, env = "RINGCACHE_PROTO_MAX_BULK_LEN", default_value = "512mb", value_parser = parse_byte_size)]
-    pub proto_max_bulk_len: u64,
-
-    /// Largest number of arguments in one request.
-    #[arg(long, env = "RINGCACHE_PROTO_MAX_MULTIBULK_LEN", default_value_t = 1024 * 1024)]
-    pub proto_max_multibulk_len: usize,
-
-    /// Longest inline (telnet-style) command line.
-    #[arg(long, env = "RINGCACHE_PROTO_MAX_INLINE_LEN", default_value = "64kb", value_parser = parse_byte_size)]
-    pub proto_max_inline_len: u64,
-
-    /// Worker threads (default: one per core).
-    #[arg(long, env = "RINGCACHE_THREADS")]
-    pub threads: Option<usize>,
-
-    /// Log filter (tracing's env-filter syntax).
-    #[arg(long, env = "RINGCACHE_LOG", default_value = "info")]
-    pub log: String,
-}
-
-impl ProxyArgs {
-    pub fn limits(&self) -> Limits {
-        Limits {
-            max_bulk_len: self.proto_max_bulk_len as usize,
-            max_multibulk_len: self.proto_max_multibulk_len,
-            max_inline_len: self.proto_max_inline_len as usize,
-            unauthenticated: false,
-        }
-    }
+    #[command(flatten)]
+    pub client: ClientArgs,
 }
 
 /// One configured shard.

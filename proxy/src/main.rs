@@ -1,9 +1,9 @@
 //! `ringcache-proxy`: parses the command line and runs the proxy; everything else is in the library.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use ringcache_common::config::socket_addr;
 use ringcache_proxy::cluster::{Cluster, ClusterSettings};
 use ringcache_proxy::config::{parse_shards, ProxyArgs};
 use ringcache_proxy::metrics::ProxyMetrics;
@@ -13,30 +13,15 @@ use ringcache_proxy::session::{self, ProxyShared};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
-    let args: ProxyArgs = match ringcache_common::config::parse_args() {
-        Ok(a) => a,
-        Err(ringcache_common::config::ConfigError::Clap(e)) => e.exit(),
-        Err(e) => return Err(e.into()),
-    };
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&args.log).context("invalid --log filter")?)
-        .with_writer(std::io::stderr)
-        .init();
-    let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads.max(1))
-        .thread_name("ringcache-proxy")
-        .enable_all()
-        .build()?;
+    let args: ProxyArgs = ringcache_common::config::parse_args_or_exit()?;
+    let runtime = args.client.init_process("ringcache-proxy").map_err(anyhow::Error::msg)?;
     runtime.block_on(serve(args))
 }
 
 async fn serve(args: ProxyArgs) -> anyhow::Result<()> {
     let shards = parse_shards(args.shards.as_deref().unwrap_or("")).map_err(anyhow::Error::msg)?;
     let shutdown = ringcache_common::shutdown::on_signals()?;
-    let addr: SocketAddr = format!("{}:{}", args.bind, args.port)
-        .parse()
-        .with_context(|| format!("invalid --bind/--port: {}:{}", args.bind, args.port))?;
+    let addr = socket_addr(&args.bind, args.port).map_err(anyhow::Error::msg)?;
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
     let local = listener.local_addr()?;
     let metrics = Arc::new(ProxyMetrics::new()?);
@@ -54,7 +39,7 @@ async fn serve(args: ProxyArgs) -> anyhow::Result<()> {
         tokio::spawn(ringcache_proxy::reload::watch(path.into(), cluster.clone(), shutdown.clone()));
     }
     if args.metrics_port != 0 {
-        let metrics_addr: SocketAddr = format!("{}:{}", args.bind, args.metrics_port).parse()?;
+        let metrics_addr = socket_addr(&args.bind, args.metrics_port).map_err(anyhow::Error::msg)?;
         let bound = ringcache_common::metrics::serve(metrics_addr, metrics.registry.clone(), shutdown.clone())
             .await
             .with_context(|| format!("cannot listen for metrics on {metrics_addr}"))?;
@@ -62,10 +47,10 @@ async fn serve(args: ProxyArgs) -> anyhow::Result<()> {
     }
     let shared = Arc::new(ProxyShared::new(
         cluster,
-        args.requirepass.clone().filter(|p| !p.is_empty()),
-        args.limits(),
-        args.maxclients,
-        args.idle_timeout,
+        args.client.password(),
+        args.client.limits(),
+        args.client.maxclients,
+        args.client.idle_timeout,
         local.port(),
     ));
     tracing::info!("ringcache-proxy {} listening on {local}, shards: {}", env!("CARGO_PKG_VERSION"), names.join(", "));

@@ -1,10 +1,7 @@
 //! The shard's command line (also read from `RINGCACHE_*` environment variables and `--config FILE`).
 
-use std::time::Duration;
-
 use clap::Parser;
-use ringcache_common::config::{parse_byte_size, parse_duration};
-use ringcache_common::resp::Limits;
+use ringcache_common::config::{parse_byte_size, ClientArgs};
 
 /// ringcache-shard: one Ringcache storage node. Speaks RESP (Redis's protocol) over TCP and keeps data in
 /// memory in a lock-striped LRU, evicting least recently used keys to stay within --maxmemory.
@@ -40,37 +37,8 @@ pub struct ShardArgs {
     #[arg(long, env = "RINGCACHE_METRICS_PORT", default_value_t = 9121)]
     pub metrics_port: u16,
 
-    /// Require clients to AUTH with this password before any other command.
-    #[arg(long, env = "RINGCACHE_REQUIREPASS")]
-    pub requirepass: Option<String>,
-
-    /// Most simultaneous client connections; more are refused with "ERR max number of clients reached".
-    #[arg(long, env = "RINGCACHE_MAXCLIENTS", default_value_t = 10_000)]
-    pub maxclients: usize,
-
-    /// Close a client connection idle for this long (e.g. 300s); 0 never closes idle clients.
-    #[arg(long, env = "RINGCACHE_IDLE_TIMEOUT", default_value = "0", value_parser = parse_duration)]
-    pub idle_timeout: Duration,
-
-    /// Largest bulk string a client may send (Redis's proto-max-bulk-len).
-    #[arg(long, env = "RINGCACHE_PROTO_MAX_BULK_LEN", default_value = "512mb", value_parser = parse_byte_size)]
-    pub proto_max_bulk_len: u64,
-
-    /// Largest number of arguments in one request.
-    #[arg(long, env = "RINGCACHE_PROTO_MAX_MULTIBULK_LEN", default_value_t = 1024 * 1024)]
-    pub proto_max_multibulk_len: usize,
-
-    /// Longest inline (telnet-style) command line.
-    #[arg(long, env = "RINGCACHE_PROTO_MAX_INLINE_LEN", default_value = "64kb", value_parser = parse_byte_size)]
-    pub proto_max_inline_len: u64,
-
-    /// Worker threads for client connections (default: one per core).
-    #[arg(long, env = "RINGCACHE_THREADS")]
-    pub threads: Option<usize>,
-
-    /// Log filter (tracing's env-filter syntax), e.g. info or ringcache_shard=debug.
-    #[arg(long, env = "RINGCACHE_LOG", default_value = "info")]
-    pub log: String,
+    #[command(flatten)]
+    pub client: ClientArgs,
 }
 
 fn parse_stripes(s: &str) -> Result<usize, String> {
@@ -79,15 +47,4 @@ fn parse_stripes(s: &str) -> Result<usize, String> {
         return Err(format!("stripes must be a power of two between 1 and 1024, got {n}"));
     }
     Ok(n)
-}
-
-impl ShardArgs {
-    pub fn limits(&self) -> Limits {
-        Limits {
-            max_bulk_len: self.proto_max_bulk_len as usize,
-            max_multibulk_len: self.proto_max_multibulk_len,
-            max_inline_len: self.proto_max_inline_len as usize,
-            unauthenticated: false,
-        }
-    }
 }

@@ -1,9 +1,9 @@
 //! `ringcache-shard`: parses the command line and runs the server; everything else is in the library.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use ringcache_common::config::socket_addr;
 use ringcache_shard::config::ShardArgs;
 use ringcache_shard::server::{self, ServerConfig, Shared};
 use ringcache_shard::{shard_metrics, store};
@@ -14,44 +14,29 @@ use ringcache_shard::{shard_metrics, store};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
-    let args: ShardArgs = match ringcache_common::config::parse_args() {
-        Ok(a) => a,
-        Err(ringcache_common::config::ConfigError::Clap(e)) => e.exit(),
-        Err(e) => return Err(e.into()),
-    };
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&args.log).context("invalid --log filter")?)
-        .with_writer(std::io::stderr)
-        .init();
-    let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads.max(1))
-        .thread_name("ringcache-shard")
-        .enable_all()
-        .build()?;
+    let args: ShardArgs = ringcache_common::config::parse_args_or_exit()?;
+    let runtime = args.client.init_process("ringcache-shard").map_err(anyhow::Error::msg)?;
     runtime.block_on(serve(args))
 }
 
 async fn serve(args: ShardArgs) -> anyhow::Result<()> {
     let shutdown = ringcache_common::shutdown::on_signals()?;
-    let addr: SocketAddr = format!("{}:{}", args.bind, args.port)
-        .parse()
-        .with_context(|| format!("invalid --bind/--port: {}:{}", args.bind, args.port))?;
+    let addr = socket_addr(&args.bind, args.port).map_err(anyhow::Error::msg)?;
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
     let local = listener.local_addr()?;
     let store = Arc::new(store::Store::new(args.maxmemory as usize, args.stripes));
     let config = ServerConfig {
         bind: args.bind.clone(),
         port: local.port(),
-        maxclients: args.maxclients,
-        requirepass: args.requirepass.clone().filter(|p| !p.is_empty()),
-        idle_timeout: args.idle_timeout,
-        limits: args.limits(),
+        maxclients: args.client.maxclients,
+        requirepass: args.client.password(),
+        idle_timeout: args.client.idle_timeout,
+        limits: args.client.limits(),
     };
     let shared = Arc::new(Shared::new(config, store.clone()));
     let expiry = store::spawn_active_expiry(store.clone(), shutdown.clone())?;
     if args.metrics_port != 0 {
-        let metrics_addr: SocketAddr = format!("{}:{}", args.bind, args.metrics_port).parse()?;
+        let metrics_addr = socket_addr(&args.bind, args.metrics_port).map_err(anyhow::Error::msg)?;
         let registry = shard_metrics::registry(shared.clone())?;
         let bound = ringcache_common::metrics::serve(metrics_addr, registry, shutdown.clone())
             .await
