@@ -3,12 +3,14 @@
 //! - [`resp`]: RESP framing — the incremental, zero-copy request scanner and the reply writer.
 //! - [`command`]: the command table (arity, flags, key positions) used for dispatch and key routing.
 //! - [`hash`]: key hashing for shard placement (twemproxy-compatible functions, `{hash tags}`).
+//! - [`connection`]: connection commands (AUTH, HELLO, CLIENT, ...) shared by shard and proxy.
 //! - [`config`]: flag / environment / TOML-file merging, byte sizes and durations.
 //! - [`metrics`]: the Prometheus registry, per-thread command statistics and the `/metrics` HTTP server.
 //! - [`shutdown`]: SIGINT/SIGTERM handling as a cancellation token.
 
 pub mod command;
 pub mod config;
+pub mod connection;
 pub mod hash;
 pub mod metrics;
 pub mod resp;

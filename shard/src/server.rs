@@ -24,8 +24,7 @@ use crate::clock::now_ms;
 use crate::cmd::{self, Ctx};
 use crate::store::Store;
 
-/// The Redis version clients see in INFO and HELLO: the Redis release whose commands and replies we follow.
-pub const REDIS_COMPAT_VERSION: &str = "7.2.0";
+pub use ringcache_common::connection::REDIS_COMPAT_VERSION;
 
 /// How long shutdown waits for open connections to finish their current batch.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);

@@ -42,7 +42,7 @@ fn strings() {
             (&["SETEX", "e", "100", "v"], "+OK\r\n"),
             (&["SETEX", "e", "-1", "v"], "-ERR invalid expire time in 'setex' command\r\n"),
             (&["PSETEX", "e", "100000", "v"], "+OK\r\n"),
-            (&["PTTL", "e"], ":100000\r\n"),
+            (&["TTL", "e"], ":100\r\n"), // PSETEX 100000 ms, rounded to seconds
             (&["GETSET", "s", "new"], "$5\r\nworld\r\n"),
             (&["GETDEL", "s"], "$3\r\nnew\r\n"),
             (&["GETDEL", "s"], "$-1\r\n"),

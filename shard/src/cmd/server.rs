@@ -15,7 +15,6 @@ pub(super) fn handler(name: &str) -> Option<Handler> {
         "info" => info,
         "command" => command,
         "config" => config,
-        "time" => time,
         _ => return None,
     })
 }
@@ -184,13 +183,5 @@ fn config(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
             sub: String::from_utf8_lossy(sub).into_owned(),
         });
     }
-    Ok(())
-}
-
-fn time(ctx: &mut Ctx<'_>, _req: &Request) -> CmdResult {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    ctx.out.array_len(2);
-    ctx.out.bulk_integer(now.as_secs() as i64);
-    ctx.out.bulk_integer(i64::from(now.subsec_micros()));
     Ok(())
 }
