@@ -17,7 +17,7 @@ use parking_lot::Mutex;
 use ringcache_common::resp::ReplyScanner;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Notify};
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::BackendMetrics;
@@ -62,10 +62,12 @@ pub struct Pending {
 #[derive(Clone)]
 pub struct BackendConn {
     tx: mpsc::UnboundedSender<Pending>,
+    retry: Arc<Notify>,
 }
 
 impl BackendConn {
-    /// Starts the connection's task. It connects lazily and stops when `shutdown` fires.
+    /// Starts the connection's task. It connects lazily and stops when every sender is gone; after
+    /// `shutdown` fires it no longer reconnects, but a live connection keeps answering what is in flight.
     pub fn start(
         addr: String,
         timeout: Duration,
@@ -74,8 +76,15 @@ impl BackendConn {
         shutdown: CancellationToken,
     ) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(addr, timeout, password, rx, metrics, shutdown));
-        BackendConn { tx }
+        let retry = Arc::new(Notify::new());
+        tokio::spawn(run(addr, timeout, password, rx, metrics, retry.clone(), shutdown));
+        BackendConn { tx, retry }
+    }
+
+    /// Ends a reconnect backoff now, or else the next one as soon as it starts (the health checker calls
+    /// this when the shard answers again).
+    pub fn retry_now(&self) {
+        self.retry.notify_one();
     }
 
     /// Queues a request; the reply (or the reason there is none) arrives on the returned receiver.
@@ -100,6 +109,7 @@ async fn run(
     password: Option<String>,
     mut rx: mpsc::UnboundedReceiver<Pending>,
     metrics: Arc<BackendMetrics>,
+    retry_now: Arc<Notify>,
     shutdown: CancellationToken,
 ) {
     let mut backoff = BACKOFF_MIN;
@@ -112,9 +122,14 @@ async fn run(
             Ok(Ok(stream)) => {
                 backoff = BACKOFF_MIN;
                 let _ = stream.set_nodelay(true);
-                match serve(stream, timeout, &mut rx, &metrics, &shutdown).await {
-                    Ok(()) => return, // shutdown, or every sender is gone
+                match serve(stream, timeout, &mut rx, &metrics).await {
+                    Ok(()) => return, // every sender is gone
                     Err(e) => tracing::debug!("backend {addr}: {e}"),
+                }
+                // A connection that worked and then failed (a timeout, a shard restart) is replaced at
+                // once; the backoff is for a shard that refuses connections.
+                if !shutdown.is_cancelled() {
+                    continue;
                 }
             }
             Ok(Err(e)) => tracing::debug!("backend {addr}: connect failed: {e}"),
@@ -125,7 +140,9 @@ async fn run(
         backoff = (backoff * 2).min(BACKOFF_MAX);
         loop {
             tokio::select! {
+                biased;
                 _ = shutdown.cancelled() => return,
+                _ = retry_now.notified() => break,
                 _ = tokio::time::sleep_until(retry_at) => break,
                 p = rx.recv() => match p {
                     Some(p) => {
@@ -154,13 +171,12 @@ async fn connect(addr: &str, password: Option<&str>) -> std::io::Result<TcpStrea
     Ok(stream)
 }
 
-/// Runs one live connection until it fails (`Err`) or the proxy stops (`Ok`).
+/// Runs one live connection until it fails (`Err`) or every sender is gone (`Ok`).
 async fn serve(
     stream: TcpStream,
     timeout: Duration,
     rx: &mut mpsc::UnboundedReceiver<Pending>,
     metrics: &BackendMetrics,
-    shutdown: &CancellationToken,
 ) -> Result<(), BackendError> {
     let (mut reader, mut writer) = stream.into_split();
     let in_flight: InFlight = Arc::new(Mutex::new(VecDeque::new()));
@@ -224,8 +240,9 @@ async fn serve(
             }
         }
     };
+    // Shutdown does not cut a live connection: client sessions still drain the replies to requests they
+    // already read, so the connection serves until every sender is gone (or the runtime stops).
     let result = tokio::select! {
-        _ = shutdown.cancelled() => Ok(()),
         r = write_side => r,
         r = read_side => r,
     };

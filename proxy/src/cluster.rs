@@ -99,16 +99,26 @@ impl Cluster {
     /// health state; the new ring replaces the old one atomically.
     pub fn set_shards(self: &Arc<Self>, specs: Vec<ShardSpec>) {
         let old = self.topology.load_full();
+        let mut started = Vec::new();
         let shards: Vec<Arc<ShardHandle>> = specs
             .into_iter()
             .map(|spec| match old.shards.iter().find(|s| s.spec == spec) {
                 Some(existing) => existing.clone(),
-                None => self.start_shard(spec),
+                None => {
+                    let shard = self.start_shard(spec);
+                    started.push(shard.clone());
+                    shard
+                }
             })
             .collect();
         let members: Vec<_> = shards.iter().map(|s| s.spec.member()).collect();
         let ring = Ring::new(&members, self.settings.key_hash);
         self.topology.store(Arc::new(Topology { ring, shards }));
+        // Only once the new shards are in the topology: a checker that ran before would find its shard
+        // missing, take it for removed, and stop for good.
+        for shard in started {
+            tokio::spawn(health_check(self.clone(), shard));
+        }
     }
 
     fn start_shard(self: &Arc<Self>, spec: ShardSpec) -> Arc<ShardHandle> {
@@ -125,9 +135,7 @@ impl Cluster {
                 )
             })
             .collect();
-        let shard = Arc::new(ShardHandle { spec, up: AtomicBool::new(true), conns, metrics });
-        tokio::spawn(health_check(self.clone(), shard.clone()));
-        shard
+        Arc::new(ShardHandle { spec, up: AtomicBool::new(true), conns, metrics })
     }
 }
 
@@ -154,6 +162,11 @@ async fn health_check(cluster: Arc<Cluster>, shard: Arc<ShardHandle>) {
         .unwrap_or(false);
         if ok {
             failures = 0;
+            if !shard.is_up() {
+                // Reconnect before its keys route here again: after a long outage the connections may be in
+                // a backoff of up to 2 s, failing every request as unreachable until it ends.
+                shard.conns.iter().for_each(BackendConn::retry_now);
+            }
             if !shard.up.swap(true, Ordering::Relaxed) {
                 tracing::info!("shard '{}' ({}) is back: readmitted", shard.spec.name, shard.spec.addr);
                 shard.metrics.up.set(1);

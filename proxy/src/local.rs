@@ -17,6 +17,23 @@ fn is(arg: &[u8], word: &str) -> bool {
     arg.eq_ignore_ascii_case(word.as_bytes())
 }
 
+/// An integer as Redis's `string2ll` reads one: optional `-`, no `+`, no leading zeros or spaces, in range.
+fn redis_integer(arg: &[u8]) -> Option<i64> {
+    let digits = arg.strip_prefix(b"-").unwrap_or(arg);
+    let canonical = arg == b"0"
+        || (digits.first().is_some_and(|d| (b'1'..=b'9').contains(d)) && digits.iter().all(u8::is_ascii_digit));
+    if !canonical {
+        return None;
+    }
+    std::str::from_utf8(arg).ok()?.parse().ok()
+}
+
+const BAD_CLIENT_NAME: &str = "ERR Client names cannot contain spaces, newlines or special characters.";
+
+fn valid_client_name(name: &[u8]) -> bool {
+    name.iter().all(|b| (b'!'..=b'~').contains(b))
+}
+
 fn password_ok(shared: &ProxyShared, user: &[u8], password: &[u8]) -> bool {
     user == b"default" && shared.requirepass.as_ref().is_none_or(|p| p.as_bytes() == password)
 }
@@ -47,15 +64,16 @@ pub fn reply(session: &mut Session, shared: &ProxyShared, req: &Request, spec: &
                 Ok(())
             }
         }
-        "select" => match req.arg(1) {
-            b"0" => {
+        "select" => match redis_integer(req.arg(1)) {
+            Some(0) => {
                 out.ok();
                 Ok(())
             }
-            other if std::str::from_utf8(other).ok().and_then(|s| s.parse::<i64>().ok()).is_some() => {
-                Err("ERR DB index is out of range".into())
+            Some(n) if i32::try_from(n).is_err() => {
+                Err(format!("ERR value is out of range, value must between {} and {}", i32::MIN, i32::MAX))
             }
-            _ => Err("ERR value is not an integer or out of range".into()),
+            Some(_) => Err("ERR DB index is out of range".into()),
+            None => Err("ERR value is not an integer or out of range".into()),
         },
         "auth" => auth(session, shared, req, &mut out),
         "hello" => hello(session, shared, req, &mut out),
@@ -106,29 +124,40 @@ fn auth(session: &mut Session, shared: &ProxyShared, req: &Request, out: &mut By
 fn hello(session: &mut Session, shared: &ProxyShared, req: &Request, out: &mut BytesMut) -> Result<(), String> {
     let mut i = 1;
     if req.argc() > 1 {
-        match std::str::from_utf8(req.arg(1)).ok().and_then(|s| s.parse::<i64>().ok()) {
+        match redis_integer(req.arg(1)) {
             Some(2) => {}
             Some(_) => return Err("NOPROTO unsupported protocol version".into()),
             None => return Err("ERR Protocol version is not an integer or out of range".into()),
         }
         i = 2;
     }
+    // As Redis: every option is checked before any takes effect; then AUTH, then SETNAME.
+    let (mut auth, mut name) = (None, None);
     while i < req.argc() {
         if is(req.arg(i), "AUTH") && i + 2 < req.argc() {
-            if !password_ok(shared, req.arg(i + 1), req.arg(i + 2)) {
-                return Err(WRONGPASS.into());
-            }
-            session.authenticated = true;
+            auth = Some((req.arg(i + 1), req.arg(i + 2)));
             i += 3;
         } else if is(req.arg(i), "SETNAME") && i + 1 < req.argc() {
-            session.name = String::from_utf8_lossy(req.arg(i + 1)).into_owned();
+            if !valid_client_name(req.arg(i + 1)) {
+                return Err(BAD_CLIENT_NAME.into());
+            }
+            name = Some(req.arg(i + 1));
             i += 2;
         } else {
             return Err(format!("ERR Syntax error in HELLO option '{}'", String::from_utf8_lossy(req.arg(i))));
         }
     }
+    if let Some((user, password)) = auth {
+        if !password_ok(shared, user, password) {
+            return Err(WRONGPASS.into());
+        }
+        session.authenticated = true;
+    }
     if !session.authenticated {
         return Err("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time".into());
+    }
+    if let Some(name) = name {
+        session.name = String::from_utf8_lossy(name).into_owned();
     }
     out.array_len(14);
     for (k, v) in [("server", "redis"), ("version", REDIS_COMPAT_VERSION)] {
@@ -161,8 +190,8 @@ fn client(session: &mut Session, _shared: &ProxyShared, req: &Request, out: &mut
     match lower.as_str() {
         "setname" => {
             arity(3)?;
-            if req.arg(2).iter().any(|&b| !(b'!'..=b'~').contains(&b)) {
-                return Err("ERR Client names cannot contain spaces, newlines or special characters.".into());
+            if !valid_client_name(req.arg(2)) {
+                return Err(BAD_CLIENT_NAME.into());
             }
             session.name = String::from_utf8_lossy(req.arg(2)).into_owned();
             out.ok();

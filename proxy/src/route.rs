@@ -86,7 +86,12 @@ pub fn route(session: &mut Session, shared: &ProxyShared, req: Request) -> Reply
             }
             split(session, &topo, &req, spec, 2, Merge::AllOk)
         }
-        "msetnx" | "rename" => same_shard_only(session, &topo, &req, spec),
+        "msetnx" | "rename" => {
+            if spec.name == "msetnx" && req.argc() % 2 == 0 {
+                return ReplyFut::error("ERR wrong number of arguments for 'msetnx' command");
+            }
+            same_shard_only(session, &topo, &req, spec)
+        }
         "dbsize" => broadcast(session, &topo, &req, Merge::SumIntegers),
         "flushall" | "flushdb" => broadcast(session, &topo, &req, Merge::AllOk),
         "keys" => broadcast(session, &topo, &req, Merge::ConcatArrays),
@@ -146,6 +151,8 @@ pub enum Merge {
     /// `+OK` when every shard said `+OK`.
     AllOk,
     ConcatArrays,
+    /// RANDOMKEY: one of the shards' keys, nil only when every shard is empty.
+    RandomKey,
     /// One SCAN step on shard `shard` of `shards`.
     Scan {
         shard: usize,
@@ -253,6 +260,20 @@ impl Gather {
                     } else {
                         out.null();
                     }
+                }
+            }
+            Merge::RandomKey => {
+                let keys: Vec<Bytes> = values
+                    .into_iter()
+                    .filter_map(|v| match v {
+                        ReplyValue::Bulk(Some(key)) => Some(key),
+                        _ => None,
+                    })
+                    .collect();
+                if keys.is_empty() {
+                    out.null();
+                } else {
+                    out.bulk(&keys[rand::random_range(0..keys.len())]);
                 }
             }
             Merge::Scan { shard, shards } => {
@@ -408,13 +429,9 @@ fn scan(session: &Session, topo: &Topology, req: &Request) -> ReplyFut {
     }))
 }
 
+/// Asks every live shard: one picked at random could be empty while others hold keys.
 fn randomkey(session: &Session, topo: &Topology, req: &Request) -> ReplyFut {
-    let live: Vec<_> = topo.live().collect();
-    if live.is_empty() {
-        return no_live_shard();
-    }
-    let pick = rand::random_range(0..live.len());
-    forward(session, live[pick].1, req)
+    broadcast(session, topo, req, Merge::RandomKey)
 }
 
 /// Counts connections for INFO.

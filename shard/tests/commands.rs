@@ -128,7 +128,7 @@ fn keys_and_ttls() {
             (&["EXPIRE", "zz", "10"], ":0\r\n"),
             (&["PEXPIREAT", "c", "99999999999999"], ":1\r\n"),
             (&["PEXPIRETIME", "c"], ":99999999999999\r\n"),
-            (&["EXPIRETIME", "c"], ":99999999999\r\n"),
+            (&["EXPIRETIME", "c"], ":100000000000\r\n"),
             (&["EXPIREAT", "c", "99999999998"], ":1\r\n"),
             (&["EXPIRETIME", "c"], ":99999999998\r\n"),
             (&["EXPIRETIME", "zz"], ":-2\r\n"),

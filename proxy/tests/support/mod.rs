@@ -87,24 +87,22 @@ impl Drop for Proc {
     }
 }
 
-/// The `ringcache-shard` binary next to the proxy's; built on first use when a plain `cargo test -p
-/// ringcache-proxy` has not built it yet.
+/// The `ringcache-shard` binary next to the proxy's. `cargo test --workspace` builds it with everything else;
+/// with `cargo test -p ringcache-proxy` alone it may be missing or stale, so it is (re)built once per test
+/// binary (a no-op when up to date).
 pub fn shard_binary() -> PathBuf {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
     PATH.get_or_init(|| {
         let proxy = PathBuf::from(env!("CARGO_BIN_EXE_ringcache-proxy"));
         let dir = proxy.parent().unwrap().to_path_buf();
-        let shard = dir.join("ringcache-shard");
-        if !shard.exists() {
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let mut cmd = Command::new(cargo);
-            cmd.args(["build", "-p", "ringcache-shard", "--bin", "ringcache-shard"]);
-            if dir.ends_with("release") {
-                cmd.arg("--release");
-            }
-            assert!(cmd.status().unwrap().success(), "building ringcache-shard failed");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "--quiet", "-p", "ringcache-shard", "--bin", "ringcache-shard"]);
+        if dir.ends_with("release") {
+            cmd.arg("--release");
         }
-        shard
+        assert!(cmd.status().unwrap().success(), "building ringcache-shard failed");
+        dir.join("ringcache-shard")
     })
     .clone()
 }

@@ -45,8 +45,10 @@ pub(super) fn settle(g: &mut StoreStripe, slot: Slot, reserved: usize, delta: is
 
 /// Parses the COUNT of LPOP/RPOP/SPOP/ZPOPMIN like Redis's `getPositiveLongFromObjectOrReply`.
 pub(super) fn parse_count(arg: &[u8]) -> Result<usize, CmdError> {
-    let n = parse_i64(arg)?;
-    usize::try_from(n).map_err(|_| CmdError::Other("ERR value is out of range, must be positive".into()))
+    // Redis gives the same answer for a negative count and for one that is not a number at all.
+    let out_of_range = || CmdError::Other("ERR value is out of range, must be positive".into());
+    let n = parse_i64(arg).map_err(|_| out_of_range())?;
+    usize::try_from(n).map_err(|_| out_of_range())
 }
 
 /// Redis's rules for an inclusive index range over `len` elements (negative indexes count from the

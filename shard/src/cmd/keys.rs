@@ -162,7 +162,8 @@ fn pttl(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 }
 
 fn expiretime(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
-    ttl_reply(ctx, req, |at, _| (at / 1000) as i64)
+    // Redis rounds to the nearest second, as TTL does.
+    ttl_reply(ctx, req, |at, _| ((at + 500) / 1000) as i64)
 }
 
 fn pexpiretime(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {

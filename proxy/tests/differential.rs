@@ -1,0 +1,1077 @@
+//! Differential tests: the same command sequence goes to (a) ringcache-proxy over three ringcache shards,
+//! (b) ringcache-proxy over three redis-servers and (c) one plain redis-server, and every reply of (a) and
+//! (b) must equal (c)'s. Replies are compared as `redis::Value`s (errors by their full text); only where
+//! Redis defines no order (KEYS, SMEMBERS, SPOP with a count, HGETALL, HKEYS, HVALS, a whole SCAN) are they
+//! compared as multisets.
+//!
+//! The plain redis-server runs with `--databases 1`, so that `SELECT 1` fails there as it does through the
+//! proxy. Cases avoid what differs between the installed redis-server (7.0) and the Redis 7.2 behaviour
+//! Ringcache follows: scores and INCRBYFLOAT results are exact binary fractions (7.0 prints doubles with
+//! `%.17g`, 7.2 with the shortest round-trip form), and HELLO 3 (7.0 speaks RESP3) is tested on its own.
+//!
+//! The remaining tests cover what only a proxy does: refused commands, CROSSSLOT, NOPROTO, and a
+//! `redis-benchmark` run.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::process::{Command, Stdio};
+
+use redis::{ConnectionLike, Value};
+use ringcache_common::hash::KeyHash;
+use ringcache_proxy::ring::{Member, Ring};
+use support::{cluster_of_redis, cluster_of_shards, free_port, Cluster, Proc};
+
+/// Proxies get a generous shard timeout: a 10,000-key command on a busy 2-core machine must not time out.
+const PROXY_FLAGS: &[&str] = &["--timeout", "10s"];
+
+/// How two replies are compared.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Cmp {
+    Exact,
+    /// An array whose order Redis does not define.
+    Unordered,
+    /// An array of field/value pairs whose order Redis does not define (HGETALL).
+    Pairs,
+    /// Integers that may differ by the given amount (PTTL: time passes differently on each target).
+    Within(i64),
+    /// `SCAN <cursor> args...` iterated from cursor 0 to 0; the keys collected, as a multiset.
+    ScanAll,
+}
+use Cmp::*;
+
+struct Case {
+    cmp: Cmp,
+    args: Vec<Vec<u8>>,
+}
+
+fn case(cmp: Cmp, args: &[&str]) -> Case {
+    Case { cmp, args: args.iter().map(|a| a.as_bytes().to_vec()).collect() }
+}
+
+fn table(rows: &[(Cmp, &[&str])]) -> Vec<Case> {
+    rows.iter().map(|(cmp, args)| case(*cmp, args)).collect()
+}
+
+fn plain_redis() -> Proc {
+    let port = free_port();
+    let mut cmd = Command::new("redis-server");
+    cmd.args(["--port", &port.to_string(), "--save", "", "--appendonly", "no", "--bind", "127.0.0.1"])
+        .args(["--databases", "1"])
+        .stdout(Stdio::null());
+    Proc::spawn("redis-server", cmd, port)
+}
+
+/// The three targets; the plain redis-server is the reference.
+struct Targets {
+    plain: Proc,
+    over_shards: Cluster,
+    over_redis: Cluster,
+}
+
+impl Targets {
+    fn start() -> Targets {
+        Targets {
+            plain: plain_redis(),
+            over_shards: cluster_of_shards(PROXY_FLAGS),
+            over_redis: cluster_of_redis(PROXY_FLAGS),
+        }
+    }
+
+    /// (name, connection), the reference first; the proxy over ringcache shards only when `with_shards`.
+    fn connections(&self, with_shards: bool) -> Vec<(&'static str, redis::Connection)> {
+        let mut conns = vec![("redis-server", self.plain.client())];
+        if with_shards {
+            conns.push(("proxy over shards", self.over_shards.proxy.client()));
+        }
+        conns.push(("proxy over redis", self.over_redis.proxy.client()));
+        conns
+    }
+
+    fn proxies(&self) -> Vec<(&'static str, &Proc)> {
+        vec![("proxy over shards", &self.over_shards.proxy), ("proxy over redis", &self.over_redis.proxy)]
+    }
+}
+
+fn command(args: &[Vec<u8>]) -> redis::Cmd {
+    let mut cmd = redis::cmd(std::str::from_utf8(&args[0]).unwrap());
+    for a in &args[1..] {
+        cmd.arg(&a[..]);
+    }
+    cmd
+}
+
+/// One reply (errors included, as `Value::ServerError`); a SCAN case runs a whole iteration.
+fn query(conn: &mut redis::Connection, case: &Case) -> Value {
+    if case.cmp != ScanAll {
+        return conn.req_command(&command(&case.args)).unwrap();
+    }
+    let mut cursor = b"0".to_vec();
+    let mut keys = Vec::new();
+    for _ in 0..1_000_000 {
+        let mut args = vec![b"SCAN".to_vec(), cursor];
+        args.extend(case.args[1..].iter().cloned());
+        match conn.req_command(&command(&args)).unwrap() {
+            Value::Array(mut items) if items.len() == 2 => {
+                let Some(Value::Array(batch)) = items.pop() else { panic!("SCAN reply without keys") };
+                let Some(Value::BulkString(next)) = items.pop() else { panic!("SCAN reply without a cursor") };
+                keys.extend(batch);
+                if next == b"0" {
+                    return Value::Array(keys);
+                }
+                cursor = next;
+            }
+            other => return other,
+        }
+    }
+    panic!("SCAN did not finish");
+}
+
+fn sort_key(v: &Value) -> String {
+    format!("{v:?}")
+}
+
+/// The reply in a canonical form for its comparison.
+fn canonical(v: Value, cmp: Cmp) -> Value {
+    match (cmp, v) {
+        (Unordered | ScanAll, Value::Array(mut items)) => {
+            items.sort_by_key(sort_key);
+            Value::Array(items)
+        }
+        (Pairs, Value::Array(items)) => {
+            let mut pairs: Vec<Vec<Value>> = items.chunks(2).map(<[Value]>::to_vec).collect();
+            pairs.sort_by_key(|p| p.iter().map(sort_key).collect::<Vec<_>>());
+            Value::Array(pairs.into_iter().flatten().collect())
+        }
+        (_, v) => v,
+    }
+}
+
+fn same(reference: &Value, got: &Value, cmp: Cmp) -> bool {
+    match (cmp, reference, got) {
+        (Within(tolerance), Value::Int(a), Value::Int(b)) => (a - b).abs() <= tolerance,
+        _ => reference == got,
+    }
+}
+
+fn show_args(args: &[Vec<u8>]) -> String {
+    let text: Vec<String> = args.iter().map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+    let joined = text.join(" ");
+    if joined.len() > 120 {
+        format!(
+            "{}... ({} args)",
+            &joined[..joined.char_indices().nth(120).map_or(joined.len(), |(i, _)| i)],
+            args.len()
+        )
+    } else {
+        joined
+    }
+}
+
+fn show_value(v: &Value) -> String {
+    let s = format!("{v:?}");
+    if s.len() > 300 {
+        format!("{}... ({} bytes)", &s[..s.char_indices().nth(300).map_or(s.len(), |(i, _)| i)], s.len())
+    } else {
+        s
+    }
+}
+
+/// Every case's reply on `conn`, sent one at a time, or pipelined (all cases up to the next SCAN
+/// iteration written at once).
+fn replies(conn: &mut redis::Connection, cases: &[Case], pipelined: bool) -> Vec<Value> {
+    if !pipelined {
+        return cases.iter().map(|c| canonical(query(conn, c), c.cmp)).collect();
+    }
+    let mut out = Vec::with_capacity(cases.len());
+    for segment in cases.chunk_by(|a, b| (a.cmp == ScanAll) == (b.cmp == ScanAll)) {
+        if segment[0].cmp == ScanAll {
+            out.extend(segment.iter().map(|c| canonical(query(conn, c), c.cmp)));
+            continue;
+        }
+        let mut pipe = redis::pipe();
+        for c in segment {
+            pipe.add_command(command(&c.args));
+        }
+        let values = conn.req_packed_commands(&pipe.get_packed_pipeline(), 0, segment.len()).unwrap();
+        assert_eq!(values.len(), segment.len());
+        out.extend(values.into_iter().zip(segment).map(|(v, c)| canonical(v, c.cmp)));
+    }
+    out
+}
+
+/// Runs `cases` in order on one connection per target, first one request at a time, then again (after a
+/// FLUSHALL, on new connections) pipelined, and asserts every reply matches redis-server's.
+fn differential(targets: &Targets, cases: &[Case]) {
+    compare_targets(targets, cases, true);
+}
+
+fn compare_targets(targets: &Targets, cases: &[Case], with_shards: bool) {
+    let mut failures = Vec::new();
+    for pipelined in [false, true] {
+        let mut conns = targets.connections(with_shards);
+        if pipelined {
+            for (_, c) in &mut conns {
+                redis::cmd("FLUSHALL").query::<()>(c).unwrap();
+            }
+        }
+        let all: Vec<Vec<Value>> = conns.iter_mut().map(|(_, c)| replies(c, cases, pipelined)).collect();
+        for (i, case) in cases.iter().enumerate() {
+            for ((name, _), got) in conns.iter().zip(&all).skip(1) {
+                if !same(&all[0][i], &got[i], case.cmp) {
+                    failures.push(format!(
+                        "{}{}\n    redis-server:      {}\n    {name:<18} {}",
+                        if pipelined { "(pipelined) " } else { "" },
+                        show_args(&case.args),
+                        show_value(&all[0][i]),
+                        show_value(&got[i])
+                    ));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{} replies differ from redis-server:\n{}", failures.len(), failures.join("\n"));
+}
+
+/// The ring the proxies use (shards s1..s3, weight 1, fnv1a_64).
+fn ring() -> Ring {
+    let members: Vec<Member> = ["s1", "s2", "s3"].iter().map(|n| Member { name: n.to_string(), weight: 1 }).collect();
+    Ring::new(&members, KeyHash::Fnv1a_64)
+}
+
+/// Two keys `<prefix><n>` owned by different shards.
+fn keys_on_two_shards(prefix: &str) -> (String, String) {
+    let ring = ring();
+    let first = format!("{prefix}0");
+    let owner = ring.owner(first.as_bytes()).unwrap();
+    let second = (1..).map(|i| format!("{prefix}{i}")).find(|k| ring.owner(k.as_bytes()) != Some(owner)).unwrap();
+    (first, second)
+}
+
+/// Keys `<prefix><n>` until every shard owns at least one of them.
+fn keys_on_every_shard(prefix: &str) -> Vec<String> {
+    let ring = ring();
+    let mut seen = [false; 3];
+    let mut keys = Vec::new();
+    for i in 0.. {
+        let k = format!("{prefix}{i}");
+        seen[ring.owner(k.as_bytes()).unwrap()] = true;
+        keys.push(k);
+        if seen.iter().all(|s| *s) {
+            break;
+        }
+    }
+    keys
+}
+
+#[test]
+fn strings() {
+    let targets = Targets::start();
+    differential(
+        &targets,
+        &table(&[
+            (Exact, &["FLUSHALL"]),
+            (Exact, &["GET", "s"]),
+            (Exact, &["SET", "s", "hello"]),
+            (Exact, &["GET", "s"]),
+            (Exact, &["SET", "s", "x", "NX"]),
+            (Exact, &["SET", "s", "world", "XX", "GET"]),
+            (Exact, &["SET", "nx", "v", "XX"]),
+            (Exact, &["SET", "s", "v", "NX", "XX"]),
+            (Exact, &["SET", "s", "v", "EX", "10", "PX", "100"]),
+            (Exact, &["SET", "s", "v", "EX", "0"]),
+            (Exact, &["SET", "s", "v", "PX", "-5"]),
+            (Exact, &["SET", "s", "v", "EX", "abc"]),
+            (Exact, &["SET", "s", "v", "EX"]),
+            (Exact, &["SET", "s", "v", "BOGUS"]),
+            (Exact, &["SET", "s", "v", "KEEPTTL", "EX", "5"]),
+            (Exact, &["SET", "fresh", "v", "NX", "GET"]),
+            (Exact, &["SET", "fresh", "w", "NX", "GET"]),
+            (Exact, &["SET", "t", "v", "EX", "100"]),
+            (Exact, &["TTL", "t"]),
+            (Exact, &["SET", "t", "w", "KEEPTTL"]),
+            (Exact, &["TTL", "t"]),
+            (Exact, &["SET", "t", "w"]),
+            (Exact, &["TTL", "t"]),
+            (Exact, &["SET", "t", "w", "PXAT", "99999999999999"]),
+            (Exact, &["PEXPIRETIME", "t"]),
+            (Exact, &["SET", "t", "w", "EXAT", "99999999999"]),
+            (Exact, &["EXPIRETIME", "t"]),
+            (Exact, &["SET", "t", "w", "PX", "100000"]),
+            (Within(1000), &["PTTL", "t"]),
+            (Exact, &["SETNX", "s", "v"]),
+            (Exact, &["SETNX", "fresh2", "v"]),
+            (Exact, &["SETEX", "e", "100", "v"]),
+            (Exact, &["TTL", "e"]),
+            (Exact, &["SETEX", "e", "-1", "v"]),
+            (Exact, &["SETEX", "e", "0", "v"]),
+            (Exact, &["SETEX", "e", "abc", "v"]),
+            (Exact, &["PSETEX", "e", "100000", "v"]),
+            (Within(1000), &["PTTL", "e"]),
+            (Exact, &["PSETEX", "e", "0", "v"]),
+            (Exact, &["GETSET", "s", "new"]),
+            (Exact, &["GETSET", "missing", "x"]),
+            (Exact, &["GETDEL", "s"]),
+            (Exact, &["GETDEL", "s"]),
+            (Exact, &["SET", "g", "v"]),
+            (Exact, &["GETEX", "g"]),
+            (Exact, &["GETEX", "g", "EX", "50"]),
+            (Exact, &["TTL", "g"]),
+            (Exact, &["GETEX", "g", "PERSIST"]),
+            (Exact, &["TTL", "g"]),
+            (Exact, &["GETEX", "g", "EXAT", "99999999999"]),
+            (Exact, &["EXPIRETIME", "g"]),
+            (Exact, &["GETEX", "g", "PXAT", "99999999999000"]),
+            (Exact, &["PEXPIRETIME", "g"]),
+            (Exact, &["GETEX", "g", "EX"]),
+            (Exact, &["GETEX", "g", "EX", "0"]),
+            (Exact, &["GETEX", "g", "EX", "10", "PX", "10"]),
+            (Exact, &["GETEX", "g", "BOGUS"]),
+            (Exact, &["GETEX", "nope", "EX", "10"]),
+            (Exact, &["APPEND", "a", "foo"]),
+            (Exact, &["APPEND", "a", "bar"]),
+            (Exact, &["STRLEN", "a"]),
+            (Exact, &["STRLEN", "missing"]),
+            (Exact, &["GETRANGE", "a", "1", "3"]),
+            (Exact, &["GETRANGE", "a", "-3", "-1"]),
+            (Exact, &["GETRANGE", "a", "5", "1"]),
+            (Exact, &["GETRANGE", "a", "0", "100"]),
+            (Exact, &["GETRANGE", "a", "-100", "2"]),
+            (Exact, &["GETRANGE", "missing", "0", "-1"]),
+            (Exact, &["GETRANGE", "a", "x", "1"]),
+            (Exact, &["SETRANGE", "a", "3", "BAZ"]),
+            (Exact, &["GET", "a"]),
+            (Exact, &["SETRANGE", "r", "2", "x"]),
+            (Exact, &["GET", "r"]),
+            (Exact, &["SETRANGE", "r", "-1", "x"]),
+            (Exact, &["SETRANGE", "r", "0", ""]),
+            (Exact, &["SETRANGE", "empty", "5", ""]),
+            (Exact, &["EXISTS", "empty"]),
+            (Exact, &["SETRANGE", "r", "536870912", "x"]),
+            (Exact, &["SETRANGE", "r", "x", "x"]),
+            (Exact, &["INCR", "n"]),
+            (Exact, &["INCRBY", "n", "10"]),
+            (Exact, &["DECR", "n"]),
+            (Exact, &["DECRBY", "n", "20"]),
+            (Exact, &["GET", "n"]),
+            (Exact, &["INCRBY", "n", "x"]),
+            (Exact, &["INCRBY", "n", "+1"]),
+            (Exact, &["INCRBY", "n", "01"]),
+            (Exact, &["INCRBY", "n", " 1"]),
+            (Exact, &["INCRBY", "n", "1.0"]),
+            (Exact, &["INCRBY", "n", "-0"]),
+            (Exact, &["INCRBY", "n", "99999999999999999999"]),
+            (Exact, &["INCR", "a"]),
+            (Exact, &["SET", "big", "9223372036854775807"]),
+            (Exact, &["INCR", "big"]),
+            (Exact, &["SET", "small", "-9223372036854775808"]),
+            (Exact, &["DECR", "small"]),
+            (Exact, &["DECRBY", "n", "-9223372036854775808"]),
+            (Exact, &["SET", "spaced", " 1"]),
+            (Exact, &["INCR", "spaced"]),
+            (Exact, &["INCRBYFLOAT", "f", "1.5"]),
+            (Exact, &["INCRBYFLOAT", "f", "2"]),
+            (Exact, &["INCRBYFLOAT", "f", "-0.25"]),
+            (Exact, &["INCRBYFLOAT", "f", "1e2"]),
+            (Exact, &["GET", "f"]),
+            (Exact, &["INCRBYFLOAT", "f", "x"]),
+            (Exact, &["INCRBYFLOAT", "f", "inf"]),
+            (Exact, &["INCRBYFLOAT", "a", "1"]),
+            (Exact, &["SET", "fi", "10"]),
+            (Exact, &["INCRBYFLOAT", "fi", "5"]),
+            (Exact, &["MSET", "m1", "a", "m2", "b", "m3", "c", "m4", "d"]),
+            (Exact, &["MSET", "m1", "a", "m2"]),
+            (Exact, &["MGET", "m1", "m2", "nope", "m3", "m4", "m1"]),
+            (Exact, &["MSETNX", "{m}1", "x", "{m}3", "y"]),
+            (Exact, &["MSETNX", "{m}1", "z", "{m}4", "w"]),
+            (Exact, &["MGET", "{m}1", "{m}3", "{m}4"]),
+            (Exact, &["MSETNX", "{m}1", "z", "{m}5"]),
+            (Exact, &["GET"]),
+            (Exact, &["SET", "k"]),
+            (Exact, &["GETRANGE", "a", "1"]),
+            (Exact, &["MGET"]),
+            (Exact, &["LPUSH", "list", "x"]),
+            (Exact, &["GET", "list"]),
+            (Exact, &["SET", "list", "v", "GET"]),
+            (Exact, &["APPEND", "list", "v"]),
+            (Exact, &["STRLEN", "list"]),
+            (Exact, &["INCR", "list"]),
+            (Exact, &["GETRANGE", "list", "0", "1"]),
+            (Exact, &["SETRANGE", "list", "0", "x"]),
+            (Exact, &["GETDEL", "list"]),
+            (Exact, &["GETSET", "list", "v"]),
+            (Exact, &["INCRBYFLOAT", "list", "1"]),
+            (Exact, &["MGET", "list", "a", "m1"]),
+            (Exact, &["SET", "list", "now a string"]),
+            (Exact, &["GET", "list"]),
+            (Exact, &["DBSIZE"]),
+        ]),
+    );
+}
+
+#[test]
+fn keys_and_expiry() {
+    let targets = Targets::start();
+    differential(
+        &targets,
+        &table(&[
+            (Exact, &["FLUSHALL"]),
+            (Exact, &["MSET", "a", "1", "b", "2", "c", "3"]),
+            (Exact, &["EXISTS", "a", "b", "zz", "a"]),
+            (Exact, &["TOUCH", "a", "zz", "b"]),
+            (Exact, &["DEL", "a", "zz", "a"]),
+            (Exact, &["UNLINK", "b", "b"]),
+            (Exact, &["EXISTS", "a", "b", "c"]),
+            (Exact, &["TYPE", "c"]),
+            (Exact, &["TYPE", "zz"]),
+            (Exact, &["RPUSH", "l", "x"]),
+            (Exact, &["HSET", "h", "f", "v"]),
+            (Exact, &["SADD", "st", "m"]),
+            (Exact, &["ZADD", "z", "1", "m"]),
+            (Exact, &["TYPE", "l"]),
+            (Exact, &["TYPE", "h"]),
+            (Exact, &["TYPE", "st"]),
+            (Exact, &["TYPE", "z"]),
+            (Exact, &["TTL", "zz"]),
+            (Exact, &["PTTL", "zz"]),
+            (Exact, &["TTL", "c"]),
+            (Exact, &["PTTL", "c"]),
+            (Exact, &["EXPIRE", "c", "100"]),
+            (Exact, &["TTL", "c"]),
+            (Exact, &["EXPIRE", "c", "50", "NX"]),
+            (Exact, &["EXPIRE", "c", "50", "GT"]),
+            (Exact, &["EXPIRE", "c", "50", "LT"]),
+            (Exact, &["TTL", "c"]),
+            (Exact, &["EXPIRE", "c", "200", "XX"]),
+            (Exact, &["TTL", "c"]),
+            (Exact, &["EXPIRE", "l", "10", "XX"]),
+            (Exact, &["EXPIRE", "l", "10", "GT"]),
+            (Exact, &["EXPIRE", "l", "10", "LT"]),
+            (Exact, &["TTL", "l"]),
+            (Exact, &["PERSIST", "l"]),
+            (Exact, &["EXPIRE", "c", "10", "NX", "XX"]),
+            (Exact, &["EXPIRE", "c", "10", "GT", "LT"]),
+            (Exact, &["EXPIRE", "c", "10", "NX", "GT"]),
+            (Exact, &["EXPIRE", "c", "10", "FOO"]),
+            (Exact, &["EXPIRE", "c", "x"]),
+            (Exact, &["EXPIRE", "c", "9223372036854775807"]),
+            (Exact, &["PEXPIRE", "c", "9223372036854775807"]),
+            (Exact, &["EXPIRE", "zz", "10"]),
+            (Exact, &["EXPIRE", "c"]),
+            (Exact, &["PEXPIRE", "c", "100000"]),
+            (Within(1000), &["PTTL", "c"]),
+            (Exact, &["TTL", "c"]),
+            (Exact, &["SET", "rounded", "v", "PX", "100900"]),
+            (Exact, &["TTL", "rounded"]),
+            (Exact, &["SET", "rounded", "v", "PX", "100300"]),
+            (Exact, &["TTL", "rounded"]),
+            (Exact, &["PEXPIREAT", "c", "99999999999000"]),
+            (Exact, &["PEXPIRETIME", "c"]),
+            (Exact, &["EXPIRETIME", "c"]),
+            (Exact, &["EXPIREAT", "c", "99999999998"]),
+            (Exact, &["EXPIRETIME", "c"]),
+            (Exact, &["PEXPIRETIME", "c"]),
+            (Exact, &["EXPIREAT", "c", "99999999999", "GT"]),
+            (Exact, &["EXPIREAT", "c", "99999999999", "NX"]),
+            (Exact, &["EXPIREAT", "c", "x"]),
+            (Exact, &["PEXPIREAT", "c", "1.5"]),
+            (Exact, &["EXPIRETIME", "zz"]),
+            (Exact, &["PEXPIRETIME", "zz"]),
+            (Exact, &["EXPIRETIME", "l"]),
+            (Exact, &["PEXPIRETIME", "l"]),
+            (Exact, &["PERSIST", "c"]),
+            (Exact, &["PERSIST", "c"]),
+            (Exact, &["PERSIST", "zz"]),
+            (Exact, &["TTL", "c"]),
+            (Exact, &["EXPIRE", "c", "-1"]),
+            (Exact, &["EXISTS", "c"]),
+            (Exact, &["SET", "c", "back"]),
+            (Exact, &["PEXPIREAT", "c", "1"]),
+            (Exact, &["GET", "c"]),
+            (Exact, &["SET", "c", "back"]),
+            (Exact, &["EXPIREAT", "c", "1", "NX"]),
+            (Exact, &["GET", "c"]),
+            (Exact, &["SET", "{r}src", "v", "EX", "100"]),
+            (Exact, &["RENAME", "{r}src", "{r}dst"]),
+            (Exact, &["GET", "{r}dst"]),
+            (Exact, &["TTL", "{r}dst"]),
+            (Exact, &["EXISTS", "{r}src"]),
+            (Exact, &["RENAME", "{r}src", "{r}dst"]),
+            (Exact, &["RENAME", "{r}dst", "{r}dst"]),
+            (Exact, &["RPUSH", "{r}list", "a", "b"]),
+            (Exact, &["RENAME", "{r}list", "{r}dst"]),
+            (Exact, &["TYPE", "{r}dst"]),
+            (Exact, &["LRANGE", "{r}dst", "0", "-1"]),
+            (Exact, &["RENAME", "{r}dst"]),
+            (Exact, &["DEL"]),
+            (Exact, &["EXISTS"]),
+            (Exact, &["TYPE"]),
+            (Exact, &["TTL", "a", "b"]),
+            (Exact, &["DBSIZE"]),
+            (Unordered, &["KEYS", "*"]),
+            (ScanAll, &["SCAN"]),
+            (Exact, &["DBSIZE", "extra"]),
+        ]),
+    );
+}
+
+#[test]
+fn scan_keys_dbsize_and_flush() {
+    let targets = Targets::start();
+    let mut rows: Vec<Case> = vec![case(Exact, &["FLUSHALL"]), case(Exact, &["DBSIZE"])];
+    rows.push(case(Exact, &["RANDOMKEY"]));
+    rows.push(case(ScanAll, &["SCAN"]));
+    rows.push(case(Unordered, &["KEYS", "*"]));
+    rows.push(case(Exact, &["SET", "only", "1"]));
+    rows.push(case(Exact, &["RANDOMKEY"]));
+    rows.push(case(Exact, &["RANDOMKEY"]));
+    rows.push(case(Exact, &["RANDOMKEY"]));
+    let mut mset = vec!["MSET".to_string()];
+    for i in 0..600 {
+        mset.push(format!("user:{i}"));
+        mset.push(i.to_string());
+    }
+    rows.push(Case { cmp: Exact, args: mset.iter().map(|a| a.as_bytes().to_vec()).collect() });
+    for i in 0..50 {
+        rows.push(case(Exact, &["HSET", &format!("hash:{i}"), "f", "v"]));
+        rows.push(case(Exact, &["RPUSH", &format!("list:{i}"), "x"]));
+    }
+    rows.extend(table(&[
+        (Exact, &["DBSIZE"]),
+        (Unordered, &["KEYS", "*"]),
+        (Unordered, &["KEYS", "user:1?"]),
+        (Unordered, &["KEYS", "user:[12]0*"]),
+        (Unordered, &["KEYS", "h*:4*"]),
+        (Unordered, &["KEYS", "nothing*"]),
+        (Exact, &["KEYS", "only"]),
+        (Exact, &["KEYS"]),
+        (ScanAll, &["SCAN"]),
+        (ScanAll, &["SCAN", "COUNT", "7"]),
+        (ScanAll, &["SCAN", "MATCH", "user:5*"]),
+        (ScanAll, &["SCAN", "MATCH", "*:1*", "COUNT", "1000"]),
+        (ScanAll, &["SCAN", "TYPE", "hash"]),
+        (ScanAll, &["SCAN", "TYPE", "list", "MATCH", "*1"]),
+        (ScanAll, &["SCAN", "TYPE", "string", "COUNT", "3"]),
+        (ScanAll, &["SCAN", "TYPE", "nosuchtype"]),
+        (Exact, &["SCAN", "abc"]),
+        (Exact, &["SCAN", "0", "COUNT", "0"]),
+        (Exact, &["SCAN", "0", "COUNT", "x"]),
+        (Exact, &["SCAN", "0", "BOGUS", "1"]),
+        (Exact, &["SCAN", "0", "MATCH"]),
+        (Exact, &["SCAN"]),
+        (Exact, &["FLUSHDB", "LATER"]),
+        (Exact, &["FLUSHALL", "LATER"]),
+        (Exact, &["DBSIZE"]),
+        (Exact, &["FLUSHDB"]),
+        (Exact, &["DBSIZE"]),
+        (Exact, &["KEYS", "*"]),
+        (ScanAll, &["SCAN"]),
+        (Exact, &["RANDOMKEY"]),
+        (Exact, &["MSET", "a", "1", "b", "2", "c", "3", "d", "4"]),
+        (Exact, &["FLUSHDB", "ASYNC"]),
+        (Exact, &["DBSIZE"]),
+        (Exact, &["MSET", "a", "1", "b", "2", "c", "3", "d", "4"]),
+        (Exact, &["FLUSHALL", "SYNC"]),
+        (Exact, &["DBSIZE"]),
+        (Exact, &["MSET", "a", "1", "b", "2", "c", "3", "d", "4"]),
+        (Exact, &["FLUSHALL", "ASYNC"]),
+        (Exact, &["MGET", "a", "b", "c", "d"]),
+        (Exact, &["DBSIZE"]),
+    ]));
+    differential(&targets, &rows);
+}
+
+#[test]
+fn hashes() {
+    let targets = Targets::start();
+    differential(
+        &targets,
+        &table(&[
+            (Exact, &["FLUSHALL"]),
+            (Exact, &["HSET", "h", "f1", "v1", "f2", "v2"]),
+            (Exact, &["HSET", "h", "f1", "x"]),
+            (Exact, &["HSET", "h", "f"]),
+            (Exact, &["HSET", "h", "f", "v", "g"]),
+            (Exact, &["HMSET", "h", "f3", "v3", "f4", "v4"]),
+            (Exact, &["HMSET", "h", "f3"]),
+            (Exact, &["HMSET", "h", "f3", "v3", "f4"]),
+            (Exact, &["HSETNX", "h", "f1", "y"]),
+            (Exact, &["HSETNX", "h", "f5", "v5"]),
+            (Exact, &["HGET", "h", "f1"]),
+            (Exact, &["HGET", "h", "nope"]),
+            (Exact, &["HGET", "missing", "f"]),
+            (Exact, &["HMGET", "h", "f1", "nope", "f2"]),
+            (Exact, &["HMGET", "missing", "a", "b"]),
+            (Pairs, &["HGETALL", "h"]),
+            (Exact, &["HGETALL", "missing"]),
+            (Unordered, &["HKEYS", "h"]),
+            (Unordered, &["HVALS", "h"]),
+            (Exact, &["HKEYS", "missing"]),
+            (Exact, &["HLEN", "h"]),
+            (Exact, &["HLEN", "missing"]),
+            (Exact, &["HEXISTS", "h", "f1"]),
+            (Exact, &["HEXISTS", "h", "nope"]),
+            (Exact, &["HDEL", "h", "f1", "nope", "f1"]),
+            (Exact, &["HDEL", "missing", "f"]),
+            (Exact, &["HINCRBY", "h", "n", "5"]),
+            (Exact, &["HINCRBY", "h", "n", "-7"]),
+            (Exact, &["HGET", "h", "n"]),
+            (Exact, &["HINCRBY", "h", "f2", "1"]),
+            (Exact, &["HINCRBY", "h", "n", "x"]),
+            (Exact, &["HINCRBY", "h", "n", "1.5"]),
+            (Exact, &["HSET", "h", "max", "9223372036854775807"]),
+            (Exact, &["HINCRBY", "h", "max", "1"]),
+            (Exact, &["HINCRBY", "h", "n", "-9223372036854775808"]),
+            (Exact, &["HINCRBY", "fresh", "n", "3"]),
+            (Pairs, &["HGETALL", "h"]),
+            (Exact, &["HDEL", "fresh", "n"]),
+            (Exact, &["EXISTS", "fresh"]),
+            (Exact, &["HGET", "h"]),
+            (Exact, &["HGETALL"]),
+            (Exact, &["HDEL", "h"]),
+            (Exact, &["SET", "str", "v"]),
+            (Exact, &["HSET", "str", "f", "v"]),
+            (Exact, &["HGET", "str", "f"]),
+            (Exact, &["HGETALL", "str"]),
+            (Exact, &["HLEN", "str"]),
+            (Exact, &["HINCRBY", "str", "f", "1"]),
+            (Exact, &["HDEL", "str", "f"]),
+            (Exact, &["HKEYS", "str"]),
+            (Exact, &["HVALS", "str"]),
+            (Exact, &["HMGET", "str", "f"]),
+            (Exact, &["HEXISTS", "str", "f"]),
+            (Exact, &["HSETNX", "str", "f", "v"]),
+            (Exact, &["TYPE", "h"]),
+            (Exact, &["DBSIZE"]),
+        ]),
+    );
+}
+
+#[test]
+fn lists_sets_and_sorted_sets() {
+    let targets = Targets::start();
+    differential(
+        &targets,
+        &table(&[
+            (Exact, &["FLUSHALL"]),
+            (Exact, &["LPUSH", "l", "a", "b", "c"]),
+            (Exact, &["RPUSH", "l", "d", "e"]),
+            (Exact, &["LRANGE", "l", "0", "-1"]),
+            (Exact, &["LRANGE", "l", "1", "2"]),
+            (Exact, &["LRANGE", "l", "-2", "100"]),
+            (Exact, &["LRANGE", "l", "5", "10"]),
+            (Exact, &["LRANGE", "l", "3", "1"]),
+            (Exact, &["LRANGE", "l", "a", "b"]),
+            (Exact, &["LRANGE", "missing", "0", "-1"]),
+            (Exact, &["LLEN", "l"]),
+            (Exact, &["LLEN", "missing"]),
+            (Exact, &["LPOP", "l"]),
+            (Exact, &["RPOP", "l"]),
+            (Exact, &["LPOP", "l", "2"]),
+            (Exact, &["RPOP", "l", "1"]),
+            (Exact, &["LPOP", "l", "-1"]),
+            (Exact, &["LPOP", "missing"]),
+            (Exact, &["LPOP", "missing", "2"]),
+            (Exact, &["RPOP", "missing", "2"]),
+            (Exact, &["RPOP", "l", "10"]),
+            (Exact, &["EXISTS", "l"]),
+            (Exact, &["LPOP", "l", "1", "2"]),
+            (Exact, &["LPUSH", "l"]),
+            (Exact, &["SET", "str", "v"]),
+            (Exact, &["LPUSH", "str", "a"]),
+            (Exact, &["RPUSH", "str", "a"]),
+            (Exact, &["LPOP", "str"]),
+            (Exact, &["RPOP", "str", "2"]),
+            (Exact, &["LRANGE", "str", "0", "-1"]),
+            (Exact, &["LLEN", "str"]),
+            (Exact, &["SADD", "s", "a", "b", "c", "a"]),
+            (Exact, &["SADD", "s", "a"]),
+            (Exact, &["SCARD", "s"]),
+            (Exact, &["SCARD", "missing"]),
+            (Unordered, &["SMEMBERS", "s"]),
+            (Exact, &["SMEMBERS", "missing"]),
+            (Exact, &["SISMEMBER", "s", "a"]),
+            (Exact, &["SISMEMBER", "s", "z"]),
+            (Exact, &["SREM", "s", "a", "z"]),
+            (Unordered, &["SMEMBERS", "s"]),
+            (Exact, &["SADD", "s", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13"]),
+            (Unordered, &["SPOP", "s", "100"]),
+            (Exact, &["EXISTS", "s"]),
+            (Exact, &["SPOP", "s"]),
+            (Exact, &["SPOP", "s", "3"]),
+            (Exact, &["SADD", "one", "x"]),
+            (Exact, &["SPOP", "one"]),
+            (Exact, &["SPOP", "one", "0"]),
+            (Exact, &["SPOP", "s", "-1"]),
+            (Exact, &["SPOP", "s", "1", "2"]),
+            (Exact, &["SADD", "s"]),
+            (Exact, &["SADD", "str", "a"]),
+            (Exact, &["SMEMBERS", "str"]),
+            (Exact, &["SCARD", "str"]),
+            (Exact, &["SPOP", "str"]),
+            (Exact, &["ZADD", "z", "1", "a", "2", "b", "3", "c"]),
+            (Exact, &["ZADD", "z", "1.5", "d"]),
+            (Exact, &["ZADD", "z", "NX", "5", "a"]),
+            (Exact, &["ZADD", "z", "XX", "CH", "10", "a"]),
+            (Exact, &["ZADD", "z", "XX", "5", "new"]),
+            (Exact, &["ZADD", "z", "GT", "CH", "2", "a", "20", "b"]),
+            (Exact, &["ZADD", "z", "LT", "CH", "0.5", "a", "30", "b"]),
+            (Exact, &["ZADD", "z", "INCR", "2", "b"]),
+            (Exact, &["ZADD", "z", "NX", "INCR", "2", "b"]),
+            (Exact, &["ZADD", "z", "-inf", "low", "+inf", "high"]),
+            (Exact, &["ZADD", "z", "x", "a"]),
+            (Exact, &["ZADD", "z", "nan", "a"]),
+            (Exact, &["ZADD", "z", "1", "a", "2"]),
+            (Exact, &["ZADD", "z", "1"]),
+            (Exact, &["ZADD", "z", "NX", "XX", "1", "a"]),
+            (Exact, &["ZADD", "z", "GT", "LT", "1", "a"]),
+            (Exact, &["ZADD", "z", "GT", "NX", "1", "a"]),
+            (Exact, &["ZADD", "z", "INCR", "1", "a", "2", "b"]),
+            (Exact, &["ZCARD", "z"]),
+            (Exact, &["ZCARD", "missing"]),
+            (Exact, &["ZSCORE", "z", "a"]),
+            (Exact, &["ZSCORE", "z", "d"]),
+            (Exact, &["ZSCORE", "z", "low"]),
+            (Exact, &["ZSCORE", "z", "high"]),
+            (Exact, &["ZSCORE", "z", "nope"]),
+            (Exact, &["ZSCORE", "missing", "a"]),
+            (Exact, &["ZRANGE", "z", "0", "-1"]),
+            (Exact, &["ZRANGE", "z", "0", "-1", "WITHSCORES"]),
+            (Exact, &["ZRANGE", "z", "0", "2", "REV", "WITHSCORES"]),
+            (Exact, &["ZRANGE", "z", "-2", "-1"]),
+            (Exact, &["ZRANGE", "z", "5", "1"]),
+            (Exact, &["ZRANGE", "z", "(0.5", "3", "BYSCORE"]),
+            (Exact, &["ZRANGE", "z", "-inf", "+inf", "BYSCORE", "LIMIT", "1", "2", "WITHSCORES"]),
+            (Exact, &["ZRANGE", "z", "+inf", "-inf", "BYSCORE", "REV"]),
+            (Exact, &["ZRANGE", "z", "0", "-1", "LIMIT", "0", "1"]),
+            (Exact, &["ZRANGE", "z", "x", "1"]),
+            (Exact, &["ZRANGE", "z", "(x", "1", "BYSCORE"]),
+            (Exact, &["ZRANGE", "z", "0", "1", "BOGUS"]),
+            (Exact, &["ZRANGE", "missing", "0", "-1"]),
+            (Exact, &["ZADD", "lex", "0", "a", "0", "b", "0", "c", "0", "d"]),
+            (Exact, &["ZRANGE", "lex", "[b", "(d", "BYLEX"]),
+            (Exact, &["ZRANGE", "lex", "-", "+", "BYLEX", "LIMIT", "1", "2"]),
+            (Exact, &["ZRANGE", "lex", "+", "-", "BYLEX", "REV"]),
+            (Exact, &["ZRANGE", "lex", "b", "d", "BYLEX"]),
+            (Exact, &["ZPOPMIN", "z"]),
+            (Exact, &["ZPOPMIN", "z", "2"]),
+            (Exact, &["ZPOPMIN", "z", "0"]),
+            (Exact, &["ZPOPMIN", "z", "-1"]),
+            (Exact, &["ZPOPMIN", "missing"]),
+            (Exact, &["ZPOPMIN", "missing", "3"]),
+            (Exact, &["ZPOPMIN", "z", "100"]),
+            (Exact, &["EXISTS", "z"]),
+            (Exact, &["ZPOPMIN", "z", "1", "2"]),
+            (Exact, &["ZADD", "str", "1", "a"]),
+            (Exact, &["ZSCORE", "str", "a"]),
+            (Exact, &["ZRANGE", "str", "0", "-1"]),
+            (Exact, &["ZCARD", "str"]),
+            (Exact, &["ZPOPMIN", "str"]),
+            (Exact, &["ZSCORE", "z"]),
+            (Exact, &["TYPE", "lex"]),
+            (Exact, &["DBSIZE"]),
+        ]),
+    );
+}
+
+#[test]
+fn connection_commands_and_errors() {
+    let targets = Targets::start();
+    differential(
+        &targets,
+        &table(&[
+            (Exact, &["PING"]),
+            (Exact, &["PING", "hello world"]),
+            (Exact, &["PING", "a", "b"]),
+            (Exact, &["ECHO", "x y"]),
+            (Exact, &["ECHO", ""]),
+            (Exact, &["ECHO"]),
+            (Exact, &["ECHO", "a", "b"]),
+            (Exact, &["SELECT", "0"]),
+            (Exact, &["SELECT", "1"]),
+            (Exact, &["SELECT", "-1"]),
+            (Exact, &["SELECT", "x"]),
+            (Exact, &["SELECT", "00"]),
+            (Exact, &["SELECT", "+0"]),
+            (Exact, &["SELECT", "-0"]),
+            (Exact, &["SELECT", " 0"]),
+            (Exact, &["SELECT", "0 "]),
+            (Exact, &["SELECT", "3000000000"]),
+            (Exact, &["SELECT", "99999999999999999999"]),
+            (Exact, &["SELECT"]),
+            (Exact, &["SELECT", "0", "1"]),
+            (Exact, &["HELLO", "4"]),
+            (Exact, &["HELLO", "1"]),
+            (Exact, &["HELLO", "x"]),
+            (Exact, &["HELLO", "02"]),
+            (Exact, &["HELLO", "+2"]),
+            (Exact, &["HELLO", "2", "FOO"]),
+            (Exact, &["HELLO", "2", "AUTH", "default"]),
+            (Exact, &["HELLO", "2", "SETNAME", "a b"]),
+            (Exact, &["HELLO", "2", "AUTH", "default", "pw", "SETNAME", "a\nb"]),
+            (Exact, &["HELLO", "2", "AUTH", "nobody", "pw"]),
+            (Exact, &["AUTH", "pw"]),
+            (Exact, &["AUTH", "someone", "pw"]),
+            (Exact, &["AUTH"]),
+            (Exact, &["CLIENT", "SETNAME", "app"]),
+            (Exact, &["CLIENT", "GETNAME"]),
+            (Exact, &["CLIENT", "SETNAME", "a b"]),
+            (Exact, &["CLIENT", "SETNAME"]),
+            (Exact, &["CLIENT", "NOPE"]),
+            (Exact, &["FOO"]),
+            (Exact, &["FOO", "a", "b"]),
+            (Exact, &["averyveryverylongcommandname", "x"]),
+            (Exact, &["GET", "k", "extra"]),
+            (Exact, &["SET", "k", "v"]),
+            (Exact, &["LPUSH", "k", "v"]),
+            (Exact, &["HGET", "k", "f"]),
+            (Exact, &["SADD", "k", "m"]),
+            (Exact, &["ZADD", "k", "1", "m"]),
+            (Exact, &["INCR", "k"]),
+            (Exact, &["SET", "k", "v", "XX", "NX"]),
+            (Exact, &["EXPIRE", "k", "soon"]),
+            (Exact, &["PING"]),
+        ]),
+    );
+}
+
+/// MSET, MGET, EXISTS, TOUCH, DEL and UNLINK of 10,000 keys in one command each, spread over every
+/// shard, with the merged replies compared to redis-server's.
+#[test]
+fn multi_key_commands_with_10000_keys() {
+    let targets = Targets::start();
+    let n = 10_000;
+    let key = |i: usize| format!("mk:{i}");
+    let mut mset = vec!["MSET".to_string()];
+    for i in (0..n).step_by(2) {
+        mset.push(key(i));
+        mset.push(format!("value-{i}"));
+    }
+    // Even keys exist; odd ones do not, so every shard's sub-reply mixes values and nils.
+    let all: Vec<String> = (0..n).map(key).collect();
+    let with = |name: &str, keys: &[String]| {
+        let mut args = vec![name.to_string()];
+        args.extend(keys.iter().cloned());
+        Case { cmp: Exact, args: args.iter().map(|a| a.as_bytes().to_vec()).collect() }
+    };
+    let mut reversed = all.clone();
+    reversed.reverse();
+    let mut rows = vec![
+        case(Exact, &["FLUSHALL"]),
+        Case { cmp: Exact, args: mset.iter().map(|a| a.as_bytes().to_vec()).collect() },
+        case(Exact, &["DBSIZE"]),
+        with("MGET", &all),
+        with("MGET", &reversed),
+        with("EXISTS", &all),
+        with("TOUCH", &all),
+        case(Exact, &["RPUSH", "mk:4", "not a string"]),
+        case(Exact, &["DEL", "mk:2"]),
+        case(Exact, &["RPUSH", "mk:2", "not a string"]),
+        with("MGET", &all[..100]),
+        case(Unordered, &["KEYS", "mk:*"]),
+        case(ScanAll, &["SCAN", "COUNT", "100"]),
+        with("DEL", &all[..n / 2]),
+        case(Exact, &["DBSIZE"]),
+        with("UNLINK", &all),
+        case(Exact, &["DBSIZE"]),
+        with("MGET", &all),
+    ];
+    // The same key many times, across shards.
+    let mut repeated = Vec::new();
+    for _ in 0..50 {
+        repeated.extend(keys_on_every_shard("rep:"));
+    }
+    rows.push(with("EXISTS", &repeated));
+    let mut mset_rep = vec!["MSET".to_string()];
+    for (i, k) in repeated.iter().enumerate() {
+        mset_rep.push(k.clone());
+        mset_rep.push(i.to_string());
+    }
+    rows.push(Case { cmp: Exact, args: mset_rep.iter().map(|a| a.as_bytes().to_vec()).collect() });
+    rows.push(with("MGET", &repeated));
+    rows.push(with("EXISTS", &repeated));
+    rows.push(with("TOUCH", &repeated));
+    rows.push(with("DEL", &repeated));
+    rows.push(case(Exact, &["DBSIZE"]));
+    // Binary-safe keys and values, the empty key, and values larger than a read buffer or a batch.
+    let bin = |args: &[&[u8]]| Case { cmp: Exact, args: args.iter().map(|a| a.to_vec()).collect() };
+    let huge: Vec<u8> = (0..3 * 1024 * 1024).map(|i| (i % 251) as u8).collect();
+    rows.extend([
+        bin(&[b"SET", b"bin\r\nkey\0\xff", b"val\r\n\0\xfe"]),
+        bin(&[b"GET", b"bin\r\nkey\0\xff"]),
+        bin(&[b"SET", b"", b"empty key"]),
+        bin(&[b"GET", b""]),
+        bin(&[b"MGET", b"", b"bin\r\nkey\0\xff", b"mk:0"]),
+        bin(&[b"SET", b"huge", &huge]),
+        bin(&[b"GET", b"huge"]),
+        bin(&[b"APPEND", b"huge", b"tail"]),
+        bin(&[b"STRLEN", b"huge"]),
+        bin(&[b"MSET", b"huge2", &huge, b"huge3", &huge[..1000], b"", b"again"]),
+        bin(&[b"MGET", b"huge", b"huge2", b"huge3", b"", b"nope"]),
+        bin(&[b"DEL", b"huge", b"huge2", b"huge3", b"", b"bin\r\nkey\0\xff"]),
+        bin(&[b"DBSIZE"]),
+    ]);
+    differential(&targets, &rows);
+}
+
+/// Commands a sharding proxy cannot run answer an error, and the connection keeps working.
+#[test]
+fn unsupported_commands_are_refused_and_the_connection_survives() {
+    let targets = Targets::start();
+    for (name, proxy) in targets.proxies() {
+        let mut conn = proxy.client();
+        for args in [
+            &["MULTI"][..],
+            &["EXEC"],
+            &["WATCH", "k"],
+            &["SUBSCRIBE", "news"],
+            &["PSUBSCRIBE", "n*"],
+            &["PUBLISH", "news", "hi"],
+            &["EVAL", "return 1", "0"],
+            &["EVALSHA", "abc", "0"],
+            &["SCRIPT", "LOAD", "return 1"],
+            &["BLPOP", "l", "0"],
+            &["BRPOP", "l", "0"],
+            &["BZPOPMIN", "z", "0"],
+            &["WAIT", "1", "0"],
+            &["MOVE", "k", "1"],
+            &["SWAPDB", "0", "1"],
+            &["multi"],
+            &["Subscribe", "x"],
+        ] {
+            let reply = conn.req_command(&command(&args.iter().map(|a| a.as_bytes().to_vec()).collect::<Vec<_>>()));
+            let expected = format!("ERR {} is not supported by ringcache-proxy", args[0].to_uppercase());
+            match reply.unwrap() {
+                Value::ServerError(e) => {
+                    let text = format!("{} {}", e.code(), e.details().unwrap_or(""));
+                    assert_eq!(text, expected, "{name}: {args:?}");
+                }
+                other => panic!("{name}: {args:?} answered {other:?}"),
+            }
+            let pong: String = redis::cmd("PING").query(&mut conn).unwrap();
+            assert_eq!(pong, "PONG", "{name}: connection unusable after {args:?}");
+        }
+        let _: () = redis::cmd("SET").arg("after").arg("ok").query(&mut conn).unwrap();
+        let v: String = redis::cmd("GET").arg("after").query(&mut conn).unwrap();
+        assert_eq!(v, "ok");
+    }
+}
+
+fn error_text(v: Value) -> String {
+    match v {
+        Value::ServerError(e) => format!("{} {}", e.code(), e.details().unwrap_or("")),
+        other => panic!("expected an error, got {other:?}"),
+    }
+}
+
+/// MSETNX and RENAME with keys on different shards answer CROSSSLOT and change nothing; with a hash tag
+/// they work.
+#[test]
+fn cross_shard_msetnx_and_rename_are_crossslot() {
+    let targets = Targets::start();
+    let (k1, k2) = keys_on_two_shards("cross:");
+    for (name, proxy) in targets.proxies() {
+        let mut conn = proxy.client();
+        let req = |args: &[&str]| command(&args.iter().map(|a| a.as_bytes().to_vec()).collect::<Vec<_>>());
+        let e = error_text(conn.req_command(&req(&["MSETNX", &k1, "1", &k2, "2"])).unwrap());
+        assert!(e.starts_with("CROSSSLOT "), "{name}: MSETNX: {e}");
+        let n: i64 = redis::cmd("EXISTS").arg(&k1).arg(&k2).query(&mut conn).unwrap();
+        assert_eq!(n, 0, "{name}: a refused MSETNX wrote keys");
+        let _: () = redis::cmd("SET").arg(&k1).arg("v").query(&mut conn).unwrap();
+        let e = error_text(conn.req_command(&req(&["RENAME", &k1, &k2])).unwrap());
+        assert!(e.starts_with("CROSSSLOT "), "{name}: RENAME: {e}");
+        let v: Option<String> = redis::cmd("GET").arg(&k1).query(&mut conn).unwrap();
+        assert_eq!(v.as_deref(), Some("v"), "{name}: a refused RENAME moved the key");
+        // Three keys, the last on another shard.
+        let third = format!("{{{k1}}}x");
+        let e = error_text(conn.req_command(&req(&["MSETNX", &k1, "1", &third, "2", &k2, "3"])).unwrap());
+        assert!(e.starts_with("CROSSSLOT "), "{name}: MSETNX of three: {e}");
+        // A hash tag puts keys together.
+        let (t1, t2) = (format!("{{{k1}}}:a"), format!("{{{k1}}}:b"));
+        let set: i64 = redis::cmd("MSETNX").arg(&t1).arg("1").arg(&t2).arg("2").query(&mut conn).unwrap();
+        assert_eq!(set, 1, "{name}");
+        let _: () = redis::cmd("RENAME").arg(&t1).arg(format!("{{{k1}}}:c")).query(&mut conn).unwrap();
+        let v: Vec<Option<String>> =
+            redis::cmd("MGET").arg(&t1).arg(&t2).arg(format!("{{{k1}}}:c")).query(&mut conn).unwrap();
+        assert_eq!(v, vec![None, Some("2".into()), Some("1".into())], "{name}");
+        let pong: String = redis::cmd("PING").query(&mut conn).unwrap();
+        assert_eq!(pong, "PONG");
+    }
+    // An argument count error is an argument count error, wherever the keys live (as redis-server says).
+    let mut plain = targets.plain.client();
+    let req = command(&["MSETNX", &k1, "1", &k2].iter().map(|a| a.as_bytes().to_vec()).collect::<Vec<_>>());
+    let expected = error_text(plain.req_command(&req).unwrap());
+    for (name, proxy) in targets.proxies() {
+        assert_eq!(error_text(proxy.client().req_command(&req).unwrap()), expected, "{name}");
+    }
+}
+
+/// The proxy speaks RESP2 only: HELLO 3 is NOPROTO (redis-server 7 would switch to RESP3), and the
+/// connection stays in RESP2.
+#[test]
+fn hello_3_is_noproto_through_the_proxy() {
+    let targets = Targets::start();
+    for (name, proxy) in targets.proxies() {
+        let mut conn = proxy.client();
+        let e = error_text(conn.req_command(&redis::cmd("HELLO").arg(3).clone()).unwrap());
+        assert_eq!(e, "NOPROTO unsupported protocol version", "{name}");
+        let hello = conn.req_command(&redis::cmd("HELLO").arg(2).clone()).unwrap();
+        let Value::Array(items) = hello else { panic!("{name}: HELLO 2 answered {hello:?}") };
+        assert_eq!(items.len(), 14, "{name}");
+        assert_eq!(items[4], Value::BulkString(b"proto".to_vec()), "{name}");
+        assert_eq!(items[5], Value::Int(2), "{name}");
+        let pong: String = redis::cmd("PING").query(&mut conn).unwrap();
+        assert_eq!(pong, "PONG");
+    }
+}
+
+/// redis-benchmark's default test list through the proxy over ringcache shards: no errors.
+#[test]
+fn redis_benchmark_default_tests_through_the_proxy() {
+    let cluster = cluster_of_shards(PROXY_FLAGS);
+    let out = Command::new("redis-benchmark")
+        .args(["-h", "127.0.0.1", "-p", &cluster.proxy.port.to_string(), "-q", "-n", "10000"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let text = format!("{stdout}\n{stderr}");
+    assert!(out.status.success(), "redis-benchmark failed ({}):\n{text}", out.status);
+    let lower = text.to_lowercase();
+    for bad in ["error", "err ", "warning", "could not", "not supported"] {
+        assert!(!lower.contains(bad), "redis-benchmark output mentions {bad:?}:\n{text}");
+    }
+    for test in ["PING_INLINE", "PING_MBULK", "SET", "GET", "INCR", "LPUSH", "SADD", "HSET", "ZADD", "MSET (10 keys)"] {
+        assert!(stdout.contains(&format!("{test}: ")), "no {test} result:\n{text}");
+    }
+}
+
+/// Replies where ringcache-shard differs from redis-server (7.0 and 7.2 alike): checked here through the
+/// proxy over redis-servers, which must pass them through unchanged. `shard_differences_from_redis` runs
+/// them against the shards too.
+fn shard_difference_cases() -> Vec<Case> {
+    table(&[
+        (Exact, &["FLUSHALL"]),
+        // EXPIRETIME rounds the millisecond time to the nearest second, as TTL does.
+        (Exact, &["SET", "k", "v", "PXAT", "99999999999999"]),
+        (Exact, &["EXPIRETIME", "k"]),
+        (Exact, &["PEXPIREAT", "k", "99999999999499"]),
+        (Exact, &["EXPIRETIME", "k"]),
+        // A pop count that is not an integer is "out of range, must be positive", like a negative one.
+        (Exact, &["RPUSH", "l", "a", "b"]),
+        (Exact, &["LPOP", "l", "x"]),
+        (Exact, &["RPOP", "l", "1.5"]),
+        (Exact, &["SADD", "s", "a"]),
+        (Exact, &["SPOP", "s", "x"]),
+        (Exact, &["ZADD", "z", "1", "a"]),
+        (Exact, &["ZPOPMIN", "z", "x"]),
+    ])
+}
+
+#[test]
+/// Cases that once differed on ringcache-shard (EXPIRETIME rounding, pop-count error texts).
+fn shard_differences_from_redis() {
+    let targets = Targets::start();
+    compare_targets(&targets, &shard_difference_cases(), true);
+}
