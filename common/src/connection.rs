@@ -1,10 +1,16 @@
 //! Connection commands, answered the same way by the shard and the proxy: PING ECHO QUIT AUTH HELLO
 //! SELECT CLIENT RESET TIME.
 //!
-//! Each server keeps its own per-client state and implements [`ClientSession`] over it; [`execute`] does
-//! the parsing, the checks and the replies (Redis 7's texts), so the two servers cannot drift apart.
+//! Both servers keep a [`ClientConn`] per connection and a [`ClientRegistry`] of all of them; [`execute`]
+//! does the parsing, the checks and the replies (Redis 7's texts), so the two servers cannot drift apart.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::BytesMut;
+use dashmap::DashMap;
+use parking_lot::Mutex;
 
 use crate::resp::{ReplyWriter, Request};
 
@@ -13,21 +19,86 @@ pub const REDIS_COMPAT_VERSION: &str = "7.2.0";
 
 const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
 
-/// What connection commands read and change about a client.
-pub trait ClientSession {
-    fn id(&self) -> u64;
-    fn authenticated(&self) -> bool;
-    fn set_authenticated(&mut self, yes: bool);
-    fn name(&self) -> Option<String>;
-    fn set_name(&mut self, name: String);
-    /// CLIENT SETINFO LIB-NAME / LIB-VER.
-    fn set_lib_info(&mut self, lib_name: Option<String>, lib_ver: Option<String>);
-    /// QUIT: reply, then close.
-    fn close_after_reply(&mut self);
-    /// The lines of CLIENT LIST (every client of this server), each ending in `\n`.
-    fn client_list(&self) -> String;
-    /// The CLIENT INFO line of this client, ending in `\n`.
-    fn client_info(&self) -> String;
+/// What CLIENT LIST shows about a connection.
+#[derive(Debug)]
+pub struct ClientInfo {
+    pub addr: SocketAddr,
+    pub laddr: SocketAddr,
+    pub name: String,
+    pub lib_name: String,
+    pub lib_ver: String,
+    pub created: Instant,
+    pub last_active: Instant,
+}
+
+impl ClientInfo {
+    /// One CLIENT LIST line, in Redis's field order (fields we do not track are omitted).
+    pub fn describe(&self, id: u64, now: Instant) -> String {
+        format!(
+            "id={id} addr={} laddr={} fd=-1 name={} age={} idle={} flags=N db=0 sub=0 psub=0 multi=-1 user=default resp=2 lib-name={} lib-ver={}",
+            self.addr,
+            self.laddr,
+            self.name,
+            now.duration_since(self.created).as_secs(),
+            now.duration_since(self.last_active).as_secs(),
+            self.lib_name,
+            self.lib_ver,
+        )
+    }
+}
+
+/// Every open connection of a server, for CLIENT LIST.
+pub type ClientRegistry = DashMap<u64, Arc<Mutex<ClientInfo>>>;
+
+/// One client connection's state, as connection commands see and change it.
+pub struct ClientConn {
+    pub id: u64,
+    pub authenticated: bool,
+    /// Set by QUIT: write the pending replies, then close.
+    pub close_after_reply: bool,
+    pub info: Arc<Mutex<ClientInfo>>,
+}
+
+impl ClientConn {
+    /// A new connection, registered in `registry` until [`ClientConn::unregister`].
+    pub fn register(
+        registry: &ClientRegistry,
+        id: u64,
+        addr: SocketAddr,
+        laddr: SocketAddr,
+        authenticated: bool,
+    ) -> Self {
+        let now = Instant::now();
+        let info = Arc::new(Mutex::new(ClientInfo {
+            addr,
+            laddr,
+            name: String::new(),
+            lib_name: String::new(),
+            lib_ver: String::new(),
+            created: now,
+            last_active: now,
+        }));
+        registry.insert(id, info.clone());
+        ClientConn { id, authenticated, close_after_reply: false, info }
+    }
+
+    pub fn unregister(&self, registry: &ClientRegistry) {
+        registry.remove(&self.id);
+    }
+
+    pub fn name(&self) -> Option<String> {
+        let info = self.info.lock();
+        (!info.name.is_empty()).then(|| info.name.clone())
+    }
+
+    pub fn set_name(&self, name: String) {
+        self.info.lock().name = name;
+    }
+
+    /// Records activity (for CLIENT LIST's `idle`); called once per batch of requests.
+    pub fn touch(&self, at: Instant) {
+        self.info.lock().last_active = at;
+    }
 }
 
 /// Whether `name` (lower case) is one of the commands [`execute`] answers.
@@ -48,6 +119,17 @@ fn credentials_ok(requirepass: Option<&str>, user: &[u8], password: &[u8]) -> bo
     user == b"default" && requirepass.is_none_or(|expected| constant_time_eq(expected.as_bytes(), password))
 }
 
+/// An integer as Redis's `string2ll` reads one: optional `-`, no `+`, no leading zeros or spaces, in range.
+pub fn parse_integer(arg: &[u8]) -> Option<i64> {
+    let digits = arg.strip_prefix(b"-").unwrap_or(arg);
+    let canonical = arg == b"0"
+        || (digits.first().is_some_and(|d| (b'1'..=b'9').contains(d)) && digits.iter().all(u8::is_ascii_digit));
+    if !canonical {
+        return None;
+    }
+    std::str::from_utf8(arg).ok()?.parse().ok()
+}
+
 fn printable_word(s: &[u8]) -> bool {
     s.iter().all(|&b| (b'!'..=b'~').contains(&b))
 }
@@ -57,7 +139,8 @@ fn printable_word(s: &[u8]) -> bool {
 pub fn execute(
     name: &str,
     req: &Request,
-    session: &mut impl ClientSession,
+    session: &mut ClientConn,
+    clients: &ClientRegistry,
     requirepass: Option<&str>,
     out: &mut BytesMut,
 ) -> Result<(), String> {
@@ -69,17 +152,17 @@ pub fn execute(
         },
         "echo" => out.bulk(req.arg(1)),
         "quit" => {
-            session.close_after_reply();
+            session.close_after_reply = true;
             out.ok();
         }
-        "select" => {
-            let text = std::str::from_utf8(req.arg(1)).unwrap_or("");
-            match text.parse::<i64>() {
-                Ok(0) if text == "0" => out.ok(),
-                Ok(_) => return Err("ERR DB index is out of range".into()),
-                Err(_) => return Err("ERR value is not an integer or out of range".into()),
+        "select" => match parse_integer(req.arg(1)) {
+            Some(0) => out.ok(),
+            Some(n) if i32::try_from(n).is_err() => {
+                return Err(format!("ERR value is out of range, value must between {} and {}", i32::MIN, i32::MAX))
             }
-        }
+            Some(_) => return Err("ERR DB index is out of range".into()),
+            None => return Err("ERR value is not an integer or out of range".into()),
+        },
         "auth" => {
             let (user, password) = match req.argc() {
                 2 => (&b"default"[..], req.arg(1)),
@@ -92,16 +175,16 @@ pub fn execute(
             if !credentials_ok(requirepass, user, password) {
                 return Err(WRONGPASS.into());
             }
-            session.set_authenticated(true);
+            session.authenticated = true;
             out.ok();
         }
         "hello" => hello(req, session, requirepass, out)?,
         "reset" => {
             session.set_name(String::new());
-            session.set_authenticated(requirepass.is_none());
+            session.authenticated = requirepass.is_none();
             out.simple("RESET");
         }
-        "client" => client(req, session, out)?,
+        "client" => client(req, session, clients, out)?,
         "time" => {
             let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
             out.array_len(2);
@@ -115,29 +198,22 @@ pub fn execute(
 
 /// HELLO: RESP2 only for now. `HELLO 3` gets `-NOPROTO`, which clients such as go-redis take as the cue
 /// to carry on in RESP2.
-fn hello(
-    req: &Request,
-    session: &mut impl ClientSession,
-    requirepass: Option<&str>,
-    out: &mut BytesMut,
-) -> Result<(), String> {
+fn hello(req: &Request, session: &mut ClientConn, requirepass: Option<&str>, out: &mut BytesMut) -> Result<(), String> {
     let mut i = 1;
     if req.argc() > 1 {
-        match std::str::from_utf8(req.arg(1)).ok().and_then(|s| s.parse::<i64>().ok()) {
+        match parse_integer(req.arg(1)) {
             Some(2) => {}
             Some(_) => return Err("NOPROTO unsupported protocol version".into()),
             None => return Err("ERR Protocol version is not an integer or out of range".into()),
         }
         i = 2;
     }
-    let mut name = None;
+    // As Redis 7.2: every option is checked before any takes effect; then AUTH, then SETNAME.
+    let (mut auth, mut name) = (None, None);
     while i < req.argc() {
         let opt = req.arg(i);
         if is(opt, "AUTH") && i + 2 < req.argc() {
-            if !credentials_ok(requirepass, req.arg(i + 1), req.arg(i + 2)) {
-                return Err(WRONGPASS.into());
-            }
-            session.set_authenticated(true);
+            auth = Some((req.arg(i + 1), req.arg(i + 2)));
             i += 3;
         } else if is(opt, "SETNAME") && i + 1 < req.argc() {
             if !printable_word(req.arg(i + 1)) {
@@ -149,7 +225,13 @@ fn hello(
             return Err(format!("ERR Syntax error in HELLO option '{}'", String::from_utf8_lossy(opt)));
         }
     }
-    if !session.authenticated() {
+    if let Some((user, password)) = auth {
+        if !credentials_ok(requirepass, user, password) {
+            return Err(WRONGPASS.into());
+        }
+        session.authenticated = true;
+    }
+    if !session.authenticated {
         return Err("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time".into());
     }
     if let Some(name) = name {
@@ -163,7 +245,7 @@ fn hello(
     out.bulk(b"proto");
     out.integer(2);
     out.bulk(b"id");
-    out.integer(session.id() as i64);
+    out.integer(session.id as i64);
     out.bulk(b"mode");
     out.bulk(b"standalone");
     out.bulk(b"role");
@@ -191,7 +273,7 @@ const CLIENT_HELP: [&str; 15] = [
     "    Print this help.",
 ];
 
-fn client(req: &Request, session: &mut impl ClientSession, out: &mut BytesMut) -> Result<(), String> {
+fn client(req: &Request, session: &mut ClientConn, clients: &ClientRegistry, out: &mut BytesMut) -> Result<(), String> {
     let sub = req.arg(1);
     let lower = String::from_utf8_lossy(sub).to_lowercase();
     let argc = req.argc();
@@ -220,7 +302,7 @@ fn client(req: &Request, session: &mut impl ClientSession, out: &mut BytesMut) -
         }
         "id" => {
             arity(2)?;
-            out.integer(session.id() as i64);
+            out.integer(session.id as i64);
         }
         "setinfo" => {
             arity(4)?;
@@ -233,18 +315,24 @@ fn client(req: &Request, session: &mut impl ClientSession, out: &mut BytesMut) -
             }
             let value = String::from_utf8_lossy(value).into_owned();
             if is(attr, "LIB-NAME") {
-                session.set_lib_info(Some(value), None);
+                session.info.lock().lib_name = value;
             } else if is(attr, "LIB-VER") {
-                session.set_lib_info(None, Some(value));
+                session.info.lock().lib_ver = value;
             } else {
                 return Err(format!("ERR Unrecognized option '{}'", String::from_utf8_lossy(attr)));
             }
             out.ok();
         }
-        "list" => out.bulk(session.client_list().as_bytes()),
+        "list" => {
+            let now = Instant::now();
+            let list: String =
+                clients.iter().map(|e| format!("{}\n", e.value().lock().describe(*e.key(), now))).collect();
+            out.bulk(list.as_bytes());
+        }
         "info" => {
             arity(2)?;
-            out.bulk(session.client_info().as_bytes());
+            let line = session.info.lock().describe(session.id, Instant::now());
+            out.bulk(format!("{line}\n").as_bytes());
         }
         "help" => {
             out.array_len(CLIENT_HELP.len());

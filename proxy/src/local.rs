@@ -1,100 +1,30 @@
-//! Commands the proxy answers itself: connection commands, COMMAND, CONFIG GET, TIME, and its INFO.
+//! Commands the proxy answers itself: connection commands (shared with the shard through
+//! `ringcache_common::connection`), COMMAND, CONFIG GET, and its INFO.
 
 use std::fmt::Write as _;
 
 use bytes::BytesMut;
 use ringcache_common::command::{self, CommandSpec};
+use ringcache_common::connection;
 use ringcache_common::resp::{ReplyWriter, Request};
 
 use crate::session::{ProxyShared, ReplyFut, Session};
 
-/// The Redis version the proxy reports (the release whose commands and replies Ringcache follows).
-pub const REDIS_COMPAT_VERSION: &str = "7.2.0";
-
-const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
+pub use ringcache_common::connection::REDIS_COMPAT_VERSION;
 
 fn is(arg: &[u8], word: &str) -> bool {
     arg.eq_ignore_ascii_case(word.as_bytes())
-}
-
-/// An integer as Redis's `string2ll` reads one: optional `-`, no `+`, no leading zeros or spaces, in range.
-fn redis_integer(arg: &[u8]) -> Option<i64> {
-    let digits = arg.strip_prefix(b"-").unwrap_or(arg);
-    let canonical = arg == b"0"
-        || (digits.first().is_some_and(|d| (b'1'..=b'9').contains(d)) && digits.iter().all(u8::is_ascii_digit));
-    if !canonical {
-        return None;
-    }
-    std::str::from_utf8(arg).ok()?.parse().ok()
-}
-
-const BAD_CLIENT_NAME: &str = "ERR Client names cannot contain spaces, newlines or special characters.";
-
-fn valid_client_name(name: &[u8]) -> bool {
-    name.iter().all(|b| (b'!'..=b'~').contains(b))
-}
-
-fn password_ok(shared: &ProxyShared, user: &[u8], password: &[u8]) -> bool {
-    user == b"default" && shared.requirepass.as_ref().is_none_or(|p| p.as_bytes() == password)
 }
 
 /// Replies to a keyless command that does not need the shards.
 pub fn reply(session: &mut Session, shared: &ProxyShared, req: &Request, spec: &CommandSpec) -> ReplyFut {
     let mut out = BytesMut::new();
     let result = match spec.name {
-        "ping" => match req.argc() {
-            1 => {
-                out.simple("PONG");
-                Ok(())
-            }
-            2 => {
-                out.bulk(req.arg(1));
-                Ok(())
-            }
-            _ => Err("ERR wrong number of arguments for 'ping' command".to_string()),
-        },
-        "echo" => {
-            out.bulk(req.arg(1));
-            Ok(())
+        name if connection::is_connection_command(name) => {
+            connection::execute(name, req, session, &shared.clients, shared.requirepass.as_deref(), &mut out)
         }
-        "quit" => {
-            session.close_after_reply = true;
-            {
-                out.ok();
-                Ok(())
-            }
-        }
-        "select" => match redis_integer(req.arg(1)) {
-            Some(0) => {
-                out.ok();
-                Ok(())
-            }
-            Some(n) if i32::try_from(n).is_err() => {
-                Err(format!("ERR value is out of range, value must between {} and {}", i32::MIN, i32::MAX))
-            }
-            Some(_) => Err("ERR DB index is out of range".into()),
-            None => Err("ERR value is not an integer or out of range".into()),
-        },
-        "auth" => auth(session, shared, req, &mut out),
-        "hello" => hello(session, shared, req, &mut out),
-        "reset" => {
-            session.name.clear();
-            session.authenticated = shared.requirepass.is_none();
-            {
-                out.simple("RESET");
-                Ok(())
-            }
-        }
-        "client" => client(session, shared, req, &mut out),
         "command" => command::reply_command(req, &mut out),
         "config" => config(shared, req, &mut out),
-        "time" => {
-            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-            out.array_len(2);
-            out.bulk_integer(now.as_secs() as i64);
-            out.bulk_integer(i64::from(now.subsec_micros()));
-            Ok(())
-        }
         other => Err(format!("ERR {} is not supported by ringcache-proxy", other.to_uppercase())),
     };
     if let Err(e) = result {
@@ -102,125 +32,6 @@ pub fn reply(session: &mut Session, shared: &ProxyShared, req: &Request, spec: &
         out.error(&e);
     }
     ReplyFut::ready(out.freeze())
-}
-
-fn auth(session: &mut Session, shared: &ProxyShared, req: &Request, out: &mut BytesMut) -> Result<(), String> {
-    let (user, password) = match req.argc() {
-        2 => (&b"default"[..], req.arg(1)),
-        3 => (req.arg(1), req.arg(2)),
-        _ => return Err("ERR syntax error".into()),
-    };
-    if req.argc() == 2 && shared.requirepass.is_none() {
-        return Err("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?".into());
-    }
-    if !password_ok(shared, user, password) {
-        return Err(WRONGPASS.into());
-    }
-    session.authenticated = true;
-    out.ok();
-    Ok(())
-}
-
-fn hello(session: &mut Session, shared: &ProxyShared, req: &Request, out: &mut BytesMut) -> Result<(), String> {
-    let mut i = 1;
-    if req.argc() > 1 {
-        match redis_integer(req.arg(1)) {
-            Some(2) => {}
-            Some(_) => return Err("NOPROTO unsupported protocol version".into()),
-            None => return Err("ERR Protocol version is not an integer or out of range".into()),
-        }
-        i = 2;
-    }
-    // As Redis: every option is checked before any takes effect; then AUTH, then SETNAME.
-    let (mut auth, mut name) = (None, None);
-    while i < req.argc() {
-        if is(req.arg(i), "AUTH") && i + 2 < req.argc() {
-            auth = Some((req.arg(i + 1), req.arg(i + 2)));
-            i += 3;
-        } else if is(req.arg(i), "SETNAME") && i + 1 < req.argc() {
-            if !valid_client_name(req.arg(i + 1)) {
-                return Err(BAD_CLIENT_NAME.into());
-            }
-            name = Some(req.arg(i + 1));
-            i += 2;
-        } else {
-            return Err(format!("ERR Syntax error in HELLO option '{}'", String::from_utf8_lossy(req.arg(i))));
-        }
-    }
-    if let Some((user, password)) = auth {
-        if !password_ok(shared, user, password) {
-            return Err(WRONGPASS.into());
-        }
-        session.authenticated = true;
-    }
-    if !session.authenticated {
-        return Err("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time".into());
-    }
-    if let Some(name) = name {
-        session.name = String::from_utf8_lossy(name).into_owned();
-    }
-    out.array_len(14);
-    for (k, v) in [("server", "redis"), ("version", REDIS_COMPAT_VERSION)] {
-        out.bulk(k.as_bytes());
-        out.bulk(v.as_bytes());
-    }
-    out.bulk(b"proto");
-    out.integer(2);
-    out.bulk(b"id");
-    out.integer(session.id as i64);
-    for (k, v) in [("mode", "standalone"), ("role", "master")] {
-        out.bulk(k.as_bytes());
-        out.bulk(v.as_bytes());
-    }
-    out.bulk(b"modules");
-    out.array_len(0);
-    Ok(())
-}
-
-fn client(session: &mut Session, _shared: &ProxyShared, req: &Request, out: &mut BytesMut) -> Result<(), String> {
-    let sub = req.arg(1);
-    let lower = String::from_utf8_lossy(sub).to_lowercase();
-    let arity = |n: usize| {
-        if req.argc() == n {
-            Ok(())
-        } else {
-            Err(format!("ERR wrong number of arguments for 'client|{lower}' command"))
-        }
-    };
-    match lower.as_str() {
-        "setname" => {
-            arity(3)?;
-            if !valid_client_name(req.arg(2)) {
-                return Err(BAD_CLIENT_NAME.into());
-            }
-            session.name = String::from_utf8_lossy(req.arg(2)).into_owned();
-            out.ok();
-        }
-        "getname" => {
-            arity(2)?;
-            if session.name.is_empty() {
-                out.null();
-            } else {
-                out.bulk(session.name.as_bytes());
-            }
-        }
-        "id" => {
-            arity(2)?;
-            out.integer(session.id as i64);
-        }
-        "setinfo" => {
-            arity(4)?;
-            if !(is(req.arg(2), "LIB-NAME") || is(req.arg(2), "LIB-VER")) {
-                return Err(format!("ERR Unrecognized option '{}'", String::from_utf8_lossy(req.arg(2))));
-            }
-            out.ok();
-        }
-        "info" | "list" => {
-            out.bulk(format!("id={} name={} db=0 resp=2\n", session.id, session.name).as_bytes());
-        }
-        _ => return Err(format!("ERR unknown subcommand '{}'. Try CLIENT HELP.", String::from_utf8_lossy(sub))),
-    }
-    Ok(())
 }
 
 fn config(shared: &ProxyShared, req: &Request, out: &mut BytesMut) -> Result<(), String> {

@@ -61,9 +61,20 @@ const UNSUPPORTED: &[&str] = &[
 /// SCAN cursors carry the shard index in their low bits.
 const SCAN_SHARD_BITS: u32 = 10;
 
-/// Routes one request; the returned future yields its reply bytes.
-pub fn route(session: &mut Session, shared: &ProxyShared, req: Request) -> ReplyFut {
-    let Some(spec) = command::lookup(req.name()) else {
+/// Routes one request; the returned future yields its reply bytes. Known commands come back with their
+/// spec, so the session can count and time them.
+pub fn route(session: &mut Session, shared: &ProxyShared, req: Request) -> (Option<&'static CommandSpec>, ReplyFut) {
+    let spec = command::lookup(req.name());
+    (spec, route_command(session, shared, req, spec))
+}
+
+fn route_command(
+    session: &mut Session,
+    shared: &ProxyShared,
+    req: Request,
+    spec: Option<&'static CommandSpec>,
+) -> ReplyFut {
+    let Some(spec) = spec else {
         let name = String::from_utf8_lossy(req.name()).to_lowercase();
         if UNSUPPORTED.contains(&name.as_str()) {
             return ReplyFut::error(&format!("ERR {} is not supported by ringcache-proxy", name.to_uppercase()));

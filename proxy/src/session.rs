@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use futures::stream::{FuturesOrdered, StreamExt};
 use futures::FutureExt;
+use ringcache_common::connection::{ClientConn, ClientRegistry};
 use ringcache_common::resp::{Limits, ReplyWriter, RequestScanner};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -43,6 +44,7 @@ pub struct ProxyShared {
     pub connected: AtomicUsize,
     pub total_connections: AtomicU64,
     pub rejected_connections: AtomicU64,
+    pub clients: ClientRegistry,
     next_id: AtomicU64,
 }
 
@@ -66,18 +68,14 @@ impl ProxyShared {
             connected: AtomicUsize::new(0),
             total_connections: AtomicU64::new(0),
             rejected_connections: AtomicU64::new(0),
+            clients: ClientRegistry::new(),
             next_id: AtomicU64::new(1),
         }
     }
 }
 
-/// Per-connection state.
-pub struct Session {
-    pub id: u64,
-    pub authenticated: bool,
-    pub name: String,
-    pub close_after_reply: bool,
-}
+/// Per-connection state (shared with the shard).
+pub type Session = ClientConn;
 
 /// A reply that may still be on its way.
 pub enum ReplyFut {
@@ -122,6 +120,33 @@ impl Future for ReplyFut {
     }
 }
 
+/// A reply on its way, counted in `ringcache_commands_total` and timed (request read to reply ready) in
+/// `ringcache_command_duration_seconds` when it completes.
+pub struct Timed {
+    fut: ReplyFut,
+    command: Option<usize>,
+    started: Instant,
+}
+
+impl Timed {
+    fn untimed(fut: ReplyFut) -> Self {
+        Timed { fut, command: None, started: Instant::now() }
+    }
+}
+
+impl Future for Timed {
+    type Output = Bytes;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Bytes> {
+        let this = self.get_mut();
+        let reply = std::task::ready!(this.fut.poll_unpin(cx));
+        if let Some(index) = this.command {
+            ringcache_common::metrics::record_command(index, this.started.elapsed());
+        }
+        Poll::Ready(reply)
+    }
+}
+
 /// Accepts clients until `shutdown`, then waits (up to a grace period) for open sessions to finish.
 pub async fn run(listener: TcpListener, shared: Arc<ProxyShared>, shutdown: CancellationToken) -> std::io::Result<()> {
     let tracker = TaskTracker::new();
@@ -151,9 +176,13 @@ pub async fn run(listener: TcpListener, shared: Arc<ProxyShared>, shutdown: Canc
         let shutdown = shutdown.clone();
         tracker.spawn(async move {
             let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
-            if let Err(e) = serve(stream, id, &shared, &shutdown).await {
+            let addr = stream.peer_addr().unwrap_or_else(|_| ([0, 0, 0, 0], 0).into());
+            let laddr = stream.local_addr().unwrap_or(addr);
+            let mut session = ClientConn::register(&shared.clients, id, addr, laddr, shared.requirepass.is_none());
+            if let Err(e) = serve(stream, &mut session, &shared, &shutdown).await {
                 tracing::debug!("client {id}: {e}");
             }
+            session.unregister(&shared.clients);
             shared.connected.fetch_sub(1, Ordering::AcqRel);
         });
     }
@@ -165,15 +194,18 @@ pub async fn run(listener: TcpListener, shared: Arc<ProxyShared>, shutdown: Canc
     Ok(())
 }
 
-async fn serve(stream: TcpStream, id: u64, shared: &ProxyShared, shutdown: &CancellationToken) -> std::io::Result<()> {
+async fn serve(
+    stream: TcpStream,
+    session: &mut Session,
+    shared: &ProxyShared,
+    shutdown: &CancellationToken,
+) -> std::io::Result<()> {
     let _ = stream.set_nodelay(true);
     let (mut reader, mut writer) = stream.into_split();
-    let mut session =
-        Session { id, authenticated: shared.requirepass.is_none(), name: String::new(), close_after_reply: false };
     let mut scanner = RequestScanner::new();
     let mut rbuf = BytesMut::with_capacity(READ_CHUNK_BYTES);
     let mut wbuf = BytesMut::with_capacity(READ_CHUNK_BYTES);
-    let mut pending: FuturesOrdered<ReplyFut> = FuturesOrdered::new();
+    let mut pending: FuturesOrdered<Timed> = FuturesOrdered::new();
     let mut closing = false; // no more requests will be read; finish the pending replies
     let cancelled = shutdown.cancelled();
     tokio::pin!(cancelled);
@@ -206,7 +238,9 @@ async fn serve(stream: TcpStream, id: u64, shared: &ProxyShared, shutdown: &Canc
                     let limits = if session.authenticated { shared.limits } else { shared.limits.unauthenticated() };
                     match scanner.next(&mut rbuf, &limits) {
                         Ok(Some(req)) => {
-                            pending.push_back(route::route(&mut session, shared, req));
+                            let started = Instant::now();
+                            let (spec, fut) = route::route(session, shared, req);
+                            pending.push_back(Timed { fut, command: spec.map(|s| s.index()), started });
                             if session.close_after_reply {
                                 closing = true;
                                 break;
@@ -216,7 +250,7 @@ async fn serve(stream: TcpStream, id: u64, shared: &ProxyShared, shutdown: &Canc
                         Err(e) => {
                             let mut msg = BytesMut::new();
                             msg.error(&format!("ERR Protocol error: {e}"));
-                            pending.push_back(ReplyFut::ready(msg.freeze()));
+                            pending.push_back(Timed::untimed(ReplyFut::ready(msg.freeze())));
                             closing = true;
                             break;
                         }

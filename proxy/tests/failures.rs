@@ -476,6 +476,10 @@ fn backend_metrics() {
         );
     }
     assert!(text.contains("ringcache_proxy_backend_up{shard=\"s1\"} 1\n"), "{text}");
+    // The proxy counts and times the commands it serves, like a shard does.
+    let sets = sample(&text, "ringcache_commands_total", &[("cmd", "set")]).unwrap_or(0.0);
+    assert!(sets >= keys.len() as f64, "{sets} SETs counted for {} sent", keys.len());
+    assert!(text.contains("ringcache_command_duration_seconds_bucket{cmd=\"set\""), "{text}");
 
     shards[1].kill();
     let victim: Vec<&String> = keys.iter().filter(|(_, o)| *o == 1).map(|(k, _)| k).collect();

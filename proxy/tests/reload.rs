@@ -58,3 +58,25 @@ fn config_changes_swap_the_ring_without_dropping_clients() {
     assert!(exists_on(&b, "after-hup"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn client_list_shows_every_client_of_the_proxy() {
+    let shard = start_shard(&[]);
+    let proxy = support::start_proxy(&[("a", shard.addr())], &[]);
+    let mut first = proxy.client();
+    let mut second = proxy.client();
+    let _: () = redis::cmd("CLIENT").arg("SETNAME").arg("first").query(&mut first).unwrap();
+    let _: () = redis::cmd("CLIENT").arg("SETNAME").arg("second").query(&mut second).unwrap();
+    let list: String = redis::cmd("CLIENT").arg("LIST").query(&mut first).unwrap();
+    assert!(list.contains("name=first ") && list.contains("name=second "), "{list}");
+    drop(second);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let list: String = redis::cmd("CLIENT").arg("LIST").query(&mut first).unwrap();
+        if !list.contains("name=second ") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "a closed client stays listed: {list}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

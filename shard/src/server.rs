@@ -12,8 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use dashmap::DashMap;
-use parking_lot::Mutex;
+use ringcache_common::connection::{ClientConn, ClientRegistry};
 use ringcache_common::resp::{Limits, ReplyWriter, RequestScanner};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -50,7 +49,7 @@ pub struct ServerConfig {
 pub struct Shared {
     pub config: ServerConfig,
     pub store: Arc<Store>,
-    pub clients: DashMap<u64, Arc<Mutex<ClientInfo>>>,
+    pub clients: ClientRegistry,
     pub started: Instant,
     connected: AtomicUsize,
     next_client_id: AtomicU64,
@@ -63,7 +62,7 @@ impl Shared {
         Shared {
             config,
             store,
-            clients: DashMap::new(),
+            clients: ClientRegistry::new(),
             started: Instant::now(),
             connected: AtomicUsize::new(0),
             next_client_id: AtomicU64::new(1),
@@ -81,53 +80,8 @@ impl Shared {
     }
 }
 
-/// What CLIENT LIST shows about a connection.
-#[derive(Debug)]
-pub struct ClientInfo {
-    pub addr: SocketAddr,
-    pub laddr: SocketAddr,
-    pub name: String,
-    pub lib_name: String,
-    pub lib_ver: String,
-    pub created: Instant,
-    pub last_active: Instant,
-}
-
-impl ClientInfo {
-    /// One CLIENT LIST line, in Redis's field order (fields we do not track are omitted).
-    pub fn describe(&self, id: u64, now: Instant) -> String {
-        format!(
-            "id={id} addr={} laddr={} fd=-1 name={} age={} idle={} flags=N db=0 sub=0 psub=0 multi=-1 user=default resp=2 lib-name={} lib-ver={}",
-            self.addr,
-            self.laddr,
-            self.name,
-            now.duration_since(self.created).as_secs(),
-            now.duration_since(self.last_active).as_secs(),
-            self.lib_name,
-            self.lib_ver,
-        )
-    }
-}
-
-/// Per-connection state commands can change.
-pub struct ClientState {
-    pub id: u64,
-    pub authenticated: bool,
-    /// Set by QUIT: write the pending replies, then close.
-    pub close_after_reply: bool,
-    pub info: Arc<Mutex<ClientInfo>>,
-}
-
-impl ClientState {
-    pub fn set_name(&mut self, name: String) {
-        self.info.lock().name = name;
-    }
-
-    pub fn name(&self) -> Option<String> {
-        let info = self.info.lock();
-        (!info.name.is_empty()).then(|| info.name.clone())
-    }
-}
+/// Per-connection state commands can change (shared with the proxy).
+pub type ClientState = ClientConn;
 
 /// Accepts clients until `shutdown` fires, then waits for open connections to finish.
 pub async fn run(listener: TcpListener, shared: Arc<Shared>, shutdown: CancellationToken) -> std::io::Result<()> {
@@ -179,23 +133,12 @@ async fn refuse(mut stream: TcpStream) {
 async fn serve_client(stream: TcpStream, addr: SocketAddr, shared: &Arc<Shared>, shutdown: &CancellationToken) {
     let _ = stream.set_nodelay(true);
     let id = shared.next_client_id.fetch_add(1, Ordering::Relaxed);
-    let now = Instant::now();
-    let info = Arc::new(Mutex::new(ClientInfo {
-        addr,
-        laddr: stream.local_addr().unwrap_or(addr),
-        name: String::new(),
-        lib_name: String::new(),
-        lib_ver: String::new(),
-        created: now,
-        last_active: now,
-    }));
-    shared.clients.insert(id, info.clone());
-    let mut client =
-        ClientState { id, authenticated: shared.config.requirepass.is_none(), close_after_reply: false, info };
+    let laddr = stream.local_addr().unwrap_or(addr);
+    let mut client = ClientConn::register(&shared.clients, id, addr, laddr, shared.config.requirepass.is_none());
     if let Err(e) = connection_loop(stream, shared, &mut client, shutdown).await {
         tracing::debug!("client {id} ({addr}): {e}");
     }
-    shared.clients.remove(&id);
+    client.unregister(&shared.clients);
 }
 
 async fn connection_loop(
@@ -259,7 +202,7 @@ async fn connection_loop(
         if rbuf.is_empty() && rbuf.capacity() > KEEP_BUFFER_BYTES {
             rbuf = BytesMut::with_capacity(READ_CHUNK_BYTES);
         }
-        client.info.lock().last_active = command_started;
+        client.touch(command_started);
     }
 }
 

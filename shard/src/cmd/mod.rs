@@ -117,33 +117,10 @@ pub fn execute(ctx: &mut Ctx<'_>, req: &Request, started: Instant) -> Instant {
     finished
 }
 
-/// Parses an integer the way Redis's `string2ll` does: optional `-`, digits, no spaces, no `+`, no
-/// leading zeros, within i64.
+/// Parses an integer the way Redis's `string2ll` does (optional `-`, digits, no spaces, no `+`, no leading
+/// zeros, within i64).
 pub fn parse_i64(s: &[u8]) -> Result<i64, CmdError> {
-    if s.is_empty() || s.len() > 20 {
-        return Err(CmdError::NotInteger);
-    }
-    let (neg, digits) = match s[0] {
-        b'-' => (true, &s[1..]),
-        _ => (false, s),
-    };
-    if digits.is_empty() || (digits[0] == b'0' && (digits.len() > 1 || neg)) {
-        return Err(CmdError::NotInteger);
-    }
-    let mut n: i64 = 0;
-    for &d in digits {
-        if !d.is_ascii_digit() {
-            return Err(CmdError::NotInteger);
-        }
-        let v = i64::from(d - b'0');
-        n = if neg {
-            n.checked_mul(10).and_then(|n| n.checked_sub(v))
-        } else {
-            n.checked_mul(10).and_then(|n| n.checked_add(v))
-        }
-        .ok_or(CmdError::NotInteger)?;
-    }
-    Ok(n)
+    ringcache_common::connection::parse_integer(s).ok_or(CmdError::NotInteger)
 }
 
 /// Parses a float the way Redis's `string2ld` does: no spaces, `inf`/`-inf` allowed, NaN refused.
