@@ -6,6 +6,7 @@
 //! - [`connection`]: connection commands (AUTH, HELLO, CLIENT, ...) shared by shard and proxy.
 //! - [`config`]: flag / environment / TOML-file merging, byte sizes and durations.
 //! - [`metrics`]: the Prometheus registry, per-thread command statistics and the `/metrics` HTTP server.
+//! - [`server`]: the accept loop (`--maxclients`, connection counters, graceful drain).
 //! - [`shutdown`]: SIGINT/SIGTERM handling as a cancellation token.
 
 pub mod command;
@@ -14,4 +15,5 @@ pub mod connection;
 pub mod hash;
 pub mod metrics;
 pub mod resp;
+pub mod server;
 pub mod shutdown;

@@ -106,19 +106,15 @@ pub fn proxy_info(shared: &ProxyShared, sections: &[String]) -> String {
         );
     }
     if sections.iter().any(|s| s == "clients") {
-        let _ = write!(
-            out,
-            "connected_clients:{}\r\nmaxclients:{}\r\n",
-            crate::route::connected(shared),
-            shared.maxclients
-        );
+        let _ =
+            write!(out, "connected_clients:{}\r\nmaxclients:{}\r\n", shared.connections.connected(), shared.maxclients);
     }
     if sections.iter().any(|s| s == "stats") {
         let _ = write!(
             out,
             "total_connections_received:{}\r\nrejected_connections:{}\r\n",
-            shared.total_connections.load(std::sync::atomic::Ordering::Relaxed),
-            shared.rejected_connections.load(std::sync::atomic::Ordering::Relaxed)
+            shared.connections.total(),
+            shared.connections.rejected()
         );
     }
     out

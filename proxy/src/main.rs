@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use ringcache_common::config::socket_addr;
+use ringcache_common::metrics::{Value, ValueCollector};
 use ringcache_proxy::cluster::{Cluster, ClusterSettings};
 use ringcache_proxy::config::{parse_shards, ProxyArgs};
 use ringcache_proxy::metrics::ProxyMetrics;
@@ -53,6 +54,20 @@ async fn serve(args: ProxyArgs) -> anyhow::Result<()> {
         args.client.idle_timeout,
         local.port(),
     ));
+    // The registry is shared with the metrics server already running, so this is visible from now on.
+    let counters = shared.connections.clone();
+    let (c1, c2, c3) = (counters.clone(), counters.clone(), counters);
+    metrics.registry.register(Box::new(ValueCollector::new(vec![
+        Value::gauge("ringcache_connected_clients", "Open client connections.", move || c1.connected() as f64),
+        Value::counter("ringcache_connections_received_total", "Client connections accepted.", move || {
+            c2.total() as f64
+        }),
+        Value::counter(
+            "ringcache_rejected_connections_total",
+            "Client connections refused by maxclients.",
+            move || c3.rejected() as f64,
+        ),
+    ])))?;
     tracing::info!("ringcache-proxy {} listening on {local}, shards: {}", env!("CARGO_PKG_VERSION"), names.join(", "));
     session::run(listener, shared, shutdown).await?;
     tracing::info!("shut down cleanly");

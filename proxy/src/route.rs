@@ -3,7 +3,6 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -443,9 +442,4 @@ fn scan(session: &Session, topo: &Topology, req: &Request) -> ReplyFut {
 /// Asks every live shard: one picked at random could be empty while others hold keys.
 fn randomkey(session: &Session, topo: &Topology, req: &Request) -> ReplyFut {
     broadcast(session, topo, req, Merge::RandomKey)
-}
-
-/// Counts connections for INFO.
-pub fn connected(shared: &ProxyShared) -> usize {
-    shared.connected.load(Ordering::Relaxed)
 }

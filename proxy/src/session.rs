@@ -7,7 +7,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -17,11 +17,11 @@ use futures::stream::{FuturesOrdered, StreamExt};
 use futures::FutureExt;
 use ringcache_common::connection::{ClientConn, ClientRegistry};
 use ringcache_common::resp::{Limits, ReplyWriter, RequestScanner};
+use ringcache_common::server::{accept_loop, ConnectionCounters};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use crate::backend::ReplyResult;
 use crate::cluster::{Cluster, ShardHandle};
@@ -30,7 +30,6 @@ use crate::route::{self, Gather};
 /// Most requests a client may have waiting for replies before the proxy stops reading from it.
 const MAX_PENDING_PER_CLIENT: usize = 4096;
 const READ_CHUNK_BYTES: usize = 16 * 1024;
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// Settings and counters shared by all sessions.
 pub struct ProxyShared {
@@ -41,9 +40,7 @@ pub struct ProxyShared {
     pub idle_timeout: Duration,
     pub port: u16,
     pub started: Instant,
-    pub connected: AtomicUsize,
-    pub total_connections: AtomicU64,
-    pub rejected_connections: AtomicU64,
+    pub connections: Arc<ConnectionCounters>,
     pub clients: ClientRegistry,
     next_id: AtomicU64,
 }
@@ -65,9 +62,7 @@ impl ProxyShared {
             idle_timeout,
             port,
             started: Instant::now(),
-            connected: AtomicUsize::new(0),
-            total_connections: AtomicU64::new(0),
-            rejected_connections: AtomicU64::new(0),
+            connections: Arc::default(),
             clients: ClientRegistry::new(),
             next_id: AtomicU64::new(1),
         }
@@ -149,49 +144,22 @@ impl Future for Timed {
 
 /// Accepts clients until `shutdown`, then waits (up to a grace period) for open sessions to finish.
 pub async fn run(listener: TcpListener, shared: Arc<ProxyShared>, shutdown: CancellationToken) -> std::io::Result<()> {
-    let tracker = TaskTracker::new();
-    loop {
-        let (stream, _) = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!("accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                    continue;
-                }
-            },
-        };
-        shared.total_connections.fetch_add(1, Ordering::Relaxed);
-        if shared.connected.fetch_add(1, Ordering::AcqRel) >= shared.maxclients {
-            shared.connected.fetch_sub(1, Ordering::AcqRel);
-            shared.rejected_connections.fetch_add(1, Ordering::Relaxed);
-            tracker.spawn(async move {
-                let mut stream = stream;
-                let _ = stream.write_all(b"-ERR max number of clients reached\r\n").await;
-            });
-            continue;
-        }
+    let counters = shared.connections.clone();
+    let maxclients = shared.maxclients;
+    accept_loop(listener, maxclients, counters, shutdown.clone(), move |stream, addr| {
         let shared = shared.clone();
         let shutdown = shutdown.clone();
-        tracker.spawn(async move {
+        async move {
             let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
-            let addr = stream.peer_addr().unwrap_or_else(|_| ([0, 0, 0, 0], 0).into());
             let laddr = stream.local_addr().unwrap_or(addr);
             let mut session = ClientConn::register(&shared.clients, id, addr, laddr, shared.requirepass.is_none());
             if let Err(e) = serve(stream, &mut session, &shared, &shutdown).await {
                 tracing::debug!("client {id}: {e}");
             }
             session.unregister(&shared.clients);
-            shared.connected.fetch_sub(1, Ordering::AcqRel);
-        });
-    }
-    drop(listener);
-    tracker.close();
-    if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait()).await.is_err() {
-        tracing::warn!("{} client connections still open after {SHUTDOWN_GRACE:?}; closing them", tracker.len());
-    }
-    Ok(())
+        }
+    })
+    .await
 }
 
 async fn serve(

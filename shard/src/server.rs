@@ -7,17 +7,17 @@
 //! (up to a grace period) before returning.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use ringcache_common::connection::{ClientConn, ClientRegistry};
 use ringcache_common::resp::{Limits, ReplyWriter, RequestScanner};
+use ringcache_common::server::{accept_loop, ConnectionCounters};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use crate::clock::now_ms;
 use crate::cmd::{self, Ctx};
@@ -25,8 +25,6 @@ use crate::store::Store;
 
 pub use ringcache_common::connection::REDIS_COMPAT_VERSION;
 
-/// How long shutdown waits for open connections to finish their current batch.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// Replies are flushed early once this much is buffered, so one huge pipeline cannot grow memory unbounded.
 const EARLY_FLUSH_BYTES: usize = 1 << 20;
 /// Read and write buffers larger than this are dropped after use rather than kept per connection.
@@ -51,10 +49,8 @@ pub struct Shared {
     pub store: Arc<Store>,
     pub clients: ClientRegistry,
     pub started: Instant,
-    connected: AtomicUsize,
+    pub connections: Arc<ConnectionCounters>,
     next_client_id: AtomicU64,
-    total_connections: AtomicU64,
-    rejected_connections: AtomicU64,
 }
 
 impl Shared {
@@ -64,19 +60,17 @@ impl Shared {
             store,
             clients: ClientRegistry::new(),
             started: Instant::now(),
-            connected: AtomicUsize::new(0),
+            connections: Arc::default(),
             next_client_id: AtomicU64::new(1),
-            total_connections: AtomicU64::new(0),
-            rejected_connections: AtomicU64::new(0),
         }
     }
 
     pub fn total_connections(&self) -> u64 {
-        self.total_connections.load(Ordering::Relaxed)
+        self.connections.total()
     }
 
     pub fn rejected_connections(&self) -> u64 {
-        self.rejected_connections.load(Ordering::Relaxed)
+        self.connections.rejected()
     }
 }
 
@@ -85,49 +79,14 @@ pub type ClientState = ClientConn;
 
 /// Accepts clients until `shutdown` fires, then waits for open connections to finish.
 pub async fn run(listener: TcpListener, shared: Arc<Shared>, shutdown: CancellationToken) -> std::io::Result<()> {
-    let tracker = TaskTracker::new();
-    loop {
-        let (stream, addr) = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    // Out of file descriptors and the like: log, back off briefly, keep serving.
-                    tracing::warn!("accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                    continue;
-                }
-            },
-        };
-        shared.total_connections.fetch_add(1, Ordering::Relaxed);
-        if shared.connected.fetch_add(1, Ordering::AcqRel) >= shared.config.maxclients {
-            shared.connected.fetch_sub(1, Ordering::AcqRel);
-            shared.rejected_connections.fetch_add(1, Ordering::Relaxed);
-            tracker.spawn(refuse(stream));
-            continue;
-        }
+    let counters = shared.connections.clone();
+    let maxclients = shared.config.maxclients;
+    accept_loop(listener, maxclients, counters, shutdown.clone(), move |stream, addr| {
         let shared = shared.clone();
         let shutdown = shutdown.clone();
-        tracker.spawn(async move {
-            serve_client(stream, addr, &shared, &shutdown).await;
-            shared.connected.fetch_sub(1, Ordering::AcqRel);
-        });
-    }
-    drop(listener);
-    tracker.close();
-    let open = tracker.len();
-    if open > 0 {
-        tracing::info!("waiting for {open} connections to finish");
-    }
-    if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait()).await.is_err() {
-        tracing::warn!("{} connections still open after {:?}; closing them", tracker.len(), SHUTDOWN_GRACE);
-    }
-    Ok(())
-}
-
-async fn refuse(mut stream: TcpStream) {
-    let _ = stream.write_all(b"-ERR max number of clients reached\r\n").await;
-    let _ = stream.shutdown().await;
+        async move { serve_client(stream, addr, &shared, &shutdown).await }
+    })
+    .await
 }
 
 async fn serve_client(stream: TcpStream, addr: SocketAddr, shared: &Arc<Shared>, shutdown: &CancellationToken) {
