@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use ringcache_common::hash::KeyHash;
 use ringcache_proxy::ring::{Member, Ring};
-use support::{cluster_of_shards, free_port, start_proxy, start_shard, start_shard_on, Proc};
+use support::{cluster_of_shards, free_port, reply_end, start_proxy, start_shard, start_shard_on, Proc};
 
 const TIMEOUT: Duration = Duration::from_millis(500);
 /// Slack over --timeout for a request to come back: the backend checks for timeouts every timeout/4, and
@@ -35,36 +35,6 @@ fn cmd(args: &[&str]) -> Vec<u8> {
 
 fn bulk(v: &str) -> String {
     format!("${}\r\n{v}\r\n", v.len())
-}
-
-fn line_end(buf: &[u8], from: usize) -> Option<usize> {
-    buf.get(from..)?.windows(2).position(|w| w == b"\r\n").map(|p| from + p)
-}
-
-/// End of the complete reply at `buf[from..]`, or `None` when it is not all there yet.
-fn reply_end(buf: &[u8], from: usize) -> Option<usize> {
-    let end = line_end(buf, from)?;
-    let after = end + 2;
-    match buf[from] {
-        b'+' | b'-' | b':' => Some(after),
-        b'$' => {
-            let n: i64 = std::str::from_utf8(&buf[from + 1..end]).unwrap().parse().unwrap();
-            if n < 0 {
-                return Some(after);
-            }
-            let stop = after + n as usize + 2;
-            (buf.len() >= stop).then_some(stop)
-        }
-        b'*' => {
-            let n: i64 = std::str::from_utf8(&buf[from + 1..end]).unwrap().parse().unwrap();
-            let mut at = after;
-            for _ in 0..n.max(0) {
-                at = reply_end(buf, at)?;
-            }
-            Some(at)
-        }
-        other => panic!("not a RESP reply: starts with {:?} in {:?}", other as char, String::from_utf8_lossy(buf)),
-    }
 }
 
 /// A raw client connection that times every request.

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use ringcache_common::hash::KeyHash;
 use ringcache_proxy::ring::{Member, Ring};
-use support::{cluster_of_shards, start_proxy, start_shard, Proc};
+use support::{cluster_of_shards, reply_end, start_proxy, start_shard, Proc};
 
 /// These tests are about ordering and limits, not timeouts: a generous --timeout keeps a busy machine from
 /// turning slow replies into errors.
@@ -48,36 +48,6 @@ fn int(n: i64) -> Vec<u8> {
 
 const OK: &[u8] = b"+OK\r\n";
 const NIL: &[u8] = b"$-1\r\n";
-
-fn line_end(buf: &[u8], from: usize) -> Option<usize> {
-    buf.get(from..)?.windows(2).position(|w| w == b"\r\n").map(|p| from + p)
-}
-
-/// Length of the complete reply at `buf[from..]`, or `None` when it is not all there yet.
-fn reply_end(buf: &[u8], from: usize) -> Option<usize> {
-    let end = line_end(buf, from)?;
-    let after = end + 2;
-    match buf[from] {
-        b'+' | b'-' | b':' => Some(after),
-        b'$' => {
-            let n: i64 = std::str::from_utf8(&buf[from + 1..end]).unwrap().parse().unwrap();
-            if n < 0 {
-                return Some(after);
-            }
-            let stop = after + n as usize + 2;
-            (buf.len() >= stop).then_some(stop)
-        }
-        b'*' => {
-            let n: i64 = std::str::from_utf8(&buf[from + 1..end]).unwrap().parse().unwrap();
-            let mut at = after;
-            for _ in 0..n.max(0) {
-                at = reply_end(buf, at)?;
-            }
-            Some(at)
-        }
-        other => panic!("not a RESP reply: starts with {:?} in {:?}", other as char, String::from_utf8_lossy(buf)),
-    }
-}
 
 /// Splits `buf` into whole replies; the second value is the length of a trailing incomplete reply.
 fn split_replies(buf: &[u8]) -> (Vec<&[u8]>, usize) {

@@ -157,3 +157,34 @@ pub fn cluster_of_redis(proxy_extra: &[&str]) -> Cluster {
     let proxy = start_proxy(&names, proxy_extra);
     Cluster { shards, proxy }
 }
+
+/// Offset of the `\r\n` ending the line at `buf[from..]`.
+pub fn line_end(buf: &[u8], from: usize) -> Option<usize> {
+    buf.get(from..)?.windows(2).position(|w| w == b"\r\n").map(|p| from + p)
+}
+
+/// End of the complete reply at `buf[from..]`, or `None` when it is not all there yet.
+pub fn reply_end(buf: &[u8], from: usize) -> Option<usize> {
+    let end = line_end(buf, from)?;
+    let after = end + 2;
+    match buf[from] {
+        b'+' | b'-' | b':' => Some(after),
+        b'$' => {
+            let n: i64 = std::str::from_utf8(&buf[from + 1..end]).unwrap().parse().unwrap();
+            if n < 0 {
+                return Some(after);
+            }
+            let stop = after + n as usize + 2;
+            (buf.len() >= stop).then_some(stop)
+        }
+        b'*' => {
+            let n: i64 = std::str::from_utf8(&buf[from + 1..end]).unwrap().parse().unwrap();
+            let mut at = after;
+            for _ in 0..n.max(0) {
+                at = reply_end(buf, at)?;
+            }
+            Some(at)
+        }
+        other => panic!("not a RESP reply: starts with {:?} in {:?}", other as char, String::from_utf8_lossy(buf)),
+    }
+}
