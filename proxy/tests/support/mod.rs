@@ -87,24 +87,40 @@ impl Drop for Proc {
     }
 }
 
-/// The `ringcache-shard` binary next to the proxy's. `cargo test --workspace` builds it with everything else;
-/// with `cargo test -p ringcache-proxy` alone it may be missing or stale, so it is (re)built once per test
-/// binary (a no-op when up to date).
+/// The `ringcache-shard` binary next to the proxy's. `cargo test --workspace` builds it with everything
+/// else; after `cargo test -p ringcache-proxy` alone it may be missing or older than the shard's sources, and
+/// is then built once per test binary.
 pub fn shard_binary() -> PathBuf {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
     PATH.get_or_init(|| {
         let proxy = PathBuf::from(env!("CARGO_BIN_EXE_ringcache-proxy"));
         let dir = proxy.parent().unwrap().to_path_buf();
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.args(["build", "--quiet", "-p", "ringcache-shard", "--bin", "ringcache-shard"]);
-        if dir.ends_with("release") {
-            cmd.arg("--release");
+        let shard = dir.join("ringcache-shard");
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+        let sources = [root.join("shard"), root.join("common"), root.join("Cargo.lock")];
+        let newest_source = sources.iter().filter_map(|p| newest_mtime(p)).max();
+        let built = std::fs::metadata(&shard).and_then(|m| m.modified()).ok();
+        if built.is_none() || newest_source > built {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let mut cmd = Command::new(cargo);
+            cmd.args(["build", "--quiet", "-p", "ringcache-shard", "--bin", "ringcache-shard"]);
+            if dir.ends_with("release") {
+                cmd.arg("--release");
+            }
+            assert!(cmd.status().unwrap().success(), "building ringcache-shard failed");
         }
-        assert!(cmd.status().unwrap().success(), "building ringcache-shard failed");
-        dir.join("ringcache-shard")
+        shard
     })
     .clone()
+}
+
+/// The newest modification time of a file, or of any file under a directory.
+fn newest_mtime(path: &std::path::Path) -> Option<std::time::SystemTime> {
+    let meta = std::fs::metadata(path).ok()?;
+    if !meta.is_dir() {
+        return meta.modified().ok();
+    }
+    std::fs::read_dir(path).ok()?.filter_map(|e| e.ok()).filter_map(|e| newest_mtime(&e.path())).max()
 }
 
 pub fn start_shard(extra: &[&str]) -> Proc {
