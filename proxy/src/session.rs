@@ -1,10 +1,11 @@
 //! One client connection: read requests, route each, and send replies back in request order.
 //!
-//! Every request becomes a [`ReplyFut`] pushed onto a `FuturesOrdered`, which yields replies in the order
-//! the requests arrived however the shards answer. Whatever replies are ready are written together with
+//! Every request becomes a [`ReplyFut`] queued in arrival order; only the oldest is polled, so replies leave
+//! in the order the requests arrived however the shards answer. Whatever replies are ready are written together with
 //! one write. Requests for keys are forwarded as the bytes the client sent; multi-key commands are split
 //! into one sub-request per shard ([`crate::route`]).
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,7 +14,6 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use futures::stream::{FuturesOrdered, StreamExt};
 use futures::FutureExt;
 use ringcache_common::connection::{ClientConn, ClientRegistry};
 use ringcache_common::resp::{Limits, ReplyWriter, RequestScanner};
@@ -115,6 +115,20 @@ impl Future for ReplyFut {
     }
 }
 
+/// The reply to the oldest request, once it is ready. Only the oldest is ever polled: replies leave in
+/// request order, and the others complete without being polled (their shards' answers wait in their
+/// channels), so a queue needs no per-request bookkeeping.
+fn oldest_reply(pending: &mut VecDeque<Timed>) -> impl Future<Output = Bytes> + '_ {
+    std::future::poll_fn(move |cx| {
+        let Some(front) = pending.front_mut() else {
+            return Poll::Pending;
+        };
+        let reply = std::task::ready!(front.poll_unpin(cx));
+        pending.pop_front();
+        Poll::Ready(reply)
+    })
+}
+
 /// A reply on its way, counted in `ringcache_commands_total` and timed (request read to reply ready) in
 /// `ringcache_command_duration_seconds` when it completes.
 pub struct Timed {
@@ -173,7 +187,7 @@ async fn serve(
     let mut scanner = RequestScanner::new();
     let mut rbuf = BytesMut::with_capacity(READ_CHUNK_BYTES);
     let mut wbuf = BytesMut::with_capacity(READ_CHUNK_BYTES);
-    let mut pending: FuturesOrdered<Timed> = FuturesOrdered::new();
+    let mut pending: VecDeque<Timed> = VecDeque::new();
     let mut closing = false; // no more requests will be read; finish the pending replies
     let cancelled = shutdown.cancelled();
     tokio::pin!(cancelled);
@@ -186,9 +200,9 @@ async fn serve(
         }
         tokio::select! {
             biased;
-            Some(first) = pending.next(), if !pending.is_empty() => {
+            first = oldest_reply(&mut pending), if !pending.is_empty() => {
                 wbuf.extend_from_slice(&first);
-                while let Some(Some(more)) = pending.next().now_or_never() {
+                while let Some(more) = oldest_reply(&mut pending).now_or_never() {
                     wbuf.extend_from_slice(&more);
                 }
                 writer.write_all(&wbuf).await?;
