@@ -212,6 +212,7 @@ async fn serve(
         let mut buf = BytesMut::with_capacity(16 * 1024);
         let mut scanner = ReplyScanner::new();
         let mut tick = tokio::time::interval(tick_for(timeout));
+        let latency = metrics.local_duration();
         loop {
             tokio::select! {
                 r = reader.read_buf(&mut buf) => {
@@ -224,9 +225,10 @@ async fn serve(
                         let Some((slot, sent)) = in_flight.lock().pop_front() else {
                             return Err(BackendError::Protocol);
                         };
-                        metrics.observe(now.saturating_duration_since(sent));
+                        latency.observe(now.saturating_duration_since(sent).as_secs_f64());
                         let _ = slot.send(Ok(reply));
                     }
+                    latency.flush();
                     if buf.capacity() - buf.len() < 4096 {
                         buf.reserve(16 * 1024);
                     }

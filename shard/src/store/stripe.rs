@@ -125,11 +125,6 @@ pub struct Stripe<S> {
     pub evicted_total: u64,
 }
 
-/// What removing a key gave back.
-pub struct Removed {
-    pub freed_bytes: usize,
-}
-
 /// A value taken out of the store (by RENAME), to be inserted under another key.
 pub enum Taken {
     String(Vec<u8>),
@@ -362,8 +357,8 @@ impl<S: BuildHasher + Clone> Stripe<S> {
         }
     }
 
-    /// Removes a key. Returns what it was charged.
-    pub fn remove(&mut self, slot: Slot) -> Removed {
+    /// Removes a key. Returns the bytes it was charged (now given back to the budget).
+    pub fn remove(&mut self, slot: Slot) -> usize {
         let freed_bytes = self.cost(slot);
         let hash = self.hasher.hash_one(self.entries[slot as usize].key());
         match self.table.find_entry(hash, |&i| i == slot) {
@@ -382,7 +377,7 @@ impl<S: BuildHasher + Clone> Stripe<S> {
         self.free_head = slot;
         self.len -= 1;
         self.budget.release(freed_bytes);
-        Removed { freed_bytes }
+        freed_bytes
     }
 
     fn drop_collection_of(&mut self, slot: Slot) {
@@ -416,9 +411,9 @@ impl<S: BuildHasher + Clone> Stripe<S> {
         if victim == NIL {
             return None;
         }
-        let removed = self.remove(victim);
+        let freed_bytes = self.remove(victim);
         self.evicted_total += 1;
-        Some(removed.freed_bytes)
+        Some(freed_bytes)
     }
 
     pub fn expire_at(&self, slot: Slot) -> Option<u64> {
@@ -457,7 +452,7 @@ impl<S: BuildHasher + Clone> Stripe<S> {
             let i = rng.random_range(0..self.expires.len());
             let (slot, at) = self.expires[i];
             if at <= now_ms {
-                freed += self.remove(slot).freed_bytes;
+                freed += self.remove(slot);
                 self.expired_total += 1;
                 expired += 1;
             }
