@@ -28,7 +28,11 @@ REDIS_PORTS=(17101 17102 17103); SHARD_PORTS=(17111 17112 17113); DIRECT=17120
 for p in "${REDIS_PORTS[@]}" "$DIRECT"; do
   redis-server --port "$p" --save '' --appendonly no --dir "$WORK" >/dev/null & PIDS+=($!)
 done
-for p in "${SHARD_PORTS[@]}"; do "$BIN/ringcache-shard" --port "$p" --metrics-port 0 --maxmemory 1gb --log warn & PIDS+=($!); done
+for p in "${SHARD_PORTS[@]}"; do
+  # Snapshots off, like the redis-servers (--save '').
+  "$BIN/ringcache-shard" --port "$p" --metrics-port 0 --maxmemory 1gb --log warn \
+    --dir "$WORK/shard-$p" --snapshot-interval 0 & PIDS+=($!)
+done
 for p in "${REDIS_PORTS[@]}" "${SHARD_PORTS[@]}" "$DIRECT"; do wait_port "$p"; done
 
 cat > "$WORK/nutcracker.yml" <<YML

@@ -27,7 +27,7 @@ trap cleanup EXIT
 
 wait_port() { for _ in $(seq 1 500); do redis-cli -p "$1" ping >/dev/null 2>&1 && return 0; sleep 0.01; done; echo "port $1 never answered"; exit 1; }
 
-start_ringcache() { "$RC_BIN" --port "$RC_PORT" --metrics-port 0 --maxmemory 4gb --log warn & PIDS+=($!); RC_PID=$!; wait_port "$RC_PORT"; }
+start_ringcache() { "$RC_BIN" --port "$RC_PORT" --metrics-port 0 --maxmemory 4gb --log warn --dir "$WORK/ringcache" --snapshot-interval 0 & PIDS+=($!); RC_PID=$!; wait_port "$RC_PORT"; }
 start_redis() { redis-server --port "$REDIS_PORT" --save '' --appendonly no --dir "$WORK" --daemonize no >/dev/null & PIDS+=($!); REDIS_PID=$!; wait_port "$REDIS_PORT"; }
 stop() { kill "$1"; wait "$1" 2>/dev/null || true; }
 

@@ -4,6 +4,9 @@
 #
 #   bash scripts/local-cluster.sh               # shards on 7001-7003, proxy on 6380
 #   SHARDS=5 PROXY_PORT=6400 bash scripts/local-cluster.sh
+#
+# Each shard keeps its snapshots in $DATA_DIR/shardN (default data/local-cluster/shardN), so stopping and
+# starting the cluster again brings the keys back.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +14,7 @@ SHARDS=${SHARDS:-3}
 FIRST_SHARD_PORT=${FIRST_SHARD_PORT:-7001}
 PROXY_PORT=${PROXY_PORT:-6380}
 MAXMEMORY=${MAXMEMORY:-256mb}
+DATA_DIR=${DATA_DIR:-data/local-cluster}
 
 cargo build --release -p ringcache-shard -p ringcache-proxy
 BIN=target/release
@@ -36,7 +40,8 @@ wait_port() {
 list=""
 for i in $(seq 1 "$SHARDS"); do
   port=$((FIRST_SHARD_PORT + i - 1))
-  "$BIN/ringcache-shard" --port "$port" --metrics-port $((9120 + i)) --maxmemory "$MAXMEMORY" &
+  "$BIN/ringcache-shard" --port "$port" --metrics-port $((9120 + i)) --maxmemory "$MAXMEMORY" \
+    --dir "$DATA_DIR/shard$i" &
   PIDS+=($!)
   list+="${list:+,}shard$i=127.0.0.1:$port"
 done

@@ -154,18 +154,22 @@ commands! {
     "zscore", 3, ["readonly", "fast"], 1, 1, 1, "sorted-set", "1.2.0", "Returns the score of a member in a sorted set.";
     // connection
     "ping", -1, ["fast"], 0, 0, 0, "connection", "1.0.0", "Returns the server's liveliness response.";
-    "echo", 2, ["fast"], 0, 0, 0, "connection", "1.0.0", "Returns the given string.";
-    "quit", -1, ["no_auth", "fast"], 0, 0, 0, "connection", "1.0.0", "Closes the connection.";
-    "auth", -2, ["no_auth", "fast"], 0, 0, 0, "connection", "1.0.0", "Authenticates the connection.";
-    "hello", -1, ["no_auth", "fast"], 0, 0, 0, "connection", "6.0.0", "Handshakes with the Redis server.";
-    "select", 2, ["fast"], 0, 0, 0, "connection", "2.0.0", "Changes the selected database.";
-    "client", -2, [], 0, 0, 0, "connection", "2.4.0", "A container for client connection commands.";
-    "reset", 1, ["no_auth", "fast"], 0, 0, 0, "connection", "6.2.0", "Resets the connection.";
+    "echo", 2, ["loading", "stale", "fast"], 0, 0, 0, "connection", "1.0.0", "Returns the given string.";
+    "quit", -1, ["no_auth", "loading", "stale", "fast"], 0, 0, 0, "connection", "1.0.0", "Closes the connection.";
+    "auth", -2, ["no_auth", "loading", "stale", "fast"], 0, 0, 0, "connection", "1.0.0", "Authenticates the connection.";
+    "hello", -1, ["no_auth", "loading", "stale", "fast"], 0, 0, 0, "connection", "6.0.0", "Handshakes with the Redis server.";
+    "select", 2, ["loading", "stale", "fast"], 0, 0, 0, "connection", "2.0.0", "Changes the selected database.";
+    "client", -2, ["loading", "stale"], 0, 0, 0, "connection", "2.4.0", "A container for client connection commands.";
+    "reset", 1, ["no_auth", "loading", "stale", "fast"], 0, 0, 0, "connection", "6.2.0", "Resets the connection.";
     // server
     "info", -1, ["loading", "stale"], 0, 0, 0, "server", "1.0.0", "Returns information and statistics about the server.";
     "command", -1, ["loading", "stale"], 0, 0, 0, "server", "2.8.13", "Returns detailed information about all commands.";
-    "config", -2, [], 0, 0, 0, "server", "2.0.0", "A container for server configuration commands.";
+    "config", -2, ["admin", "loading", "stale"], 0, 0, 0, "server", "2.0.0", "A container for server configuration commands.";
     "time", 1, ["loading", "stale", "fast"], 0, 0, 0, "server", "2.6.0", "Returns the server time.";
+    // persistence
+    "save", 1, ["admin", "noscript"], 0, 0, 0, "server", "1.0.0", "Synchronously saves the database(s) to disk.";
+    "bgsave", -1, ["admin", "noscript"], 0, 0, 0, "server", "1.0.0", "Asynchronously saves the database(s) to disk.";
+    "lastsave", 1, ["loading", "stale", "fast"], 0, 0, 0, "server", "1.0.0", "Returns the Unix timestamp of the last successful save to disk.";
 }
 
 /// Names to commands; foldhash because this lookup runs once per request.

@@ -43,8 +43,10 @@ const BUCKET_BOUNDS_NS: [u64; 14] = {
 pub enum HotCounter {
     KeyspaceHits = 0,
     KeyspaceMisses = 1,
+    /// Write commands that succeeded (the shard's "changes since the last snapshot").
+    Writes = 2,
 }
-const HOT_COUNTERS: usize = 2;
+const HOT_COUNTERS: usize = 3;
 
 /// One single-writer counter: only the owning thread stores into it; scrapes load it.
 #[derive(Default)]

@@ -91,19 +91,23 @@ fn route_command(
         "mget" => split(session, &topo, &req, spec, 1, Merge::Mget),
         "del" | "unlink" | "exists" | "touch" => split(session, &topo, &req, spec, 1, Merge::SumIntegers),
         "mset" => {
-            if req.argc() % 2 == 0 {
+            if req.argc().is_multiple_of(2) {
                 return ReplyFut::error("ERR wrong number of arguments for 'mset' command");
             }
             split(session, &topo, &req, spec, 2, Merge::AllOk)
         }
         "msetnx" | "rename" => {
-            if spec.name == "msetnx" && req.argc() % 2 == 0 {
+            if spec.name == "msetnx" && req.argc().is_multiple_of(2) {
                 return ReplyFut::error("ERR wrong number of arguments for 'msetnx' command");
             }
             same_shard_only(session, &topo, &req, spec)
         }
         "dbsize" => broadcast(session, &topo, &req, Merge::SumIntegers),
         "flushall" | "flushdb" => broadcast(session, &topo, &req, Merge::AllOk),
+        // SAVE makes a shard connection wait for the snapshot, which would stall every client sharing it.
+        "save" => ReplyFut::error("ERR SAVE is not supported by ringcache-proxy: use BGSAVE, then LASTSAVE"),
+        "bgsave" => broadcast(session, &topo, &req, Merge::FirstStatus),
+        "lastsave" => broadcast(session, &topo, &req, Merge::MinInteger),
         "keys" => broadcast(session, &topo, &req, Merge::ConcatArrays),
         "info" => info(session, shared, &topo, &req),
         "scan" => scan(session, &topo, &req),
@@ -160,6 +164,10 @@ pub enum Merge {
     SumIntegers,
     /// `+OK` when every shard said `+OK`.
     AllOk,
+    /// The first shard's status reply (BGSAVE's "Background saving started").
+    FirstStatus,
+    /// The smallest integer (LASTSAVE: every shard has saved at least as recently as this).
+    MinInteger,
     ConcatArrays,
     /// RANDOMKEY: one of the shards' keys, nil only when every shard is empty.
     RandomKey,
@@ -257,6 +265,18 @@ impl Gather {
                 out.integer(sum);
             }
             Merge::AllOk => out.ok(),
+            Merge::FirstStatus => match values.first() {
+                Some(ReplyValue::Simple(status)) => out.simple(&String::from_utf8_lossy(status)),
+                _ => return unexpected(&self.parts[0].shard),
+            },
+            Merge::MinInteger => {
+                let mut min = i64::MAX;
+                for (part, v) in self.parts.iter().zip(values) {
+                    let ReplyValue::Integer(n) = v else { return unexpected(&part.shard) };
+                    min = min.min(n);
+                }
+                out.integer(min);
+            }
             Merge::ConcatArrays => {
                 let mut all = Vec::new();
                 for (part, v) in self.parts.iter().zip(values) {

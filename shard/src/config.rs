@@ -1,7 +1,12 @@
 //! The shard's command line (also read from `RINGCACHE_*` environment variables and `--config FILE`).
 
-use clap::Parser;
-use ringcache_common::config::{parse_byte_size, ClientArgs};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{ArgAction, Parser};
+use ringcache_common::config::{parse_byte_size, parse_duration, ClientArgs};
+
+use crate::snapshot::{Codec, OnCorrupt, SnapshotConfig};
 
 /// ringcache-shard: one Ringcache storage node. Speaks RESP (Redis's protocol) over TCP and keeps data in
 /// memory in a lock-striped LRU, evicting least recently used keys to stay within --maxmemory.
@@ -37,8 +42,43 @@ pub struct ShardArgs {
     #[arg(long, env = "RINGCACHE_METRICS_PORT", default_value_t = 9121)]
     pub metrics_port: u16,
 
+    /// Directory for snapshots (created if missing). The snapshot in it is restored at start. One shard per
+    /// directory: the shard holds a lock on it.
+    #[arg(long, env = "RINGCACHE_DIR", default_value = "./data")]
+    pub dir: PathBuf,
+
+    /// Take a snapshot this often when keys changed (e.g. 10s, 1m); 0 turns periodic snapshots off (SAVE
+    /// and BGSAVE still work, and no snapshot is taken at shutdown).
+    #[arg(long, env = "RINGCACHE_SNAPSHOT_INTERVAL", default_value = "10s", value_parser = parse_duration)]
+    pub snapshot_interval: Duration,
+
+    /// Take a final snapshot on SIGTERM/SIGINT when keys changed since the last one (with periodic
+    /// snapshots on).
+    #[arg(long, env = "RINGCACHE_SNAPSHOT_ON_SHUTDOWN", default_value_t = true, action = ArgAction::Set)]
+    pub snapshot_on_shutdown: bool,
+
+    /// Compression of snapshot blocks.
+    #[arg(long, env = "RINGCACHE_SNAPSHOT_COMPRESSION", value_enum, default_value = "lz4")]
+    pub snapshot_compression: Codec,
+
+    /// What to do when the snapshot fails verification: refuse to start, or move it aside and start empty.
+    #[arg(long, env = "RINGCACHE_ON_CORRUPT_SNAPSHOT", value_enum, default_value = "refuse")]
+    pub on_corrupt_snapshot: OnCorrupt,
+
     #[command(flatten)]
     pub client: ClientArgs,
+}
+
+impl ShardArgs {
+    pub fn snapshot_config(&self) -> SnapshotConfig {
+        SnapshotConfig {
+            dir: self.dir.clone(),
+            interval: self.snapshot_interval,
+            on_shutdown: self.snapshot_on_shutdown,
+            codec: self.snapshot_compression,
+            on_corrupt: self.on_corrupt_snapshot,
+        }
+    }
 }
 
 fn parse_stripes(s: &str) -> Result<usize, String> {

@@ -6,6 +6,8 @@
 //!   loop (read everything buffered, execute in order, one write per batch) and graceful shutdown.
 //! - [`cmd`]: one file per command family; `cmd::execute` is where errors become RESP replies.
 //! - [`store`]: the stripes, the LRU, the memory budget and active expiry. No I/O and no async in here.
+//! - [`snapshot`]: the snapshot file format, writing (stripe by stripe, atomic rename), restoring at start,
+//!   and the background thread that takes them.
 //! - [`shard_metrics`]: the `/metrics` registry.
 //!
 //! Invariant: no store lock is held across I/O or an `.await` — a command's store work is synchronous.
@@ -15,4 +17,5 @@ pub mod cmd;
 pub mod config;
 pub mod server;
 pub mod shard_metrics;
+pub mod snapshot;
 pub mod store;

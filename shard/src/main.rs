@@ -6,6 +6,7 @@ use anyhow::Context as _;
 use ringcache_common::config::socket_addr;
 use ringcache_shard::config::ShardArgs;
 use ringcache_shard::server::{self, ServerConfig, Shared};
+use ringcache_shard::snapshot::Persistence;
 use ringcache_shard::{shard_metrics, store};
 
 /// mimalloc packs the store's small blobs tightly (a 48-byte blob takes 48 bytes); built with `no_thp`
@@ -25,6 +26,7 @@ async fn serve(args: ShardArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
     let local = listener.local_addr()?;
     let store = Arc::new(store::Store::new(args.maxmemory as usize, args.stripes));
+    let persistence = Persistence::open(args.snapshot_config(), store.clone())?;
     let config = ServerConfig {
         bind: args.bind.clone(),
         port: local.port(),
@@ -33,7 +35,9 @@ async fn serve(args: ShardArgs) -> anyhow::Result<()> {
         idle_timeout: args.client.idle_timeout,
         limits: args.client.limits(),
     };
-    let shared = Arc::new(Shared::new(config, store.clone()));
+    let shared = Arc::new(Shared::new(config, store.clone(), persistence.clone()));
+    // Restores the snapshot (clients get -LOADING meanwhile), then takes periodic ones.
+    let snapshots = persistence.start(shutdown.clone())?;
     let expiry = store::spawn_active_expiry(store.clone(), shutdown.clone())?;
     if args.metrics_port != 0 {
         let metrics_addr = socket_addr(&args.bind, args.metrics_port).map_err(anyhow::Error::msg)?;
@@ -44,13 +48,21 @@ async fn serve(args: ShardArgs) -> anyhow::Result<()> {
         tracing::info!("metrics on http://{bound}/metrics");
     }
     tracing::info!(
-        "ringcache-shard {} listening on {local} (maxmemory {} bytes, {} stripes)",
+        "ringcache-shard {} listening on {local} (maxmemory {} bytes, {} stripes, snapshots in {} every {})",
         env!("CARGO_PKG_VERSION"),
         args.maxmemory,
-        args.stripes
+        args.stripes,
+        args.dir.display(),
+        if args.snapshot_interval.is_zero() {
+            "- (off)".to_string()
+        } else {
+            humantime::format_duration(args.snapshot_interval).to_string()
+        }
     );
     server::run(listener, shared, shutdown).await?;
     let _ = expiry.join();
+    // Waits for a snapshot being written, then takes the final one (off the async runtime).
+    tokio::task::spawn_blocking(move || snapshots.finish()).await?.map_err(anyhow::Error::msg)?;
     tracing::info!("shut down cleanly");
     Ok(())
 }

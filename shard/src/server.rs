@@ -20,7 +20,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::now_ms;
-use crate::cmd::{self, Ctx};
+use crate::cmd::{self, Ctx, Deferred};
+use crate::snapshot::Persistence;
 use crate::store::Store;
 
 pub use ringcache_common::connection::REDIS_COMPAT_VERSION;
@@ -47,6 +48,7 @@ pub struct ServerConfig {
 pub struct Shared {
     pub config: ServerConfig,
     pub store: Arc<Store>,
+    pub persistence: Arc<Persistence>,
     pub clients: ClientRegistry,
     pub started: Instant,
     pub connections: Arc<ConnectionCounters>,
@@ -54,10 +56,11 @@ pub struct Shared {
 }
 
 impl Shared {
-    pub fn new(config: ServerConfig, store: Arc<Store>) -> Shared {
+    pub fn new(config: ServerConfig, store: Arc<Store>, persistence: Arc<Persistence>) -> Shared {
         Shared {
             config,
             store,
+            persistence,
             clients: ClientRegistry::new(),
             started: Instant::now(),
             connections: Arc::default(),
@@ -140,8 +143,19 @@ async fn connection_loop(
                     return Ok(());
                 }
             };
-            let mut ctx = Ctx { shared, store: &shared.store, client, out: &mut wbuf, now_ms: now };
+            let mut deferred = None;
+            let mut ctx =
+                Ctx { shared, store: &shared.store, client, out: &mut wbuf, now_ms: now, deferred: &mut deferred };
             command_started = cmd::execute(&mut ctx, &req, command_started);
+            if let Some(Deferred::Save(done)) = deferred {
+                // SAVE: only this client waits for the snapshot; its later requests wait behind it, in order.
+                match done.await {
+                    Ok(Ok(())) => wbuf.ok(),
+                    Ok(Err(e)) => wbuf.error(&e),
+                    Err(_) => wbuf.error("ERR the snapshot thread stopped"),
+                }
+                command_started = Instant::now();
+            }
             if client.close_after_reply {
                 stream.write_all(&wbuf).await?;
                 return Ok(());

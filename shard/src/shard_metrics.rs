@@ -47,6 +47,51 @@ pub fn registry(shared: Arc<Shared>) -> prometheus::Result<Registry> {
             "Client connections refused by maxclients.",
             s(|sh| sh.rejected_connections() as f64),
         ),
+        Value::gauge(
+            "ringcache_loading_dump_file",
+            "1 while the snapshot is being restored (clients get -LOADING).",
+            s(|sh| f64::from(u8::from(sh.persistence.is_loading()))),
+        ),
+        Value::gauge(
+            "ringcache_rdb_last_save_timestamp_seconds",
+            "Unix time of the last successful snapshot (start-up time before the first).",
+            s(|sh| sh.persistence.last_save_unix_secs() as f64),
+        ),
+        Value::gauge(
+            "ringcache_rdb_changes_since_last_save",
+            "Write commands since the last successful snapshot began.",
+            s(|sh| sh.persistence.changes_since_last_save() as f64),
+        ),
+        Value::gauge(
+            "ringcache_rdb_last_bgsave_status",
+            "1 if the last snapshot succeeded, 0 if it failed.",
+            s(|sh| f64::from(u8::from(sh.persistence.last_status_ok()))),
+        ),
+        Value::gauge(
+            "ringcache_rdb_last_bgsave_duration_seconds",
+            "How long the last snapshot took to write.",
+            s(|sh| sh.persistence.last_duration_ms() as f64 / 1000.0),
+        ),
+        Value::gauge(
+            "ringcache_rdb_bgsave_in_progress",
+            "1 while a snapshot is being written.",
+            s(|sh| f64::from(u8::from(sh.persistence.in_progress()))),
+        ),
+        Value::counter(
+            "ringcache_snapshots_total",
+            "Snapshots written successfully.",
+            s(|sh| sh.persistence.saves().0 as f64),
+        ),
+        Value::counter(
+            "ringcache_snapshot_failures_total",
+            "Snapshots that failed.",
+            s(|sh| sh.persistence.saves().1 as f64),
+        ),
+        Value::gauge(
+            "ringcache_snapshot_keys_restored",
+            "Keys restored from the snapshot at start-up.",
+            s(|sh| sh.persistence.last_load().keys_loaded as f64),
+        ),
     ])))?;
     Ok(registry)
 }

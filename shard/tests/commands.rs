@@ -215,7 +215,7 @@ fn connection_and_server_commands() {
             (&["CLIENT", "SETINFO", "COLOR", "red"], "-ERR Unrecognized option 'COLOR'\r\n"),
             (&["CLIENT", "NOPE"], "-ERR unknown subcommand 'NOPE'. Try CLIENT HELP.\r\n"),
             (&["CLIENT", "SETNAME"], "-ERR wrong number of arguments for 'client|setname' command\r\n"),
-            (&["CONFIG", "GET", "save"], "*2\r\n$4\r\nsave\r\n$0\r\n\r\n"),
+            (&["CONFIG", "GET", "save"], "*2\r\n$4\r\nsave\r\n$4\r\n10 1\r\n"),
             (&["CONFIG", "GET", "appendonly"], "*2\r\n$10\r\nappendonly\r\n$2\r\nno\r\n"),
             (&["CONFIG", "GET", "maxmemory-policy"], "*2\r\n$16\r\nmaxmemory-policy\r\n$11\r\nallkeys-lru\r\n"),
             (&["CONFIG", "FOO"], "-ERR unknown subcommand 'FOO'. Try CONFIG HELP.\r\n"),

@@ -18,6 +18,8 @@ pub struct Proc {
     pub port: u16,
     pub name: String,
     child: Option<Child>,
+    /// A shard's own snapshot directory, removed after the process is stopped.
+    temp_dir: Option<tempfile::TempDir>,
 }
 
 impl Proc {
@@ -29,7 +31,7 @@ impl Proc {
             }
         }
         let child = cmd.stdin(Stdio::null()).spawn().unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
-        let mut p = Proc { port, name: name.to_string(), child: Some(child) };
+        let mut p = Proc { port, name: name.to_string(), child: Some(child), temp_dir: None };
         p.wait_listening();
         p
     }
@@ -127,9 +129,18 @@ pub fn start_shard(extra: &[&str]) -> Proc {
     start_shard_on(free_port(), extra)
 }
 
+/// A shard on `port` with a fresh snapshot directory of its own (removed when the shard is dropped).
 pub fn start_shard_on(port: u16, extra: &[&str]) -> Proc {
+    let dir = tempfile::tempdir().unwrap();
+    let mut p = start_shard_in(port, dir.path(), extra);
+    p.temp_dir = Some(dir);
+    p
+}
+
+/// A shard on `port` keeping its snapshots in `dir` (which outlives it, so a restart finds them).
+pub fn start_shard_in(port: u16, dir: &std::path::Path, extra: &[&str]) -> Proc {
     let mut cmd = Command::new(shard_binary());
-    cmd.args(["--port", &port.to_string(), "--metrics-port", "0", "--log", "warn"]).args(extra);
+    cmd.args(["--port", &port.to_string(), "--metrics-port", "0", "--log", "warn", "--dir"]).arg(dir).args(extra);
     Proc::spawn("ringcache-shard", cmd, port)
 }
 

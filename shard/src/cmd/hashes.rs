@@ -55,7 +55,7 @@ fn new_hash() -> Collection {
 
 /// Sets field/value pairs (`req.arg(2..)`); returns how many fields were new.
 fn hset_pairs(ctx: &mut Ctx<'_>, req: &Request, cmd: &str) -> Result<i64, CmdError> {
-    if req.argc() % 2 != 0 {
+    if !req.argc().is_multiple_of(2) {
         return Err(CmdError::WrongArity(cmd.into()));
     }
     let key = req.arg(1);

@@ -9,6 +9,7 @@ mod connection;
 mod hashes;
 mod keys;
 mod lists;
+mod persistence;
 mod server;
 mod sets;
 mod strings;
@@ -19,8 +20,9 @@ use std::time::Instant;
 
 use bytes::BytesMut;
 use ringcache_common::command::{self, COMMANDS};
-use ringcache_common::metrics;
+use ringcache_common::metrics::{self, HotCounter};
 use ringcache_common::resp::{ReplyWriter, Request};
+use tokio::sync::oneshot;
 
 use crate::server::{ClientState, Shared};
 use crate::store::{OutOfMemory, Store};
@@ -33,6 +35,14 @@ pub struct Ctx<'a> {
     pub out: &'a mut BytesMut,
     /// Milliseconds since the Unix epoch, read once per batch of pipelined requests.
     pub now_ms: u64,
+    /// Set by a command whose reply must wait (SAVE); the connection awaits it and writes the reply.
+    pub deferred: &'a mut Option<Deferred>,
+}
+
+/// A reply the connection loop awaits before executing the next request.
+pub enum Deferred {
+    /// SAVE: the snapshot's outcome (`Err` is the RESP error line).
+    Save(oneshot::Receiver<Result<(), String>>),
 }
 
 /// A command's failure; the text is the exact RESP error line (without the leading `-`).
@@ -78,6 +88,14 @@ type Handler = fn(&mut Ctx<'_>, &Request) -> CmdResult;
 static HANDLERS: LazyLock<Vec<Option<Handler>>> =
     LazyLock::new(|| COMMANDS.iter().map(|c| handler_for(c.name)).collect());
 
+/// Per command (indexed like `COMMANDS`): whether it writes, and whether it may run while loading.
+static WRITES: LazyLock<Vec<bool>> = LazyLock::new(|| COMMANDS.iter().map(|c| c.is_write()).collect());
+static ALLOWED_WHILE_LOADING: LazyLock<Vec<bool>> =
+    LazyLock::new(|| COMMANDS.iter().map(|c| c.flags.contains(&"loading")).collect());
+
+/// Redis's reply to commands sent while the dataset is being loaded.
+pub const LOADING_ERROR: &str = "LOADING Ringcache is loading the dataset in memory";
+
 fn handler_for(name: &str) -> Option<Handler> {
     strings::handler(name)
         .or_else(|| keys::handler(name))
@@ -87,6 +105,7 @@ fn handler_for(name: &str) -> Option<Handler> {
         .or_else(|| zsets::handler(name))
         .or_else(|| connection::handler(name))
         .or_else(|| server::handler(name))
+        .or_else(|| persistence::handler(name))
 }
 
 /// Runs one request and appends its reply to `ctx.out`. `started` is when the request began (for a batch
@@ -108,12 +127,21 @@ pub fn execute(ctx: &mut Ctx<'_>, req: &Request, started: Instant) -> Instant {
         ctx.out.error(&CmdError::NoAuth.to_string());
         return started;
     }
-    let result = handler(ctx, req);
-    if let Err(e) = result {
-        ctx.out.error(&e.to_string());
+    let index = spec.index();
+    if ctx.shared.persistence.is_loading() && !ALLOWED_WHILE_LOADING[index] {
+        ctx.out.error(LOADING_ERROR);
+        return started;
+    }
+    match handler(ctx, req) {
+        Ok(()) => {
+            if WRITES[index] {
+                metrics::add_hot(HotCounter::Writes, 1);
+            }
+        }
+        Err(e) => ctx.out.error(&e.to_string()),
     }
     let finished = Instant::now();
-    metrics::record_command(spec.index(), finished.saturating_duration_since(started));
+    metrics::record_command(index, finished.saturating_duration_since(started));
     finished
 }
 

@@ -85,9 +85,41 @@ fn info_text(ctx: &Ctx<'_>, wanted: &[String]) -> String {
                 field("mem_allocator", &"mimalloc");
             }
             "persistence" => {
-                field("loading", &0);
-                field("rdb_bgsave_in_progress", &0);
+                let p = &shared.persistence;
+                let loading = p.is_loading();
+                field("loading", &u8::from(loading));
+                field("async_loading", &0);
+                if loading {
+                    use std::sync::atomic::Ordering::Relaxed;
+                    let total = p.load_progress.total_bytes.load(Relaxed);
+                    let loaded = p.load_progress.loaded_bytes.load(Relaxed);
+                    field("loading_total_bytes", &total);
+                    field("loading_loaded_bytes", &loaded);
+                    let perc = if total == 0 { 0.0 } else { loaded as f64 * 100.0 / total as f64 };
+                    field("loading_loaded_perc", &format!("{perc:.2}"));
+                }
+                field("rdb_changes_since_last_save", &p.changes_since_last_save());
+                field("rdb_bgsave_in_progress", &u8::from(p.in_progress()));
+                field("rdb_last_save_time", &p.last_save_unix_secs());
+                field("rdb_last_bgsave_status", &if p.last_status_ok() { "ok" } else { "err" });
+                let (saves_ok, saves_failed) = p.saves();
+                let last_secs = if saves_ok + saves_failed == 0 { -1 } else { (p.last_duration_ms() / 1000) as i64 };
+                field("rdb_last_bgsave_time_sec", &last_secs);
+                let current = if p.in_progress() { (p.current_duration_ms() / 1000) as i64 } else { -1 };
+                field("rdb_current_bgsave_time_sec", &current);
+                field("rdb_saves", &saves_ok);
+                let load = p.last_load();
+                field("rdb_last_load_keys_expired", &load.keys_expired);
+                field("rdb_last_load_keys_loaded", &load.keys_loaded);
                 field("aof_enabled", &0);
+                field("snapshot_dir", &p.config.dir.display());
+                field("snapshot_interval_ms", &p.config.interval.as_millis());
+                field("snapshot_failed", &saves_failed);
+                field("snapshot_last_duration_ms", &p.last_duration_ms());
+                field("snapshot_last_keys", &p.last_keys());
+                field("snapshot_last_bytes", &p.last_bytes());
+                field("snapshot_last_load_duration_ms", &load.duration.as_millis());
+                field("snapshot_last_load_keys_too_large", &load.keys_too_large);
             }
             "stats" => {
                 field("total_connections_received", &shared.total_connections());
@@ -151,10 +183,22 @@ fn config_params(ctx: &Ctx<'_>) -> Vec<(&'static str, String)> {
         ("timeout", c.idle_timeout.as_secs().to_string()),
         ("proto-max-bulk-len", c.limits.max_bulk_len.to_string()),
         ("databases", "1".into()),
-        ("save", String::new()),
+        ("save", save_param(ctx)),
+        ("dir", ctx.shared.persistence.config.dir.display().to_string()),
+        ("dbfilename", crate::snapshot::SNAPSHOT_FILE.into()),
         ("appendonly", "no".into()),
         ("stripes", ctx.store.stripe_count().to_string()),
     ]
+}
+
+/// Redis's `save` parameter ("seconds changes"): a snapshot every interval after at least one change.
+fn save_param(ctx: &Ctx<'_>) -> String {
+    let interval = ctx.shared.persistence.config.interval;
+    if interval.is_zero() {
+        String::new()
+    } else {
+        format!("{} 1", interval.as_secs().max(1))
+    }
 }
 
 fn config(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {

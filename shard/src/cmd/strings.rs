@@ -460,7 +460,7 @@ fn msetnx(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 
 /// MSET and MSETNX lock every stripe involved (in order), so the whole write is atomic as in Redis.
 fn mset_generic(ctx: &mut Ctx<'_>, req: &Request, only_if_none_exist: bool) -> CmdResult {
-    if req.argc() % 2 == 0 {
+    if req.argc().is_multiple_of(2) {
         return Err(CmdError::WrongArity(if only_if_none_exist { "msetnx" } else { "mset" }.into()));
     }
     let pairs: Vec<(usize, u64)> = (1..req.argc()).step_by(2).map(|i| (i, ctx.store.hash(req.arg(i)))).collect();

@@ -121,7 +121,7 @@ fn zadd(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         i += 1;
     }
     let rest = req.argc() - i;
-    if rest == 0 || rest % 2 != 0 {
+    if rest == 0 || !rest.is_multiple_of(2) {
         return Err(CmdError::Syntax);
     }
     if f.nx && f.xx {

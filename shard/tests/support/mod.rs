@@ -4,6 +4,7 @@
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// A running shard; killed when dropped, so it stops even when a test panics.
@@ -11,6 +12,11 @@ pub struct Shard {
     pub port: u16,
     pub metrics_port: u16,
     child: Option<Child>,
+    /// The snapshot directory when the harness made it (removed after the shard stops).
+    temp_dir: Option<tempfile::TempDir>,
+    /// What the shard wrote to stderr so far (also echoed to the test's stderr).
+    stderr: Arc<Mutex<String>>,
+    stderr_reader: Option<std::thread::JoinHandle<()>>,
 }
 
 /// A free TCP port on 127.0.0.1 (bound and released; the kernel does not hand it out again at once).
@@ -39,7 +45,23 @@ impl Shard {
         Self::start_with_metrics(extra, false)
     }
 
+    /// Starts a shard with its own fresh snapshot directory.
     pub fn start_with_metrics(extra: &[&str], metrics: bool) -> Shard {
+        let dir = tempfile::tempdir().unwrap();
+        let mut shard = Self::start_in(dir.path(), extra, metrics);
+        shard.temp_dir = Some(dir);
+        shard
+    }
+
+    /// Starts a shard whose snapshots live in `dir` (which outlives it, so a restart finds them).
+    pub fn start_in(dir: &std::path::Path, extra: &[&str], metrics: bool) -> Shard {
+        let mut shard = Self::spawn(dir, extra, metrics);
+        shard.wait_ready(metrics);
+        shard
+    }
+
+    /// Starts a shard without waiting for it to listen (for tests of start-up failures).
+    pub fn spawn(dir: &std::path::Path, extra: &[&str], metrics: bool) -> Shard {
         let port = free_port();
         let metrics_port = if metrics { free_port() } else { 0 };
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_ringcache-shard"));
@@ -49,17 +71,76 @@ impl Shard {
                 cmd.env_remove(name);
             }
         }
-        let mut child = cmd
+        let child = cmd
             .args(["--port", &port.to_string(), "--metrics-port", &metrics_port.to_string(), "--log", "warn"])
+            .arg("--dir")
+            .arg(dir)
             .args(extra)
             .stdin(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("start ringcache-shard");
-        wait_for_port(port, &mut child);
-        if metrics {
-            wait_for_port(metrics_port, &mut child);
+        let mut shard = Shard {
+            port,
+            metrics_port,
+            child: Some(child),
+            temp_dir: None,
+            stderr: Arc::default(),
+            stderr_reader: None,
+        };
+        shard.forward_stderr();
+        shard
+    }
+
+    fn forward_stderr(&mut self) {
+        let mut pipe = self.child.as_mut().unwrap().stderr.take().unwrap();
+        let sink = self.stderr.clone();
+        self.stderr_reader = Some(std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = pipe.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                let text = String::from_utf8_lossy(&buf[..n]);
+                eprint!("{text}");
+                sink.lock().unwrap().push_str(&text);
+            }
+        }));
+    }
+
+    /// Everything the shard has written to stderr (complete once it has exited).
+    pub fn stderr_text(&mut self) -> String {
+        if self.child.is_none() {
+            if let Some(reader) = self.stderr_reader.take() {
+                let _ = reader.join();
+            }
         }
-        Shard { port, metrics_port, child: Some(child) }
+        self.stderr.lock().unwrap().clone()
+    }
+
+    fn wait_ready(&mut self, metrics: bool) {
+        let child = self.child.as_mut().unwrap();
+        wait_for_port(self.port, child);
+        if metrics {
+            wait_for_port(self.metrics_port, child);
+        }
+    }
+
+    /// Waits for the process to exit on its own; returns its exit code and everything it wrote to stderr.
+    pub fn wait_exit(&mut self) -> (Option<i32>, String) {
+        let mut child = self.child.take().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("shard did not exit within 30s");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        (status.code(), self.stderr_text())
     }
 
     pub fn url(&self) -> String {
