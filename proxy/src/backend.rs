@@ -186,6 +186,10 @@ async fn serve(
             let Some(first) = rx.recv().await else {
                 return Ok(());
             };
+            // Let the other tasks already runnable on this worker (client sessions that just read a request)
+            // queue theirs first, so one write carries many clients' requests: without this, a shard
+            // connection wrote about 1.2 requests per write under 50 unpipelined clients.
+            tokio::task::yield_now().await;
             out.clear();
             let mut slots = Vec::with_capacity(16);
             out.extend_from_slice(&first.request);
