@@ -180,34 +180,35 @@ async fn serve(
 ) -> Result<(), BackendError> {
     let (mut reader, mut writer) = stream.into_split();
     let in_flight: InFlight = Arc::new(Mutex::new(VecDeque::new()));
+    // Requests taken off the queue but not yet written; failed with the rest if the connection fails.
+    let mut staged: Vec<oneshot::Sender<ReplyResult>> = Vec::with_capacity(16);
     let write_side = async {
         let mut out = BytesMut::with_capacity(16 * 1024);
         loop {
             let Some(first) = rx.recv().await else {
                 return Ok(());
             };
+            out.clear();
+            out.extend_from_slice(&first.request);
+            staged.push(first.reply);
             // Let the other tasks already runnable on this worker (client sessions that just read a request)
             // queue theirs first, so one write carries many clients' requests: without this, a shard
             // connection wrote about 1.2 requests per write under 50 unpipelined clients.
             tokio::task::yield_now().await;
-            out.clear();
-            let mut slots = Vec::with_capacity(16);
-            out.extend_from_slice(&first.request);
-            slots.push(first.reply);
             while out.len() < MAX_BATCH_BYTES {
                 match rx.try_recv() {
                     Ok(p) => {
                         out.extend_from_slice(&p.request);
-                        slots.push(p.reply);
+                        staged.push(p.reply);
                     }
                     Err(_) => break,
                 }
             }
-            metrics.requests(slots.len() as u64);
+            metrics.requests(staged.len() as u64);
             {
                 let now = Instant::now();
                 let mut q = in_flight.lock();
-                q.extend(slots.into_iter().map(|s| (s, now)));
+                q.extend(staged.drain(..).map(|s| (s, now)));
             }
             writer.write_all(&out).await.map_err(|_| BackendError::Closed)?;
         }
@@ -254,8 +255,8 @@ async fn serve(
     };
     // Whatever is still waiting on this connection cannot be answered any more.
     let failed = result.err().unwrap_or(BackendError::Closed);
-    let orphans: Vec<_> = in_flight.lock().drain(..).collect();
-    for (slot, _) in orphans {
+    let orphans: Vec<_> = in_flight.lock().drain(..).map(|(slot, _)| slot).chain(staged.drain(..)).collect();
+    for slot in orphans {
         metrics.error(failed);
         let _ = slot.send(Err(failed));
     }

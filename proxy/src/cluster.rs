@@ -43,12 +43,24 @@ impl ShardHandle {
 pub struct Topology {
     pub ring: Ring,
     pub shards: Vec<Arc<ShardHandle>>,
+    /// Copies of each key (`--replicas`).
+    pub replicas: usize,
 }
+
+/// The live shards holding a key's copies, the owner (where reads go) first.
+pub type Owners = smallvec::SmallVec<[usize; 4]>;
 
 impl Topology {
     /// The live shard that owns `key`.
     pub fn owner(&self, key: &[u8]) -> Option<usize> {
         self.ring.live_owner(key, |i| self.shards[i].is_up())
+    }
+
+    /// The live shards that hold `key`'s copies: up to `replicas` distinct shards, the owner first.
+    pub fn owners(&self, key: &[u8]) -> Owners {
+        let mut out = Owners::new();
+        self.ring.live_owners(key, self.replicas, |i| self.shards[i].is_up(), &mut out);
+        out
     }
 
     pub fn live(&self) -> impl Iterator<Item = (usize, &Arc<ShardHandle>)> {
@@ -65,6 +77,8 @@ pub struct ClusterSettings {
     pub failure_limit: u32,
     pub backend_connections: usize,
     pub shard_password: Option<String>,
+    /// Copies of each key (`--replicas`).
+    pub replicas: usize,
 }
 
 pub struct Cluster {
@@ -82,7 +96,11 @@ impl Cluster {
         shutdown: CancellationToken,
     ) -> Arc<Cluster> {
         let cluster = Arc::new(Cluster {
-            topology: ArcSwap::from_pointee(Topology { ring: Ring::new(&[], settings.key_hash), shards: Vec::new() }),
+            topology: ArcSwap::from_pointee(Topology {
+                ring: Ring::new(&[], settings.key_hash),
+                shards: Vec::new(),
+                replicas: settings.replicas,
+            }),
             settings,
             metrics,
             shutdown,
@@ -113,7 +131,7 @@ impl Cluster {
             .collect();
         let members: Vec<_> = shards.iter().map(|s| s.spec.member()).collect();
         let ring = Ring::new(&members, self.settings.key_hash);
-        self.topology.store(Arc::new(Topology { ring, shards }));
+        self.topology.store(Arc::new(Topology { ring, shards, replicas: self.settings.replicas }));
         // Only once the new shards are in the topology: a checker that ran before would find its shard
         // missing, take it for removed, and stop for good.
         for shard in started {

@@ -66,6 +66,11 @@ pub struct ProxyArgs {
     #[arg(long, env = "RINGCACHE_BACKEND_CONNECTIONS", default_value_t = 2)]
     pub backend_connections: usize,
 
+    /// Copies of each key: writes go to this many distinct live shards on the ring (the owner and the next
+    /// ones clockwise), reads to the first live one. With 2, losing one shard loses no key.
+    #[arg(long, env = "RINGCACHE_REPLICAS", default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=8))]
+    pub replicas: u8,
+
     #[command(flatten)]
     pub client: ClientArgs,
 }

@@ -33,6 +33,7 @@ async fn serve(args: ProxyArgs) -> anyhow::Result<()> {
         failure_limit: args.failure_limit.max(1),
         backend_connections: args.backend_connections.max(1),
         shard_password: args.shard_password.clone(),
+        replicas: usize::from(args.replicas),
     };
     let names: Vec<String> = shards.iter().map(|s| format!("{}={}", s.name, s.addr)).collect();
     let cluster = Cluster::new(shards, settings, metrics.clone(), shutdown.clone());

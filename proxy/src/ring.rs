@@ -83,6 +83,28 @@ impl Ring {
         self.owner_of_hash(self.hash_key(key), is_live)
     }
 
+    /// The first `count` distinct live members at or after `key`'s hash, in ring order, appended to `out`
+    /// (fewer when fewer are live). The first is [`Self::live_owner`].
+    pub fn live_owners(&self, key: &[u8], count: usize, is_live: impl Fn(usize) -> bool, out: &mut impl Extend<usize>) {
+        if self.points.is_empty() || count == 0 {
+            return;
+        }
+        let hash = self.hash_key(key);
+        let start = self.points.partition_point(|&(p, _)| p < hash);
+        let n = self.points.len();
+        let mut found: smallvec::SmallVec<[usize; 8]> = smallvec::SmallVec::new();
+        for k in 0..n {
+            let m = self.points[(start + k) % n].1 as usize;
+            if !found.contains(&m) && is_live(m) {
+                found.push(m);
+                if found.len() == count {
+                    break;
+                }
+            }
+        }
+        out.extend(found);
+    }
+
     pub fn members(&self) -> usize {
         self.members
     }
@@ -149,6 +171,35 @@ mod tests {
             let fair = keys as f64 / n as f64;
             for c in counts {
                 prop_assert!((c as f64) > fair * 0.5 && (c as f64) < fair * 1.5, "{} vs fair {}", c, fair);
+            }
+        }
+
+        /// Copies land on distinct members, the first being the owner; when any one member dies, every key
+        /// is read from a member that already held a copy.
+        #[test]
+        fn replicas_are_distinct_and_survive_one_death(n in 2usize..7, copies in 1usize..4, salt in any::<u32>()) {
+            let names: Vec<String> = (0..n).map(|i| format!("r-{salt}-{i}")).collect();
+            let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+            let ring = Ring::new(&members(&refs), KeyHash::Fnv1a_64);
+            for i in 0..500 {
+                let key = format!("k{salt}:{i}");
+                let mut owners: Vec<usize> = Vec::new();
+                ring.live_owners(key.as_bytes(), copies, |_| true, &mut owners);
+                prop_assert_eq!(owners.len(), copies.min(n));
+                prop_assert_eq!(Some(owners[0]), ring.owner(key.as_bytes()));
+                let mut distinct = owners.clone();
+                distinct.sort_unstable();
+                distinct.dedup();
+                prop_assert_eq!(distinct.len(), owners.len());
+                if copies >= 2 {
+                    for dead in 0..n {
+                        let reader = ring.live_owner(key.as_bytes(), |m| m != dead).unwrap();
+                        prop_assert!(owners.contains(&reader), "after {} died, {} is read from {}", dead, key, reader);
+                        let mut after: Vec<usize> = Vec::new();
+                        ring.live_owners(key.as_bytes(), copies, |m| m != dead, &mut after);
+                        prop_assert!(!after.contains(&dead));
+                    }
+                }
             }
         }
 

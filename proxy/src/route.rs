@@ -13,7 +13,7 @@ use ringcache_common::resp::{encode_request, ReplyValue, ReplyWriter, Request};
 use tokio::sync::oneshot;
 
 use crate::backend::ReplyResult;
-use crate::cluster::{ShardHandle, Topology};
+use crate::cluster::{Owners, ShardHandle, Topology};
 use crate::session::{shard_error, ProxyShared, ReplyFut, Session};
 
 /// Redis commands that cannot work through a sharding proxy.
@@ -108,10 +108,17 @@ fn route_command(
         "save" => ReplyFut::error("ERR SAVE is not supported by ringcache-proxy: use BGSAVE, then LASTSAVE"),
         "bgsave" => broadcast(session, &topo, &req, Merge::FirstStatus),
         "lastsave" => broadcast(session, &topo, &req, Merge::MinInteger),
-        "keys" => broadcast(session, &topo, &req, Merge::ConcatArrays),
+        "keys" => broadcast(session, &topo, &req, Merge::ConcatArrays { distinct: topo.replicas > 1 }),
         "info" => info(session, shared, &topo, &req),
         "scan" => scan(session, &topo, &req),
         "randomkey" => randomkey(session, &topo, &req),
+        "spop" if topo.replicas > 1 => ReplyFut::error(
+            "ERR SPOP is not supported by ringcache-proxy with --replicas above 1 (each copy would pop a different \
+             member); use SRANDMEMBER and SREM",
+        ),
+        _ if spec.first_key > 0 && spec.is_write() && topo.replicas > 1 => {
+            replicated(session, &topo, &req, &topo.owners(req.arg(spec.first_key as usize)))
+        }
         _ if spec.first_key > 0 => match topo.owner(req.arg(spec.first_key as usize)) {
             Some(i) => forward(session, &topo.shards[i], &req),
             None => no_live_shard(),
@@ -137,23 +144,41 @@ fn forward(session: &Session, shard: &Arc<ShardHandle>, req: &Request) -> ReplyF
     ReplyFut::One { rx, shard: shard.clone() }
 }
 
-/// MSETNX and RENAME are atomic in Redis, so they are only allowed when every key lives on one shard.
+/// MSETNX and RENAME are atomic in Redis, so they are only allowed when every key lives on the same shards.
 fn same_shard_only(session: &Session, topo: &Topology, req: &Request, spec: &CommandSpec) -> ReplyFut {
-    let mut owner = None;
+    let mut owners: Option<Owners> = None;
     for pos in spec.key_positions(req.argc()) {
-        let o = topo.owner(req.arg(pos));
-        if owner.is_some() && o != owner {
+        let o = topo.owners(req.arg(pos));
+        if owners.as_ref().is_some_and(|first| *first != o) {
             return ReplyFut::error(&format!(
                 "CROSSSLOT Keys in request don't hash to the same shard: ringcache-proxy runs {} only when all keys \
                  share a shard (use a {{hash tag}})",
                 spec.name.to_uppercase()
             ));
         }
-        owner = o;
+        owners = Some(o);
     }
-    match owner {
-        Some(i) => forward(session, &topo.shards[i], req),
-        None => no_live_shard(),
+    replicated(session, topo, req, &owners.unwrap_or_default())
+}
+
+/// Sends a write to every shard holding a copy of its key; the reply is the owner's, or the first error.
+fn replicated(session: &Session, topo: &Topology, req: &Request, owners: &Owners) -> ReplyFut {
+    match owners.as_slice() {
+        [] => no_live_shard(),
+        [only] => forward(session, &topo.shards[*only], req),
+        all => {
+            let request = wire(req);
+            let parts = all
+                .iter()
+                .enumerate()
+                .map(|(i, &shard_index)| {
+                    let shard = topo.shards[shard_index].clone();
+                    let rx = shard.conn_for(session.id).send(request.clone());
+                    Part { rx, shard, result: None, positions: Vec::new(), counted: i == 0 }
+                })
+                .collect();
+            ReplyFut::Gather(Box::new(Gather { parts, merge: Merge::Owner, total_keys: 0 }))
+        }
     }
 }
 
@@ -161,6 +186,8 @@ fn same_shard_only(session: &Session, topo: &Topology, req: &Request, spec: &Com
 pub enum Merge {
     /// Arrays of values, put back in the order of the original keys.
     Mget,
+    /// The owner's reply (the first part) to a write sent to every copy.
+    Owner,
     SumIntegers,
     /// `+OK` when every shard said `+OK`.
     AllOk,
@@ -168,7 +195,10 @@ pub enum Merge {
     FirstStatus,
     /// The smallest integer (LASTSAVE: every shard has saved at least as recently as this).
     MinInteger,
-    ConcatArrays,
+    /// KEYS: every shard's keys; `distinct` drops the repeats that replicas make.
+    ConcatArrays {
+        distinct: bool,
+    },
     /// RANDOMKEY: one of the shards' keys, nil only when every shard is empty.
     RandomKey,
     /// One SCAN step on shard `shard` of `shards`.
@@ -189,6 +219,9 @@ struct Part {
     result: Option<Bytes>,
     /// For MGET: where each of this part's keys sat in the original request.
     positions: Vec<usize>,
+    /// Whether this part's value counts in the merge (false for the extra copies of a replicated write,
+    /// whose errors still count).
+    counted: bool,
 }
 
 /// Replies from several shards being gathered.
@@ -235,6 +268,13 @@ impl Gather {
                 Some(v) => values.push(v),
             }
         }
+        if matches!(self.merge, Merge::Owner) {
+            return self.parts[0].result.clone().unwrap_or_default();
+        }
+        // Extra copies of replicated writes only had to succeed.
+        let counted: Vec<bool> = self.parts.iter().map(|p| p.counted).collect();
+        let values: Vec<ReplyValue> = values.into_iter().zip(counted).filter(|(_, c)| *c).map(|(v, _)| v).collect();
+        self.parts.retain(|p| p.counted);
         let mut out = BytesMut::new();
         match &self.merge {
             Merge::Mget => {
@@ -265,6 +305,7 @@ impl Gather {
                 out.integer(sum);
             }
             Merge::AllOk => out.ok(),
+            Merge::Owner => unreachable!("handled above"),
             Merge::FirstStatus => match values.first() {
                 Some(ReplyValue::Simple(status)) => out.simple(&String::from_utf8_lossy(status)),
                 _ => return unexpected(&self.parts[0].shard),
@@ -277,11 +318,18 @@ impl Gather {
                 }
                 out.integer(min);
             }
-            Merge::ConcatArrays => {
+            Merge::ConcatArrays { distinct } => {
                 let mut all = Vec::new();
                 for (part, v) in self.parts.iter().zip(values) {
                     let ReplyValue::Array(Some(items)) = v else { return unexpected(&part.shard) };
                     all.extend(items);
+                }
+                if *distinct {
+                    let mut seen = std::collections::HashSet::new();
+                    all.retain(|item| match item {
+                        ReplyValue::Bulk(Some(b)) => seen.insert(b.clone()),
+                        _ => true,
+                    });
                 }
                 out.array_len(all.len());
                 for item in all {
@@ -362,14 +410,22 @@ fn split(
     group: usize,
     merge: Merge,
 ) -> ReplyFut {
-    let mut per_shard: Vec<(usize, Vec<usize>)> = Vec::new(); // (shard, key argument positions)
+    // (shard, whether it gets the owner's copy, key argument positions). A write goes to every copy of each
+    // key; only the owners' replies are merged, the extra copies just have to succeed.
+    let mut per_shard: Vec<(usize, bool, Vec<usize>)> = Vec::new();
+    let copies = if spec.is_write() { topo.replicas } else { 1 };
     for pos in (1..req.argc()).step_by(group) {
-        let Some(owner) = topo.owner(req.arg(pos)) else {
+        let owners =
+            if copies == 1 { topo.owner(req.arg(pos)).into_iter().collect() } else { topo.owners(req.arg(pos)) };
+        if owners.is_empty() {
             return no_live_shard();
-        };
-        match per_shard.iter_mut().find(|(s, _)| *s == owner) {
-            Some((_, v)) => v.push(pos),
-            None => per_shard.push((owner, vec![pos])),
+        }
+        for (i, &shard) in owners.iter().enumerate() {
+            let is_owner = i == 0;
+            match per_shard.iter_mut().find(|(s, o, _)| *s == shard && *o == is_owner) {
+                Some((_, _, v)) => v.push(pos),
+                None => per_shard.push((shard, is_owner, vec![pos])),
+            }
         }
     }
     if per_shard.len() == 1 {
@@ -379,7 +435,7 @@ fn split(
     let total_keys = (req.argc() - 1) / group;
     let parts = per_shard
         .into_iter()
-        .map(|(shard_index, positions)| {
+        .map(|(shard_index, is_owner, positions)| {
             let shard = topo.shards[shard_index].clone();
             let mut sub = BytesMut::new();
             sub.array_len(1 + positions.len() * group);
@@ -390,7 +446,8 @@ fn split(
                 }
             }
             let rx = shard.conn_for(session.id).send(sub.freeze());
-            Part { rx, shard, result: None, positions: positions.iter().map(|p| (p - 1) / group).collect() }
+            let positions = positions.iter().map(|p| (p - 1) / group).collect();
+            Part { rx, shard, result: None, positions, counted: is_owner }
         })
         .collect();
     ReplyFut::Gather(Box::new(Gather { parts, merge, total_keys }))
@@ -406,6 +463,7 @@ fn broadcast(session: &Session, topo: &Topology, req: &Request, merge: Merge) ->
             shard: shard.clone(),
             result: None,
             positions: Vec::new(),
+            counted: true,
         })
         .collect();
     if parts.is_empty() {
@@ -425,6 +483,7 @@ fn info(session: &Session, shared: &ProxyShared, topo: &Topology, req: &Request)
             shard: shard.clone(),
             result: None,
             positions: Vec::new(),
+            counted: true,
         })
         .collect();
     ReplyFut::Gather(Box::new(Gather { parts, merge: Merge::Info { text, sections }, total_keys: 0 }))
@@ -450,8 +509,13 @@ fn scan(session: &Session, topo: &Topology, req: &Request) -> ReplyFut {
     let inner_text = inner.to_string();
     let args = std::iter::once(&b"SCAN"[..]).chain(std::iter::once(inner_text.as_bytes())).chain(req.args_from(2));
     let sub = encode_request(args.collect::<Vec<_>>().into_iter());
-    let part =
-        Part { rx: shard.conn_for(session.id).send(sub), shard: shard.clone(), result: None, positions: Vec::new() };
+    let part = Part {
+        rx: shard.conn_for(session.id).send(sub),
+        shard: shard.clone(),
+        result: None,
+        positions: Vec::new(),
+        counted: true,
+    };
     ReplyFut::Gather(Box::new(Gather {
         parts: vec![part],
         merge: Merge::Scan { shard: shard_index, shards },
