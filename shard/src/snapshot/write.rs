@@ -45,8 +45,8 @@ pub fn write_snapshot(
         for index in 0..store.stripe_count() {
             let mut cursor = Some(0u32);
             while let Some(from) = cursor {
-                let locked_at = Instant::now();
                 let mut g = store.lock_index(index);
+                let locked_at = Instant::now();
                 let now = now_ms();
                 let mut taken = 0;
                 cursor = g.scan_from(from, now, |s, slot| {
