@@ -82,7 +82,8 @@ fn kubernetes_manifests_validate() {
         .collect();
     manifests.sort();
     assert!(manifests.len() >= 5, "expected the manifests in {}", dir.display());
-    let (ok, text) = run(Command::new("kubernetes-validate").args(["--strict", "--quiet"]).args(&manifests));
+    let (ok, text) =
+        run(Command::new("python3").args(["-m", "kubernetes_validate", "--strict", "--quiet"]).args(&manifests));
     assert!(ok, "kubernetes-validate (pip install kubernetes-validate) rejected a manifest:\n{text}");
     let script = repo_root().join("deploy/tests/check_files.py");
     let (ok, text) = run(Command::new("python3").arg(&script).arg("k8s"));
