@@ -119,6 +119,22 @@ fn dockerfiles_share_their_stages() {
     for crate_dir in ["shard", "proxy"] {
         assert!(read(crate_dir).contains("HEALTHCHECK"), "{crate_dir}: no HEALTHCHECK");
     }
+    // The Rust image must be at least the workspace's rust-version, or cargo refuses to build (the build
+    // stage cannot run here, so this is checked from the text).
+    let manifest = std::fs::read_to_string(repo_root().join("Cargo.toml")).unwrap();
+    let required = manifest
+        .lines()
+        .find_map(|l| l.strip_prefix("rust-version = "))
+        .map(|v| v.trim_matches('"').to_string())
+        .expect("no rust-version in Cargo.toml");
+    let image = shard.lines().find_map(|l| l.strip_prefix("FROM rust:")).expect("no Rust image");
+    let image = image.split_whitespace().next().unwrap();
+    let image_version = image.split('-').next().unwrap();
+    let parse = |v: &str| -> Vec<u32> { v.split('.').map(|n| n.parse().unwrap()).collect() };
+    assert!(
+        parse(image_version) >= parse(&required),
+        "the Dockerfiles build with rust:{image}, older than the workspace's rust-version {required}"
+    );
     let check = std::fs::read_to_string(repo_root().join("docker/healthcheck.sh")).unwrap();
     assert!(check.contains("redis-cli -e"), "the healthcheck must fail on error replies such as -LOADING");
 }
