@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs compose/docker-compose.yml for real on this machine's Docker engine, without any registry, and
 # checks what a user would: NGINX on a published port answers through 2 proxies and 3 shards, a stopped
-# shard only affects its own keys and gets them back, a restarted stack keeps its keys (snapshots), and
-# Prometheus scrapes every proxy and shard.
+# shard only affects its own keys and gets them back, a restarted stack keeps its keys (snapshots),
+# Prometheus scrapes every proxy and shard, and a fourth shard is added the way the README says.
 #
 #   bash compose/test/offline.sh
 #
@@ -58,7 +58,12 @@ WORK=$(mktemp -d)
 PLACEHOLDER="${PROJECT}-placeholder"
 LOAD_PID=""
 
-compose() { "${COMPOSE_TOOL[@]}" -p "$PROJECT" -f "$ROOT/compose/docker-compose.yml" "$@"; }
+# The stack as shipped, plus an override (written below) that defines shard-4 for the "adding a shard"
+# step and mounts a copy of compose/ringcache/ into the proxies, so that the test can edit their shard
+# list without touching the repository.
+compose() {
+  "${COMPOSE_TOOL[@]}" -p "$PROJECT" -f "$ROOT/compose/docker-compose.yml" -f "$WORK/override.yml" "$@"
+}
 
 teardown() {
   local status=$?
@@ -170,6 +175,23 @@ export RINGCACHE_GRAFANA_PORT="$(free_port)"
 export RINGCACHE_NGINX_IMAGE="$NGINX_IMAGE" RINGCACHE_PROMETHEUS_IMAGE="$PROMETHEUS_IMAGE"
 
 rcli() { redis-cli -p "$NGINX_PORT" "$@"; }
+
+cp -r compose/ringcache "$WORK/ringcache"
+cat >"$WORK/override.yml" <<EOF
+services:
+  proxy-1:
+    volumes: [ "$WORK/ringcache:/etc/ringcache:ro" ]
+  proxy-2:
+    volumes: [ "$WORK/ringcache:/etc/ringcache:ro" ]
+  shard-4:
+    image: ringcache-shard:$TAG
+    environment: { NO_COLOR: "1" }
+    command: [ "--bind", "0.0.0.0", "--port", "7001", "--metrics-port", "9121", "--maxmemory", "256mb",
+               "--dir", "/data", "--snapshot-interval", "10s" ]
+    volumes: [ "shard-4-data:/data" ]
+volumes:
+  shard-4-data:
+EOF
 
 stack_up() {
   # Everything but Grafana, which cannot be installed here.
@@ -342,5 +364,19 @@ prometheus_query 'sum(ringcache_commands_total)' >"$WORK/q.json"
 python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["data"]["result"]; sys.exit(0 if r and float(r[0]["value"][1]) > 0 else 1)' "$WORK/q.json" \
   || fail "Prometheus has no ringcache_commands_total samples: $(cat "$WORK/q.json")"
 log "Prometheus query API answers with ringcache metrics"
+
+# ------------------------------------------------------------------------ adding a shard (README)
+log "adding shard-4: compose up -d shard-4, then a line in the proxies' shard list"
+compose up -d --no-deps shard-4 >/dev/null 2>&1
+wait_for 60 sh -c "[ \"\$(docker inspect -f '{{.State.Health.Status}}' $(compose ps -q shard-4))\" = healthy ]" \
+  || fail "shard-4 did not become healthy"
+sed -i 's/^]$/  "shard-4=shard-4:7001",\n]/' "$WORK/ringcache/proxy.toml"
+grep -q '"shard-4=shard-4:7001"' "$WORK/ringcache/proxy.toml" || fail "could not add shard-4 to the shard list"
+shard4_gets_keys() {
+  seq 1 200 | sed 's/.*/SET offline:new:& x/' | rcli >/dev/null
+  [ "$(compose exec -T shard-4 redis-cli -p 7001 dbsize | tr -d '\r')" -gt 0 ]
+}
+wait_for 20 shard4_gets_keys || fail "20s after shard-4 was added to proxy.toml, no key went to it"
+log "the proxies reloaded their shard list: new keys go to shard-4 too ($(compose exec -T shard-4 redis-cli -p 7001 dbsize | tr -d '\r') of 200)"
 
 log "PASSED in $((SECONDS - STARTED))s"
