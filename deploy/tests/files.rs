@@ -90,6 +90,68 @@ fn kubernetes_manifests_validate() {
     assert!(ok, "{text}");
 }
 
+/// A one-connection fake server: answers AUTH with +OK (remembering it) and PING with `ping_reply`, or
+/// with -NOAUTH when `password_required` and no AUTH came first.
+fn fake_server(ping_reply: &'static str, password_required: bool) -> (u16, std::thread::JoinHandle<()>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        let mut authenticated = false;
+        let mut buf = [0u8; 1024];
+        loop {
+            let n = conn.read(&mut buf).unwrap_or(0);
+            if n == 0 {
+                return;
+            }
+            let request = String::from_utf8_lossy(&buf[..n]).to_ascii_uppercase();
+            let reply = if request.contains("AUTH") {
+                authenticated = true;
+                "+OK\r\n"
+            } else if password_required && !authenticated {
+                "-NOAUTH Authentication required.\r\n"
+            } else {
+                ping_reply
+            };
+            conn.write_all(reply.as_bytes()).unwrap();
+        }
+    });
+    (port, server)
+}
+
+/// docker/healthcheck.sh (the images' HEALTHCHECK and the Kubernetes readiness probe) passes only when
+/// PING gets PONG: a shard restoring its snapshot (-LOADING), a password it was not given (-NOAUTH) and a
+/// closed port are all unhealthy. The password comes from RINGCACHE_REQUIREPASS.
+#[test]
+fn healthcheck_passes_only_on_pong() {
+    let script = repo_root().join("docker/healthcheck.sh");
+    let check = |port: u16, password: Option<&str>| {
+        let mut cmd = Command::new("sh");
+        cmd.arg(&script).arg(port.to_string()).env_remove("RINGCACHE_PORT").env_remove("RINGCACHE_REQUIREPASS");
+        if let Some(pw) = password {
+            cmd.env("RINGCACHE_REQUIREPASS", pw);
+        }
+        run(&mut cmd)
+    };
+    let cases: [(&str, bool, Option<&str>, bool); 5] = [
+        ("+PONG\r\n", false, None, true),
+        ("-LOADING Ringcache is loading the dataset in memory\r\n", false, None, false),
+        ("+PONG\r\n", true, None, false),
+        ("+PONG\r\n", true, Some("secret"), true),
+        ("-ERR unknown command 'ping'\r\n", false, None, false),
+    ];
+    for (reply, password_required, password, healthy) in cases {
+        let (port, server) = fake_server(reply, password_required);
+        let (ok, text) = check(port, password);
+        assert_eq!(ok, healthy, "PING -> {reply:?} (password required: {password_required}): {text}");
+        server.join().unwrap();
+    }
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let (ok, text) = check(closed, None);
+    assert!(!ok, "healthy with nothing listening: {text}");
+}
+
 /// The Dockerfiles share their runtime base and build stages word for word (so the workspace compiles
 /// once for the three images), keep the `prebuilt` stage before the Rust one (the classic builder builds
 /// every stage up to the target), run as a non-root user and check health with `redis-cli -e`.
