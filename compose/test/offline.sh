@@ -318,6 +318,12 @@ compose exec -T nginx nginx -t 2>&1 | sed 's/^/    /'
 log "promtool check config inside the prometheus container"
 compose exec -T prometheus promtool check config /etc/prometheus/prometheus.yml 2>&1 | sed 's/^/    /'
 
+for service in shard-1 proxy-1; do
+  uid=$(compose exec -T "$service" id -u | tr -d '\r')
+  [ "$uid" = 10001 ] || fail "$service runs as uid $uid, not the image's non-root user 10001"
+done
+log "shards and proxies run as the non-root user (uid 10001)"
+
 [ "$(rcli set a b)" = OK ] || fail "redis-cli -p $NGINX_PORT set a b did not answer OK"
 [ "$(rcli get a)" = b ] || fail "GET a did not return b"
 log "redis-cli set a b / get a through NGINX: OK"
