@@ -80,7 +80,14 @@ impl ClientArgs {
     pub fn init_process(&self, thread_name: &str) -> Result<tokio::runtime::Runtime, String> {
         let filter = tracing_subscriber::EnvFilter::try_new(&self.log)
             .map_err(|e| format!("invalid --log filter '{}': {e}", self.log))?;
-        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+        // A log line that cannot be written (stderr closed, or a pipe whose reader went away) is dropped:
+        // with tracing's default, the failure is reported with `eprintln!`, which panics on that same
+        // stderr, and a panic in the signal task would leave SIGTERM unanswered.
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .log_internal_errors(false)
+            .init();
         let threads = self.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads.max(1))

@@ -196,6 +196,37 @@ fn sigterm_finishes_in_flight_replies_and_exits_zero() {
     assert_eq!(shard.stop_with("INT"), Some(0));
 }
 
+/// A shard whose stderr reader has gone away (`ringcache-shard ... 2>&1 | head -1`) still stops on SIGTERM:
+/// log lines it cannot write are dropped, not turned into a panic in the signal handler.
+#[test]
+fn sigterm_works_when_stderr_is_a_broken_pipe() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = support::free_port();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ringcache-shard"))
+        .args(["--port", &port.to_string(), "--metrics-port", "0"])
+        .arg("--dir")
+        .arg(dir.path())
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stderr.take()); // the reader goes away
+    support::wait_for_port(port, &mut child);
+    std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the shard ignored SIGTERM with a broken stderr");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(status.code(), Some(0));
+}
+
 /// Random bytes, cut at random points, never crash or wedge the server: after each case a fresh client
 /// still gets PONG. One shard serves all cases and is stopped when the test ends.
 #[test]
