@@ -18,6 +18,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, VecDeque};
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -86,6 +87,14 @@ struct Shared {
     run_id: u64,
     /// Per connection, for the open loop.
     send_interval: Option<Duration>,
+    /// Set to end the run early (Ctrl-C): connections finish the batch in flight and stop.
+    stop: Arc<AtomicBool>,
+}
+
+impl Shared {
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
 }
 
 enum Msg {
@@ -121,8 +130,9 @@ fn command_index(kind: OpKind) -> usize {
     }
 }
 
-/// Runs the load described by `cfg`, calling `on_tick` for every completed second.
-pub fn run(cfg: &Config, mut on_tick: impl FnMut(&Tick)) -> Result<RunOutput, DriverError> {
+/// Runs the load described by `cfg`, calling `on_tick` for every completed second. Setting `stop` ends the
+/// run early, with figures up to then.
+pub fn run(cfg: &Config, stop: Arc<AtomicBool>, mut on_tick: impl FnMut(&Tick)) -> Result<RunOutput, DriverError> {
     let names = command_names(&cfg.workload);
     let start = Instant::now();
     let measure_from = start + cfg.warmup;
@@ -137,6 +147,7 @@ pub fn run(cfg: &Config, mut on_tick: impl FnMut(&Tick)) -> Result<RunOutput, Dr
         // Unique per run whatever the seed, so that values left by an earlier run are recognised.
         run_id: rand::random(),
         send_interval: cfg.rate_per_sec.map(|r| Duration::from_secs_f64(cfg.total_clients() as f64 / r)),
+        stop,
     });
     let (tx, rx) = mpsc::channel::<Msg>();
     let mut handles = Vec::new();
@@ -359,6 +370,9 @@ impl ClientState {
     /// How many requests the next closed-loop batch has (0: the run is over for this connection).
     fn batch_len(&self, shared: &Shared, now: Instant) -> usize {
         let pipeline = shared.cfg.pipeline as u64;
+        if shared.stopped() {
+            return 0;
+        }
         match shared.cfg.length {
             RunLength::Duration(_) => {
                 if shared.end.is_some_and(|end| now >= end) {
@@ -379,6 +393,9 @@ impl ClientState {
 
     /// Whether the open-loop schedule is over for this connection.
     fn schedule_done(&self, shared: &Shared) -> bool {
+        if shared.stopped() {
+            return true;
+        }
         match shared.cfg.length {
             RunLength::Duration(_) => shared.end.is_some_and(|end| self.next_due >= end),
             RunLength::RequestsPerClient(n) => self.measured_requests >= n,

@@ -28,6 +28,9 @@ pub mod stats;
 pub mod verify;
 pub mod workload;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
 use config::Config;
 use report::Report;
 
@@ -43,10 +46,13 @@ pub enum RunError {
 }
 
 /// Runs the load, prints the live line (unless `cfg.live` is off) and the final table, writes
-/// `--json-out` and `--plot`, and returns the report (its verdict gives the exit status).
+/// `--json-out` and `--plot`, and returns the report (its verdict gives the exit status). The first Ctrl-C
+/// ends the run early and still reports.
 pub fn run(cfg: &Config) -> Result<Report, RunError> {
     let live = cfg.live;
-    let out = driver::run(cfg, |tick| {
+    let stop = Arc::new(AtomicBool::new(false));
+    stop_on_ctrl_c(stop.clone());
+    let out = driver::run(cfg, stop, |tick| {
         if live {
             eprintln!("{}", report::live_line(tick));
         }
@@ -62,4 +68,17 @@ pub fn run(cfg: &Config) -> Result<Report, RunError> {
         plot::write_svg(&report, path)?;
     }
     Ok(report)
+}
+
+/// Sets `stop` on SIGINT, from a small thread of its own (the load threads never block on it).
+fn stop_on_ctrl_c(stop: Arc<AtomicBool>) {
+    let _ = std::thread::Builder::new().name("loadgen-signal".into()).spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+        rt.block_on(async {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("interrupted: finishing the requests in flight, then reporting");
+                stop.store(true, Ordering::Relaxed);
+            }
+        });
+    });
 }

@@ -139,3 +139,36 @@ fn open_loop_times_from_the_intended_send_time() {
     assert!(p90 > 50.0, "p90 {p90} ms");
     assert!(max > 300.0, "max {max} ms");
 }
+
+#[test]
+fn ctrl_c_ends_the_run_with_a_report() {
+    let redis = Redis::start(&[]);
+    let port = redis.port.to_string();
+    let json = support::scratch("interrupted.json");
+    let mut child = support::loadgen_command(&[
+        "--port",
+        &port,
+        "--test-time",
+        "60s",
+        "--clients",
+        "2",
+        "--json-out",
+        json.to_str().unwrap(),
+    ])
+    .spawn()
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "still running 20 s after SIGINT");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(status.code(), Some(0));
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert!(report["overall"]["ok_replies"].as_u64().unwrap() > 0);
+    assert!(report["measured_s"].as_f64().unwrap() < 30.0);
+}
