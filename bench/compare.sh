@@ -29,7 +29,10 @@ trap cleanup EXIT
 wait_port() { for _ in $(seq 1 500); do redis-cli -p "$1" ping >/dev/null 2>&1 && return 0; sleep 0.01; done; echo "port $1 never answered"; exit 1; }
 
 # Backends stay up for the whole run; each proxy is started fresh per measurement.
-REDIS_PORTS=(17301 17302 17303); SHARD_PORTS=(17311 17312 17313); DIRECT=17320
+REDIS_PORTS=(18601 18602 18603); SHARD_PORTS=(18611 18612 18613); DIRECT=18620
+for p in "${REDIS_PORTS[@]}" "${SHARD_PORTS[@]}" "$DIRECT" 18630 18631 18640; do
+  if redis-cli -p "$p" ping >/dev/null 2>&1; then echo "port $p is already in use: stop what listens there first"; exit 1; fi
+done
 for p in "${REDIS_PORTS[@]}" "$DIRECT"; do
   redis-server --port "$p" --save '' --appendonly no --dir "$WORK" >/dev/null & PIDS+=($!)
 done
@@ -38,7 +41,7 @@ for p in "${REDIS_PORTS[@]}" "${SHARD_PORTS[@]}" "$DIRECT"; do wait_port "$p"; d
 
 cat > "$WORK/nutcracker.yml" <<YML
 ringcache_compare:
-  listen: 127.0.0.1:17330
+  listen: 127.0.0.1:18630
   hash: fnv1a_64
   hash_tag: "{}"
   distribution: ketama
@@ -54,11 +57,11 @@ YML
 start_front() {
   FRONT_PID=""
   case $1 in
-    ringcache) "$BIN/ringcache-proxy" --port 17340 --metrics-port 0 --log warn \
+    ringcache) "$BIN/ringcache-proxy" --port 18640 --metrics-port 0 --log warn \
          --shards "s1=127.0.0.1:${SHARD_PORTS[0]},s2=127.0.0.1:${SHARD_PORTS[1]},s3=127.0.0.1:${SHARD_PORTS[2]}" &
-       FRONT_PID=$!; PORT=17340 ;;
-    nutcracker) nutcracker -c "$WORK/nutcracker.yml" -s 17331 -o "$WORK/nutcracker.log" &
-       FRONT_PID=$!; PORT=17330 ;;
+       FRONT_PID=$!; PORT=18640 ;;
+    nutcracker) nutcracker -c "$WORK/nutcracker.yml" -s 18631 -o "$WORK/nutcracker.log" &
+       FRONT_PID=$!; PORT=18630 ;;
     redis) PORT=$DIRECT ;;
   esac
   wait_port "$PORT"

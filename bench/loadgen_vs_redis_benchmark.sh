@@ -25,7 +25,10 @@ cleanup() { for p in "${PIDS[@]:-}"; do kill "$p" 2>/dev/null || true; done; wai
 trap cleanup EXIT
 wait_port() { for _ in $(seq 1 500); do redis-cli -p "$1" ping >/dev/null 2>&1 && return 0; sleep 0.01; done; echo "port $1 never answered"; exit 1; }
 
-REDIS=17201; SHARD=17202
+REDIS=18501; SHARD=18502
+for p in "$REDIS" "$SHARD"; do
+  if redis-cli -p "$p" ping >/dev/null 2>&1; then echo "port $p is already in use: stop what listens there first"; exit 1; fi
+done
 redis-server --port "$REDIS" --save '' --appendonly no --dir "$WORK" >/dev/null & PIDS+=($!)
 "$BIN/ringcache-shard" --port "$SHARD" --metrics-port 0 --maxmemory 1gb --log warn & PIDS+=($!)
 wait_port "$REDIS"; wait_port "$SHARD"

@@ -729,6 +729,7 @@ async fn open_loop_conn(
                         continue;
                     }
                     s.push_request(&mut wbuf, due, now, measured);
+                    rec.borrow_mut().send_lag(now.saturating_duration_since(due), measured);
                 }
                 // Time out against the oldest pending reply when the window stays full.
             }

@@ -159,6 +159,9 @@ pub struct Report {
     pub errors: BTreeMap<String, u64>,
     /// (percentile, ms) over all replies.
     pub percentile_curve: Vec<(f64, f64)>,
+    /// Open loop: how late requests were written after their intended send time (included in the
+    /// latencies above; tokio's timer wakes on millisecond ticks, so up to about 1 ms is the generator's).
+    pub send_lag: Option<Percentiles>,
     pub timeline: Vec<TimelinePoint>,
     pub verify: Option<VerifyReport>,
     pub verdict: Verdict,
@@ -214,6 +217,7 @@ impl Report {
             error_rate,
             errors: out.stats.errors.iter().map(|(k, n)| (k.label(), *n)).collect(),
             percentile_curve: percentile_curve(&all.latency),
+            send_lag: (!out.stats.send_lag.is_empty()).then(|| Percentiles::of(&out.stats.send_lag)),
             timeline: out.ticks.iter().map(TimelinePoint::of).collect(),
             verify: out.verify.clone(),
             verdict,
@@ -275,6 +279,13 @@ impl Report {
                 l.p999_ms,
                 l.max_ms,
                 l.mean_ms
+            );
+        }
+        if let Some(lag) = &self.send_lag {
+            let _ = writeln!(
+                t,
+                "send lag (intended -> written, included above): p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
+                lag.p50_ms, lag.p99_ms, lag.max_ms
             );
         }
         if self.errors.is_empty() {

@@ -117,11 +117,18 @@ pub struct Stats {
     /// Indexed like the run's command names.
     pub commands: Vec<CommandStats>,
     pub errors: BTreeMap<ErrorKind, u64>,
+    /// Open loop: how late each request was written after its intended send time (the generator's own
+    /// scheduling delay, included in the latencies). Empty in closed loop.
+    pub send_lag: Histogram<u64>,
 }
 
 impl Stats {
     pub fn new(commands: usize) -> Stats {
-        Stats { commands: (0..commands).map(|_| CommandStats::default()).collect(), errors: BTreeMap::new() }
+        Stats {
+            commands: (0..commands).map(|_| CommandStats::default()).collect(),
+            errors: BTreeMap::new(),
+            send_lag: new_histogram(),
+        }
     }
 
     pub fn merge(&mut self, other: &Stats) {
@@ -131,6 +138,7 @@ impl Stats {
         for (k, n) in &other.errors {
             *self.errors.entry(k.clone()).or_default() += n;
         }
+        let _ = self.send_lag.add(&other.send_lag);
     }
 
     /// All commands together.
@@ -228,6 +236,13 @@ impl Recorder {
             c.failed += count;
         }
         *self.total.errors.entry(kind).or_default() += count;
+    }
+
+    /// Open loop: a request was written `lag` after its intended send time.
+    pub fn send_lag(&mut self, lag: Duration, measured: bool) {
+        if measured {
+            record_latency(&mut self.total.send_lag, lag);
+        }
     }
 
     /// Hands over the current second's figures and starts a new second.

@@ -74,6 +74,7 @@ fn counts_and_hit_ratio_match_the_servers_info() {
     assert!((ratio - hits as f64 / (hits + misses) as f64).abs() < 1e-12);
     assert!(hits > 0 && misses > 0);
     assert_eq!(run.report["errors"].as_object().unwrap().len(), 0);
+    assert!(run.report["send_lag"].is_null(), "closed loop has no schedule to lag behind");
     // Percentiles are ordered and the table is printed.
     let l = &run.report["overall"]["latency"];
     let p = |k: &str| l[k].as_f64().unwrap();

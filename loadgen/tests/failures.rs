@@ -110,6 +110,9 @@ fn open_loop_sends_on_schedule() {
     let mut con = redis.client();
     assert_eq!(redis.calls(&mut con, "get") + redis.calls(&mut con, "set"), 1000);
     assert_eq!(run.report["settings"]["mode"], "open");
+    // How late the generator itself wrote requests is reported separately.
+    assert!(run.report["send_lag"]["p99_ms"].is_f64(), "{}", run.report["send_lag"]);
+    assert!(run.stdout.contains("send lag"), "{}", run.stdout);
 }
 
 #[test]
