@@ -30,6 +30,7 @@ use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
 use crate::config::{Config, RunLength, Workload};
+use crate::pacer::Pacer;
 use crate::stats::{ErrorKind, Interval, Recorder, Stats};
 use crate::verify::{Verifier, VerifyReport};
 use crate::workload::{ClientWorkload, Op, OpKind};
@@ -700,6 +701,7 @@ async fn open_loop_conn(
 
     let writer = async {
         let mut wbuf = BytesMut::with_capacity(16 * 1024);
+        let pacer = Pacer::new();
         loop {
             let (done, full, due) = {
                 let s = state.borrow();
@@ -714,7 +716,7 @@ async fn open_loop_conn(
                 room.notified().await;
                 continue;
             }
-            tokio::time::sleep_until(due.into()).await;
+            pacer.sleep_until(due).await;
             let now = Instant::now();
             wbuf.clear();
             {

@@ -6,7 +6,8 @@
 //! - [`config`]: the flags (`--help` is the manual) and their validated form, [`config::Config`].
 //! - [`workload`]: seeded key choice (sequential, uniform, zipf, gaussian), values (stamped for
 //!   verification), `--command` templates and RESP encoding into the connection's write buffer.
-//! - [`driver`]: threads, connections, closed and open loop, timeouts and reconnects.
+//! - [`driver`]: threads, connections, closed and open loop, timeouts and reconnects; [`pacer`] wakes the
+//!   open loop's writers at their send times (a Linux timerfd: tokio's timer has millisecond resolution).
 //! - [`verify`]: per-connection key histories that classify a read as lost, stale or corrupt.
 //! - [`stats`]: HDR histograms and counters, recorded per thread and merged.
 //! - [`report`]: the figures (`--json-out`), the final table and the live line.
@@ -22,6 +23,7 @@
 
 pub mod config;
 pub mod driver;
+pub mod pacer;
 pub mod plot;
 pub mod report;
 pub mod stats;
