@@ -73,7 +73,9 @@ impl TimelinePoint {
     pub fn of(tick: &Tick) -> TimelinePoint {
         let p = Percentiles::of(&tick.interval.latency);
         TimelinePoint {
-            t_s: tick.index as f64 + tick.duration_s,
+            // A full second's interval ends a little after its boundary (the ticker wakes late); it is still
+            // that second.
+            t_s: tick.index as f64 + tick.duration_s.min(1.0),
             ops_per_sec: rate(tick.interval.ok_replies, tick.duration_s),
             p50_ms: p.p50_ms,
             p99_ms: p.p99_ms,
@@ -326,8 +328,8 @@ impl Report {
 pub fn live_line(tick: &Tick) -> String {
     let p = TimelinePoint::of(tick);
     format!(
-        "[{:>5.0}s] {:>11.0} ops/s  p99 {:>8.3} ms  errors {}{}",
-        p.t_s.ceil(),
+        "[{:>5}s] {:>11.0} ops/s  p99 {:>8.3} ms  errors {}{}",
+        tick.index + 1,
         p.ops_per_sec,
         p.p99_ms,
         p.errors,
@@ -409,5 +411,9 @@ mod tests {
         assert_eq!(v["verdict"], "pass");
         assert!(v["percentile_curve"].as_array().is_some_and(|a| !a.is_empty()));
         assert!(live_line(&out.ticks[0]).contains("1000 ops/s"));
+        assert!(live_line(&out.ticks[0]).starts_with("[    1s]"), "{}", live_line(&out.ticks[0]));
+        let late = Tick { index: 2, duration_s: 1.004, warmup: false, interval: Interval::default() };
+        assert_eq!(TimelinePoint::of(&late).t_s, 3.0);
+        assert!(live_line(&late).starts_with("[    3s]"));
     }
 }
