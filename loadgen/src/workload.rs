@@ -336,8 +336,12 @@ impl ClientWorkload {
         let clients = cfg.total_clients() as u64;
         let mut rng = SmallRng::seed_from_u64(cfg.seed ^ (client as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
         let partitioned = cfg.verify || cfg.key_pattern == KeyPattern::Sequential;
-        let space =
-            if partitioned { KeySpace::owned(cfg.keys, client as u64, clients) } else { KeySpace::all(cfg.keys) };
+        // With more connections than keys some own none (the sequential pattern only: --verify requires a key
+        // per connection); those walk all keys.
+        let space = match partitioned.then(|| KeySpace::owned(cfg.keys, client as u64, clients)) {
+            Some(owned) if owned.len > 0 => owned,
+            _ => KeySpace::all(cfg.keys),
+        };
         let sampler = KeySampler::new(cfg.key_pattern, space.len);
         let values = ValueGen::new(cfg.data_size, &mut rng);
         let (cumulative, templates) = match &cfg.workload {
@@ -618,6 +622,18 @@ mod tests {
         w.encode_set(&mut out, 9);
         let v = w.values.plain(4).to_vec();
         assert_eq!(&out[..], &encode_request([&b"SET"[..], b"loadgen:9", &v].into_iter())[..]);
+    }
+
+    #[test]
+    fn sequential_with_more_connections_than_keys_stays_in_range() {
+        let args = ["x", "--key-pattern", "sequential", "--keys", "3", "--clients", "5"];
+        let cfg = Config::from_args(&<crate::config::Args as clap::Parser>::parse_from(args)).unwrap();
+        for client in 0..5 {
+            let mut w = ClientWorkload::new(&cfg, client);
+            assert!((0..10).all(|_| w.next_op().key < 3), "connection {client}");
+        }
+        assert_eq!(ClientWorkload::new(&cfg, 1).space(), KeySpace { offset: 1, stride: 5, len: 1 });
+        assert_eq!(ClientWorkload::new(&cfg, 4).space(), KeySpace::all(3));
     }
 
     #[test]
