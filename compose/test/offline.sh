@@ -243,39 +243,17 @@ PY
 
 start_load() {
   local seconds=$1
-  if "docker/prebuilt/loadgen/ringcache-loadgen" --help 2>/dev/null | grep -q -- '--max-error-rate'; then
-    # From inside the Compose network, as a user would. Requests to shard-2's keys fail for the few
-    # seconds before the proxies eject it, hence the error budget.
-    log "load: ringcache-loadgen through NGINX for ${seconds}s (compose run loadgen)"
-    LOAD_KIND=loadgen
-    compose --profile tools run --rm -T loadgen --host nginx --port 6379 --clients 16 --threads 1 \
-      --ratio 1:1 --test-time "${seconds}s" --keys 10000 --data-size 32 --max-error-rate 0.5 \
-      >"$WORK/load.out" 2>&1 &
-    LOAD_PID=$!
-    wait_for 30 sh -c "docker ps -q --filter label=com.docker.compose.project=$PROJECT \
-      --filter label=com.docker.compose.service=loadgen --filter status=running | grep -q ." \
-      || fail "the loadgen container did not start"
-    return
-  else
-    # redis-benchmark exits at the first error reply (shard-2's keys fail until the proxies eject it), so
-    # it is started again until the deadline: the load goes on through the whole outage.
-    log "load: redis-benchmark through NGINX for ${seconds}s, restarted after errors (ringcache-loadgen is not built yet)"
-    LOAD_KIND=redis-benchmark
-    (
-      deadline=$((SECONDS + seconds))
-      runs=0 failed=0
-      while [ "$SECONDS" -lt "$deadline" ]; do
-        runs=$((runs + 1))
-        rc=0
-        timeout $((deadline - SECONDS + 1)) redis-benchmark -p "$NGINX_PORT" -c 16 -n 20000 -t set,get -r 10000 \
-          -d 32 -q >>"$WORK/load.log" 2>&1 || rc=$?
-        # 124: stopped by the deadline, not by an error.
-        if [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ]; then failed=$((failed + 1)); fi
-      done
-      echo "redis-benchmark ran $runs times; $failed of them stopped at an error reply"
-    ) >"$WORK/load.out" 2>&1 &
-  fi
+  # From inside the Compose network, as a user would. Requests to shard-2's keys fail for the few seconds
+  # before the proxies eject it, hence the error budget.
+  log "load: ringcache-loadgen through NGINX for ${seconds}s (compose run loadgen)"
+  LOAD_KIND=loadgen
+  compose --profile tools run --rm -T loadgen --host nginx --port 6379 --clients 16 --threads 1 \
+    --ratio 1:1 --test-time "${seconds}s" --keys 10000 --data-size 32 --max-error-rate 0.5 \
+    >"$WORK/load.out" 2>&1 &
   LOAD_PID=$!
+  wait_for 30 sh -c "docker ps -q --filter label=com.docker.compose.project=$PROJECT \
+    --filter label=com.docker.compose.service=loadgen --filter status=running | grep -q ." \
+    || fail "the loadgen container did not start"
 }
 
 stop_load() {
