@@ -119,6 +119,34 @@ pub fn commands_total() -> u64 {
     slots().iter().flat_map(|s| s.commands.iter()).map(|c| c.count.get()).sum()
 }
 
+/// Per command that has run at least once: its name, calls and total execution time in nanoseconds, summed
+/// over all threads (for `INFO commandstats`).
+pub fn command_stats() -> Vec<(&'static str, u64, u64)> {
+    let slots = slots();
+    COMMANDS
+        .iter()
+        .enumerate()
+        .filter_map(|(i, spec)| {
+            let calls: u64 = slots.iter().map(|s| s.commands[i].count.get()).sum();
+            let sum_ns: u64 = slots.iter().map(|s| s.commands[i].sum_ns.get()).sum();
+            (calls > 0).then_some((spec.name, calls, sum_ns))
+        })
+        .collect()
+}
+
+/// Renders `INFO commandstats` lines in Redis's format (`cmdstat_get:calls=..,usec=..,usec_per_call=..`).
+pub fn commandstats_lines(out: &mut String) {
+    use std::fmt::Write as _;
+    for (name, calls, sum_ns) in command_stats() {
+        let usec = sum_ns / 1000;
+        let per_call = usec as f64 / calls as f64;
+        let _ = write!(
+            out,
+            "cmdstat_{name}:calls={calls},usec={usec},usec_per_call={per_call:.2},rejected_calls=0,failed_calls=0\r\n"
+        );
+    }
+}
+
 fn slots() -> Vec<Arc<ThreadSlot>> {
     SLOTS.lock().unwrap_or_else(|e| e.into_inner()).clone()
 }

@@ -284,3 +284,24 @@ fn keyspace_hits_and_misses_are_counted() {
     assert_eq!(shard.info_field(&mut con, "keyspace_hits") - hits, 2);
     assert_eq!(shard.info_field(&mut con, "keyspace_misses") - misses, 1);
 }
+
+/// `INFO commandstats` (asked for by name or with ALL, never by default) counts calls per command in Redis's
+/// format, as redis_exporter reads it.
+#[test]
+fn info_commandstats_counts_calls() {
+    let shard = Shard::start(&[]);
+    let mut con = shard.client();
+    for i in 0..5 {
+        let _: () = redis::cmd("SET").arg(format!("k{i}")).arg("v").query(&mut con).unwrap();
+    }
+    let _: Option<String> = redis::cmd("GET").arg("k1").query(&mut con).unwrap();
+    let stats: String = redis::cmd("INFO").arg("commandstats").query(&mut con).unwrap();
+    assert!(stats.starts_with("# Commandstats\r\n"), "{stats}");
+    let set_line = stats.lines().find(|l| l.starts_with("cmdstat_set:")).unwrap_or_else(|| panic!("{stats}"));
+    assert!(set_line.starts_with("cmdstat_set:calls=5,usec="), "{set_line}");
+    assert!(stats.lines().any(|l| l.starts_with("cmdstat_get:calls=1,")), "{stats}");
+    let all: String = redis::cmd("INFO").arg("all").query(&mut con).unwrap();
+    assert!(all.contains("# Commandstats\r\ncmdstat_"), "INFO ALL includes it");
+    let default: String = redis::cmd("INFO").query(&mut con).unwrap();
+    assert!(!default.contains("Commandstats"), "plain INFO leaves it out, as Redis does");
+}

@@ -23,10 +23,19 @@ const SECTIONS: [&str; 7] = ["server", "clients", "memory", "persistence", "stat
 
 fn info(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let mut wanted: Vec<String> = req.args_from(1).map(|a| String::from_utf8_lossy(a).to_lowercase()).collect();
+    // As in Redis: `commandstats` only when asked for by name or with ALL / EVERYTHING.
+    let commandstats = wanted.iter().any(|w| w == "commandstats" || w == "all" || w == "everything");
     if wanted.is_empty() || wanted.iter().any(|w| w == "all" || w == "everything" || w == "default") {
         wanted = SECTIONS.iter().map(|s| s.to_string()).collect();
     }
-    let text = info_text(ctx, &wanted);
+    let mut text = info_text(ctx, &wanted);
+    if commandstats {
+        if !text.is_empty() {
+            text.push_str("\r\n");
+        }
+        text.push_str("# Commandstats\r\n");
+        metrics::commandstats_lines(&mut text);
+    }
     ctx.out.bulk(text.as_bytes());
     Ok(())
 }
