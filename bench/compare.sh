@@ -20,38 +20,17 @@ for tool in redis-server redis-cli nutcracker python3; do
   command -v "$tool" >/dev/null || { echo "needs $tool (apt-get install redis-server redis-tools nutcracker python3)"; exit 1; }
 done
 cargo build --release -p ringcache-loadgen -p ringcache-shard -p ringcache-proxy >/dev/null
-BIN=target/release
+source bench/lib.sh
 mkdir -p "$OUT"
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() { for p in "${PIDS[@]:-}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
-trap cleanup EXIT
-wait_port() { for _ in $(seq 1 500); do redis-cli -p "$1" ping >/dev/null 2>&1 && return 0; sleep 0.01; done; echo "port $1 never answered"; exit 1; }
 
 # Backends stay up for the whole run; each proxy is started fresh per measurement.
 REDIS_PORTS=(18601 18602 18603); SHARD_PORTS=(18611 18612 18613); DIRECT=18620
-for p in "${REDIS_PORTS[@]}" "${SHARD_PORTS[@]}" "$DIRECT" 18630 18631 18640; do
-  if redis-cli -p "$p" ping >/dev/null 2>&1; then echo "port $p is already in use: stop what listens there first"; exit 1; fi
-done
-for p in "${REDIS_PORTS[@]}" "$DIRECT"; do
-  redis-server --port "$p" --save '' --appendonly no --dir "$WORK" >/dev/null & PIDS+=($!)
-done
-for p in "${SHARD_PORTS[@]}"; do "$BIN/ringcache-shard" --port "$p" --metrics-port 0 --maxmemory 1gb --log warn & PIDS+=($!); done
+ensure_free_ports "${REDIS_PORTS[@]}" "${SHARD_PORTS[@]}" "$DIRECT" 18630 18631 18640
+for p in "${REDIS_PORTS[@]}" "$DIRECT"; do start_redis "$p"; done
+for p in "${SHARD_PORTS[@]}"; do start_shard "$p"; done
 for p in "${REDIS_PORTS[@]}" "${SHARD_PORTS[@]}" "$DIRECT"; do wait_port "$p"; done
 
-cat > "$WORK/nutcracker.yml" <<YML
-ringcache_compare:
-  listen: 127.0.0.1:18630
-  hash: fnv1a_64
-  hash_tag: "{}"
-  distribution: ketama
-  redis: true
-  auto_eject_hosts: false
-  servers:
-   - 127.0.0.1:${REDIS_PORTS[0]}:1 s1
-   - 127.0.0.1:${REDIS_PORTS[1]}:1 s2
-   - 127.0.0.1:${REDIS_PORTS[2]}:1 s3
-YML
+write_nutcracker_yml "$WORK/nutcracker.yml" 18630 "${REDIS_PORTS[@]}"
 
 # Starts topology $1; sets PORT and FRONT_PID (empty for direct).
 start_front() {

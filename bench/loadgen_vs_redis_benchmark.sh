@@ -18,19 +18,12 @@ for tool in redis-server redis-benchmark redis-cli python3; do
   command -v "$tool" >/dev/null || { echo "needs $tool (apt-get install redis-server redis-tools python3)"; exit 1; }
 done
 cargo build --release -p ringcache-loadgen -p ringcache-shard >/dev/null
-BIN=target/release
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() { for p in "${PIDS[@]:-}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
-trap cleanup EXIT
-wait_port() { for _ in $(seq 1 500); do redis-cli -p "$1" ping >/dev/null 2>&1 && return 0; sleep 0.01; done; echo "port $1 never answered"; exit 1; }
+source bench/lib.sh
 
 REDIS=18501; SHARD=18502
-for p in "$REDIS" "$SHARD"; do
-  if redis-cli -p "$p" ping >/dev/null 2>&1; then echo "port $p is already in use: stop what listens there first"; exit 1; fi
-done
-redis-server --port "$REDIS" --save '' --appendonly no --dir "$WORK" >/dev/null & PIDS+=($!)
-"$BIN/ringcache-shard" --port "$SHARD" --metrics-port 0 --maxmemory 1gb --log warn & PIDS+=($!)
+ensure_free_ports "$REDIS" "$SHARD"
+start_redis "$REDIS"
+start_shard "$SHARD"
 wait_port "$REDIS"; wait_port "$SHARD"
 # Fill the keys both tools read, so that GETs hit: redis-benchmark's key:%012d and loadgen's loadgen:%d.
 for p in "$REDIS" "$SHARD"; do

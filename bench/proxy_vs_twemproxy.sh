@@ -15,39 +15,15 @@ for tool in redis-server redis-benchmark nutcracker; do
   command -v "$tool" >/dev/null || { echo "needs $tool (apt-get install redis-server redis-tools nutcracker)"; exit 1; }
 done
 cargo build --release -p ringcache-shard -p ringcache-proxy >/dev/null
-BIN=target/release
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() { for p in "${PIDS[@]:-}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
-trap cleanup EXIT
-
-wait_port() { for _ in $(seq 1 500); do redis-cli -p "$1" ping >/dev/null 2>&1 && return 0; sleep 0.01; done; echo "port $1 never answered"; exit 1; }
+source bench/lib.sh
 
 # Backends stay up for the whole run; each topology's front end is started fresh per measurement.
 REDIS_PORTS=(17101 17102 17103); SHARD_PORTS=(17111 17112 17113); DIRECT=17120
-for p in "${REDIS_PORTS[@]}" "$DIRECT"; do
-  redis-server --port "$p" --save '' --appendonly no --dir "$WORK" >/dev/null & PIDS+=($!)
-done
-for p in "${SHARD_PORTS[@]}"; do
-  # Snapshots off, like the redis-servers (--save '').
-  "$BIN/ringcache-shard" --port "$p" --metrics-port 0 --maxmemory 1gb --log warn \
-    --dir "$WORK/shard-$p" --snapshot-interval 0 & PIDS+=($!)
-done
+for p in "${REDIS_PORTS[@]}" "$DIRECT"; do start_redis "$p"; done
+for p in "${SHARD_PORTS[@]}"; do start_shard "$p"; done
 for p in "${REDIS_PORTS[@]}" "${SHARD_PORTS[@]}" "$DIRECT"; do wait_port "$p"; done
 
-cat > "$WORK/nutcracker.yml" <<YML
-ringcache_bench:
-  listen: 127.0.0.1:17130
-  hash: fnv1a_64
-  hash_tag: "{}"
-  distribution: ketama
-  redis: true
-  auto_eject_hosts: false
-  servers:
-   - 127.0.0.1:${REDIS_PORTS[0]}:1 s1
-   - 127.0.0.1:${REDIS_PORTS[1]}:1 s2
-   - 127.0.0.1:${REDIS_PORTS[2]}:1 s3
-YML
+write_nutcracker_yml "$WORK/nutcracker.yml" 17130 "${REDIS_PORTS[@]}"
 
 # Starts topology $1; prints its port and sets FRONT_PID (empty for direct).
 start_front() {

@@ -19,16 +19,10 @@ REDIS_PORT=${REDIS_PORT:-17002}
 command -v redis-server >/dev/null || { echo "needs redis-server (apt-get install redis-server)"; exit 1; }
 command -v redis-benchmark >/dev/null || { echo "needs redis-benchmark (apt-get install redis-tools)"; exit 1; }
 cargo build --release -p ringcache-shard >/dev/null
-RC_BIN=target/release/ringcache-shard
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() { for p in "${PIDS[@]:-}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
-trap cleanup EXIT
+source bench/lib.sh
 
-wait_port() { for _ in $(seq 1 500); do redis-cli -p "$1" ping >/dev/null 2>&1 && return 0; sleep 0.01; done; echo "port $1 never answered"; exit 1; }
-
-start_ringcache() { "$RC_BIN" --port "$RC_PORT" --metrics-port 0 --maxmemory 4gb --log warn --dir "$WORK/ringcache" --snapshot-interval 0 & PIDS+=($!); RC_PID=$!; wait_port "$RC_PORT"; }
-start_redis() { redis-server --port "$REDIS_PORT" --save '' --appendonly no --dir "$WORK" --daemonize no >/dev/null & PIDS+=($!); REDIS_PID=$!; wait_port "$REDIS_PORT"; }
+start_ringcache() { start_shard "$RC_PORT" 4gb; RC_PID=$LAST_PID; wait_port "$RC_PORT"; }
+start_redis_server() { start_redis "$REDIS_PORT"; REDIS_PID=$LAST_PID; wait_port "$REDIS_PORT"; }
 stop() { kill "$1"; wait "$1" 2>/dev/null || true; }
 
 # Prints "set_rps get_rps" for one redis-benchmark run.
@@ -47,7 +41,7 @@ for round in $(seq 1 "$ROUNDS"); do
     # Alternate which server goes first each round.
     order="ringcache redis"; [ $((round % 2)) -eq 0 ] && order="redis ringcache"
     for server in $order; do
-      if [ "$server" = ringcache ]; then start_ringcache; port=$RC_PORT; pid=$RC_PID; else start_redis; port=$REDIS_PORT; pid=$REDIS_PID; fi
+      if [ "$server" = ringcache ]; then start_ringcache; port=$RC_PORT; pid=$RC_PID; else start_redis_server; port=$REDIS_PORT; pid=$REDIS_PID; fi
       read -r set_rps get_rps < <(run_bench "$port" "$pipeline")
       stop "$pid"
       RESULTS["$server,$pipeline,set"]+="$set_rps "
@@ -96,7 +90,7 @@ echo
 echo "== memory: $KEYS keys, key:%09d, 32-byte values =="
 printf "%-10s %14s %14s %16s %14s\n" server used_memory rss_growth used_per_key rss_per_key
 for server in ringcache redis; do
-  if [ "$server" = ringcache ]; then start_ringcache; port=$RC_PORT; pid=$RC_PID; else start_redis; port=$REDIS_PORT; pid=$REDIS_PID; fi
+  if [ "$server" = ringcache ]; then start_ringcache; port=$RC_PORT; pid=$RC_PID; else start_redis_server; port=$REDIS_PORT; pid=$REDIS_PID; fi
   rss0=$(rss_of "$pid")
   load_keys "$port"
   [ "$(redis-cli -p "$port" dbsize)" = "$KEYS" ] || { echo "$server did not keep all $KEYS keys"; exit 1; }

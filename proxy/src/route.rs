@@ -116,7 +116,7 @@ fn route_command(
             "ERR SPOP is not supported by ringcache-proxy with --replicas above 1 (each copy would pop a different \
              member); use SRANDMEMBER and SREM",
         ),
-        _ if spec.first_key > 0 && spec.is_write() && topo.replicas > 1 => {
+        _ if topo.replicas > 1 && spec.first_key > 0 && spec.is_write() => {
             replicated(session, &topo, &req, &topo.owners(req.arg(spec.first_key as usize)))
         }
         _ if spec.first_key > 0 => match topo.owner(req.arg(spec.first_key as usize)) {
@@ -413,7 +413,7 @@ fn split(
     // (shard, whether it gets the owner's copy, key argument positions). A write goes to every copy of each
     // key; only the owners' replies are merged, the extra copies just have to succeed.
     let mut per_shard: Vec<(usize, bool, Vec<usize>)> = Vec::new();
-    let copies = if spec.is_write() { topo.replicas } else { 1 };
+    let copies = if topo.replicas > 1 && spec.is_write() { topo.replicas } else { 1 };
     for pos in (1..req.argc()).step_by(group) {
         let owners =
             if copies == 1 { topo.owner(req.arg(pos)).into_iter().collect() } else { topo.owners(req.arg(pos)) };

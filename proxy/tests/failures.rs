@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 
 use ringcache_common::hash::KeyHash;
 use ringcache_proxy::ring::{Member, Ring};
-use support::{cluster_of_shards, free_port, reply_end, start_proxy, start_shard, start_shard_on, Proc};
+use support::{
+    cluster_of_shards, free_port, poll_until, reply_end, sample, scrape, start_proxy, start_shard, start_shard_on, Proc,
+};
 
 const TIMEOUT: Duration = Duration::from_millis(500);
 /// Slack over --timeout for a request to come back: the backend checks for timeouts every timeout/4, and
@@ -103,15 +105,6 @@ fn keys(prefix: &str, count: usize) -> Vec<(String, usize)> {
     out
 }
 
-/// Polls `f` every 20 ms until it returns true; fails the test after `limit`.
-fn poll_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out after {limit:?} waiting until {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// A "shard" that accepts connections and never answers.
 struct BlackHole {
     port: u16,
@@ -150,33 +143,6 @@ impl Drop for BlackHole {
             let _ = t.join();
         }
     }
-}
-
-/// Scrapes `/metrics` over plain HTTP; returns the body.
-fn scrape(port: u16) -> String {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).unwrap();
-    let text = String::from_utf8(raw).unwrap();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap();
-    assert!(head.starts_with("HTTP/1.") && head.contains(" 200 "), "{head}");
-    body.to_string()
-}
-
-/// The value of the sample `name{labels}` (labels in any order), if present.
-fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
-        let (series, value) = l.rsplit_once(' ')?;
-        let (n, rest) = series.split_once('{').unwrap_or((series, "}"));
-        if n != name {
-            return None;
-        }
-        let set: Vec<&str> = rest.trim_end_matches('}').split(',').filter(|p| !p.is_empty()).collect();
-        let wanted: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
-        (set.len() == wanted.len() && wanted.iter().all(|w| set.contains(&w.as_str()))).then(|| value.parse().unwrap())
-    })
 }
 
 // ---------------------------------------------------------------------------------------------------------

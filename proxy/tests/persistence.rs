@@ -6,18 +6,10 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use redis::Commands;
-use support::{free_port, start_proxy, start_shard_in, Proc};
-
-fn poll_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !f() {
-        assert!(Instant::now() < deadline, "{what}: not within {limit:?}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
+use support::{free_port, poll_until, start_proxy, start_shard_in, Proc};
 
 fn changes_pending(shard: &Proc) -> u64 {
     let info: String = redis::cmd("INFO").arg("persistence").query(&mut shard.client()).unwrap();

@@ -6,7 +6,6 @@
 
 mod support;
 
-use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,19 +13,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use redis::Commands;
-use support::{free_port, start_shard, Proc};
-
-fn scrape(port: u16) -> String {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out
-}
+use support::{free_port, sample, scrape, start_shard, Proc};
 
 fn backend_up(metrics_port: u16, shard: &str) -> bool {
-    let line = format!("ringcache_proxy_backend_up{{shard=\"{shard}\"}} 1");
-    scrape(metrics_port).lines().any(|l| l == line)
+    sample(&scrape(metrics_port), "ringcache_proxy_backend_up", &[("shard", shard)]) == Some(1.0)
 }
 
 fn dbsize(p: &Proc) -> usize {

@@ -9,22 +9,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use redis::Commands;
-use support::Shard;
+use support::{info_value, Shard};
 
 const SNAPSHOT: &str = "ringcache.snapshot";
-
-fn info(con: &mut redis::Connection) -> String {
-    redis::cmd("INFO").arg("persistence").query(con).unwrap()
-}
-
-fn info_value(con: &mut redis::Connection, field: &str) -> String {
-    let text = info(con);
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{field}:")))
-        .unwrap_or_else(|| panic!("no {field} in INFO persistence:\n{text}"))
-        .trim()
-        .to_string()
-}
 
 /// Polls until a snapshot has been written since `saves_before` successful ones, with no changes pending.
 fn wait_for_snapshot(con: &mut redis::Connection, saves_before: u64) {
@@ -35,7 +22,7 @@ fn wait_for_snapshot(con: &mut redis::Connection, saves_before: u64) {
         if saves > saves_before && pending == 0 {
             return;
         }
-        assert!(Instant::now() < deadline, "no snapshot within 30s:\n{}", info(con));
+        assert!(Instant::now() < deadline, "no snapshot within 30s");
         std::thread::sleep(Duration::from_millis(20));
     }
 }

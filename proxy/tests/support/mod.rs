@@ -2,6 +2,7 @@
 //! free loopback ports, each stopped when its guard drops (also when a test panics).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -214,4 +215,40 @@ pub fn reply_end(buf: &[u8], from: usize) -> Option<usize> {
         }
         other => panic!("not a RESP reply: starts with {:?} in {:?}", other as char, String::from_utf8_lossy(buf)),
     }
+}
+
+/// Polls `f` every 20 ms until it returns true; fails the test after `limit`.
+pub fn poll_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out after {limit:?} waiting until {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Scrapes `/metrics` over plain HTTP; returns the body.
+pub fn scrape(port: u16) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let text = String::from_utf8(raw).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.") && head.contains(" 200 "), "{head}");
+    body.to_string()
+}
+
+/// The value of the sample `name{labels}` (labels in any order), if present.
+pub fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        let (series, value) = l.rsplit_once(' ')?;
+        let (n, rest) = series.split_once('{').unwrap_or((series, "}"));
+        if n != name {
+            return None;
+        }
+        let set: Vec<&str> = rest.trim_end_matches('}').split(',').filter(|p| !p.is_empty()).collect();
+        let wanted: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
+        (set.len() == wanted.len() && wanted.iter().all(|w| set.contains(&w.as_str()))).then(|| value.parse().unwrap())
+    })
 }

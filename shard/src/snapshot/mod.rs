@@ -16,7 +16,7 @@ pub mod load;
 pub mod write;
 
 use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -417,9 +417,4 @@ impl PersistenceThread {
         }
         Ok(())
     }
-}
-
-/// Where the snapshot lives in `dir` (for tests and tools).
-pub fn snapshot_file(dir: &Path) -> PathBuf {
-    dir.join(SNAPSHOT_FILE)
 }

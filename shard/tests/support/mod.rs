@@ -194,13 +194,7 @@ impl Shard {
 
     /// A field of INFO, parsed as a number.
     pub fn info_field(&self, con: &mut redis::Connection, field: &str) -> u64 {
-        let info: String = redis::cmd("INFO").arg("all").query(con).unwrap();
-        info.lines()
-            .find_map(|l| l.strip_prefix(&format!("{field}:")))
-            .unwrap_or_else(|| panic!("no {field} in INFO"))
-            .trim()
-            .parse()
-            .unwrap()
+        info_value(con, field).parse().unwrap()
     }
 }
 
@@ -265,4 +259,14 @@ pub fn resp(args: &[&[u8]]) -> Vec<u8> {
         out.extend_from_slice(b"\r\n");
     }
     out
+}
+
+/// A field of `INFO ALL`, as text.
+pub fn info_value(con: &mut redis::Connection, field: &str) -> String {
+    let info: String = redis::cmd("INFO").arg("all").query(con).unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .unwrap_or_else(|| panic!("no {field} in INFO:\n{info}"))
+        .trim()
+        .to_string()
 }
