@@ -169,6 +169,7 @@ commands! {
     // persistence
     "save", 1, ["admin", "noscript"], 0, 0, 0, "server", "1.0.0", "Synchronously saves the database(s) to disk.";
     "bgsave", -1, ["admin", "noscript"], 0, 0, 0, "server", "1.0.0", "Asynchronously saves the database(s) to disk.";
+    "ringcache", -2, ["admin"], 0, 0, 0, "server", "0.1.0", "Shard-to-shard operations used by ringcache-proxy (hinted handoff).";
     "lastsave", 1, ["loading", "stale", "fast"], 0, 0, 0, "server", "1.0.0", "Returns the Unix timestamp of the last successful save to disk.";
 }
 

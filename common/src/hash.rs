@@ -38,6 +38,24 @@ impl KeyHash {
         })
     }
 
+    /// twemproxy's option value for this function (the inverse of [`Self::from_name`]).
+    pub fn name(self) -> &'static str {
+        match self {
+            KeyHash::Fnv1_64 => "fnv1_64",
+            KeyHash::Fnv1a_64 => "fnv1a_64",
+            KeyHash::Fnv1_32 => "fnv1_32",
+            KeyHash::Fnv1a_32 => "fnv1a_32",
+            KeyHash::Md5 => "md5",
+            KeyHash::Crc32a => "crc32a",
+            KeyHash::OneAtATime => "one_at_a_time",
+        }
+    }
+
+    /// The hash a key is placed by on the ring: its `{hash tag}`, hashed with this function.
+    pub fn ring_hash(self, key: &[u8]) -> u32 {
+        self.hash(hash_tag(key))
+    }
+
     pub fn hash(self, key: &[u8]) -> u32 {
         match self {
             KeyHash::Fnv1_64 => fnv1_64(key),
@@ -49,6 +67,14 @@ impl KeyHash {
             KeyHash::OneAtATime => one_at_a_time(key),
         }
     }
+}
+
+/// Whether `hash` falls in one of the ring arcs `(after, up_to]` (an arc with `after >= up_to` wraps past
+/// `u32::MAX`), as `ringcache-proxy`'s `Ring::arcs_of` gives them.
+pub fn in_arcs(arcs: &[(u32, u32)], hash: u32) -> bool {
+    arcs.iter().any(
+        |&(after, up_to)| if after < up_to { hash > after && hash <= up_to } else { hash > after || hash <= up_to },
+    )
 }
 
 const FNV_64_INIT: u64 = 0xcbf2_9ce4_8422_2325;

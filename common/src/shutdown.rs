@@ -1,5 +1,7 @@
 //! Graceful shutdown: SIGINT and SIGTERM cancel a token that servers watch.
 
+use std::future::Future;
+
 use tokio_util::sync::CancellationToken;
 
 /// Returns a token cancelled on the first SIGINT or SIGTERM. Must be called inside a tokio runtime.
@@ -15,6 +17,35 @@ pub fn on_signals() -> std::io::Result<CancellationToken> {
             _ = int.recv() => "SIGINT",
         };
         tracing::info!("{name} received: shutting down");
+        cancel.cancel();
+    });
+    Ok(token)
+}
+
+/// Like [`on_signals`], but the first SIGINT or SIGTERM first runs `before_exit` (a shard drains its keys
+/// there) and cancels the token when it is done; a second signal cancels at once.
+pub fn on_signals_after<F, Fut>(before_exit: F) -> std::io::Result<CancellationToken>
+where
+    F: FnOnce(&'static str) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    use tokio::signal::unix::{signal, SignalKind};
+    let token = CancellationToken::new();
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let cancel = token.clone();
+    tokio::spawn(async move {
+        let name = tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        };
+        tracing::info!("{name} received");
+        tokio::select! {
+            _ = before_exit(name) => {}
+            _ = term.recv() => tracing::info!("second SIGTERM: shutting down now"),
+            _ = int.recv() => tracing::info!("second SIGINT: shutting down now"),
+        }
+        tracing::info!("shutting down");
         cancel.cancel();
     });
     Ok(token)

@@ -156,19 +156,36 @@ async fn run(
     }
 }
 
-/// Connects and, when the shard wants a password, authenticates.
+/// Connects, authenticates when the shard wants a password, and names the connection `ringcache-proxy`
+/// (a ringcache-shard that gets SIGTERM waits for a proxy to drain it only while one is connected).
 async fn connect(addr: &str, password: Option<&str>) -> std::io::Result<TcpStream> {
     let mut stream = TcpStream::connect(addr).await?;
     if let Some(pw) = password {
         let auth = format!("*2\r\n$4\r\nAUTH\r\n${}\r\n{pw}\r\n", pw.len());
         stream.write_all(auth.as_bytes()).await?;
-        let mut reply = [0u8; 5];
-        stream.read_exact(&mut reply).await?;
-        if &reply != b"+OK\r\n" {
+        if read_line(&mut stream).await? != b"+OK" {
             return Err(std::io::Error::other("shard refused the password"));
         }
     }
+    stream.write_all(b"*3\r\n$6\r\nCLIENT\r\n$7\r\nSETNAME\r\n$15\r\nringcache-proxy\r\n").await?;
+    // Any reply will do (a server without CLIENT SETNAME is still a backend); it only has to be read.
+    read_line(&mut stream).await?;
     Ok(stream)
+}
+
+/// Reads one reply line (without its `\r\n`), at most 512 bytes.
+pub(crate) async fn read_line(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    while line.len() < 512 {
+        stream.read_exact(&mut byte).await?;
+        if byte[0] == b'\n' && line.last() == Some(&b'\r') {
+            line.pop();
+            return Ok(line);
+        }
+        line.push(byte[0]);
+    }
+    Err(std::io::Error::other("reply line too long"))
 }
 
 /// Runs one live connection until it fails (`Err`) or every sender is gone (`Ok`).

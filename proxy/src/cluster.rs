@@ -3,19 +3,21 @@
 //! A [`Topology`] (ring + shard handles) is immutable and swapped atomically, so a request sees one
 //! consistent view. Each shard has a fixed number of pipelined [`BackendConn`]s and a health checker that
 //! PINGs it every `--health-interval`: `--failure-limit` consecutive failures mark it down (its keys go to
-//! the next live shard on the ring) and one successful probe readmits it.
+//! the next live shard on the ring) and one successful probe readmits it, after the writes made elsewhere
+//! while it was away have been handed back to it ([`crate::handoff`]).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
-use crate::backend::BackendConn;
+use crate::backend::{read_line, BackendConn};
 use crate::config::ShardSpec;
+use crate::handoff::{self, HandoffError};
 use crate::metrics::{BackendMetrics, ProxyMetrics};
 use crate::ring::Ring;
 use ringcache_common::hash::KeyHash;
@@ -24,6 +26,8 @@ use ringcache_common::hash::KeyHash;
 pub struct ShardHandle {
     pub spec: ShardSpec,
     up: AtomicBool,
+    /// A drain of this shard is under way or done (a shard is drained once per handle).
+    draining: AtomicBool,
     pub conns: Vec<BackendConn>,
     pub metrics: Arc<BackendMetrics>,
 }
@@ -45,6 +49,9 @@ pub struct Topology {
     pub shards: Vec<Arc<ShardHandle>>,
     /// Copies of each key (`--replicas`).
     pub replicas: usize,
+    /// Whether writes to stand-ins are recorded for hinted handoff (shared with the cluster, which turns it
+    /// off in front of shards that do not support it).
+    pub handoff: Arc<AtomicBool>,
 }
 
 /// The live shards holding a key's copies, the owner (where reads go) first.
@@ -66,7 +73,39 @@ impl Topology {
     pub fn live(&self) -> impl Iterator<Item = (usize, &Arc<ShardHandle>)> {
         self.shards.iter().enumerate().filter(|(_, s)| s.is_up())
     }
+
+    /// Whether writes may need wrapping for hinted handoff: handoff is on and some shard is down.
+    pub fn hinting(&self) -> bool {
+        self.handoff.load(Ordering::Relaxed) && self.shards.iter().any(|s| !s.is_up())
+    }
+
+    /// Where a write of `key` goes: its live copies, the owner first, each with the names of the absent
+    /// shards it stands in for (comma-separated), if any. Without [`Self::hinting`], no copy has any.
+    pub fn write_copies(&self, key: &[u8]) -> WriteCopies {
+        let live = self.owners(key);
+        if !self.hinting() {
+            return live.into_iter().map(|i| (i, None)).collect();
+        }
+        let mut natural = Owners::new();
+        self.ring.live_owners(key, self.replicas, |_| true, &mut natural);
+        let absent: Vec<&str> =
+            natural.iter().filter(|i| !live.contains(i)).map(|&i| self.shards[i].spec.name.as_str()).collect();
+        let targets: Option<Arc<str>> = (!absent.is_empty()).then(|| Arc::from(absent.join(",")));
+        live.into_iter().map(|i| (i, if natural.contains(&i) { None } else { targets.clone() })).collect()
+    }
+
+    /// The names of the shards that are down, comma-separated (`None` when all are up or handoff is off).
+    pub fn absent_names(&self) -> Option<Arc<str>> {
+        if !self.hinting() {
+            return None;
+        }
+        let names: Vec<&str> = self.shards.iter().filter(|s| !s.is_up()).map(|s| s.spec.name.as_str()).collect();
+        Some(Arc::from(names.join(",")))
+    }
 }
+
+/// A write's copies: (shard index, absent shards it stands in for).
+pub type WriteCopies = smallvec::SmallVec<[(usize, Option<Arc<str>>); 4]>;
 
 /// Settings the cluster needs to build shard handles.
 #[derive(Clone)]
@@ -79,6 +118,8 @@ pub struct ClusterSettings {
     pub shard_password: Option<String>,
     /// Copies of each key (`--replicas`).
     pub replicas: usize,
+    /// Hinted handoff (`--handoff`).
+    pub handoff: bool,
 }
 
 pub struct Cluster {
@@ -86,6 +127,8 @@ pub struct Cluster {
     pub settings: ClusterSettings,
     metrics: Arc<ProxyMetrics>,
     shutdown: CancellationToken,
+    /// Hinted handoff is on (`--handoff`, and every shard understood it so far).
+    handoff: Arc<AtomicBool>,
 }
 
 impl Cluster {
@@ -95,15 +138,18 @@ impl Cluster {
         metrics: Arc<ProxyMetrics>,
         shutdown: CancellationToken,
     ) -> Arc<Cluster> {
+        let handoff = Arc::new(AtomicBool::new(settings.handoff));
         let cluster = Arc::new(Cluster {
             topology: ArcSwap::from_pointee(Topology {
                 ring: Ring::new(&[], settings.key_hash),
                 shards: Vec::new(),
                 replicas: settings.replicas,
+                handoff: handoff.clone(),
             }),
             settings,
             metrics,
             shutdown,
+            handoff,
         });
         cluster.set_shards(shards);
         cluster
@@ -113,9 +159,52 @@ impl Cluster {
         self.topology.load()
     }
 
-    /// Installs a new shard list. Shards whose name and address are unchanged keep their connections and
-    /// health state; the new ring replaces the old one atomically.
+    /// Installs the first shard list (at start: every shard is a member already).
     pub fn set_shards(self: &Arc<Self>, specs: Vec<ShardSpec>) {
+        for shard in self.install(specs, &[]) {
+            tokio::spawn(health_check(self.clone(), shard));
+        }
+    }
+
+    /// Applies a changed shard list (a config reload) and moves the keys whose owner changed:
+    /// - a shard that left is drained first: its keys are copied to the shards that own them without it;
+    /// - a shard that joined starts absent, the shards holding its keys keep them as hints for it, and the
+    ///   health checker admits it like a returning shard, handing them over.
+    ///
+    /// With handoff off (shards that are not ringcache-shard) the ring just changes, as in twemproxy.
+    pub async fn change_shards(self: &Arc<Self>, specs: Vec<ShardSpec>) {
+        let old = self.topology.load_full();
+        let handoff = self.handoff_on();
+        for gone in old.shards.iter().filter(|s| !specs.iter().any(|n| n.name == s.spec.name)) {
+            if handoff && gone.is_up() {
+                self.drain_shard(gone).await;
+            }
+        }
+        let mut joining = Vec::new();
+        if handoff {
+            for spec in specs.iter().filter(|n| !old.shards.iter().any(|s| s.spec.name == n.name)) {
+                joining.push(spec.name.clone());
+            }
+        }
+        let started = self.install(specs, &joining);
+        for gone in old.shards.iter().filter(|s| !self.topology().shards.iter().any(|n| n.spec.name == s.spec.name)) {
+            if handoff {
+                handoff::forget(self, &gone.spec.name).await;
+            }
+        }
+        for shard in started {
+            if joining.contains(&shard.spec.name) {
+                self.join_shard(&shard).await;
+            }
+            tokio::spawn(health_check(self.clone(), shard));
+        }
+    }
+
+    /// Builds and installs the topology for `specs`. Shards whose name and address are unchanged keep their
+    /// connections and health state; shards named in `joining` start absent. Returns the new handles, whose
+    /// health checkers the caller starts once they are in the topology (a checker that ran before would find
+    /// its shard missing, take it for removed, and stop for good).
+    fn install(self: &Arc<Self>, specs: Vec<ShardSpec>, joining: &[String]) -> Vec<Arc<ShardHandle>> {
         let old = self.topology.load_full();
         let mut started = Vec::new();
         let shards: Vec<Arc<ShardHandle>> = specs
@@ -123,7 +212,8 @@ impl Cluster {
             .map(|spec| match old.shards.iter().find(|s| s.spec == spec) {
                 Some(existing) => existing.clone(),
                 None => {
-                    let shard = self.start_shard(spec);
+                    let absent = joining.contains(&spec.name);
+                    let shard = self.start_shard(spec, !absent);
                     started.push(shard.clone());
                     shard
                 }
@@ -131,17 +221,166 @@ impl Cluster {
             .collect();
         let members: Vec<_> = shards.iter().map(|s| s.spec.member()).collect();
         let ring = Ring::new(&members, self.settings.key_hash);
-        self.topology.store(Arc::new(Topology { ring, shards, replicas: self.settings.replicas }));
-        // Only once the new shards are in the topology: a checker that ran before would find its shard
-        // missing, take it for removed, and stop for good.
-        for shard in started {
-            tokio::spawn(health_check(self.clone(), shard));
+        self.topology.store(Arc::new(Topology {
+            ring,
+            shards,
+            replicas: self.settings.replicas,
+            handoff: self.handoff.clone(),
+        }));
+        started
+    }
+
+    /// A shard new to the ring: unless another proxy admitted it already, the shards holding its keys seed
+    /// its hints (the health checker then admits it).
+    async fn join_shard(&self, shard: &Arc<ShardHandle>) {
+        if matches!(handoff::has_joined(self, shard).await, Ok(true)) {
+            tracing::info!("shard '{}' joined the ring already (another proxy admitted it)", shard.spec.name);
+            shard.up.store(true, Ordering::Relaxed);
+            shard.metrics.up.set(1);
+            return;
+        }
+        let topo = self.topology();
+        let Some(index) = topo.shards.iter().position(|s| Arc::ptr_eq(s, shard)) else { return };
+        let stand_ins: Vec<handoff::StandIn> = topo
+            .ring
+            .stand_in_arcs(index, topo.replicas)
+            .into_iter()
+            .map(|(i, arcs)| (topo.shards[i].clone(), arcs))
+            .filter(|(s, _)| s.is_up())
+            .collect();
+        drop(topo);
+        match handoff::seed(self, shard, &stand_ins).await {
+            Ok(keys) => tracing::info!(
+                "shard '{}' joins the ring: {keys} of its keys wait for it on {} shards",
+                shard.spec.name,
+                stand_ins.len()
+            ),
+            Err(e @ HandoffError::Unsupported(_)) => {
+                self.handoff_unsupported(&e);
+                shard.up.store(true, Ordering::Relaxed);
+                shard.metrics.up.set(1);
+            }
+            Err(e) => tracing::warn!("shard '{}' joins the ring, but seeding its keys failed: {e}", shard.spec.name),
         }
     }
 
-    fn start_shard(self: &Arc<Self>, spec: ShardSpec) -> Arc<ShardHandle> {
+    /// `shard` leaves (removed from the config, or draining after SIGTERM): its keys are copied to the
+    /// shards that own them without it, then it is marked down and told it is drained.
+    async fn drain_shard(&self, shard: &ShardHandle) {
+        if shard.draining.swap(true, Ordering::SeqCst) {
+            return; // another task is draining it
+        }
+        // Its keys go to the shards that stand in for it once it is down (natural owners have them).
+        let owners = |key: &[u8]| -> Vec<Arc<ShardHandle>> {
+            let topo = self.topology();
+            let (mut natural, mut live) = (Owners::new(), Owners::new());
+            topo.ring.live_owners(key, topo.replicas, |_| true, &mut natural);
+            topo.ring.live_owners(
+                key,
+                topo.replicas,
+                |i| topo.shards[i].is_up() && topo.shards[i].spec.name != shard.spec.name,
+                &mut live,
+            );
+            live.iter().filter(|i| !natural.contains(i)).map(|&i| topo.shards[i].clone()).collect()
+        };
+        match handoff::drain(self, shard, owners).await {
+            Ok(keys) => {
+                shard.up.store(false, Ordering::Relaxed);
+                shard.metrics.up.set(0);
+                shard.metrics.handoff_keys.inc_by(keys);
+                tracing::info!(
+                    "shard '{}' drained: {keys} keys copied to the shards that take its place",
+                    shard.spec.name
+                );
+                if let Err(e) = handoff::drained(self, shard).await {
+                    tracing::warn!("shard '{}': {e}", shard.spec.name);
+                }
+            }
+            Err(e @ HandoffError::Unsupported(_)) => self.handoff_unsupported(&e),
+            Err(e) => {
+                shard.metrics.handoff_failures.inc();
+                tracing::warn!("draining shard '{}' failed: {e}; it is ejected without its keys", shard.spec.name);
+                shard.up.store(false, Ordering::Relaxed);
+                shard.metrics.up.set(0);
+            }
+        }
+    }
+
+    fn handoff_on(&self) -> bool {
+        self.handoff.load(Ordering::Relaxed)
+    }
+
+    /// Handoff is not possible with these shards (redis-server): route as twemproxy does.
+    fn handoff_unsupported(&self, e: &HandoffError) {
+        if self.handoff.swap(false, Ordering::Relaxed) {
+            tracing::warn!(
+                "{e}: hinted handoff is off, so a shard that flaps may serve values overwritten while it was away"
+            );
+        }
+    }
+
+    /// Before `shard`'s keys go elsewhere: the other shards start recording the writes they take for it.
+    async fn open_handoff(&self, shard: &ShardHandle) {
+        if !self.handoff_on() {
+            return;
+        }
+        match handoff::open(self, shard).await {
+            Ok(()) => {}
+            Err(e @ HandoffError::Unsupported(_)) => self.handoff_unsupported(&e),
+            // That shard refuses hinted writes (TRYAGAIN) until it opens at this shard's next ejection.
+            Err(e) => tracing::warn!("handoff for '{}': {e}", shard.spec.name),
+        }
+    }
+
+    /// `shard` answers again: hand it back what was written elsewhere while it was away, then route its keys
+    /// to it. If the handoff fails it stays down, and the next health check tries again.
+    async fn readmit(&self, shard: &ShardHandle) {
+        if self.handoff_on() {
+            match handoff::hand_back(self, shard).await {
+                Ok(done) => {
+                    let moved = done.keys_restored + done.keys_deleted;
+                    shard.metrics.handoff_keys.inc_by(moved);
+                    if moved > 0 || done.flushed {
+                        tracing::info!(
+                            "shard '{}': handed back {} keys written and {} deleted while it was away{}",
+                            shard.spec.name,
+                            done.keys_restored,
+                            done.keys_deleted,
+                            if done.flushed { " (after a flush)" } else { "" }
+                        );
+                    }
+                }
+                Err(e @ HandoffError::Unsupported(_)) => self.handoff_unsupported(&e),
+                Err(e) => {
+                    shard.metrics.handoff_failures.inc();
+                    tracing::warn!("shard '{}' answers again, but handing back its keys failed: {e}", shard.spec.name);
+                    return;
+                }
+            }
+        }
+        // It may stand in for shards that went down while it was away.
+        if self.handoff_on() {
+            let down: Vec<Arc<ShardHandle>> = self.topology().shards.iter().filter(|s| !s.is_up()).cloned().collect();
+            for absent in down.iter().filter(|s| s.spec.name != shard.spec.name) {
+                let open = ringcache_common::resp::encode_request(
+                    [&b"RINGCACHE"[..], b"HANDOFF", b"OPEN", absent.spec.name.as_bytes()].into_iter(),
+                );
+                let _ = tokio::time::timeout(self.settings.timeout, shard.conns[0].send(open)).await;
+            }
+        }
+        shard.draining.store(false, Ordering::SeqCst);
+        if !shard.up.swap(true, Ordering::Relaxed) {
+            tracing::info!("shard '{}' ({}) is back: readmitted", shard.spec.name, shard.spec.addr);
+            shard.metrics.up.set(1);
+        }
+        if self.handoff_on() {
+            handoff::finish(self, shard).await;
+        }
+    }
+
+    fn start_shard(self: &Arc<Self>, spec: ShardSpec, up: bool) -> Arc<ShardHandle> {
         let metrics = Arc::new(self.metrics.backend(&spec.name));
-        metrics.up.set(1);
+        metrics.up.set(i64::from(up));
         let conns = (0..self.settings.backend_connections.max(1))
             .map(|_| {
                 BackendConn::start(
@@ -153,7 +392,7 @@ impl Cluster {
                 )
             })
             .collect();
-        Arc::new(ShardHandle { spec, up: AtomicBool::new(true), conns, metrics })
+        Arc::new(ShardHandle { spec, up: AtomicBool::new(up), draining: AtomicBool::new(false), conns, metrics })
     }
 }
 
@@ -161,6 +400,7 @@ impl Cluster {
 async fn health_check(cluster: Arc<Cluster>, shard: Arc<ShardHandle>) {
     let settings = cluster.settings.clone();
     let mut failures = 0u32;
+    let mut successes = 0u32;
     let mut conn: Option<TcpStream> = None;
     let mut tick = tokio::time::interval(settings.health_interval.max(Duration::from_millis(10)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -172,27 +412,39 @@ async fn health_check(cluster: Arc<Cluster>, shard: Arc<ShardHandle>) {
         if !cluster.topology().shards.iter().any(|s| Arc::ptr_eq(s, &shard)) {
             return; // removed by a config change
         }
-        let ok = tokio::time::timeout(
+        let result = tokio::time::timeout(
             settings.timeout,
             probe(&mut conn, &shard.spec.addr, settings.shard_password.as_deref()),
         )
         .await
-        .unwrap_or(false);
-        if ok {
+        .unwrap_or(Probe::Failed);
+        if result == Probe::Draining && shard.is_up() && cluster.handoff_on() {
+            cluster.drain_shard(&shard).await;
+            shard.metrics.ejections.inc();
+            continue;
+        }
+        if result == Probe::Pong {
             failures = 0;
+            successes = successes.saturating_add(1);
             if !shard.is_up() {
                 // Reconnect before its keys route here again: after a long outage the connections may be in
                 // a backoff of up to 2 s, failing every request as unreachable until it ends.
                 shard.conns.iter().for_each(BackendConn::retry_now);
-            }
-            if !shard.up.swap(true, Ordering::Relaxed) {
-                tracing::info!("shard '{}' ({}) is back: readmitted", shard.spec.name, shard.spec.addr);
-                shard.metrics.up.set(1);
+                // A shard that was paused (SIGSTOP, a stall) still holds the requests that timed out here in
+                // its socket buffers and runs them when it resumes. Readmitting on the second answer in a row
+                // gives it a health interval to do so before the hand-back writes the newer values.
+                if successes >= 2 {
+                    cluster.readmit(&shard).await;
+                }
             }
         } else {
+            successes = 0;
             conn = None;
             failures += 1;
-            if failures >= settings.failure_limit && shard.up.swap(false, Ordering::Relaxed) {
+            if failures >= settings.failure_limit && shard.is_up() {
+                // The other shards must accept hinted writes before this one's keys are routed to them.
+                cluster.open_handoff(&shard).await;
+                shard.up.store(false, Ordering::Relaxed);
                 tracing::warn!(
                     "shard '{}' ({}) failed {failures} health checks: ejected, its keys go to the next shard",
                     shard.spec.name,
@@ -205,27 +457,38 @@ async fn health_check(cluster: Arc<Cluster>, shard: Arc<ShardHandle>) {
     }
 }
 
-/// One PING on the health connection (reconnecting if needed). True on `+PONG`.
-async fn probe(conn: &mut Option<TcpStream>, addr: &str, password: Option<&str>) -> bool {
+/// What a health check found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Probe {
+    Pong,
+    /// `-DRAINING`: the shard got SIGTERM and waits for its keys to be handed over before it exits.
+    Draining,
+    Failed,
+}
+
+/// One PING on the health connection (reconnecting if needed).
+async fn probe(conn: &mut Option<TcpStream>, addr: &str, password: Option<&str>) -> Probe {
     if conn.is_none() {
         let Ok(mut s) = TcpStream::connect(addr).await else {
-            return false;
+            return Probe::Failed;
         };
         if let Some(pw) = password {
             let auth = format!("*2\r\n$4\r\nAUTH\r\n${}\r\n{pw}\r\n", pw.len());
-            if s.write_all(auth.as_bytes()).await.is_err() || !read_reply_is(&mut s, b"+OK\r\n").await {
-                return false;
+            if s.write_all(auth.as_bytes()).await.is_err() || read_line(&mut s).await.ok().as_deref() != Some(b"+OK") {
+                return Probe::Failed;
             }
         }
         *conn = Some(s);
     }
     let Some(s) = conn.as_mut() else {
-        return false;
+        return Probe::Failed;
     };
-    s.write_all(b"*1\r\n$4\r\nPING\r\n").await.is_ok() && read_reply_is(s, b"+PONG\r\n").await
-}
-
-async fn read_reply_is(s: &mut TcpStream, expected: &[u8]) -> bool {
-    let mut buf = vec![0u8; expected.len()];
-    s.read_exact(&mut buf).await.is_ok() && buf == expected
+    if s.write_all(b"*1\r\n$4\r\nPING\r\n").await.is_err() {
+        return Probe::Failed;
+    }
+    match read_line(s).await.ok().as_deref() {
+        Some(b"+PONG") => Probe::Pong,
+        Some(line) if line.starts_with(b"-DRAINING") => Probe::Draining,
+        _ => Probe::Failed,
+    }
 }

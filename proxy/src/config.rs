@@ -71,6 +71,12 @@ pub struct ProxyArgs {
     #[arg(long, env = "RINGCACHE_REPLICAS", default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=8))]
     pub replicas: u8,
 
+    /// Hinted handoff: writes made while a shard is down are recorded by the shard standing in for it and
+    /// handed back before it is readmitted, so it never serves a value overwritten while it was away.
+    /// Turned off automatically in front of shards that are not ringcache-shard (redis-server).
+    #[arg(long, env = "RINGCACHE_HANDOFF", default_value_t = true, action = clap::ArgAction::Set)]
+    pub handoff: bool,
+
     #[command(flatten)]
     pub client: ClientArgs,
 }

@@ -4,6 +4,7 @@
 //! - [`config`]: the command line and the shard list.
 //! - [`ring`]: the twemproxy-compatible ketama continuum (pure code).
 //! - [`cluster`]: shard handles, health checks, and the atomically swapped topology.
+//! - [`handoff`]: hinted handoff, so a shard that flaps never serves a value overwritten while it was away.
 //! - [`backend`]: pipelined connections to one shard, shared by all clients.
 //! - [`session`]: one client connection; replies leave in request order.
 //! - [`route`]: single-key forwarding, multi-key split and merge, fan-out commands.
@@ -18,6 +19,7 @@
 pub mod backend;
 pub mod cluster;
 pub mod config;
+pub mod handoff;
 pub mod local;
 pub mod metrics;
 pub mod reload;

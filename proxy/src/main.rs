@@ -34,6 +34,7 @@ async fn serve(args: ProxyArgs) -> anyhow::Result<()> {
         backend_connections: args.backend_connections.max(1),
         shard_password: args.shard_password.clone(),
         replicas: usize::from(args.replicas),
+        handoff: args.handoff,
     };
     let names: Vec<String> = shards.iter().map(|s| format!("{}={}", s.name, s.addr)).collect();
     let cluster = Cluster::new(shards, settings, metrics.clone(), shutdown.clone());

@@ -13,6 +13,8 @@ pub struct ProxyMetrics {
     errors: IntCounterVec,
     duration: HistogramVec,
     ejections: IntCounterVec,
+    handoff_keys: IntCounterVec,
+    handoff_failures: IntCounterVec,
 }
 
 impl ProxyMetrics {
@@ -39,13 +41,29 @@ impl ProxyMetrics {
             Opts::new("ringcache_proxy_ejections_total", "Times the shard was marked down by health checks."),
             &["shard"],
         )?;
+        let handoff_keys = IntCounterVec::new(
+            Opts::new(
+                "ringcache_proxy_handoff_keys_total",
+                "Keys written elsewhere while the shard was down and handed back to it when it returned.",
+            ),
+            &["shard"],
+        )?;
+        let handoff_failures = IntCounterVec::new(
+            Opts::new(
+                "ringcache_proxy_handoff_failures_total",
+                "Handoffs to a returning shard that failed (it stays down; the next health check retries).",
+            ),
+            &["shard"],
+        )?;
+        registry.register(Box::new(handoff_keys.clone()))?;
+        registry.register(Box::new(handoff_failures.clone()))?;
         registry.register(Box::new(up.clone()))?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(errors.clone()))?;
         registry.register(Box::new(duration.clone()))?;
         registry.register(Box::new(ejections.clone()))?;
         registry.register(Box::new(CommandCollector::new()))?;
-        Ok(ProxyMetrics { registry, up, requests, errors, duration, ejections })
+        Ok(ProxyMetrics { registry, up, requests, errors, duration, ejections, handoff_keys, handoff_failures })
     }
 
     /// The metrics of one shard.
@@ -56,6 +74,8 @@ impl ProxyMetrics {
             errors: BackendError::ALL.map(|k| self.errors.with_label_values(&[shard, k.kind()])),
             duration: self.duration.with_label_values(&[shard]),
             ejections: self.ejections.with_label_values(&[shard]),
+            handoff_keys: self.handoff_keys.with_label_values(&[shard]),
+            handoff_failures: self.handoff_failures.with_label_values(&[shard]),
         }
     }
 }
@@ -67,6 +87,8 @@ pub struct BackendMetrics {
     errors: [prometheus::IntCounter; 4],
     duration: prometheus::Histogram,
     pub ejections: prometheus::IntCounter,
+    pub handoff_keys: prometheus::IntCounter,
+    pub handoff_failures: prometheus::IntCounter,
 }
 
 impl BackendMetrics {

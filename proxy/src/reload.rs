@@ -58,7 +58,7 @@ pub async fn watch(path: PathBuf, cluster: Arc<Cluster>, shutdown: CancellationT
                 "file changed"
             }
         };
-        apply(&path, &cluster, reason);
+        apply(&path, &cluster, reason).await;
     }
 }
 
@@ -73,7 +73,7 @@ async fn poll_only(path: PathBuf, cluster: Arc<Cluster>, shutdown: CancellationT
         let m = modified(&path);
         if m != last_modified {
             last_modified = m;
-            apply(&path, &cluster, "file changed");
+            apply(&path, &cluster, "file changed").await;
         }
     }
 }
@@ -82,11 +82,11 @@ fn modified(path: &PathBuf) -> Option<SystemTime> {
     std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
-fn apply(path: &PathBuf, cluster: &Arc<Cluster>, reason: &str) {
+async fn apply(path: &PathBuf, cluster: &Arc<Cluster>, reason: &str) {
     match shards_from_file(path) {
         Ok(shards) => {
             let names: Vec<String> = shards.iter().map(|s| format!("{}={}", s.name, s.addr)).collect();
-            cluster.set_shards(shards);
+            cluster.change_shards(shards).await;
             tracing::info!("{reason}: reloaded {}; shards now {}", path.display(), names.join(", "));
         }
         Err(e) => tracing::error!("{reason}: rejected {}: {e}; keeping the current shards", path.display()),

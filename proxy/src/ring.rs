@@ -105,6 +105,86 @@ impl Ring {
         out.extend(found);
     }
 
+    /// The hash ranges `member` owns, as `(after, up_to)`: hashes `h` with `after < h <= up_to`, or, when
+    /// `after >= up_to`, the range that wraps past `u32::MAX` (`h > after || h <= up_to`). Adjacent points of
+    /// the same member are merged.
+    pub fn arcs_of(&self, member: usize) -> Vec<(u32, u32)> {
+        let n = self.points.len();
+        let mut arcs: Vec<(u32, u32)> = Vec::new();
+        for i in 0..n {
+            if self.points[i].1 as usize != member {
+                continue;
+            }
+            let after = self.points[(i + n - 1) % n].0;
+            let up_to = self.points[i].0;
+            if after == up_to && n > 1 {
+                continue; // two points on the same hash: an empty arc, not the whole circle
+            }
+            match arcs.last_mut() {
+                Some(last) if last.1 == after => last.1 = up_to,
+                _ => arcs.push((after, up_to)),
+            }
+        }
+        // The first arc may continue the last one across the wrap.
+        if arcs.len() > 1 && arcs[arcs.len() - 1].1 == arcs[0].0 {
+            let last = arcs.pop().unwrap_or_default();
+            arcs[0].0 = last.0;
+        }
+        arcs
+    }
+
+    /// While `absent` is down, the shards that hold its keys in its place (the live copies that are not
+    /// natural owners), each with the arcs it stands in for (merged where adjacent). With one copy these are
+    /// exactly the owners `absent` takes keys from when it joins.
+    pub fn stand_in_arcs(&self, absent: usize, replicas: usize) -> Vec<(usize, Vec<(u32, u32)>)> {
+        let n = self.points.len();
+        let mut out: Vec<(usize, Vec<(u32, u32)>)> = Vec::new();
+        for i in 0..n {
+            let after = self.points[(i + n - 1) % n].0;
+            let up_to = self.points[i].0;
+            if after == up_to && n > 1 {
+                continue;
+            }
+            let walk = |skip: Option<usize>| {
+                let mut found: smallvec::SmallVec<[usize; 8]> = smallvec::SmallVec::new();
+                for k in 0..n {
+                    let m = self.points[(i + k) % n].1 as usize;
+                    if Some(m) != skip && !found.contains(&m) {
+                        found.push(m);
+                        if found.len() == replicas {
+                            break;
+                        }
+                    }
+                }
+                found
+            };
+            let natural = walk(None);
+            if !natural.contains(&absent) {
+                continue;
+            }
+            for stand_in in walk(Some(absent)).into_iter().filter(|m| !natural.contains(m)) {
+                let arcs = match out.iter_mut().find(|(m, _)| *m == stand_in) {
+                    Some((_, arcs)) => arcs,
+                    None => {
+                        out.push((stand_in, Vec::new()));
+                        &mut out.last_mut().expect("just pushed").1
+                    }
+                };
+                match arcs.last_mut() {
+                    Some(last) if last.1 == after => last.1 = up_to,
+                    _ => arcs.push((after, up_to)),
+                }
+            }
+        }
+        for (_, arcs) in &mut out {
+            if arcs.len() > 1 && arcs[arcs.len() - 1].1 == arcs[0].0 {
+                let last = arcs.pop().unwrap_or_default();
+                arcs[0].0 = last.0;
+            }
+        }
+        out
+    }
+
     pub fn members(&self) -> usize {
         self.members
     }
@@ -199,6 +279,49 @@ mod tests {
                         ring.live_owners(key.as_bytes(), copies, |m| m != dead, &mut after);
                         prop_assert!(!after.contains(&dead));
                     }
+                }
+            }
+        }
+
+        /// A member's arcs hold exactly the hashes it owns (what a shard is told when another joins).
+        #[test]
+        fn arcs_hold_exactly_the_hashes_a_member_owns(n in 1usize..6, salt in any::<u32>(), probes in proptest::collection::vec(any::<u32>(), 300)) {
+            let names: Vec<String> = (0..n).map(|i| format!("arc-{salt}-{i}")).collect();
+            let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+            let ring = Ring::new(&members(&refs), KeyHash::Fnv1a_64);
+            let arcs: Vec<Vec<(u32, u32)>> = (0..n).map(|m| ring.arcs_of(m)).collect();
+            // Every point's hash too: the arc ends are inclusive.
+            let edges = ring.points.iter().flat_map(|&(p, _)| [p, p.wrapping_add(1), p.wrapping_sub(1)]);
+            for h in probes.into_iter().chain(edges).chain([0, u32::MAX]) {
+                let owner = ring.owner_of_hash(h, |_| true).unwrap();
+                for (m, a) in arcs.iter().enumerate() {
+                    prop_assert_eq!(ringcache_common::hash::in_arcs(a, h), m == owner, "hash {} member {}", h, m);
+                }
+            }
+        }
+
+        /// While a member is down, each key it owns a copy of is held by exactly the stand-ins whose arcs
+        /// cover the key's hash.
+        #[test]
+        fn stand_in_arcs_cover_exactly_the_copies_held_for_an_absent_member(
+            n in 2usize..6, copies in 1usize..3, absent_pick in any::<usize>(), salt in any::<u32>(),
+        ) {
+            let names: Vec<String> = (0..n).map(|i| format!("si-{salt}-{i}")).collect();
+            let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+            let ring = Ring::new(&members(&refs), KeyHash::Fnv1a_64);
+            let absent = absent_pick % n;
+            let stand_ins = ring.stand_in_arcs(absent, copies);
+            for i in 0..1000 {
+                let key = format!("s{salt}:{i}");
+                let mut natural: Vec<usize> = Vec::new();
+                ring.live_owners(key.as_bytes(), copies, |_| true, &mut natural);
+                let mut live: Vec<usize> = Vec::new();
+                ring.live_owners(key.as_bytes(), copies, |m| m != absent, &mut live);
+                let h = ring.hash_key(key.as_bytes());
+                for m in 0..n {
+                    let expected = natural.contains(&absent) && live.contains(&m) && !natural.contains(&m);
+                    let covered = stand_ins.iter().any(|(s, arcs)| *s == m && ringcache_common::hash::in_arcs(arcs, h));
+                    prop_assert_eq!(covered, expected, "key {} member {}", key, m);
                 }
             }
         }

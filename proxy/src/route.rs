@@ -13,7 +13,8 @@ use ringcache_common::resp::{encode_request, ReplyValue, ReplyWriter, Request};
 use tokio::sync::oneshot;
 
 use crate::backend::ReplyResult;
-use crate::cluster::{Owners, ShardHandle, Topology};
+use crate::cluster::{ShardHandle, Topology, WriteCopies};
+use crate::handoff::hinted_wire;
 use crate::session::{shard_error, ProxyShared, ReplyFut, Session};
 
 /// Redis commands that cannot work through a sharding proxy.
@@ -103,7 +104,14 @@ fn route_command(
             same_shard_only(session, &topo, &req, spec)
         }
         "dbsize" => broadcast(session, &topo, &req, Merge::SumIntegers),
-        "flushall" | "flushdb" => broadcast(session, &topo, &req, Merge::AllOk),
+        "flushall" | "flushdb" => match topo.absent_names() {
+            // The absent shards are flushed too when they return.
+            Some(absent) => broadcast_bytes(session, &topo, hinted_wire(&req, &absent), Merge::AllOk),
+            None => broadcast(session, &topo, &req, Merge::AllOk),
+        },
+        "ringcache" => {
+            ReplyFut::error("ERR RINGCACHE is internal to ringcache shards: ringcache-proxy does not forward it")
+        }
         // SAVE makes a shard connection wait for the snapshot, which would stall every client sharing it.
         "save" => ReplyFut::error("ERR SAVE is not supported by ringcache-proxy: use BGSAVE, then LASTSAVE"),
         "bgsave" => broadcast(session, &topo, &req, Merge::FirstStatus),
@@ -116,8 +124,16 @@ fn route_command(
             "ERR SPOP is not supported by ringcache-proxy with --replicas above 1 (each copy would pop a different \
              member); use SRANDMEMBER and SREM",
         ),
-        _ if topo.replicas > 1 && spec.first_key > 0 && spec.is_write() => {
-            replicated(session, &topo, &req, &topo.owners(req.arg(spec.first_key as usize)))
+        _ if spec.first_key > 0 && spec.is_write() && (topo.replicas > 1 || topo.hinting()) => {
+            replicated(session, &topo, &req, &topo.write_copies(req.arg(spec.first_key as usize)))
+        }
+        _ if spec.first_key > 0 && topo.hinting() => {
+            // A read from a stand-in is wrapped too: it passes the guard of a joining shard's ranges.
+            match topo.write_copies(req.arg(spec.first_key as usize)).into_iter().next() {
+                Some((i, None)) => forward(session, &topo.shards[i], &req),
+                Some((i, Some(absent))) => forward_bytes(session, &topo.shards[i], hinted_wire(&req, &absent)),
+                None => no_live_shard(),
+            }
         }
         _ if spec.first_key > 0 => match topo.owner(req.arg(spec.first_key as usize)) {
             Some(i) => forward(session, &topo.shards[i], &req),
@@ -140,15 +156,21 @@ fn wire(req: &Request) -> Bytes {
 }
 
 fn forward(session: &Session, shard: &Arc<ShardHandle>, req: &Request) -> ReplyFut {
-    let rx = shard.conn_for(session.id).send(wire(req));
+    forward_bytes(session, shard, wire(req))
+}
+
+fn forward_bytes(session: &Session, shard: &Arc<ShardHandle>, request: Bytes) -> ReplyFut {
+    let rx = shard.conn_for(session.id).send(request);
     ReplyFut::One { rx, shard: shard.clone() }
 }
 
 /// MSETNX and RENAME are atomic in Redis, so they are only allowed when every key lives on the same shards.
 fn same_shard_only(session: &Session, topo: &Topology, req: &Request, spec: &CommandSpec) -> ReplyFut {
-    let mut owners: Option<Owners> = None;
+    // While a shard is down, the keys must also stand in for the same absent shards: the stand-in records
+    // every key of the command for them.
+    let mut owners: Option<WriteCopies> = None;
     for pos in spec.key_positions(req.argc()) {
-        let o = topo.owners(req.arg(pos));
+        let o = topo.write_copies(req.arg(pos));
         if owners.as_ref().is_some_and(|first| *first != o) {
             return ReplyFut::error(&format!(
                 "CROSSSLOT Keys in request don't hash to the same shard: ringcache-proxy runs {} only when all keys \
@@ -161,19 +183,24 @@ fn same_shard_only(session: &Session, topo: &Topology, req: &Request, spec: &Com
     replicated(session, topo, req, &owners.unwrap_or_default())
 }
 
-/// Sends a write to every shard holding a copy of its key; the reply is the owner's, or the first error.
-fn replicated(session: &Session, topo: &Topology, req: &Request, owners: &Owners) -> ReplyFut {
-    match owners.as_slice() {
+/// Sends a write to every shard holding a copy of its key, wrapped for hinted handoff on the copies that
+/// stand in for absent shards; the reply is the owner's, or the first error.
+fn replicated(session: &Session, topo: &Topology, req: &Request, copies: &WriteCopies) -> ReplyFut {
+    match copies.as_slice() {
         [] => no_live_shard(),
-        [only] => forward(session, &topo.shards[*only], req),
+        [(only, None)] => forward(session, &topo.shards[*only], req),
         all => {
             let request = wire(req);
             let parts = all
                 .iter()
                 .enumerate()
-                .map(|(i, &shard_index)| {
-                    let shard = topo.shards[shard_index].clone();
-                    let rx = shard.conn_for(session.id).send(request.clone());
+                .map(|(i, (shard_index, stands_in_for))| {
+                    let shard = topo.shards[*shard_index].clone();
+                    let bytes = match stands_in_for {
+                        Some(absent) => hinted_wire(req, absent),
+                        None => request.clone(),
+                    };
+                    let rx = shard.conn_for(session.id).send(bytes);
                     Part { rx, shard, result: None, positions: Vec::new(), counted: i == 0 }
                 })
                 .collect();
@@ -400,6 +427,10 @@ fn unexpected(shard: &ShardHandle) -> Bytes {
     out.freeze()
 }
 
+/// One shard's part of a split command: (shard, whether it gets the owner's copy, the absent shards it
+/// stands in for, key argument positions).
+type SubRequest = (usize, bool, Option<Arc<str>>, Vec<usize>);
+
 /// Splits a multi-key command into one sub-request per shard: the command name followed by the key
 /// groups (each key with the `group - 1` arguments after it) that shard owns, in their original order.
 fn split(
@@ -410,35 +441,50 @@ fn split(
     group: usize,
     merge: Merge,
 ) -> ReplyFut {
-    // (shard, whether it gets the owner's copy, key argument positions). A write goes to every copy of each
-    // key; only the owners' replies are merged, the extra copies just have to succeed.
-    let mut per_shard: Vec<(usize, bool, Vec<usize>)> = Vec::new();
-    let copies = if topo.replicas > 1 && spec.is_write() { topo.replicas } else { 1 };
+    // (shard, whether it gets the owner's copy, the absent shards it stands in for, key argument positions).
+    // A write goes to every copy of each key; only the owners' replies are merged, the extra copies just
+    // have to succeed.
+    let mut per_shard: Vec<SubRequest> = Vec::new();
+    let all_copies = spec.is_write() && (topo.replicas > 1 || topo.hinting());
     for pos in (1..req.argc()).step_by(group) {
-        let owners =
-            if copies == 1 { topo.owner(req.arg(pos)).into_iter().collect() } else { topo.owners(req.arg(pos)) };
-        if owners.is_empty() {
+        let copies: WriteCopies = if all_copies {
+            topo.write_copies(req.arg(pos))
+        } else if topo.hinting() {
+            // A read goes to the first copy only, wrapped when that is a stand-in.
+            topo.write_copies(req.arg(pos)).into_iter().take(1).collect()
+        } else {
+            topo.owner(req.arg(pos)).into_iter().map(|i| (i, None)).collect()
+        };
+        if copies.is_empty() {
             return no_live_shard();
         }
-        for (i, &shard) in owners.iter().enumerate() {
+        for (i, (shard, stands_in_for)) in copies.into_iter().enumerate() {
             let is_owner = i == 0;
-            match per_shard.iter_mut().find(|(s, o, _)| *s == shard && *o == is_owner) {
-                Some((_, _, v)) => v.push(pos),
-                None => per_shard.push((shard, is_owner, vec![pos])),
+            match per_shard.iter_mut().find(|(s, o, t, _)| *s == shard && *o == is_owner && *t == stands_in_for) {
+                Some((_, _, _, v)) => v.push(pos),
+                None => per_shard.push((shard, is_owner, stands_in_for, vec![pos])),
             }
         }
     }
-    if per_shard.len() == 1 {
+    if let [(shard, _, None, _)] = per_shard.as_slice() {
         // Everything on one shard: forward the original bytes.
-        return forward(session, &topo.shards[per_shard[0].0], req);
+        return forward(session, &topo.shards[*shard], req);
     }
     let total_keys = (req.argc() - 1) / group;
     let parts = per_shard
         .into_iter()
-        .map(|(shard_index, is_owner, positions)| {
+        .map(|(shard_index, is_owner, stands_in_for, positions)| {
             let shard = topo.shards[shard_index].clone();
-            let mut sub = BytesMut::new();
-            sub.array_len(1 + positions.len() * group);
+            let argc = 1 + positions.len() * group;
+            // A hinted sub-request's arguments follow the wrapper's, inside its array.
+            let mut sub = match &stands_in_for {
+                Some(absent) => crate::handoff::hinted_prefix(argc, absent),
+                None => {
+                    let mut sub = BytesMut::new();
+                    sub.array_len(argc);
+                    sub
+                }
+            };
             sub.bulk(spec.name.as_bytes());
             for &p in &positions {
                 for i in p..p + group {
@@ -455,7 +501,10 @@ fn split(
 
 /// Sends the request to every live shard.
 fn broadcast(session: &Session, topo: &Topology, req: &Request, merge: Merge) -> ReplyFut {
-    let request = wire(req);
+    broadcast_bytes(session, topo, wire(req), merge)
+}
+
+fn broadcast_bytes(session: &Session, topo: &Topology, request: Bytes, merge: Merge) -> ReplyFut {
     let parts: Vec<Part> = topo
         .live()
         .map(|(_, shard)| Part {

@@ -65,6 +65,16 @@ pub struct ShardArgs {
     #[arg(long, env = "RINGCACHE_ON_CORRUPT_SNAPSHOT", value_enum, default_value = "refuse")]
     pub on_corrupt_snapshot: OnCorrupt,
 
+    /// Most keys remembered per absent shard while standing in for it (hinted handoff). Past it the absent
+    /// shard is flushed when it returns, instead of risking stale values.
+    #[arg(long, env = "RINGCACHE_HANDOFF_MAX_KEYS", default_value_t = 1_000_000)]
+    pub handoff_max_keys: usize,
+
+    /// On SIGTERM with a ringcache-proxy connected, refuse writes and wait up to this long for a proxy to
+    /// copy this shard's keys to the shards that take its place before exiting; 0 exits at once.
+    #[arg(long, env = "RINGCACHE_DRAIN_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub drain_timeout: Duration,
+
     #[command(flatten)]
     pub client: ClientArgs,
 }

@@ -8,6 +8,7 @@
 //! - [`store`]: the stripes, the LRU, the memory budget and active expiry. No I/O and no async in here.
 //! - [`snapshot`]: the snapshot file format, writing (stripe by stripe, atomic rename), restoring at start,
 //!   and the background thread that takes them.
+//! - [`handoff`]: hinted handoff, the keys written here while standing in for an absent shard.
 //! - [`shard_metrics`]: the `/metrics` registry.
 //!
 //! Invariant: no store lock is held across I/O or an `.await` — a command's store work is synchronous.
@@ -15,6 +16,7 @@
 pub mod clock;
 pub mod cmd;
 pub mod config;
+pub mod handoff;
 pub mod server;
 pub mod shard_metrics;
 pub mod snapshot;

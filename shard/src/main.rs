@@ -5,7 +5,8 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use ringcache_common::config::socket_addr;
 use ringcache_shard::config::ShardArgs;
-use ringcache_shard::server::{self, ServerConfig, Shared};
+use ringcache_shard::handoff::Handoffs;
+use ringcache_shard::server::{self, Membership, ServerConfig, Shared};
 use ringcache_shard::snapshot::Persistence;
 use ringcache_shard::{shard_metrics, store};
 
@@ -20,8 +21,35 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(serve(args))
 }
 
+/// Before exiting on SIGTERM (not Ctrl-C): when a ringcache-proxy is connected, refuse writes and wait (up
+/// to `--drain-timeout`, or until no proxy is connected) until a proxy has copied this shard's keys to the
+/// shards that take its place.
+async fn drain(shared: Arc<Shared>, timeout: std::time::Duration, signal: &'static str) {
+    if signal != "SIGTERM" || timeout.is_zero() || !shared.proxy_connected() {
+        return;
+    }
+    tracing::info!("draining: writes are refused until a proxy has handed this shard's keys to other shards");
+    shared.set_membership(Membership::Draining);
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(10));
+    loop {
+        tick.tick().await;
+        if shared.membership() == Membership::Drained {
+            tracing::info!("drained: every key is on another shard");
+            return;
+        }
+        if !shared.proxy_connected() {
+            tracing::warn!("draining: no proxy is connected any more: exiting without handing keys over");
+            return;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            tracing::warn!("no proxy drained this shard within {timeout:?} (--drain-timeout): exiting anyway");
+            return;
+        }
+    }
+}
+
 async fn serve(args: ShardArgs) -> anyhow::Result<()> {
-    let shutdown = ringcache_common::shutdown::on_signals()?;
     let addr = socket_addr(&args.bind, args.port).map_err(anyhow::Error::msg)?;
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
     let local = listener.local_addr()?;
@@ -35,7 +63,11 @@ async fn serve(args: ShardArgs) -> anyhow::Result<()> {
         idle_timeout: args.client.idle_timeout,
         limits: args.client.limits(),
     };
-    let shared = Arc::new(Shared::new(config, store.clone(), persistence.clone()));
+    let shared =
+        Arc::new(Shared::new(config, store.clone(), persistence.clone(), Handoffs::new(args.handoff_max_keys)));
+    let drain_timeout = args.drain_timeout;
+    let draining = shared.clone();
+    let shutdown = ringcache_common::shutdown::on_signals_after(move |signal| drain(draining, drain_timeout, signal))?;
     // Restores the snapshot (clients get -LOADING meanwhile), then takes periodic ones.
     let snapshots = persistence.start(shutdown.clone())?;
     let expiry = store::spawn_active_expiry(store.clone(), shutdown.clone())?;

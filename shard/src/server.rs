@@ -7,7 +7,7 @@
 //! (up to a grace period) before returning.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::now_ms;
 use crate::cmd::{self, Ctx, Deferred};
+use crate::handoff::Handoffs;
 use crate::snapshot::Persistence;
 use crate::store::Store;
 
@@ -44,11 +45,49 @@ pub struct ServerConfig {
     pub limits: Limits,
 }
 
+/// A shard's place in the ring's life, as proxies set it with `RINGCACHE MEMBER`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Membership {
+    /// Started, not (yet) admitted by a proxy that added it to the ring.
+    Joining = 0,
+    /// Admitted.
+    Member = 1,
+    /// Leaving (SIGTERM or removed from the config): writes are refused while its keys are copied away.
+    Draining = 2,
+    /// Its keys are elsewhere: every command on a key is refused.
+    Drained = 3,
+}
+
+impl Membership {
+    pub fn name(self) -> &'static str {
+        match self {
+            Membership::Joining => "joining",
+            Membership::Member => "member",
+            Membership::Draining => "draining",
+            Membership::Drained => "drained",
+        }
+    }
+
+    fn from_u8(v: u8) -> Membership {
+        match v {
+            1 => Membership::Member,
+            2 => Membership::Draining,
+            3 => Membership::Drained,
+            _ => Membership::Joining,
+        }
+    }
+}
+
 /// State shared by all connections.
 pub struct Shared {
     pub config: ServerConfig,
     pub store: Arc<Store>,
     pub persistence: Arc<Persistence>,
+    /// What this shard wrote while standing in for absent shards.
+    pub handoffs: Handoffs,
+    /// Where this shard is in the ring's life: see [`Membership`].
+    pub membership: AtomicU8,
     pub clients: ClientRegistry,
     pub started: Instant,
     pub connections: Arc<ConnectionCounters>,
@@ -56,16 +95,31 @@ pub struct Shared {
 }
 
 impl Shared {
-    pub fn new(config: ServerConfig, store: Arc<Store>, persistence: Arc<Persistence>) -> Shared {
+    pub fn new(config: ServerConfig, store: Arc<Store>, persistence: Arc<Persistence>, handoffs: Handoffs) -> Shared {
         Shared {
             config,
             store,
             persistence,
+            handoffs,
+            membership: AtomicU8::new(Membership::Joining as u8),
             clients: ClientRegistry::new(),
             started: Instant::now(),
             connections: Arc::default(),
             next_client_id: AtomicU64::new(1),
         }
+    }
+
+    pub fn membership(&self) -> Membership {
+        Membership::from_u8(self.membership.load(Ordering::SeqCst))
+    }
+
+    pub fn set_membership(&self, m: Membership) {
+        self.membership.store(m as u8, Ordering::SeqCst);
+    }
+
+    /// Whether a ringcache-proxy is connected (its shard connections are named `ringcache-proxy`).
+    pub fn proxy_connected(&self) -> bool {
+        self.clients.iter().any(|c| c.value().lock().name == "ringcache-proxy")
     }
 
     pub fn total_connections(&self) -> u64 {

@@ -36,6 +36,31 @@ pub fn registry(shared: Arc<Shared>) -> prometheus::Result<Registry> {
             s(|sh| sh.store.maxmemory_bytes() as f64),
         ),
         Value::gauge("ringcache_keys", "Keys in the store.", s(|sh| sh.store.len() as f64)),
+        Value::gauge(
+            "ringcache_handoff_backlog_keys",
+            "Keys written here while standing in for an absent shard, not yet handed back to it.",
+            s(|sh| sh.handoffs.stats().backlog_keys as f64),
+        ),
+        Value::gauge(
+            "ringcache_handoff_open_shards",
+            "Absent shards this one is standing in for (accepting hinted writes).",
+            s(|sh| sh.handoffs.stats().open_targets as f64),
+        ),
+        Value::counter(
+            "ringcache_handoff_hinted_keys_total",
+            "Keys recorded as hints while standing in for an absent shard.",
+            s(|sh| sh.handoffs.stats().hinted_keys_total as f64),
+        ),
+        Value::counter(
+            "ringcache_handoff_handed_off_keys_total",
+            "Hinted keys handed back to their returning shard (and deleted here).",
+            s(|sh| sh.handoffs.stats().handed_off_keys_total as f64),
+        ),
+        Value::counter(
+            "ringcache_handoff_refused_writes_total",
+            "Hinted writes refused with TRYAGAIN because their shard's handoff had begun.",
+            s(|sh| sh.handoffs.stats().refused_writes_total as f64),
+        ),
         Value::gauge("ringcache_connected_clients", "Open client connections.", s(|sh| sh.clients.len() as f64)),
         Value::counter(
             "ringcache_connections_received_total",

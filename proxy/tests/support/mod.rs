@@ -95,26 +95,33 @@ impl Drop for Proc {
 /// is then built once per test binary.
 pub fn shard_binary() -> PathBuf {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
-    PATH.get_or_init(|| {
-        let proxy = PathBuf::from(env!("CARGO_BIN_EXE_ringcache-proxy"));
-        let dir = proxy.parent().unwrap().to_path_buf();
-        let shard = dir.join("ringcache-shard");
-        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-        let sources = [root.join("shard"), root.join("common"), root.join("Cargo.lock")];
-        let newest_source = sources.iter().filter_map(|p| newest_mtime(p)).max();
-        let built = std::fs::metadata(&shard).and_then(|m| m.modified()).ok();
-        if built.is_none() || newest_source > built {
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let mut cmd = Command::new(cargo);
-            cmd.args(["build", "--quiet", "-p", "ringcache-shard", "--bin", "ringcache-shard"]);
-            if dir.ends_with("release") {
-                cmd.arg("--release");
-            }
-            assert!(cmd.status().unwrap().success(), "building ringcache-shard failed");
+    PATH.get_or_init(|| sibling_binary("ringcache-shard", "shard")).clone()
+}
+
+/// The `ringcache-loadgen` binary next to the proxy's, built like [`shard_binary`].
+pub fn loadgen_binary() -> PathBuf {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| sibling_binary("ringcache-loadgen", "loadgen")).clone()
+}
+
+fn sibling_binary(package: &str, source_dir: &str) -> PathBuf {
+    let proxy = PathBuf::from(env!("CARGO_BIN_EXE_ringcache-proxy"));
+    let dir = proxy.parent().unwrap().to_path_buf();
+    let binary = dir.join(package);
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let sources = [root.join(source_dir), root.join("common"), root.join("Cargo.lock")];
+    let newest_source = sources.iter().filter_map(|p| newest_mtime(p)).max();
+    let built = std::fs::metadata(&binary).and_then(|m| m.modified()).ok();
+    if built.is_none() || newest_source > built {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "--quiet", "-p", package, "--bin", package]);
+        if dir.ends_with("release") {
+            cmd.arg("--release");
         }
-        shard
-    })
-    .clone()
+        assert!(cmd.status().unwrap().success(), "building {package} failed");
+    }
+    binary
 }
 
 /// The newest modification time of a file, or of any file under a directory.
@@ -164,6 +171,23 @@ pub fn start_proxy(shards: &[(&str, String)], extra: &[&str]) -> Proc {
     cmd.args(["--port", &port.to_string(), "--metrics-port", "0", "--log", "warn", "--shards", &list.join(",")])
         .args(extra);
     Proc::spawn("ringcache-proxy", cmd, port)
+}
+
+/// Starts a proxy over `shards` with a `/metrics` endpoint; returns it and the metrics port.
+pub fn start_proxy_with_metrics(shards: &[(&str, String)], extra: &[&str]) -> (Proc, u16) {
+    let (port, metrics_port) = (free_port(), free_port());
+    let list: Vec<String> = shards.iter().map(|(n, a)| format!("{n}={a}")).collect();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ringcache-proxy"));
+    cmd.args(["--port", &port.to_string(), "--metrics-port", &metrics_port.to_string(), "--log", "warn"])
+        .args(["--shards", &list.join(",")])
+        .args(extra);
+    let proxy = Proc::spawn("ringcache-proxy", cmd, port);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", metrics_port)).is_err() {
+        assert!(Instant::now() < deadline, "no /metrics on {metrics_port}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    (proxy, metrics_port)
 }
 
 /// Three ringcache shards named s1..s3 and a proxy over them.

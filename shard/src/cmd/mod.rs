@@ -6,6 +6,7 @@
 
 mod collection;
 mod connection;
+mod handoff;
 mod hashes;
 mod keys;
 mod lists;
@@ -19,12 +20,12 @@ use std::sync::LazyLock;
 use std::time::Instant;
 
 use bytes::BytesMut;
-use ringcache_common::command::{self, COMMANDS};
+use ringcache_common::command::{self, CommandSpec, COMMANDS};
 use ringcache_common::metrics::{self, HotCounter};
 use ringcache_common::resp::{ReplyWriter, Request};
 use tokio::sync::oneshot;
 
-use crate::server::{ClientState, Shared};
+use crate::server::{ClientState, Membership, Shared};
 use crate::store::{OutOfMemory, Store};
 
 /// What a handler needs: the store, the connection's state, the reply buffer and the batch's clock.
@@ -106,12 +107,46 @@ fn handler_for(name: &str) -> Option<Handler> {
         .or_else(|| connection::handler(name))
         .or_else(|| server::handler(name))
         .or_else(|| persistence::handler(name))
+        .or_else(|| handoff::handler(name))
 }
 
 /// Runs one request and appends its reply to `ctx.out`. `started` is when the request began (for a batch
 /// of pipelined requests, when the previous one ended); returns when this one ended, so a batch reads the
 /// clock once per command rather than twice.
 pub fn execute(ctx: &mut Ctx<'_>, req: &Request, started: Instant) -> Instant {
+    execute_checked(ctx, req, started, true)
+}
+
+/// Why a command may not run here now because of the ring: the shard is leaving, or (`guarded`) a key lies
+/// in a range that belongs to a joining shard (only hinted commands may touch those).
+fn ring_refusal(ctx: &Ctx<'_>, spec: &CommandSpec, req: &Request, guarded: bool) -> Option<String> {
+    let membership = ctx.shared.membership();
+    if matches!(membership, Membership::Draining | Membership::Drained) {
+        if spec.name == "ping" {
+            return Some(DRAINING_ERROR.into());
+        }
+        let keyed = spec.first_key > 0;
+        if (keyed && (membership == Membership::Drained || spec.is_write())) || (!keyed && spec.is_write()) {
+            return Some("TRYAGAIN this shard is leaving the ring: its keys are moving to other shards".into());
+        }
+    }
+    if guarded && spec.first_key > 0 && ctx.shared.handoffs.is_guarded() {
+        for pos in spec.key_positions(req.argc()) {
+            if let Some(owner) = ctx.shared.handoffs.guard_owner(req.arg(pos)) {
+                return Some(format!(
+                    "TRYAGAIN this key belongs to shard '{owner}' now: the proxy's ring is out of date, retry"
+                ));
+            }
+        }
+    }
+    None
+}
+
+/// The reply to PING while the shard drains: proxies read it as "hand my keys over".
+pub const DRAINING_ERROR: &str = "DRAINING ringcache-shard is handing its keys over before it exits";
+
+/// [`execute`], with the ring guard checked or not (a hinted write is exactly what a guard lets through).
+fn execute_checked(ctx: &mut Ctx<'_>, req: &Request, started: Instant, guarded: bool) -> Instant {
     let spec = command::lookup(req.name());
     let handler = spec.and_then(|s| HANDLERS[s.index()]);
     // Same order of checks as Redis: existence, arity, then authentication.
@@ -130,6 +165,10 @@ pub fn execute(ctx: &mut Ctx<'_>, req: &Request, started: Instant) -> Instant {
     let index = spec.index();
     if ctx.shared.persistence.is_loading() && !ALLOWED_WHILE_LOADING[index] {
         ctx.out.error(LOADING_ERROR);
+        return started;
+    }
+    if let Some(refusal) = ring_refusal(ctx, spec, req, guarded) {
+        ctx.out.error(&refusal);
         return started;
     }
     match handler(ctx, req) {

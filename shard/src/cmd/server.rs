@@ -138,6 +138,13 @@ fn info_text(ctx: &Ctx<'_>, wanted: &[String]) -> String {
                 field("evicted_keys", &stats.evicted_keys);
                 field("keyspace_hits", &metrics::hot_total(HotCounter::KeyspaceHits));
                 field("keyspace_misses", &metrics::hot_total(HotCounter::KeyspaceMisses));
+                let handoff = shared.handoffs.stats();
+                field("handoff_open_shards", &handoff.open_targets);
+                field("handoff_backlog_keys", &handoff.backlog_keys);
+                field("handoff_hinted_keys", &handoff.hinted_keys_total);
+                field("handoff_handed_off_keys", &handoff.handed_off_keys_total);
+                field("handoff_refused_writes", &handoff.refused_writes_total);
+                field("handoff_overflowed_keys", &handoff.overflowed_keys_total);
             }
             "replication" => {
                 field("role", &"master");

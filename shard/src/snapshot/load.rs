@@ -101,7 +101,7 @@ pub fn load_snapshot(
 }
 
 /// Inserts one record (a later record for the same key replaces an earlier one). False if it cannot fit.
-fn insert(store: &Store, record: super::format::Record<'_>, now_ms: u64) -> bool {
+pub(super) fn insert(store: &Store, record: super::format::Record<'_>, now_ms: u64) -> bool {
     let key = record.key;
     let hash = store.hash(key);
     let mut g = store.lock(hash);

@@ -3,6 +3,7 @@
 //! - [`format`]: the file layout (header, checksummed blocks, end marker) and record encoding.
 //! - [`write`]: walking the store stripe by stripe into a temporary file, fsync, atomic rename.
 //! - [`load`]: verifying a whole file, then inserting its live keys.
+//! - [`transfer`]: one key as one record, for moving keys between shards (`RINGCACHE HANDOFF`/`RESTORE`).
 //! - this file: [`Persistence`], the state INFO and metrics read and the background thread that restores
 //!   the snapshot at start, then takes one every `--snapshot-interval` when keys changed, and on SAVE,
 //!   BGSAVE and shutdown.
@@ -13,6 +14,7 @@
 
 pub mod format;
 pub mod load;
+pub mod transfer;
 pub mod write;
 
 use std::fs::File;

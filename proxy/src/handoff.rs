@@ -1,0 +1,370 @@
+//! Hinted handoff, the proxy's half: no stale reads after a shard flaps.
+//!
+//! While shard X is down its keys live on the next shard clockwise, the *stand-in*. Every write sent to a
+//! stand-in is wrapped as `RINGCACHE HINTED X <command>`, so the stand-in records, atomically with the write,
+//! which of X's keys changed (see `ringcache_shard::handoff`). The records live on the shards, so every proxy
+//! shares them. The life of an outage:
+//!
+//! 1. **Eject.** Before X's keys are routed elsewhere, every other live shard is told `HANDOFF OPEN X`.
+//! 2. **Stand in.** Writes of X's keys run on the stand-in as hinted writes; reads go there too.
+//! 3. **Return.** When X answers a health check again it is not readmitted at once. First every other shard
+//!    gets `HANDOFF CLOSE X`: from then on hinted writes for X are refused with `-TRYAGAIN`, so nothing new
+//!    lands on a stand-in behind the handoff's back. Each hinted key's current state is copied onto X: its
+//!    value (with its TTL) by `RINGCACHE RESTORE`, or its absence by `DEL`. A FLUSHALL during the outage, or
+//!    a stand-in whose hint set overflowed, flushes X first.
+//! 4. **Readmit, then finish.** X's keys route to X again, and `HANDOFF FINISH X` deletes the handed-back
+//!    keys from the stand-ins, so a later outage can never serve them.
+//!
+//! A failure anywhere in step 3 leaves X down; the next health check starts over (every step is idempotent).
+//! Shards that do not know `RINGCACHE` (redis-server) turn handoff off, with a warning: the proxy then
+//! behaves as twemproxy does.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use ringcache_common::resp::{encode_request, ReplyValue, ReplyWriter, Request};
+
+use crate::cluster::{Cluster, ShardHandle};
+
+/// Keys copied per TAKE.
+const TAKE_BATCH: usize = 512;
+
+/// Why a handoff step failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HandoffError {
+    #[error("shard '{shard}' {reason}")]
+    Shard { shard: String, reason: String },
+    #[error("shard '{0}' does not support RINGCACHE (not a ringcache-shard?)")]
+    Unsupported(String),
+}
+
+/// A request wrapped as `RINGCACHE HINTED <targets> <request>`; the original bytes are reused after the
+/// array header.
+pub fn hinted_wire(req: &Request, targets: &str) -> Bytes {
+    let mut out = hinted_prefix(req.argc(), targets);
+    match req.raw() {
+        Some(raw) => {
+            let header_end = raw.iter().position(|&b| b == b'\n').map_or(0, |i| i + 1);
+            out.extend_from_slice(&raw[header_end..]);
+        }
+        None => {
+            for arg in req.args_from(0) {
+                out.bulk(arg);
+            }
+        }
+    }
+    out.freeze()
+}
+
+/// The start of a hinted request whose wrapped command has `argc` arguments (the caller appends them).
+pub fn hinted_prefix(argc: usize, targets: &str) -> BytesMut {
+    let mut out = BytesMut::with_capacity(64 + targets.len());
+    out.array_len(argc + 3);
+    out.bulk(b"RINGCACHE");
+    out.bulk(b"HINTED");
+    out.bulk(targets.as_bytes());
+    out
+}
+
+/// Sends one request on the shard's first connection and waits (at most `timeout`) for its reply.
+async fn call(shard: &ShardHandle, request: Bytes, timeout: Duration) -> Result<ReplyValue, HandoffError> {
+    let failed = |reason: String| HandoffError::Shard { shard: shard.spec.name.clone(), reason };
+    let rx = shard.conns[0].send(request);
+    let reply = match tokio::time::timeout(timeout, rx).await {
+        Ok(Ok(Ok(reply))) => reply,
+        Ok(Ok(Err(e))) => return Err(failed(e.to_string())),
+        Ok(Err(_)) => return Err(failed("closed the connection".into())),
+        Err(_) => return Err(failed("timed out".into())),
+    };
+    match ReplyValue::parse(&reply) {
+        Some(ReplyValue::Error(e)) if e.starts_with(b"ERR unknown command") => {
+            Err(HandoffError::Unsupported(shard.spec.name.clone()))
+        }
+        Some(ReplyValue::Error(e)) => Err(failed(format!("replied -{}", String::from_utf8_lossy(&e)))),
+        Some(v) => Ok(v),
+        None => Err(failed("sent an unreadable reply".into())),
+    }
+}
+
+fn command(args: &[&[u8]]) -> Bytes {
+    encode_request(args.iter().copied())
+}
+
+/// Step 1: every other live shard starts accepting hinted writes for `absent`.
+pub async fn open(cluster: &Cluster, absent: &ShardHandle) -> Result<(), HandoffError> {
+    let topo = cluster.topology();
+    let request = command(&[b"RINGCACHE", b"HANDOFF", b"OPEN", absent.spec.name.as_bytes()]);
+    let others: Vec<Arc<ShardHandle>> =
+        topo.shards.iter().filter(|s| s.spec.name != absent.spec.name && s.is_up()).cloned().collect();
+    drop(topo);
+    let timeout = cluster.settings.timeout;
+    let replies = futures::future::join_all(others.iter().map(|s| call(s, request.clone(), timeout))).await;
+    replies.into_iter().try_for_each(|r| r.map(drop))
+}
+
+/// What handing keys back to a returning shard did.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct HandBack {
+    pub keys_restored: u64,
+    pub keys_deleted: u64,
+    pub flushed: bool,
+}
+
+/// Step 3: fence the stand-ins and copy every hinted key's state onto `returning`. On success the caller
+/// readmits it and calls [`finish`].
+pub async fn hand_back(cluster: &Cluster, returning: &ShardHandle) -> Result<HandBack, HandoffError> {
+    let topo = cluster.topology();
+    let name = returning.spec.name.as_bytes();
+    let others: Vec<Arc<ShardHandle>> =
+        topo.shards.iter().filter(|s| s.spec.name != returning.spec.name && s.is_up()).cloned().collect();
+    drop(topo);
+    let timeout = cluster.settings.timeout;
+    let close = command(&[b"RINGCACHE", b"HANDOFF", b"CLOSE", name]);
+    let closed = futures::future::join_all(others.iter().map(|s| call(s, close.clone(), timeout))).await;
+    let mut done = HandBack::default();
+    let mut with_keys = Vec::new();
+    for (shard, reply) in others.iter().zip(closed) {
+        let (keys, flush) = match reply? {
+            ReplyValue::Array(Some(items)) => match items.as_slice() {
+                [ReplyValue::Integer(keys), ReplyValue::Integer(flush)] => (*keys, *flush != 0),
+                _ => return Err(unexpected(shard, "HANDOFF CLOSE")),
+            },
+            _ => return Err(unexpected(shard, "HANDOFF CLOSE")),
+        };
+        done.flushed |= flush;
+        if keys > 0 {
+            with_keys.push(shard.clone());
+        }
+    }
+    if done.flushed {
+        call(returning, command(&[b"FLUSHALL"]), timeout).await?;
+    }
+    for shard in with_keys {
+        let mut cursor = 0i64;
+        loop {
+            let take = command(&[
+                b"RINGCACHE",
+                b"HANDOFF",
+                b"TAKE",
+                name,
+                cursor.to_string().as_bytes(),
+                TAKE_BATCH.to_string().as_bytes(),
+            ]);
+            let ReplyValue::Array(Some(reply)) = call(&shard, take, timeout).await? else {
+                return Err(unexpected(&shard, "HANDOFF TAKE"));
+            };
+            let [ReplyValue::Integer(next), ReplyValue::Array(Some(items))] = reply.as_slice() else {
+                return Err(unexpected(&shard, "HANDOFF TAKE"));
+            };
+            let mut records: Vec<&[u8]> = vec![b"RINGCACHE", b"RESTORE"];
+            let mut deletes: Vec<&[u8]> = vec![b"DEL"];
+            for pair in items.chunks(2) {
+                match pair {
+                    [ReplyValue::Bulk(Some(_)), ReplyValue::Bulk(Some(record))] => records.push(record),
+                    [ReplyValue::Bulk(Some(key)), ReplyValue::Bulk(None)] => deletes.push(key),
+                    _ => return Err(unexpected(&shard, "HANDOFF TAKE")),
+                }
+            }
+            // Both are sent before either reply is awaited: one round trip per batch.
+            let restore = (records.len() > 2).then(|| returning.conns[0].send(command(&records)));
+            let delete = (deletes.len() > 1).then(|| returning.conns[0].send(command(&deletes)));
+            for (rx, what) in [(restore, "RINGCACHE RESTORE"), (delete, "DEL")] {
+                let Some(rx) = rx else { continue };
+                let reply = tokio::time::timeout(timeout, rx).await;
+                match reply.as_ref().map(|r| r.as_ref().map(|r| r.as_ref().map(ReplyValue::parse))) {
+                    Ok(Ok(Ok(Some(ReplyValue::Integer(_))))) => {}
+                    _ => return Err(unexpected(returning, what)),
+                }
+            }
+            done.keys_restored += records.len() as u64 - 2;
+            done.keys_deleted += deletes.len() as u64 - 1;
+            if *next == 0 {
+                break;
+            }
+            cursor = *next;
+        }
+    }
+    // A shard that joined the ring is a member from now on (a proxy that reloads later admits it at once).
+    call(returning, command(&[b"RINGCACHE", b"MEMBER", b"JOINED"]), timeout).await?;
+    Ok(done)
+}
+
+/// Step 4, once `returning` is readmitted: the stand-ins delete the keys they handed back.
+pub async fn finish(cluster: &Cluster, returning: &ShardHandle) {
+    let topo = cluster.topology();
+    let others: Vec<Arc<ShardHandle>> =
+        topo.shards.iter().filter(|s| s.spec.name != returning.spec.name && s.is_up()).cloned().collect();
+    drop(topo);
+    let request = command(&[b"RINGCACHE", b"HANDOFF", b"FINISH", returning.spec.name.as_bytes()]);
+    let timeout = cluster.settings.timeout;
+    for (shard, reply) in
+        others.iter().zip(futures::future::join_all(others.iter().map(|s| call(s, request.clone(), timeout))).await)
+    {
+        if let Err(e) = reply {
+            // The keys stay on the stand-in, still hinted: the next handoff for this shard deletes them.
+            tracing::warn!("handoff to '{}': finishing on '{}' failed: {e}", returning.spec.name, shard.spec.name);
+        }
+    }
+}
+
+/// A shard that holds a joining shard's keys, with the ring arcs it holds them for.
+pub type StandIn = (Arc<ShardHandle>, Vec<(u32, u32)>);
+
+/// A shard joins the ring (a config reload added it). It starts *absent*: its keys stay with their old
+/// owners, which now hold them as hints for it. Every other live shard opens hints for it and *seeds* them
+/// with the keys it holds in the new shard's ranges (`arcs`), and from then on refuses plain writes there
+/// (a proxy still on the old ring gets `-TRYAGAIN` until it reloads). The health checker then admits the
+/// new shard exactly as it readmits one that returns: fence, copy, readmit, finish.
+pub async fn seed(
+    cluster: &Cluster,
+    joining: &ShardHandle,
+    stand_ins: &[StandIn],
+) -> Result<u64, HandoffError> {
+    let name = joining.spec.name.as_bytes();
+    let timeout = cluster.settings.timeout;
+    let open = command(&[b"RINGCACHE", b"HANDOFF", b"OPEN", name]);
+    futures::future::join_all(stand_ins.iter().map(|(s, _)| call(s, open.clone(), timeout)))
+        .await
+        .into_iter()
+        .try_for_each(|r| r.map(drop))?;
+    let key_hash = cluster.settings.key_hash.name().as_bytes();
+    let seeds = stand_ins.iter().map(|(shard, arcs)| {
+        let bounds: Vec<String> = arcs.iter().flat_map(|(a, b)| [a.to_string(), b.to_string()]).collect();
+        let mut args: Vec<&[u8]> = vec![b"RINGCACHE", b"HANDOFF", b"SEED", name, key_hash];
+        args.extend(bounds.iter().map(|b| b.as_bytes()));
+        // Seeding walks the shard's whole keyspace: allow it more than one request's timeout.
+        call(shard, command(&args), timeout * 30)
+    });
+    let mut keys = 0;
+    for ((shard, _), reply) in stand_ins.iter().zip(futures::future::join_all(seeds).await) {
+        match reply? {
+            ReplyValue::Integer(n) => keys += n.max(0) as u64,
+            _ => return Err(unexpected(shard, "HANDOFF SEED")),
+        }
+    }
+    Ok(keys)
+}
+
+/// A shard leaves (removed from the config, or draining after SIGTERM): its writes are refused while its
+/// keys are copied to the shards that stand in for it, as hints, so that nothing written meanwhile is
+/// overwritten and so that they go back if it ever returns. Reads keep going to it until the caller marks
+/// it down. `owners` gives the live copies of a key once it is gone.
+pub async fn drain(
+    cluster: &Cluster,
+    leaving: &ShardHandle,
+    owners: impl Fn(&[u8]) -> Vec<Arc<ShardHandle>>,
+) -> Result<u64, HandoffError> {
+    let name = leaving.spec.name.as_bytes();
+    let timeout = cluster.settings.timeout;
+    call(leaving, command(&[b"RINGCACHE", b"MEMBER", b"DRAINING"]), timeout).await?;
+    let topo = cluster.topology();
+    let others: Vec<Arc<ShardHandle>> =
+        topo.shards.iter().filter(|s| s.spec.name != leaving.spec.name && s.is_up()).cloned().collect();
+    drop(topo);
+    let open = command(&[b"RINGCACHE", b"HANDOFF", b"OPEN", name]);
+    futures::future::join_all(others.iter().map(|s| call(s, open.clone(), timeout)))
+        .await
+        .into_iter()
+        .try_for_each(|r| r.map(drop))?;
+    let mut cursor = 0i64;
+    let mut moved = 0u64;
+    loop {
+        let dump = command(&[
+            b"RINGCACHE",
+            b"HANDOFF",
+            b"DUMP",
+            cursor.to_string().as_bytes(),
+            TAKE_BATCH.to_string().as_bytes(),
+        ]);
+        let ReplyValue::Array(Some(reply)) = call(leaving, dump, timeout).await? else {
+            return Err(unexpected(leaving, "HANDOFF DUMP"));
+        };
+        let [ReplyValue::Integer(next), ReplyValue::Array(Some(items))] = reply.as_slice() else {
+            return Err(unexpected(leaving, "HANDOFF DUMP"));
+        };
+        // One ACCEPT per destination shard per batch.
+        let mut batches: Vec<(Arc<ShardHandle>, Vec<&[u8]>)> = Vec::new();
+        for pair in items.chunks(2) {
+            let [ReplyValue::Bulk(Some(key)), ReplyValue::Bulk(Some(record))] = pair else {
+                return Err(unexpected(leaving, "HANDOFF DUMP"));
+            };
+            for shard in owners(key) {
+                match batches.iter_mut().find(|(s, _)| Arc::ptr_eq(s, &shard)) {
+                    Some((_, records)) => records.push(record),
+                    None => batches.push((shard, vec![record])),
+                }
+            }
+        }
+        let sends = batches.iter().map(|(shard, records)| {
+            let mut args: Vec<&[u8]> = vec![b"RINGCACHE", b"HANDOFF", b"ACCEPT", name];
+            args.extend(records.iter().copied());
+            call(shard, command(&args), timeout)
+        });
+        for (reply, (shard, _)) in futures::future::join_all(sends).await.into_iter().zip(&batches) {
+            match reply? {
+                ReplyValue::Integer(n) => moved += n.max(0) as u64,
+                _ => return Err(unexpected(shard, "HANDOFF ACCEPT")),
+            }
+        }
+        if *next == 0 {
+            return Ok(moved);
+        }
+        cursor = *next;
+    }
+}
+
+/// The leaving shard's keys are all elsewhere: it refuses every keyed command from now on (a proxy that
+/// still routes to it gets `-TRYAGAIN`), and a draining shard may exit.
+pub async fn drained(cluster: &Cluster, leaving: &ShardHandle) -> Result<(), HandoffError> {
+    call(leaving, command(&[b"RINGCACHE", b"MEMBER", b"DRAINED"]), cluster.settings.timeout).await.map(drop)
+}
+
+/// After a shard left the ring for good, the others drop its hints (and the fence that came with them).
+pub async fn forget(cluster: &Cluster, gone: &str) {
+    let topo = cluster.topology();
+    let shards: Vec<Arc<ShardHandle>> = topo.live().map(|(_, s)| s.clone()).collect();
+    drop(topo);
+    let request = command(&[b"RINGCACHE", b"HANDOFF", b"FORGET", gone.as_bytes()]);
+    for (shard, reply) in shards
+        .iter()
+        .zip(futures::future::join_all(shards.iter().map(|s| call(s, request.clone(), cluster.settings.timeout))).await)
+    {
+        if let Err(e) = reply {
+            tracing::warn!("forgetting '{gone}' on '{}': {e}", shard.spec.name);
+        }
+    }
+}
+
+/// Whether a shard that just appeared in the config has been admitted before (by another proxy).
+pub async fn has_joined(cluster: &Cluster, shard: &ShardHandle) -> Result<bool, HandoffError> {
+    match call(shard, command(&[b"RINGCACHE", b"MEMBER"]), cluster.settings.timeout).await? {
+        ReplyValue::Bulk(Some(state)) => Ok(state.as_ref() != b"joining"),
+        ReplyValue::Simple(state) => Ok(state.as_ref() != b"joining"),
+        _ => Err(unexpected(shard, "RINGCACHE MEMBER")),
+    }
+}
+
+fn unexpected(shard: &ShardHandle, what: &str) -> HandoffError {
+    HandoffError::Shard { shard: shard.spec.name.clone(), reason: format!("sent an unexpected reply to {what}") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ringcache_common::resp::{Limits, RequestScanner};
+
+    #[test]
+    fn a_wrapped_request_is_the_original_after_three_arguments() {
+        for original in [&b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$2\r\nv1\r\n"[..], b"SET k v1\r\n"] {
+            let mut buf = BytesMut::from(original);
+            let req = RequestScanner::new().next(&mut buf, &Limits::default()).unwrap().unwrap();
+            let wrapped = hinted_wire(&req, "s1,s2");
+            let mut buf = BytesMut::from(&wrapped[..]);
+            let parsed = RequestScanner::new().next(&mut buf, &Limits::default()).unwrap().unwrap();
+            let args: Vec<&[u8]> = parsed.args_from(0).collect();
+            assert_eq!(args, [&b"RINGCACHE"[..], b"HINTED", b"s1,s2", b"SET", b"k", b"v1"]);
+            assert!(buf.is_empty());
+        }
+    }
+}

@@ -1,0 +1,281 @@
+//! `RINGCACHE`: the shard-to-shard operations ringcache-proxy uses for hinted handoff (see [`crate::handoff`]).
+//!
+//! - `RINGCACHE HINTED <shard>[,<shard>...] <command> [arg ...]`: runs a command while standing in for absent
+//!   shards; a write's keys are recorded for them, and a write gets `-TRYAGAIN` once their handoff has begun.
+//!   Hinted commands pass the guard of a joining shard's ranges.
+//! - `RINGCACHE HANDOFF OPEN <shard>`: start accepting hinted writes for `shard`.
+//! - `RINGCACHE HANDOFF CLOSE <shard>`: stop accepting them; replies `[keys, flush]`.
+//! - `RINGCACHE HANDOFF TAKE <shard> <cursor> <count>`: `[next-cursor, [key, record-or-nil, ...]]`.
+//! - `RINGCACHE HANDOFF FINISH <shard>`: the shard has the keys now; delete them here. Replies the count.
+//! - `RINGCACHE HANDOFF LIST`: `[[shard, open, keys, flush], ...]`.
+//! - `RINGCACHE HANDOFF SEED <shard> <key-hash> <after> <up-to> [...]`: `shard` joins the ring and owns those
+//!   arcs: the keys here in them become its hints, and plain writes there are refused from now on.
+//! - `RINGCACHE HANDOFF ACCEPT <shard> <record> [...]`: keys of a draining `shard`, taken as hints for it
+//!   unless a newer version is here. Replies the count taken.
+//! - `RINGCACHE HANDOFF FORGET <shard>`: `shard` left the ring; drop its hints and guard.
+//! - `RINGCACHE HANDOFF DUMP <cursor> <count>`: `[next-cursor, [key, record, ...]]` over every key here.
+//! - `RINGCACHE MEMBER [JOINED|DRAINING|DRAINED]`: this shard's membership state, or set it.
+//! - `RINGCACHE RESTORE <record> [<record> ...]`: replace keys with records from TAKE. Replies the count.
+
+use std::time::Instant;
+
+use ringcache_common::command;
+use ringcache_common::metrics::{self, HotCounter};
+use ringcache_common::resp::{ReplyWriter, Request};
+
+use ringcache_common::hash::KeyHash;
+
+use super::{is, CmdError, CmdResult, Ctx, Handler};
+use crate::server::Membership;
+use crate::snapshot::format::{encode_collection, encode_string};
+use crate::snapshot::transfer;
+use crate::store::Kind;
+
+pub(super) fn handler(name: &str) -> Option<Handler> {
+    Some(match name {
+        "ringcache" => ringcache,
+        _ => return None,
+    })
+}
+
+fn ringcache(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    let sub = req.arg(1);
+    if is(sub, "HINTED") {
+        hinted(ctx, req)
+    } else if is(sub, "HANDOFF") {
+        handoff(ctx, req)
+    } else if is(sub, "RESTORE") {
+        restore(ctx, req)
+    } else if is(sub, "MEMBER") {
+        member(ctx, req)
+    } else {
+        Err(CmdError::UnknownSubcommand { cmd: "RINGCACHE".into(), sub: String::from_utf8_lossy(sub).into_owned() })
+    }
+}
+
+fn arity(req: &Request, ok: bool) -> CmdResult {
+    if ok {
+        Ok(())
+    } else {
+        Err(CmdError::Other(format!(
+            "ERR wrong number of arguments for 'ringcache|{}' command",
+            String::from_utf8_lossy(req.arg(1)).to_lowercase()
+        )))
+    }
+}
+
+fn target_names(arg: &[u8]) -> Result<Vec<&str>, CmdError> {
+    let text = std::str::from_utf8(arg).map_err(|_| CmdError::Other("ERR shard names must be UTF-8".into()))?;
+    let names: Vec<&str> = text.split(',').filter(|n| !n.is_empty()).collect();
+    if names.is_empty() {
+        return Err(CmdError::Other("ERR RINGCACHE HINTED needs at least one shard name".into()));
+    }
+    Ok(names)
+}
+
+fn hinted(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    arity(req, req.argc() >= 4)?;
+    let targets = target_names(req.arg(2))?;
+    let inner = Request::from_args(req.args_from(3));
+    let spec = command::lookup(inner.name());
+    let flush = spec.is_some_and(|s| s.name == "flushall" || s.name == "flushdb");
+    if !flush && !spec.is_some_and(|s| s.first_key > 0 && s.name != "ringcache") {
+        return Err(CmdError::Other("ERR RINGCACHE HINTED runs only commands with keys, or FLUSHALL".into()));
+    }
+    // A read changes nothing: it needs no hint, and may run even while the handoff is fenced (the value
+    // here is the current one until the absent shard is readmitted).
+    if !flush && !spec.is_some_and(|s| s.is_write()) {
+        super::execute_checked(ctx, &inner, Instant::now(), false);
+        return Ok(());
+    }
+    let shared = ctx.shared;
+    let mut guard = shared.handoffs.begin_hinted(&targets).map_err(|e| CmdError::Other(e.to_string()))?;
+    let reply_at = ctx.out.len();
+    super::execute_checked(ctx, &inner, Instant::now(), false);
+    // A failed command changed nothing, so there is nothing to hand back.
+    if ctx.out.get(reply_at) != Some(&b'-') {
+        if flush {
+            guard.record_flush(&targets);
+        } else if let Some(spec) = spec {
+            let keys: Vec<&[u8]> = spec.key_positions(inner.argc()).map(|p| inner.arg(p)).collect();
+            guard.record(&targets, keys.iter().copied());
+        }
+    }
+    Ok(())
+}
+
+fn handoff(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    arity(req, req.argc() >= 3)?;
+    let handoffs = &ctx.shared.handoffs;
+    let op = req.arg(2);
+    let target = || -> Result<&str, CmdError> {
+        std::str::from_utf8(req.get(3).unwrap_or_default())
+            .ok()
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| CmdError::Other("ERR a shard name is required".into()))
+    };
+    if is(op, "OPEN") {
+        arity(req, req.argc() == 4)?;
+        handoffs.open(target()?);
+        ctx.out.ok();
+    } else if is(op, "CLOSE") {
+        arity(req, req.argc() == 4)?;
+        let closed = handoffs.close(target()?);
+        ctx.out.array_len(2);
+        ctx.out.integer(closed.keys as i64);
+        ctx.out.integer(i64::from(closed.flush));
+    } else if is(op, "TAKE") {
+        arity(req, req.argc() == 6)?;
+        let cursor = usize::try_from(super::parse_i64(req.arg(4))?).map_err(|_| CmdError::NotInteger)?;
+        let count = usize::try_from(super::parse_i64(req.arg(5))?).map_err(|_| CmdError::NotInteger)?;
+        let (keys, next) = handoffs.take(target()?, cursor, count.min(10_000));
+        ctx.out.array_len(2);
+        ctx.out.integer(next as i64);
+        ctx.out.array_len(keys.len() * 2);
+        for key in keys {
+            ctx.out.bulk(&key);
+            match transfer::dump(ctx.store, &key, ctx.now_ms) {
+                Some(record) => ctx.out.bulk(&record),
+                None => ctx.out.null(),
+            }
+        }
+    } else if is(op, "FINISH") {
+        arity(req, req.argc() == 4)?;
+        let keys = handoffs.finish(target()?);
+        for key in &keys {
+            let hash = ctx.store.hash(key);
+            let mut g = ctx.store.lock(hash);
+            if let Some(slot) = g.lookup(hash, key, ctx.now_ms) {
+                g.remove(slot);
+            }
+        }
+        metrics::add_hot(HotCounter::Writes, keys.len() as u64);
+        ctx.out.integer(keys.len() as i64);
+    } else if is(op, "SEED") {
+        arity(req, req.argc() >= 7 && !req.argc().is_multiple_of(2))?;
+        let key_hash = std::str::from_utf8(req.arg(4))
+            .ok()
+            .and_then(|n| KeyHash::from_name(n).ok())
+            .ok_or_else(|| CmdError::Other("ERR unknown key hash".into()))?;
+        let mut arcs = Vec::with_capacity((req.argc() - 5) / 2);
+        for pair in req.args_from(5).collect::<Vec<_>>().chunks(2) {
+            let bound = |b: &[u8]| std::str::from_utf8(b).ok().and_then(|t| t.parse::<u32>().ok());
+            match (bound(pair[0]), bound(pair[1])) {
+                (Some(after), Some(up_to)) => arcs.push((after, up_to)),
+                _ => return Err(CmdError::Other("ERR ring bounds must be integers from 0 to 4294967295".into())),
+            }
+        }
+        let seeded = handoffs.seed(target()?, key_hash, arcs, ctx.store, ctx.now_ms);
+        ctx.out.integer(seeded as i64);
+    } else if is(op, "ACCEPT") {
+        arity(req, req.argc() >= 5)?;
+        let taken = handoffs
+            .accept(target()?, req.args_from(4), ctx.store, ctx.now_ms)
+            .map_err(|e| CmdError::Other(e.to_string()))?;
+        metrics::add_hot(HotCounter::Writes, taken as u64);
+        ctx.out.integer(taken as i64);
+    } else if is(op, "FORGET") {
+        arity(req, req.argc() == 4)?;
+        ctx.out.integer(i64::from(handoffs.forget(target()?)));
+    } else if is(op, "DUMP") {
+        arity(req, req.argc() == 5)?;
+        dump(ctx, req)?;
+    } else if is(op, "LIST") {
+        arity(req, req.argc() == 3)?;
+        let list = handoffs.list();
+        ctx.out.array_len(list.len());
+        for (name, open, keys, flush) in list {
+            ctx.out.array_len(4);
+            ctx.out.bulk(name.as_bytes());
+            ctx.out.integer(i64::from(open));
+            ctx.out.integer(keys as i64);
+            ctx.out.integer(i64::from(flush));
+        }
+    } else {
+        return Err(CmdError::UnknownSubcommand {
+            cmd: "RINGCACHE HANDOFF".into(),
+            sub: String::from_utf8_lossy(op).into_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// `HANDOFF DUMP <cursor> <count>`: `[next-cursor, [key, record, ...]]` over every key (a SCAN cursor).
+fn dump(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    let cursor = std::str::from_utf8(req.arg(3))
+        .ok()
+        .and_then(|c| c.parse::<u64>().ok())
+        .ok_or_else(|| CmdError::Other("ERR invalid cursor".into()))?;
+    let count = usize::try_from(super::parse_i64(req.arg(4))?).map_err(|_| CmdError::NotInteger)?.clamp(1, 10_000);
+    let mut stripe = (cursor >> 32) as usize;
+    let mut slot = (cursor & 0xffff_ffff) as u32;
+    let mut records: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+    let mut next_cursor = 0u64;
+    while stripe < ctx.store.stripe_count() {
+        let mut g = ctx.store.lock_index(stripe);
+        let resume = g.scan_from(slot, ctx.now_ms, |s, at| {
+            let key = s.key(at);
+            let mut record = Vec::new();
+            let expire = s.expire_at(at);
+            match s.kind(at) {
+                Kind::String => encode_string(&mut record, key, s.string(at), expire),
+                _ => encode_collection(&mut record, key, s.collection(at), expire),
+            }
+            records.push((key.to_vec(), record));
+            records.len() < count
+        });
+        drop(g);
+        match resume {
+            Some(next) => {
+                next_cursor = ((stripe as u64) << 32) | u64::from(next);
+                break;
+            }
+            None => {
+                stripe += 1;
+                slot = 0;
+            }
+        }
+    }
+    ctx.out.array_len(2);
+    ctx.out.integer(next_cursor as i64);
+    ctx.out.array_len(records.len() * 2);
+    for (key, record) in &records {
+        ctx.out.bulk(key);
+        ctx.out.bulk(record);
+    }
+    Ok(())
+}
+
+/// `RINGCACHE MEMBER [JOINED|DRAINING|DRAINED]`: this shard's place in the ring's life (see
+/// [`Membership`]), or set it.
+fn member(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    arity(req, req.argc() <= 3)?;
+    if let Some(state) = req.get(2) {
+        let next = if is(state, "JOINED") {
+            Membership::Member
+        } else if is(state, "DRAINING") {
+            Membership::Draining
+        } else if is(state, "DRAINED") {
+            Membership::Drained
+        } else {
+            return Err(CmdError::Syntax);
+        };
+        ctx.shared.set_membership(next);
+        ctx.out.ok();
+    } else {
+        ctx.out.bulk(ctx.shared.membership().name().as_bytes());
+    }
+    Ok(())
+}
+
+fn restore(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    arity(req, req.argc() >= 3)?;
+    let mut restored = 0i64;
+    for record in req.args_from(2) {
+        transfer::restore(ctx.store, record, ctx.now_ms).map_err(|e| CmdError::Other(e.to_string()))?;
+        restored += 1;
+    }
+    metrics::add_hot(HotCounter::Writes, restored as u64);
+    ctx.out.integer(restored);
+    Ok(())
+}

@@ -1,0 +1,205 @@
+//! `RINGCACHE` hinted-handoff commands against real shard processes: a stand-in records the keys of hinted
+//! writes, refuses them once the handoff has begun, pages them out with their values and TTLs, and a
+//! second shard restores them byte for byte.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use redis::{Commands, Value};
+use support::{info_value, Shard};
+
+fn rc(con: &mut redis::Connection, args: &[&str]) -> redis::RedisResult<Value> {
+    let mut cmd = redis::cmd("RINGCACHE");
+    for a in args {
+        cmd.arg(*a);
+    }
+    cmd.query(con)
+}
+
+fn int(v: &Value) -> i64 {
+    match v {
+        Value::Int(n) => *n,
+        other => panic!("not an integer: {other:?}"),
+    }
+}
+
+/// TAKE until the cursor returns to 0: (key, record or None) in key order.
+fn take_all(con: &mut redis::Connection, target: &str, page: usize) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+    let mut out = Vec::new();
+    let mut cursor = 0i64;
+    loop {
+        let reply = rc(con, &["HANDOFF", "TAKE", target, &cursor.to_string(), &page.to_string()]).unwrap();
+        let Value::Array(parts) = reply else { panic!("TAKE reply: {reply:?}") };
+        let Value::Array(items) = &parts[1] else { panic!("TAKE items: {parts:?}") };
+        assert!(items.len() <= page * 2, "a page holds at most {page} keys");
+        for pair in items.chunks(2) {
+            let Value::BulkString(key) = &pair[0] else { panic!("key: {pair:?}") };
+            let record = match &pair[1] {
+                Value::BulkString(r) => Some(r.clone()),
+                Value::Nil => None,
+                other => panic!("record: {other:?}"),
+            };
+            out.push((key.clone(), record));
+        }
+        cursor = int(&parts[0]);
+        if cursor == 0 {
+            return out;
+        }
+    }
+}
+
+#[test]
+fn hinted_writes_are_recorded_fenced_and_restored_elsewhere() {
+    let stand_in = Shard::start_with_metrics(&[], true);
+    let returning = Shard::start(&[]);
+    let mut s = stand_in.client();
+    let mut r = returning.client();
+
+    // Not open: refused, nothing written.
+    let err = rc(&mut s, &["HINTED", "x", "SET", "a", "1"]).unwrap_err();
+    assert_eq!(err.code(), Some("TRYAGAIN"), "{err}");
+    assert!(!s.exists::<_, bool>("a").unwrap());
+
+    assert_eq!(rc(&mut s, &["HANDOFF", "OPEN", "x"]).unwrap(), Value::Okay);
+    // The wrapped command's reply is the command's own.
+    assert_eq!(rc(&mut s, &["HINTED", "x", "SET", "a", "1"]).unwrap(), Value::Okay);
+    assert_eq!(int(&rc(&mut s, &["HINTED", "x", "INCR", "n"]).unwrap()), 1);
+    assert_eq!(rc(&mut s, &["HINTED", "x", "MSET", "b", "2", "c", "3"]).unwrap(), Value::Okay);
+    assert_eq!(rc(&mut s, &["HINTED", "x", "SET", "ttl", "t", "EX", "100"]).unwrap(), Value::Okay);
+    assert_eq!(int(&rc(&mut s, &["HINTED", "x", "HSET", "h", "f", "v"]).unwrap()), 1);
+    // A delete of a key the stand-in never had is still a hint: the returning shard has it.
+    assert_eq!(int(&rc(&mut s, &["HINTED", "x", "DEL", "gone", "c"]).unwrap()), 1);
+    assert_eq!(int(&rc(&mut s, &["HINTED", "x", "INCR", "counter"]).unwrap()), 1);
+    // A plain write is not a hint, and a failed hinted command records nothing.
+    s.set::<_, _, ()>("text", "abc").unwrap();
+    let err = rc(&mut s, &["HINTED", "x", "INCR", "text"]).unwrap_err();
+    assert!(err.to_string().contains("not an integer"), "{err}");
+    // A hinted read runs, and records nothing.
+    assert_eq!(rc(&mut s, &["HINTED", "x", "GET", "a"]).unwrap(), Value::BulkString(b"1".to_vec()));
+    // Only commands with keys can be wrapped.
+    let err = rc(&mut s, &["HINTED", "x", "RINGCACHE", "HANDOFF", "LIST"]).unwrap_err();
+    assert!(err.to_string().contains("only commands with keys"), "{err}");
+
+    assert_eq!(info_value(&mut s, "handoff_open_shards"), "1");
+    assert_eq!(info_value(&mut s, "handoff_backlog_keys"), "8");
+
+    // CLOSE fences: [keys, flush].
+    assert_eq!(rc(&mut s, &["HANDOFF", "CLOSE", "x"]).unwrap(), Value::Array(vec![Value::Int(8), Value::Int(0)]));
+    let err = rc(&mut s, &["HINTED", "x", "SET", "a", "late"]).unwrap_err();
+    assert_eq!(err.code(), Some("TRYAGAIN"));
+    assert_eq!(s.get::<_, String>("a").unwrap(), "1", "a refused hinted write changes nothing");
+    assert_eq!(info_value(&mut s, "handoff_refused_writes"), "2");
+
+    let hints = take_all(&mut s, "x", 2);
+    let keys: Vec<&[u8]> = hints.iter().map(|(k, _)| k.as_slice()).collect();
+    assert_eq!(keys, [&b"a"[..], b"b", b"c", b"counter", b"gone", b"h", b"n", b"ttl"]);
+    let absent: Vec<&[u8]> = hints.iter().filter(|(_, r)| r.is_none()).map(|(k, _)| k.as_slice()).collect();
+    assert_eq!(absent, [&b"c"[..], b"gone"]);
+
+    // The returning shard holds stale data; RESTORE replaces it and DEL applies the deletes.
+    r.set::<_, _, ()>("a", "stale").unwrap();
+    r.set::<_, _, ()>("gone", "stale").unwrap();
+    r.set::<_, _, ()>("c", "stale").unwrap();
+    let mut restore = redis::cmd("RINGCACHE");
+    restore.arg("RESTORE");
+    let mut deletes = redis::cmd("DEL");
+    for (key, record) in &hints {
+        match record {
+            Some(record) => {
+                restore.arg(record.as_slice());
+            }
+            None => {
+                deletes.arg(key.as_slice());
+            }
+        }
+    }
+    assert_eq!(restore.query::<i64>(&mut r).unwrap(), 6);
+    assert_eq!(deletes.query::<i64>(&mut r).unwrap(), 2);
+    assert_eq!(r.get::<_, String>("a").unwrap(), "1");
+    assert_eq!(r.get::<_, String>("n").unwrap(), "1");
+    assert_eq!(r.get::<_, String>("b").unwrap(), "2");
+    assert_eq!(r.hget::<_, _, String>("h", "f").unwrap(), "v");
+    let ttl: i64 = r.ttl("ttl").unwrap();
+    assert!((90..=100).contains(&ttl), "the TTL travels with the key: {ttl}");
+    assert!(!r.exists::<_, bool>("gone").unwrap() && !r.exists::<_, bool>("c").unwrap());
+
+    // FINISH deletes the handed-back keys from the stand-in.
+    assert_eq!(int(&rc(&mut s, &["HANDOFF", "FINISH", "x"]).unwrap()), 8);
+    for key in ["a", "b", "n", "h", "ttl", "counter"] {
+        assert!(!s.exists::<_, bool>(key).unwrap(), "{key} still on the stand-in");
+    }
+    assert_eq!(s.get::<_, String>("text").unwrap(), "abc", "keys that were not hinted stay");
+    assert_eq!(info_value(&mut s, "handoff_backlog_keys"), "0");
+    assert_eq!(info_value(&mut s, "handoff_handed_off_keys"), "8");
+    let metrics = stand_in.metrics();
+    assert!(metrics.contains("ringcache_handoff_handed_off_keys_total 8"), "{metrics}");
+    assert!(metrics.contains("ringcache_handoff_refused_writes_total 2"), "{metrics}");
+}
+
+#[test]
+fn a_flushall_or_an_overflow_asks_for_a_flush_of_the_returning_shard() {
+    let stand_in = Shard::start(&["--handoff-max-keys", "3"]);
+    let mut s = stand_in.client();
+    rc(&mut s, &["HANDOFF", "OPEN", "x"]).unwrap();
+    rc(&mut s, &["HANDOFF", "OPEN", "y"]).unwrap();
+    // At the limit, hints are still kept...
+    rc(&mut s, &["HINTED", "x", "MSET", "a", "1", "b", "2", "c", "3"]).unwrap();
+    assert_eq!(rc(&mut s, &["HANDOFF", "LIST"]).unwrap(), list(&[("x", 1, 3, 0), ("y", 1, 0, 0)]));
+    // ...one past it, the target is marked for a flush instead; the write itself still succeeds.
+    assert_eq!(rc(&mut s, &["HINTED", "x", "SET", "d", "4"]).unwrap(), Value::Okay);
+    assert_eq!(s.get::<_, String>("d").unwrap(), "4");
+    assert_eq!(info_value(&mut s, "handoff_overflowed_keys"), "1");
+    assert_eq!(rc(&mut s, &["HANDOFF", "CLOSE", "x"]).unwrap(), Value::Array(vec![Value::Int(3), Value::Int(1)]));
+
+    rc(&mut s, &["HINTED", "y", "SET", "e", "5"]).unwrap();
+    assert_eq!(rc(&mut s, &["HINTED", "y", "FLUSHALL"]).unwrap(), Value::Okay);
+    assert_eq!(redis::cmd("DBSIZE").query::<i64>(&mut s).unwrap(), 0);
+    // Everything y's keys had here is gone, and y must drop its own when it returns.
+    assert_eq!(rc(&mut s, &["HANDOFF", "CLOSE", "y"]).unwrap(), Value::Array(vec![Value::Int(0), Value::Int(1)]));
+    rc(&mut s, &["HANDOFF", "FINISH", "y"]).unwrap();
+    assert_eq!(rc(&mut s, &["HANDOFF", "CLOSE", "y"]).unwrap(), Value::Array(vec![Value::Int(0), Value::Int(0)]));
+}
+
+fn list(rows: &[(&str, i64, i64, i64)]) -> Value {
+    Value::Array(
+        rows.iter()
+            .map(|(name, open, keys, flush)| {
+                Value::Array(vec![
+                    Value::BulkString(name.as_bytes().to_vec()),
+                    Value::Int(*open),
+                    Value::Int(*keys),
+                    Value::Int(*flush),
+                ])
+            })
+            .collect(),
+    )
+}
+
+#[test]
+fn bad_handoff_requests_get_errors_not_panics() {
+    let shard = Shard::start(&[]);
+    let mut s = shard.client();
+    for (args, expected) in [
+        (&["NOPE"][..], "unknown subcommand"),
+        (&["HANDOFF"], "wrong number of arguments"),
+        (&["HANDOFF", "OPEN"], "wrong number of arguments"),
+        (&["HANDOFF", "TAKE", "x", "-1", "10"], "not an integer"),
+        (&["HANDOFF", "TAKE", "x", "0", "abc"], "not an integer"),
+        (&["HANDOFF", "FLY", "x"], "unknown subcommand"),
+        (&["HINTED", "x"], "wrong number of arguments"),
+        (&["HINTED", ",", "SET", "a", "1"], "at least one shard name"),
+        (&["HINTED", "x", "NOSUCH", "a"], "only commands with keys"),
+        (&["HINTED", "x", "PING"], "only commands with keys"),
+        (&["RESTORE", "garbage"], "not a valid record"),
+    ] {
+        let err = rc(&mut s, args).unwrap_err();
+        assert!(err.to_string().contains(expected), "{args:?}: {err}");
+    }
+    // TAKE of a shard never stood in for is empty, not an error.
+    assert_eq!(
+        rc(&mut s, &["HANDOFF", "TAKE", "never", "0", "10"]).unwrap(),
+        Value::Array(vec![Value::Int(0), Value::Array(vec![])])
+    );
+    assert_eq!(s.ping::<String>().unwrap(), "PONG");
+}
