@@ -97,11 +97,14 @@ impl BackendConn {
     }
 }
 
-type InFlight = Arc<Mutex<VecDeque<(oneshot::Sender<ReplyResult>, Instant)>>>;
+/// Reply slots in request order, with when each request was written (`None` for the connection's own
+/// CLIENT SETNAME, which neither times out by itself nor counts in the latency histogram).
+type InFlight = Arc<Mutex<VecDeque<(oneshot::Sender<ReplyResult>, Option<Instant>)>>>;
 
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
 const MAX_BATCH_BYTES: usize = 256 * 1024;
+const SET_NAME: &[u8] = b"*3\r\n$6\r\nCLIENT\r\n$7\r\nSETNAME\r\n$15\r\nringcache-proxy\r\n";
 
 async fn run(
     addr: String,
@@ -156,8 +159,7 @@ async fn run(
     }
 }
 
-/// Connects, authenticates when the shard wants a password, and names the connection `ringcache-proxy`
-/// (a ringcache-shard that gets SIGTERM waits for a proxy to drain it only while one is connected).
+/// Connects and, when the shard wants a password, authenticates.
 async fn connect(addr: &str, password: Option<&str>) -> std::io::Result<TcpStream> {
     let mut stream = TcpStream::connect(addr).await?;
     if let Some(pw) = password {
@@ -167,9 +169,6 @@ async fn connect(addr: &str, password: Option<&str>) -> std::io::Result<TcpStrea
             return Err(std::io::Error::other("shard refused the password"));
         }
     }
-    stream.write_all(b"*3\r\n$6\r\nCLIENT\r\n$7\r\nSETNAME\r\n$15\r\nringcache-proxy\r\n").await?;
-    // Any reply will do (a server without CLIENT SETNAME is still a backend); it only has to be read.
-    read_line(&mut stream).await?;
     Ok(stream)
 }
 
@@ -197,6 +196,12 @@ async fn serve(
 ) -> Result<(), BackendError> {
     let (mut reader, mut writer) = stream.into_split();
     let in_flight: InFlight = Arc::new(Mutex::new(VecDeque::new()));
+    // The connection is named `ringcache-proxy`: a ringcache-shard that gets SIGTERM waits to be drained only
+    // while a proxy is connected. Its reply (any: a server without CLIENT SETNAME is still a backend) takes
+    // the first reply slot and is dropped; a shard that never answers it times out with the first request.
+    let (name_reply, _) = oneshot::channel();
+    in_flight.lock().push_back((name_reply, None));
+    writer.write_all(SET_NAME).await.map_err(|_| BackendError::Closed)?;
     // Requests taken off the queue but not yet written; failed with the rest if the connection fails.
     let mut staged: Vec<oneshot::Sender<ReplyResult>> = Vec::with_capacity(16);
     let write_side = async {
@@ -225,7 +230,7 @@ async fn serve(
             {
                 let now = Instant::now();
                 let mut q = in_flight.lock();
-                q.extend(staged.drain(..).map(|s| (s, now)));
+                q.extend(staged.drain(..).map(|s| (s, Some(now))));
             }
             writer.write_all(&out).await.map_err(|_| BackendError::Closed)?;
         }
@@ -247,7 +252,9 @@ async fn serve(
                         let Some((slot, sent)) = in_flight.lock().pop_front() else {
                             return Err(BackendError::Protocol);
                         };
-                        latency.observe(now.saturating_duration_since(sent).as_secs_f64());
+                        if let Some(sent) = sent {
+                            latency.observe(now.saturating_duration_since(sent).as_secs_f64());
+                        }
                         let _ = slot.send(Ok(reply));
                     }
                     latency.flush();
@@ -256,7 +263,7 @@ async fn serve(
                     }
                 }
                 _ = tick.tick() => {
-                    let oldest = in_flight.lock().front().map(|(_, sent)| *sent);
+                    let oldest = in_flight.lock().iter().find_map(|(_, sent)| *sent);
                     if oldest.is_some_and(|sent| sent.elapsed() > timeout) {
                         return Err(BackendError::Timeout);
                     }

@@ -28,6 +28,8 @@ pub struct ShardHandle {
     up: AtomicBool,
     /// A drain of this shard is under way or done (a shard is drained once per handle).
     draining: AtomicBool,
+    /// New to the ring: its keys must be seeded on their old owners before it is first admitted.
+    joining: AtomicBool,
     pub conns: Vec<BackendConn>,
     pub metrics: Arc<BackendMetrics>,
 }
@@ -129,6 +131,8 @@ pub struct Cluster {
     shutdown: CancellationToken,
     /// Hinted handoff is on (`--handoff`, and every shard understood it so far).
     handoff: Arc<AtomicBool>,
+    /// This proxy's name in a shard's handoff lock.
+    pub token: String,
 }
 
 impl Cluster {
@@ -150,6 +154,7 @@ impl Cluster {
             metrics,
             shutdown,
             handoff,
+            token: format!("proxy-{:016x}", rand::random::<u64>()),
         });
         cluster.set_shards(shards);
         cluster
@@ -166,37 +171,70 @@ impl Cluster {
         }
     }
 
-    /// Applies a changed shard list (a config reload) and moves the keys whose owner changed:
-    /// - a shard that left is drained first: its keys are copied to the shards that own them without it;
-    /// - a shard that joined starts absent, the shards holding its keys keep them as hints for it, and the
-    ///   health checker admits it like a returning shard, handing them over.
+    /// Applies a changed shard list (a config reload) and moves the keys whose owner changed, in three steps:
+    /// 1. the ring gets the added shards next to all the old ones; an added shard joins absent, the shards
+    ///    holding its keys keep them as hints for it, and it is admitted (handed them) as soon as it answers;
+    /// 2. each removed shard is drained: its keys are copied to the shards that own them without it;
+    /// 3. the ring loses the removed shards, and the others forget their hints.
     ///
-    /// With handoff off (shards that are not ringcache-shard) the ring just changes, as in twemproxy.
+    /// With equal weights, step 1's ring places every key as the final ring does, except on removed
+    /// shards. With handoff off (shards that are not ringcache-shard) the ring just changes, as in twemproxy.
     pub async fn change_shards(self: &Arc<Self>, specs: Vec<ShardSpec>) {
         let old = self.topology.load_full();
-        let handoff = self.handoff_on();
-        for gone in old.shards.iter().filter(|s| !specs.iter().any(|n| n.name == s.spec.name)) {
-            if handoff && gone.is_up() {
-                self.drain_shard(gone).await;
+        let removed: Vec<ShardSpec> = old
+            .shards
+            .iter()
+            .filter(|s| !specs.iter().any(|n| n.name == s.spec.name))
+            .map(|s| s.spec.clone())
+            .collect();
+        if !self.handoff_on() {
+            for shard in self.install(specs, &[]) {
+                tokio::spawn(health_check(self.clone(), shard));
             }
+            return;
         }
         let mut joining = Vec::new();
-        if handoff {
-            for spec in specs.iter().filter(|n| !old.shards.iter().any(|s| s.spec.name == n.name)) {
+        for spec in specs.iter().filter(|n| !old.shards.iter().any(|s| s.spec.name == n.name)) {
+            // Another proxy may have admitted it already: then it is a member, not a joiner.
+            let state = tokio::time::timeout(
+                self.settings.timeout,
+                member_state(&spec.addr, self.settings.shard_password.as_deref()),
+            )
+            .await
+            .ok()
+            .flatten();
+            if state.as_deref() == Some("member") {
+                tracing::info!("shard '{}' joined the ring already (another proxy admitted it)", spec.name);
+            } else {
                 joining.push(spec.name.clone());
             }
         }
-        let started = self.install(specs, &joining);
-        for gone in old.shards.iter().filter(|s| !self.topology().shards.iter().any(|n| n.spec.name == s.spec.name)) {
-            if handoff {
-                handoff::forget(self, &gone.spec.name).await;
+        // Step 1.
+        let interim: Vec<ShardSpec> = specs.iter().cloned().chain(removed.iter().cloned()).collect();
+        let started = self.install(interim, &joining);
+        for shard in &started {
+            if joining.contains(&shard.spec.name) {
+                // A new shard need not wait for a second health check: nothing of it can be in flight. If
+                // it cannot be reached now, its health checker admits it later.
+                self.readmit(shard).await;
+            }
+            tokio::spawn(health_check(self.clone(), shard.clone()));
+        }
+        // Step 2.
+        let topo = self.topology.load_full();
+        for gone in topo.shards.iter().filter(|s| removed.iter().any(|r| r.name == s.spec.name)) {
+            if gone.is_up() {
+                self.drain_shard(gone).await;
             }
         }
-        for shard in started {
-            if joining.contains(&shard.spec.name) {
-                self.join_shard(&shard).await;
+        // Step 3.
+        if !removed.is_empty() {
+            for shard in self.install(specs, &[]) {
+                tokio::spawn(health_check(self.clone(), shard));
             }
-            tokio::spawn(health_check(self.clone(), shard));
+            for gone in &removed {
+                handoff::forget(self, &gone.name).await;
+            }
         }
     }
 
@@ -230,17 +268,16 @@ impl Cluster {
         started
     }
 
-    /// A shard new to the ring: unless another proxy admitted it already, the shards holding its keys seed
-    /// its hints (the health checker then admits it).
-    async fn join_shard(&self, shard: &Arc<ShardHandle>) {
-        if matches!(handoff::has_joined(self, shard).await, Ok(true)) {
-            tracing::info!("shard '{}' joined the ring already (another proxy admitted it)", shard.spec.name);
-            shard.up.store(true, Ordering::Relaxed);
-            shard.metrics.up.set(1);
-            return;
+    /// A shard new to the ring, before its first admission: unless another proxy admitted it already, the
+    /// shards holding its keys seed its hints.
+    async fn seed_joiner(&self, shard: &ShardHandle) -> Result<(), HandoffError> {
+        if handoff::member_state(self, shard).await? == "member" {
+            return Ok(()); // another proxy admitted it meanwhile
         }
         let topo = self.topology();
-        let Some(index) = topo.shards.iter().position(|s| Arc::ptr_eq(s, shard)) else { return };
+        let Some(index) = topo.shards.iter().position(|s| std::ptr::eq(Arc::as_ptr(s), shard)) else {
+            return Ok(());
+        };
         let stand_ins: Vec<handoff::StandIn> = topo
             .ring
             .stand_in_arcs(index, topo.replicas)
@@ -249,19 +286,13 @@ impl Cluster {
             .filter(|(s, _)| s.is_up())
             .collect();
         drop(topo);
-        match handoff::seed(self, shard, &stand_ins).await {
-            Ok(keys) => tracing::info!(
-                "shard '{}' joins the ring: {keys} of its keys wait for it on {} shards",
-                shard.spec.name,
-                stand_ins.len()
-            ),
-            Err(e @ HandoffError::Unsupported(_)) => {
-                self.handoff_unsupported(&e);
-                shard.up.store(true, Ordering::Relaxed);
-                shard.metrics.up.set(1);
-            }
-            Err(e) => tracing::warn!("shard '{}' joins the ring, but seeding its keys failed: {e}", shard.spec.name),
-        }
+        let keys = handoff::seed(self, shard, &stand_ins).await?;
+        tracing::info!(
+            "shard '{}' joins the ring: {keys} of its keys wait for it on {} shards",
+            shard.spec.name,
+            stand_ins.len()
+        );
+        Ok(())
     }
 
     /// `shard` leaves (removed from the config, or draining after SIGTERM): its keys are copied to the
@@ -335,6 +366,62 @@ impl Cluster {
     /// `shard` answers again: hand it back what was written elsewhere while it was away, then route its keys
     /// to it. If the handoff fails it stays down, and the next health check tries again.
     async fn readmit(&self, shard: &ShardHandle) {
+        // Another proxy handing it its keys holds the lock for as long as the copy takes: wait for it (its
+        // keys are moving, and leaving the shard down here for a whole health interval would read them as
+        // misses from the stand-ins once that proxy has finished), then readmit with nothing left to copy.
+        let waiting_since = tokio::time::Instant::now();
+        while self.handoff_on() {
+            match handoff::lock(self, shard).await {
+                Ok(true) => break,
+                Ok(false) => {
+                    // A joiner that the other proxy has admitted has all its keys: route to it at once.
+                    if shard.joining.load(Ordering::SeqCst)
+                        && matches!(handoff::member_state(self, shard).await.as_deref(), Ok("member"))
+                    {
+                        self.mark_up(shard);
+                        return;
+                    }
+                    if waiting_since.elapsed() > self.settings.timeout * 10 {
+                        tracing::debug!("shard '{}': another proxy is still handing it its keys", shard.spec.name);
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                Err(e @ HandoffError::Unsupported(_)) => self.handoff_unsupported(&e),
+                Err(e) => {
+                    tracing::debug!("shard '{}': {e}", shard.spec.name);
+                    return;
+                }
+            }
+        }
+        self.readmit_locked(shard).await;
+        if self.handoff_on() {
+            handoff::unlock(self, shard).await;
+        }
+    }
+
+    fn mark_up(&self, shard: &ShardHandle) {
+        shard.draining.store(false, Ordering::SeqCst);
+        shard.joining.store(false, Ordering::SeqCst);
+        if !shard.up.swap(true, Ordering::Relaxed) {
+            tracing::info!("shard '{}' ({}) is back: readmitted", shard.spec.name, shard.spec.addr);
+            shard.metrics.up.set(1);
+        }
+    }
+
+    /// [`Self::readmit`] once this proxy holds the shard's handoff lock.
+    async fn readmit_locked(&self, shard: &ShardHandle) {
+        if self.handoff_on() && shard.joining.load(Ordering::SeqCst) {
+            match self.seed_joiner(shard).await {
+                Ok(()) => {}
+                Err(e @ HandoffError::Unsupported(_)) => self.handoff_unsupported(&e),
+                Err(e) => {
+                    shard.metrics.handoff_failures.inc();
+                    tracing::warn!("shard '{}' joins the ring, but seeding its keys failed: {e}", shard.spec.name);
+                    return;
+                }
+            }
+        }
         if self.handoff_on() {
             match handoff::hand_back(self, shard).await {
                 Ok(done) => {
@@ -368,11 +455,7 @@ impl Cluster {
                 let _ = tokio::time::timeout(self.settings.timeout, shard.conns[0].send(open)).await;
             }
         }
-        shard.draining.store(false, Ordering::SeqCst);
-        if !shard.up.swap(true, Ordering::Relaxed) {
-            tracing::info!("shard '{}' ({}) is back: readmitted", shard.spec.name, shard.spec.addr);
-            shard.metrics.up.set(1);
-        }
+        self.mark_up(shard);
         if self.handoff_on() {
             handoff::finish(self, shard).await;
         }
@@ -392,7 +475,14 @@ impl Cluster {
                 )
             })
             .collect();
-        Arc::new(ShardHandle { spec, up: AtomicBool::new(up), draining: AtomicBool::new(false), conns, metrics })
+        Arc::new(ShardHandle {
+            spec,
+            up: AtomicBool::new(up),
+            draining: AtomicBool::new(false),
+            joining: AtomicBool::new(!up),
+            conns,
+            metrics,
+        })
     }
 }
 
@@ -455,6 +545,20 @@ async fn health_check(cluster: Arc<Cluster>, shard: Arc<ShardHandle>) {
             }
         }
     }
+}
+
+/// A shard's `RINGCACHE MEMBER` state, asked on a connection of its own (`None` if it cannot say).
+async fn member_state(addr: &str, password: Option<&str>) -> Option<String> {
+    let mut s = TcpStream::connect(addr).await.ok()?;
+    if let Some(pw) = password {
+        let auth = format!("*2\r\n$4\r\nAUTH\r\n${}\r\n{pw}\r\n", pw.len());
+        s.write_all(auth.as_bytes()).await.ok()?;
+        (read_line(&mut s).await.ok()? == b"+OK").then_some(())?;
+    }
+    s.write_all(b"*2\r\n$9\r\nRINGCACHE\r\n$6\r\nMEMBER\r\n").await.ok()?;
+    let header = read_line(&mut s).await.ok()?;
+    header.starts_with(b"$").then_some(())?;
+    String::from_utf8(read_line(&mut s).await.ok()?).ok()
 }
 
 /// What a health check found.

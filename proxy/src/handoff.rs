@@ -143,6 +143,12 @@ pub async fn hand_back(cluster: &Cluster, returning: &ShardHandle) -> Result<Han
     for shard in with_keys {
         let mut cursor = 0i64;
         loop {
+            if !lock(cluster, returning).await? {
+                return Err(HandoffError::Shard {
+                    shard: returning.spec.name.clone(),
+                    reason: "lost its handoff lock".into(),
+                });
+            }
             let take = command(&[
                 b"RINGCACHE",
                 b"HANDOFF",
@@ -198,6 +204,9 @@ pub async fn finish(cluster: &Cluster, returning: &ShardHandle) {
     drop(topo);
     let request = command(&[b"RINGCACHE", b"HANDOFF", b"FINISH", returning.spec.name.as_bytes()]);
     let timeout = cluster.settings.timeout;
+    // Reads routed to a stand-in before the readmission may still be on their way, on other connections
+    // than FINISH's: a PING on every connection, answered, means they have all run.
+    futures::future::join_all(others.iter().map(|s| barrier(s, timeout))).await;
     for (shard, reply) in
         others.iter().zip(futures::future::join_all(others.iter().map(|s| call(s, request.clone(), timeout))).await)
     {
@@ -216,11 +225,7 @@ pub type StandIn = (Arc<ShardHandle>, Vec<(u32, u32)>);
 /// with the keys it holds in the new shard's ranges (`arcs`), and from then on refuses plain writes there
 /// (a proxy still on the old ring gets `-TRYAGAIN` until it reloads). The health checker then admits the
 /// new shard exactly as it readmits one that returns: fence, copy, readmit, finish.
-pub async fn seed(
-    cluster: &Cluster,
-    joining: &ShardHandle,
-    stand_ins: &[StandIn],
-) -> Result<u64, HandoffError> {
+pub async fn seed(cluster: &Cluster, joining: &ShardHandle, stand_ins: &[StandIn]) -> Result<u64, HandoffError> {
     let name = joining.spec.name.as_bytes();
     let timeout = cluster.settings.timeout;
     let open = command(&[b"RINGCACHE", b"HANDOFF", b"OPEN", name]);
@@ -336,13 +341,42 @@ pub async fn forget(cluster: &Cluster, gone: &str) {
     }
 }
 
-/// Whether a shard that just appeared in the config has been admitted before (by another proxy).
-pub async fn has_joined(cluster: &Cluster, shard: &ShardHandle) -> Result<bool, HandoffError> {
+/// The shard's `RINGCACHE MEMBER` state (`joining`, `member`, `draining`, `drained`).
+pub async fn member_state(cluster: &Cluster, shard: &ShardHandle) -> Result<String, HandoffError> {
     match call(shard, command(&[b"RINGCACHE", b"MEMBER"]), cluster.settings.timeout).await? {
-        ReplyValue::Bulk(Some(state)) => Ok(state.as_ref() != b"joining"),
-        ReplyValue::Simple(state) => Ok(state.as_ref() != b"joining"),
+        ReplyValue::Bulk(Some(state)) => Ok(String::from_utf8_lossy(&state).into_owned()),
         _ => Err(unexpected(shard, "RINGCACHE MEMBER")),
     }
+}
+
+/// How long a proxy's claim on handing keys to a shard lasts unless renewed (it is renewed per batch).
+const LOCK_LEASE_MS: u64 = 10_000;
+
+/// Claims the right to hand keys to `shard` (joining or returning): one proxy at a time, or a late copy from
+/// a second proxy could overwrite writes the first already routed there. False while another proxy holds it.
+pub async fn lock(cluster: &Cluster, shard: &ShardHandle) -> Result<bool, HandoffError> {
+    let request =
+        command(&[b"RINGCACHE", b"MEMBER", b"LOCK", cluster.token.as_bytes(), LOCK_LEASE_MS.to_string().as_bytes()]);
+    match call(shard, request, cluster.settings.timeout).await {
+        Ok(_) => Ok(true),
+        Err(HandoffError::Shard { reason, .. }) if reason.starts_with("replied -TRYAGAIN") => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Gives the claim up.
+pub async fn unlock(cluster: &Cluster, shard: &ShardHandle) {
+    let request = command(&[b"RINGCACHE", b"MEMBER", b"UNLOCK", cluster.token.as_bytes()]);
+    if let Err(e) = call(shard, request, cluster.settings.timeout).await {
+        tracing::debug!("releasing the handoff lock on '{}': {e} (it expires by itself)", shard.spec.name);
+    }
+}
+
+/// Waits until every request sent so far on each of the shard's connections has been answered.
+async fn barrier(shard: &ShardHandle, timeout: Duration) {
+    let ping = command(&[b"PING"]);
+    let replies = shard.conns.iter().map(|c| tokio::time::timeout(timeout, c.send(ping.clone())));
+    futures::future::join_all(replies).await;
 }
 
 fn unexpected(shard: &ShardHandle, what: &str) -> HandoffError {

@@ -236,19 +236,13 @@ impl Handoffs {
         // landed by the second.
         let mut found = Vec::new();
         for _ in 0..2 {
-            for index in 0..store.stripe_count() {
-                let mut g = store.lock_index(index);
-                let mut cursor = Some(0u32);
-                while let Some(from) = cursor {
-                    cursor = g.scan_from(from, now_ms, |s, slot| {
-                        let key = s.key(slot);
-                        if in_arcs(&arcs, key_hash.ring_hash(key)) {
-                            found.push(Bytes::copy_from_slice(key));
-                        }
-                        true
-                    });
+            store.scan(0, now_ms, |s, slot| {
+                let key = s.key(slot);
+                if in_arcs(&arcs, key_hash.ring_hash(key)) {
+                    found.push(Bytes::copy_from_slice(key));
                 }
-            }
+                true
+            });
         }
         let mut r = self.inner.lock();
         let Registry { targets, stats, .. } = &mut *r;

@@ -88,6 +88,9 @@ pub struct Shared {
     pub handoffs: Handoffs,
     /// Where this shard is in the ring's life: see [`Membership`].
     pub membership: AtomicU8,
+    /// The proxy handing keys to this shard (joining or returning), and until when: one at a time, or a
+    /// late copy from a second proxy could overwrite writes the first one already let through.
+    pub handoff_lock: parking_lot::Mutex<Option<(String, Instant)>>,
     pub clients: ClientRegistry,
     pub started: Instant,
     pub connections: Arc<ConnectionCounters>,
@@ -102,6 +105,7 @@ impl Shared {
             persistence,
             handoffs,
             membership: AtomicU8::new(Membership::Joining as u8),
+            handoff_lock: parking_lot::Mutex::new(None),
             clients: ClientRegistry::new(),
             started: Instant::now(),
             connections: Arc::default(),
@@ -115,6 +119,26 @@ impl Shared {
 
     pub fn set_membership(&self, m: Membership) {
         self.membership.store(m as u8, Ordering::SeqCst);
+    }
+
+    /// Takes (or renews) the handoff lock for `token` until `lease` from now; false if another token holds
+    /// an unexpired lease.
+    pub fn lock_handoff(&self, token: &str, lease: Duration) -> bool {
+        let mut lock = self.handoff_lock.lock();
+        let now = Instant::now();
+        if lock.as_ref().is_some_and(|(holder, until)| holder != token && *until > now) {
+            return false;
+        }
+        *lock = Some((token.to_string(), now + lease));
+        true
+    }
+
+    /// Releases the handoff lock if `token` holds it.
+    pub fn unlock_handoff(&self, token: &str) {
+        let mut lock = self.handoff_lock.lock();
+        if lock.as_ref().is_some_and(|(holder, _)| holder == token) {
+            *lock = None;
+        }
     }
 
     /// Whether a ringcache-proxy is connected (its shard connections are named `ringcache-proxy`).

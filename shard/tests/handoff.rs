@@ -203,3 +203,163 @@ fn bad_handoff_requests_get_errors_not_panics() {
     );
     assert_eq!(s.ping::<String>().unwrap(), "PONG");
 }
+
+#[test]
+fn a_joining_shards_ranges_are_seeded_and_guarded_and_forgotten() {
+    let shard = Shard::start(&[]);
+    let mut s = shard.client();
+    for i in 0..200 {
+        s.set::<_, _, ()>(format!("k{i}"), i).unwrap();
+    }
+    // md5 of the key, as the proxy's ring hashes it: the lower half of the circle goes to "n".
+    let ring_hash = |k: &str| ringcache_common::hash::KeyHash::Md5.ring_hash(k.as_bytes());
+    let inside: Vec<String> = (0..200).map(|i| format!("k{i}")).filter(|k| ring_hash(k) <= u32::MAX / 2).collect();
+    let outside: Vec<String> = (0..200).map(|i| format!("k{i}")).filter(|k| ring_hash(k) > u32::MAX / 2).collect();
+    assert!(inside.len() > 50 && outside.len() > 50);
+
+    rc(&mut s, &["HANDOFF", "OPEN", "n"]).unwrap();
+    // The arc (u32::MAX, u32::MAX / 2] wraps past the top: everything from 0 to the middle.
+    let seeded = rc(&mut s, &["HANDOFF", "SEED", "n", "md5", &u32::MAX.to_string(), &(u32::MAX / 2).to_string()]);
+    assert_eq!(int(&seeded.unwrap()), inside.len() as i64);
+    // Plain commands on the guarded range are refused (reads too); hinted ones and other keys work.
+    let err = s.get::<_, Option<String>>(&inside[0]).unwrap_err();
+    assert_eq!(err.code(), Some("TRYAGAIN"), "{err}");
+    assert!(err.to_string().contains("belongs to shard 'n'"), "{err}");
+    assert!(s.set::<_, _, ()>(&inside[0], "x").is_err());
+    assert!(s.get::<_, Option<String>>(&outside[0]).unwrap().is_some());
+    let value = inside[0].trim_start_matches('k').as_bytes().to_vec();
+    assert_eq!(rc(&mut s, &["HINTED", "n", "GET", &inside[0]]).unwrap(), Value::BulkString(value));
+    // CLOSE reports the seeded keys and asks for the joining shard to be flushed first.
+    assert_eq!(
+        rc(&mut s, &["HANDOFF", "CLOSE", "n"]).unwrap(),
+        Value::Array(vec![Value::Int(inside.len() as i64), Value::Int(1)])
+    );
+    let taken = take_all(&mut s, "n", 1000);
+    assert_eq!(taken.len(), inside.len());
+    assert!(taken.iter().all(|(_, r)| r.is_some()));
+    assert_eq!(int(&rc(&mut s, &["HANDOFF", "FINISH", "n"]).unwrap()), inside.len() as i64);
+    let keys: Vec<String> = s.keys("k*").unwrap();
+    assert_eq!(keys.len(), outside.len(), "the seeded keys left with FINISH");
+    // Still guarded (a proxy on the old ring must not write here) until the shard is forgotten.
+    assert!(s.get::<_, Option<String>>(&inside[0]).is_err());
+    assert_eq!(int(&rc(&mut s, &["HANDOFF", "FORGET", "n"]).unwrap()), 1);
+    assert_eq!(s.get::<_, Option<String>>(&inside[0]).unwrap(), None);
+    assert_eq!(int(&rc(&mut s, &["HANDOFF", "FORGET", "n"]).unwrap()), 0);
+}
+
+#[test]
+fn accept_takes_a_draining_shards_keys_unless_a_newer_version_is_here() {
+    let leaving = Shard::start(&[]);
+    let taking = Shard::start(&[]);
+    let (mut l, mut t) = (leaving.client(), taking.client());
+    for i in 0..50 {
+        l.set::<_, _, ()>(format!("k{i}"), "old").unwrap();
+    }
+    // DUMP pages through every key with its record.
+    let mut records = Vec::new();
+    let mut cursor = 0i64;
+    loop {
+        let Value::Array(reply) = rc(&mut l, &["HANDOFF", "DUMP", &cursor.to_string(), "7"]).unwrap() else { panic!() };
+        let Value::Array(items) = &reply[1] else { panic!() };
+        assert!(items.len() <= 14);
+        for pair in items.chunks(2) {
+            let Value::BulkString(record) = &pair[1] else { panic!() };
+            records.push(record.clone());
+        }
+        cursor = int(&reply[0]);
+        if cursor == 0 {
+            break;
+        }
+    }
+    assert_eq!(records.len(), 50);
+
+    let accept = |t: &mut redis::Connection, records: &[Vec<u8>]| {
+        let mut cmd = redis::cmd("RINGCACHE");
+        cmd.arg("HANDOFF").arg("ACCEPT").arg("l");
+        for r in records {
+            cmd.arg(r.as_slice());
+        }
+        cmd.query::<i64>(t)
+    };
+    assert_eq!(accept(&mut t, &records).unwrap_err().code(), Some("TRYAGAIN"), "not open: refused");
+    rc(&mut t, &["HANDOFF", "OPEN", "l"]).unwrap();
+    // Newer here: k0 written directly, k1 written and deleted as a hint (the delete is newer).
+    t.set::<_, _, ()>("k0", "new").unwrap();
+    rc(&mut t, &["HINTED", "l", "SET", "k1", "new"]).unwrap();
+    rc(&mut t, &["HINTED", "l", "DEL", "k1"]).unwrap();
+    assert_eq!(accept(&mut t, &records).unwrap(), 48);
+    assert_eq!(accept(&mut t, &records).unwrap(), 0, "accepting again takes nothing");
+    assert_eq!(t.get::<_, String>("k0").unwrap(), "new");
+    assert_eq!(t.get::<_, Option<String>>("k1").unwrap(), None);
+    assert_eq!(t.get::<_, String>("k2").unwrap(), "old");
+    // The accepted keys are hints for the leaving shard: they go back if it returns.
+    assert_eq!(rc(&mut t, &["HANDOFF", "CLOSE", "l"]).unwrap(), Value::Array(vec![Value::Int(49), Value::Int(0)]));
+}
+
+#[test]
+fn membership_states_and_the_handoff_lock() {
+    let shard = Shard::start(&[]);
+    let mut s = shard.client();
+    let state = |s: &mut redis::Connection| -> String { redis::cmd("RINGCACHE").arg("MEMBER").query(s).unwrap() };
+    assert_eq!(state(&mut s), "joining");
+    assert_eq!(rc(&mut s, &["MEMBER", "JOINED"]).unwrap(), Value::Okay);
+    assert_eq!(state(&mut s), "member");
+
+    // One proxy at a time; the same one may renew; a lease that ran out can be taken over.
+    assert_eq!(rc(&mut s, &["MEMBER", "LOCK", "p1", "60000"]).unwrap(), Value::Okay);
+    assert_eq!(rc(&mut s, &["MEMBER", "LOCK", "p2", "60000"]).unwrap_err().code(), Some("TRYAGAIN"));
+    assert_eq!(rc(&mut s, &["MEMBER", "LOCK", "p1", "1"]).unwrap(), Value::Okay);
+    std::thread::sleep(std::time::Duration::from_millis(5)); // the lease of 1 ms runs out
+    assert_eq!(rc(&mut s, &["MEMBER", "LOCK", "p2", "60000"]).unwrap(), Value::Okay);
+    assert_eq!(rc(&mut s, &["MEMBER", "UNLOCK", "p1"]).unwrap(), Value::Okay, "not the holder: no effect");
+    assert_eq!(rc(&mut s, &["MEMBER", "LOCK", "p1", "60000"]).unwrap_err().code(), Some("TRYAGAIN"));
+    rc(&mut s, &["MEMBER", "UNLOCK", "p2"]).unwrap();
+    assert_eq!(rc(&mut s, &["MEMBER", "LOCK", "p1", "60000"]).unwrap(), Value::Okay);
+
+    // Draining: writes refused, reads served, PING says so; drained: every keyed command refused.
+    s.set::<_, _, ()>("k", "v").unwrap();
+    rc(&mut s, &["MEMBER", "DRAINING"]).unwrap();
+    assert_eq!(s.set::<_, _, ()>("k", "w").unwrap_err().code(), Some("TRYAGAIN"));
+    assert_eq!(s.get::<_, String>("k").unwrap(), "v");
+    let ping = redis::cmd("PING").query::<String>(&mut s).unwrap_err();
+    assert_eq!(ping.code(), Some("DRAINING"), "{ping}");
+    rc(&mut s, &["MEMBER", "DRAINED"]).unwrap();
+    assert_eq!(s.get::<_, String>("k").unwrap_err().code(), Some("TRYAGAIN"));
+    assert!(rc(&mut s, &["MEMBER", "SIDEWAYS"]).is_err());
+}
+
+#[test]
+fn sigterm_waits_for_a_drain_only_while_a_proxy_is_connected() {
+    // Nobody connected: SIGTERM exits at once.
+    let mut alone = Shard::start(&["--drain-timeout", "60s"]);
+    let started = std::time::Instant::now();
+    assert_eq!(alone.stop_with("TERM"), Some(0));
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+
+    // A connection named ringcache-proxy: the shard drains (writes refused) until --drain-timeout.
+    let mut shard = Shard::start(&["--drain-timeout", "1s"]);
+    let mut proxy = shard.client();
+    redis::cmd("CLIENT").arg("SETNAME").arg("ringcache-proxy").query::<()>(&mut proxy).unwrap();
+    let started = std::time::Instant::now();
+    std::process::Command::new("kill").args(["-TERM", &shard.pid().to_string()]).status().unwrap();
+    let mut other = shard.client();
+    support::poll_until("the shard drains", || redis::cmd("PING").query::<String>(&mut other).is_err());
+    assert_eq!(other.set::<_, _, ()>("k", "v").unwrap_err().code(), Some("TRYAGAIN"));
+    let (code, log) = shard.wait_exit();
+    assert_eq!(code, Some(0), "{log}");
+    let took = started.elapsed();
+    assert!(took >= std::time::Duration::from_secs(1), "exited after {took:?}, before --drain-timeout");
+    assert!(log.contains("no proxy drained this shard"), "{log}");
+
+    // Drained by a proxy: it exits as soon as it is told.
+    let mut shard = Shard::start(&["--drain-timeout", "60s"]);
+    let mut proxy = shard.client();
+    redis::cmd("CLIENT").arg("SETNAME").arg("ringcache-proxy").query::<()>(&mut proxy).unwrap();
+    std::process::Command::new("kill").args(["-TERM", &shard.pid().to_string()]).status().unwrap();
+    support::poll_until("the shard drains", || redis::cmd("PING").query::<String>(&mut proxy).is_err());
+    rc(&mut proxy, &["MEMBER", "DRAINED"]).unwrap();
+    let told = std::time::Instant::now();
+    let (code, log) = shard.wait_exit();
+    assert_eq!(code, Some(0), "{log}");
+    assert!(told.elapsed() < std::time::Duration::from_secs(10), "not at once, but after {:?}", told.elapsed());
+}

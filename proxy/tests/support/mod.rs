@@ -276,3 +276,63 @@ pub fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
         (set.len() == wanted.len() && wanted.iter().all(|w| set.contains(&w.as_str()))).then(|| value.parse().unwrap())
     })
 }
+
+pub fn backend_up(metrics_port: u16, shard: &str) -> bool {
+    sample(&scrape(metrics_port), "ringcache_proxy_backend_up", &[("shard", shard)]) == Some(1.0)
+}
+
+pub fn signal(p: &Proc, sig: &str) {
+    assert!(Command::new("kill").args([sig, &p.pid().to_string()]).status().unwrap().success());
+}
+
+pub fn commands_processed(p: &Proc) -> u64 {
+    let info: String = redis::cmd("INFO").arg("stats").query(&mut p.client()).unwrap();
+    info.lines().find_map(|l| l.strip_prefix("total_commands_processed:")).unwrap().trim().parse().unwrap()
+}
+
+/// `ringcache-loadgen --verify` through a proxy until [`Loadgen::finish`].
+pub struct Loadgen {
+    child: Child,
+    json: tempfile::NamedTempFile,
+}
+
+impl Loadgen {
+    pub fn start(port: u16, prefix: &str, extra: &[&str]) -> Loadgen {
+        let json = tempfile::NamedTempFile::new().unwrap();
+        let child = Command::new(loadgen_binary())
+            .args(["--port", &port.to_string(), "--key-prefix", prefix, "--clients", "4", "--keys", "2000"])
+            .args(["--ratio", "1:1", "--verify", "--test-time", "300s", "--max-error-rate", "1"])
+            .args(["--timeout-ms", "3000", "--json-out"])
+            .arg(json.path())
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        Loadgen { child, json }
+    }
+
+    /// Ends the run (SIGINT) and returns its report.
+    pub fn finish(mut self) -> serde_json::Value {
+        assert!(Command::new("kill").args(["-INT", &self.child.id().to_string()]).status().unwrap().success());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.child.try_wait().unwrap().is_none() {
+            assert!(Instant::now() < deadline, "loadgen still running after SIGINT");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        serde_json::from_str(&std::fs::read_to_string(self.json.path()).unwrap()).unwrap()
+    }
+}
+
+impl Drop for Loadgen {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn verify_counts(report: &serde_json::Value) -> (u64, u64, u64, u64) {
+    let v = &report["verify"];
+    let n = |k: &str| v[k].as_u64().unwrap_or_else(|| panic!("no verify.{k} in {v}"));
+    (n("checked"), n("lost"), n("stale"), n("corrupt"))
+}

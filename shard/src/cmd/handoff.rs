@@ -15,6 +15,8 @@
 //! - `RINGCACHE HANDOFF FORGET <shard>`: `shard` left the ring; drop its hints and guard.
 //! - `RINGCACHE HANDOFF DUMP <cursor> <count>`: `[next-cursor, [key, record, ...]]` over every key here.
 //! - `RINGCACHE MEMBER [JOINED|DRAINING|DRAINED]`: this shard's membership state, or set it.
+//! - `RINGCACHE MEMBER LOCK <token> <lease-ms>` / `UNLOCK <token>`: one proxy at a time hands keys to this
+//!   shard (`-TRYAGAIN` while another token's lease runs).
 //! - `RINGCACHE RESTORE <record> [<record> ...]`: replace keys with records from TAKE. Replies the count.
 
 use std::time::Instant;
@@ -207,35 +209,18 @@ fn dump(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         .and_then(|c| c.parse::<u64>().ok())
         .ok_or_else(|| CmdError::Other("ERR invalid cursor".into()))?;
     let count = usize::try_from(super::parse_i64(req.arg(4))?).map_err(|_| CmdError::NotInteger)?.clamp(1, 10_000);
-    let mut stripe = (cursor >> 32) as usize;
-    let mut slot = (cursor & 0xffff_ffff) as u32;
     let mut records: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
-    let mut next_cursor = 0u64;
-    while stripe < ctx.store.stripe_count() {
-        let mut g = ctx.store.lock_index(stripe);
-        let resume = g.scan_from(slot, ctx.now_ms, |s, at| {
-            let key = s.key(at);
-            let mut record = Vec::new();
-            let expire = s.expire_at(at);
-            match s.kind(at) {
-                Kind::String => encode_string(&mut record, key, s.string(at), expire),
-                _ => encode_collection(&mut record, key, s.collection(at), expire),
-            }
-            records.push((key.to_vec(), record));
-            records.len() < count
-        });
-        drop(g);
-        match resume {
-            Some(next) => {
-                next_cursor = ((stripe as u64) << 32) | u64::from(next);
-                break;
-            }
-            None => {
-                stripe += 1;
-                slot = 0;
-            }
+    let next_cursor = ctx.store.scan(cursor, ctx.now_ms, |s, at| {
+        let key = s.key(at);
+        let mut record = Vec::new();
+        let expire = s.expire_at(at);
+        match s.kind(at) {
+            Kind::String => encode_string(&mut record, key, s.string(at), expire),
+            _ => encode_collection(&mut record, key, s.collection(at), expire),
         }
-    }
+        records.push((key.to_vec(), record));
+        records.len() < count
+    });
     ctx.out.array_len(2);
     ctx.out.integer(next_cursor as i64);
     ctx.out.array_len(records.len() * 2);
@@ -249,6 +234,22 @@ fn dump(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 /// `RINGCACHE MEMBER [JOINED|DRAINING|DRAINED]`: this shard's place in the ring's life (see
 /// [`Membership`]), or set it.
 fn member(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    if req.get(2).is_some_and(|op| is(op, "LOCK")) {
+        arity(req, req.argc() == 5)?;
+        let token = String::from_utf8_lossy(req.arg(3));
+        let lease_ms = u64::try_from(super::parse_i64(req.arg(4))?).map_err(|_| CmdError::NotInteger)?;
+        if !ctx.shared.lock_handoff(&token, std::time::Duration::from_millis(lease_ms)) {
+            return Err(CmdError::Other("TRYAGAIN another proxy is handing keys to this shard".into()));
+        }
+        ctx.out.ok();
+        return Ok(());
+    }
+    if req.get(2).is_some_and(|op| is(op, "UNLOCK")) {
+        arity(req, req.argc() == 4)?;
+        ctx.shared.unlock_handoff(&String::from_utf8_lossy(req.arg(3)));
+        ctx.out.ok();
+        return Ok(());
+    }
     arity(req, req.argc() <= 3)?;
     if let Some(state) = req.get(2) {
         let next = if is(state, "JOINED") {

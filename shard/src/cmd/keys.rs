@@ -327,35 +327,17 @@ fn scan(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         }
         i += 2;
     }
-    let stripes = ctx.store.stripe_count();
-    let mut stripe = (cursor >> 32) as usize;
-    let mut slot = (cursor & 0xffff_ffff) as u32;
     let mut keys: Vec<Vec<u8>> = Vec::new();
     let mut visited = 0;
-    let mut next_cursor = 0u64;
-    while stripe < stripes {
-        let mut g = ctx.store.lock_index(stripe);
-        let resume = g.scan_from(slot, ctx.now_ms, |s, at| {
-            visited += 1;
-            let key = s.key(at);
-            let type_ok = type_filter.as_deref().is_none_or(|t| s.kind(at).type_name().as_bytes() == t);
-            if type_ok && pattern.is_none_or(|p| glob_match(p, key)) {
-                keys.push(key.to_vec());
-            }
-            visited < count
-        });
-        drop(g);
-        match resume {
-            Some(next) => {
-                next_cursor = ((stripe as u64) << 32) | u64::from(next);
-                break;
-            }
-            None => {
-                stripe += 1;
-                slot = 0;
-            }
+    let next_cursor = ctx.store.scan(cursor, ctx.now_ms, |s, at| {
+        visited += 1;
+        let key = s.key(at);
+        let type_ok = type_filter.as_deref().is_none_or(|t| s.kind(at).type_name().as_bytes() == t);
+        if type_ok && pattern.is_none_or(|p| glob_match(p, key)) {
+            keys.push(key.to_vec());
         }
-    }
+        visited < count
+    });
     ctx.out.array_len(2);
     ctx.out.bulk_integer(next_cursor as i64);
     ctx.out.array_len(keys.len());

@@ -201,6 +201,22 @@ impl Store {
         Err(OutOfMemory)
     }
 
+    /// Walks live keys from a SCAN cursor (stripe index in the high 32 bits, slot in the low), calling `f`
+    /// under each stripe's lock until it returns false; returns the cursor to continue from (0 at the end).
+    pub fn scan(&self, cursor: u64, now_ms: u64, mut f: impl FnMut(&StoreStripe, Slot) -> bool) -> u64 {
+        let mut stripe = (cursor >> 32) as usize;
+        let mut slot = (cursor & 0xffff_ffff) as u32;
+        while stripe < self.stripe_count() {
+            let mut g = self.lock_index(stripe);
+            if let Some(next) = g.scan_from(slot, now_ms, &mut f) {
+                return ((stripe as u64) << 32) | u64::from(next);
+            }
+            stripe += 1;
+            slot = 0;
+        }
+        0
+    }
+
     pub fn used_bytes(&self) -> usize {
         self.budget.used()
     }

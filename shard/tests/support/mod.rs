@@ -270,3 +270,12 @@ pub fn info_value(con: &mut redis::Connection, field: &str) -> String {
         .trim()
         .to_string()
 }
+
+/// Polls `f` every 10 ms until it returns true; fails the test after 10 s.
+pub fn poll_until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
