@@ -4,8 +4,8 @@
 Each round starts four ringcache-shards and a ringcache-proxy whose config lists three of them, preloads
 --keys keys of --value-bytes bytes through the proxy, and runs ringcache-loadgen in open loop (--rate
 requests/s, SET:GET 1:1 over the same keys) while:
-  - join: the fourth shard is added to the config; timed from the config write until the proxy reports it
-    up (its keys seeded, copied and the shard admitted);
+  - join: the fourth shard is added to the config (and the proxy sent SIGHUP); timed from the config write
+    until the proxy reports it up (its keys seeded, copied and the shard admitted);
   - drain: the second shard gets SIGTERM; timed until it has exited (its keys copied to its stand-ins).
 Keys moved come from the proxy's ringcache_proxy_handoff_keys_total, bytes from the receiving shards'
 used_memory growth. loadgen's per-second timeline gives throughput and p99 before (the seconds before the
@@ -71,7 +71,7 @@ def write_config(path, shards):
 
 
 def used_memory(port):
-    return redis.Redis(port=port).info("memory")["used_memory"]
+    return redis.Redis(port=port, protocol=2).info("memory")["used_memory"]
 
 
 def window(timeline, start_s, end_s):
@@ -99,7 +99,7 @@ def one_round(args, work):
                                        "--metrics-port", str(metrics_port), "--config", config,
                                        "--health-interval", "100ms", "--failure-limit", "2", "--log", "warn"]))
         wait_until("the proxy listens", lambda: listening(proxy_port) and listening(metrics_port))
-        client = redis.Redis(port=proxy_port)
+        client = redis.Redis(port=proxy_port, protocol=2)
         value = b"v" * args.value_bytes
         for start in range(0, args.keys, 1000):
             client.mset({f"key:{i}": value for i in range(start, min(start + 1000, args.keys))})
@@ -120,6 +120,7 @@ def one_round(args, work):
                 memory_before = used_memory(shards[3][1])
                 t0 = time.monotonic()
                 write_config(config, shards)
+                procs[4].send_signal(signal.SIGHUP)  # reload now rather than at the next poll of the file
                 wait_until("s4 is admitted", lambda: metric(metrics_port, "ringcache_proxy_backend_up", "s4") == 1.0)
                 t1 = time.monotonic()
                 moved = metric(metrics_port, "ringcache_proxy_handoff_keys_total", "s4")

@@ -70,11 +70,41 @@ impl KeyHash {
 }
 
 /// Whether `hash` falls in one of the ring arcs `(after, up_to]` (an arc with `after >= up_to` wraps past
-/// `u32::MAX`), as `ringcache-proxy`'s `Ring::arcs_of` gives them.
+/// `u32::MAX`), as `ringcache-proxy`'s `Ring::arcs_of` gives them. Linear; [`ArcSet`] is the fast form.
 pub fn in_arcs(arcs: &[(u32, u32)], hash: u32) -> bool {
     arcs.iter().any(
         |&(after, up_to)| if after < up_to { hash > after && hash <= up_to } else { hash > after || hash <= up_to },
     )
+}
+
+/// Ring arcs as sorted, inclusive hash ranges: membership by binary search.
+#[derive(Debug, Clone, Default)]
+pub struct ArcSet {
+    ranges: Vec<(u32, u32)>,
+}
+
+impl ArcSet {
+    /// From arcs `(after, up_to]` as [`in_arcs`] reads them.
+    pub fn new(arcs: &[(u32, u32)]) -> ArcSet {
+        let mut ranges = Vec::with_capacity(arcs.len() + 1);
+        for &(after, up_to) in arcs {
+            if after < up_to {
+                ranges.push((after + 1, up_to));
+            } else {
+                if after < u32::MAX {
+                    ranges.push((after + 1, u32::MAX));
+                }
+                ranges.push((0, up_to));
+            }
+        }
+        ranges.sort_unstable();
+        ArcSet { ranges }
+    }
+
+    pub fn contains(&self, hash: u32) -> bool {
+        let i = self.ranges.partition_point(|&(lo, _)| lo <= hash);
+        i > 0 && self.ranges[i - 1].1 >= hash
+    }
 }
 
 const FNV_64_INIT: u64 = 0xcbf2_9ce4_8422_2325;
@@ -158,6 +188,21 @@ pub fn hash_tag(key: &[u8]) -> &[u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn arc_sets_agree_with_the_linear_check() {
+        let arcs = [(10, 20), (u32::MAX - 5, 3), (100, 100_000), (200_000, 200_001)];
+        let set = ArcSet::new(&arcs);
+        let probes =
+            [0, 1, 3, 4, 10, 11, 20, 21, 99, 100, 101, 100_000, 100_001, 200_001, u32::MAX - 5, u32::MAX - 4, u32::MAX];
+        for h in probes {
+            assert_eq!(set.contains(h), in_arcs(&arcs, h), "{h}");
+        }
+        // A single member's one arc covers the whole circle.
+        let all = ArcSet::new(&[(7, 7)]);
+        assert!(all.contains(0) && all.contains(7) && all.contains(u32::MAX));
+        assert!(!ArcSet::new(&[]).contains(5));
+    }
 
     #[test]
     fn fnv_reference_values() {

@@ -31,6 +31,9 @@ pub struct ShardHandle {
     /// New to the ring: its keys must be seeded on their old owners before it is first admitted.
     joining: AtomicBool,
     pub conns: Vec<BackendConn>,
+    /// A connection of its own for handoff work: a long command there (seeding walks the keyspace) holds up
+    /// only what follows it on that connection, never clients' requests.
+    pub admin: BackendConn,
     pub metrics: Arc<BackendMetrics>,
 }
 
@@ -55,6 +58,9 @@ pub struct Topology {
     /// off in front of shards that do not support it).
     pub handoff: Arc<AtomicBool>,
 }
+
+/// How much longer than `--timeout` a handoff command may take (seeding and finishing walk many keys).
+pub const ADMIN_TIMEOUT_FACTOR: u32 = 60;
 
 /// The live shards holding a key's copies, the owner (where reads go) first.
 pub type Owners = smallvec::SmallVec<[usize; 4]>;
@@ -274,6 +280,9 @@ impl Cluster {
         if handoff::member_state(self, shard).await? == "member" {
             return Ok(()); // another proxy admitted it meanwhile
         }
+        // Whatever it holds is from an earlier life (it may have left the ring and come back): older than
+        // what its stand-ins have, or deleted since.
+        handoff::flush(self, shard).await?;
         let topo = self.topology();
         let Some(index) = topo.shards.iter().position(|s| std::ptr::eq(Arc::as_ptr(s), shard)) else {
             return Ok(());
@@ -452,7 +461,7 @@ impl Cluster {
                 let open = ringcache_common::resp::encode_request(
                     [&b"RINGCACHE"[..], b"HANDOFF", b"OPEN", absent.spec.name.as_bytes()].into_iter(),
                 );
-                let _ = tokio::time::timeout(self.settings.timeout, shard.conns[0].send(open)).await;
+                let _ = tokio::time::timeout(self.settings.timeout, shard.admin.send(open)).await;
             }
         }
         self.mark_up(shard);
@@ -475,12 +484,22 @@ impl Cluster {
                 )
             })
             .collect();
+        // Handoff commands may run long (each call bounds its own wait); the connection is only replaced if
+        // one runs longer than this.
+        let admin = BackendConn::start(
+            spec.addr.clone(),
+            self.settings.timeout * ADMIN_TIMEOUT_FACTOR,
+            self.settings.shard_password.clone(),
+            metrics.clone(),
+            self.shutdown.clone(),
+        );
         Arc::new(ShardHandle {
             spec,
             up: AtomicBool::new(up),
             draining: AtomicBool::new(false),
             joining: AtomicBool::new(!up),
             conns,
+            admin,
             metrics,
         })
     }
@@ -516,10 +535,14 @@ async fn health_check(cluster: Arc<Cluster>, shard: Arc<ShardHandle>) {
         if result == Probe::Pong {
             failures = 0;
             successes = successes.saturating_add(1);
+            // Once per probe connection, so also after the shard restarted under this proxy.
+            if successes == 1 && shard.is_up() && cluster.handoff_on() {
+                let _ = handoff::mark_member(&cluster, &shard).await;
+            }
             if !shard.is_up() {
                 // Reconnect before its keys route here again: after a long outage the connections may be in
                 // a backoff of up to 2 s, failing every request as unreachable until it ends.
-                shard.conns.iter().for_each(BackendConn::retry_now);
+                shard.conns.iter().chain([&shard.admin]).for_each(BackendConn::retry_now);
                 // A shard that was paused (SIGSTOP, a stall) still holds the requests that timed out here in
                 // its socket buffers and runs them when it resumes. Readmitting on the second answer in a row
                 // gives it a health interval to do so before the hand-back writes the newer values.

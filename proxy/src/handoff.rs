@@ -8,8 +8,10 @@
 //! 1. **Eject.** Before X's keys are routed elsewhere, every other live shard is told `HANDOFF OPEN X`.
 //! 2. **Stand in.** Writes of X's keys run on the stand-in as hinted writes; reads go there too.
 //! 3. **Return.** When X answers a health check again it is not readmitted at once. First every other shard
-//!    gets `HANDOFF CLOSE X`: from then on hinted writes for X are refused with `-TRYAGAIN`, so nothing new
-//!    lands on a stand-in behind the handoff's back. Each hinted key's current state is copied onto X: its
+//!    gets `HANDOFF PRECOPY X` until few keys are left (most keys move while writes still flow; a key written
+//!    again is copied again), then `HANDOFF CLOSE X`: from then on hinted writes for X are refused with
+//!    `-TRYAGAIN`, so nothing new lands on a stand-in behind the handoff's back. Each remaining key is copied
+//!    onto X: its
 //!    value (with its TTL) by `RINGCACHE RESTORE`, or its absence by `DEL`. A FLUSHALL during the outage, or
 //!    a stand-in whose hint set overflowed, flushes X first.
 //! 4. **Readmit, then finish.** X's keys route to X again, and `HANDOFF FINISH X` deletes the handed-back
@@ -27,8 +29,10 @@ use ringcache_common::resp::{encode_request, ReplyValue, ReplyWriter, Request};
 
 use crate::cluster::{Cluster, ShardHandle};
 
-/// Keys copied per TAKE.
+/// Keys copied per TAKE or PRECOPY.
 const TAKE_BATCH: usize = 512;
+/// Pre-copying stops once fewer keys than this are pending: the rest are copied behind the fence.
+const PRECOPY_UNTIL: usize = 256;
 
 /// Why a handoff step failed.
 #[derive(Debug, thiserror::Error)]
@@ -67,10 +71,10 @@ pub fn hinted_prefix(argc: usize, targets: &str) -> BytesMut {
     out
 }
 
-/// Sends one request on the shard's first connection and waits (at most `timeout`) for its reply.
+/// Sends one request on the shard's handoff connection and waits (at most `timeout`) for its reply.
 async fn call(shard: &ShardHandle, request: Bytes, timeout: Duration) -> Result<ReplyValue, HandoffError> {
     let failed = |reason: String| HandoffError::Shard { shard: shard.spec.name.clone(), reason };
-    let rx = shard.conns[0].send(request);
+    let rx = shard.admin.send(request);
     let reply = match tokio::time::timeout(timeout, rx).await {
         Ok(Ok(Ok(reply))) => reply,
         Ok(Ok(Err(e))) => return Err(failed(e.to_string())),
@@ -120,9 +124,10 @@ pub async fn hand_back(cluster: &Cluster, returning: &ShardHandle) -> Result<Han
         topo.shards.iter().filter(|s| s.spec.name != returning.spec.name && s.is_up()).cloned().collect();
     drop(topo);
     let timeout = cluster.settings.timeout;
+    let mut done = HandBack::default();
+    precopy(cluster, returning, &others, &mut done).await?;
     let close = command(&[b"RINGCACHE", b"HANDOFF", b"CLOSE", name]);
     let closed = futures::future::join_all(others.iter().map(|s| call(s, close.clone(), timeout))).await;
-    let mut done = HandBack::default();
     let mut with_keys = Vec::new();
     for (shard, reply) in others.iter().zip(closed) {
         let (keys, flush) = match reply? {
@@ -163,28 +168,9 @@ pub async fn hand_back(cluster: &Cluster, returning: &ShardHandle) -> Result<Han
             let [ReplyValue::Integer(next), ReplyValue::Array(Some(items))] = reply.as_slice() else {
                 return Err(unexpected(&shard, "HANDOFF TAKE"));
             };
-            let mut records: Vec<&[u8]> = vec![b"RINGCACHE", b"RESTORE"];
-            let mut deletes: Vec<&[u8]> = vec![b"DEL"];
-            for pair in items.chunks(2) {
-                match pair {
-                    [ReplyValue::Bulk(Some(_)), ReplyValue::Bulk(Some(record))] => records.push(record),
-                    [ReplyValue::Bulk(Some(key)), ReplyValue::Bulk(None)] => deletes.push(key),
-                    _ => return Err(unexpected(&shard, "HANDOFF TAKE")),
-                }
-            }
-            // Both are sent before either reply is awaited: one round trip per batch.
-            let restore = (records.len() > 2).then(|| returning.conns[0].send(command(&records)));
-            let delete = (deletes.len() > 1).then(|| returning.conns[0].send(command(&deletes)));
-            for (rx, what) in [(restore, "RINGCACHE RESTORE"), (delete, "DEL")] {
-                let Some(rx) = rx else { continue };
-                let reply = tokio::time::timeout(timeout, rx).await;
-                match reply.as_ref().map(|r| r.as_ref().map(|r| r.as_ref().map(ReplyValue::parse))) {
-                    Ok(Ok(Ok(Some(ReplyValue::Integer(_))))) => {}
-                    _ => return Err(unexpected(returning, what)),
-                }
-            }
-            done.keys_restored += records.len() as u64 - 2;
-            done.keys_deleted += deletes.len() as u64 - 1;
+            let (restored, deleted) = apply(returning, &shard, items, timeout).await?;
+            done.keys_restored += restored;
+            done.keys_deleted += deleted;
             if *next == 0 {
                 break;
             }
@@ -194,6 +180,73 @@ pub async fn hand_back(cluster: &Cluster, returning: &ShardHandle) -> Result<Han
     // A shard that joined the ring is a member from now on (a proxy that reloads later admits it at once).
     call(returning, command(&[b"RINGCACHE", b"MEMBER", b"JOINED"]), timeout).await?;
     Ok(done)
+}
+
+/// Applies `[key, record-or-nil, ...]` from a stand-in to `returning`: records by `RINGCACHE RESTORE`, keys
+/// that are gone by `DEL`, both sent before either reply is awaited. Returns (restored, deleted).
+async fn apply(
+    returning: &ShardHandle,
+    from: &ShardHandle,
+    items: &[ReplyValue],
+    timeout: Duration,
+) -> Result<(u64, u64), HandoffError> {
+    let mut records: Vec<&[u8]> = vec![b"RINGCACHE", b"RESTORE"];
+    let mut deletes: Vec<&[u8]> = vec![b"DEL"];
+    for pair in items.chunks(2) {
+        match pair {
+            [ReplyValue::Bulk(Some(_)), ReplyValue::Bulk(Some(record))] => records.push(record),
+            [ReplyValue::Bulk(Some(key)), ReplyValue::Bulk(None)] => deletes.push(key),
+            _ => return Err(unexpected(from, "HANDOFF TAKE")),
+        }
+    }
+    let restore = (records.len() > 2).then(|| returning.admin.send(command(&records)));
+    let delete = (deletes.len() > 1).then(|| returning.admin.send(command(&deletes)));
+    for (rx, what) in [(restore, "RINGCACHE RESTORE"), (delete, "DEL")] {
+        let Some(rx) = rx else { continue };
+        let reply = tokio::time::timeout(timeout, rx).await;
+        match reply.as_ref().map(|r| r.as_ref().map(|r| r.as_ref().map(ReplyValue::parse))) {
+            Ok(Ok(Ok(Some(ReplyValue::Integer(_))))) => {}
+            _ => return Err(unexpected(returning, what)),
+        }
+    }
+    Ok((records.len() as u64 - 2, deletes.len() as u64 - 1))
+}
+
+/// Before the fence: hands most pending keys over while writes still flow (a key written again is pending
+/// again), so that the fenced pass copies only what was written meanwhile.
+async fn precopy(
+    cluster: &Cluster,
+    returning: &ShardHandle,
+    stand_ins: &[Arc<ShardHandle>],
+    done: &mut HandBack,
+) -> Result<(), HandoffError> {
+    let name = returning.spec.name.as_bytes();
+    let timeout = cluster.settings.timeout;
+    let request = command(&[b"RINGCACHE", b"HANDOFF", b"PRECOPY", name, TAKE_BATCH.to_string().as_bytes()]);
+    for shard in stand_ins {
+        // Bounded: under a write rate faster than the copy, the fenced pass takes the rest.
+        for _ in 0..10_000 {
+            if !lock(cluster, returning).await? {
+                return Err(HandoffError::Shard {
+                    shard: returning.spec.name.clone(),
+                    reason: "lost its handoff lock".into(),
+                });
+            }
+            let ReplyValue::Array(Some(reply)) = call(shard, request.clone(), timeout).await? else {
+                return Err(unexpected(shard, "HANDOFF PRECOPY"));
+            };
+            let [ReplyValue::Integer(pending), ReplyValue::Array(Some(items))] = reply.as_slice() else {
+                return Err(unexpected(shard, "HANDOFF PRECOPY"));
+            };
+            let (restored, deleted) = apply(returning, shard, items, timeout).await?;
+            done.keys_restored += restored;
+            done.keys_deleted += deleted;
+            if items.is_empty() || *pending < PRECOPY_UNTIL as i64 {
+                break;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Step 4, once `returning` is readmitted: the stand-ins delete the keys they handed back.
@@ -207,10 +260,9 @@ pub async fn finish(cluster: &Cluster, returning: &ShardHandle) {
     // Reads routed to a stand-in before the readmission may still be on their way, on other connections
     // than FINISH's: a PING on every connection, answered, means they have all run.
     futures::future::join_all(others.iter().map(|s| barrier(s, timeout))).await;
-    for (shard, reply) in
-        others.iter().zip(futures::future::join_all(others.iter().map(|s| call(s, request.clone(), timeout))).await)
-    {
-        if let Err(e) = reply {
+    // One at a time, like seeding: each deletes its handed-back keys in bulk.
+    for shard in &others {
+        if let Err(e) = call(shard, request.clone(), timeout * crate::cluster::ADMIN_TIMEOUT_FACTOR).await {
             // The keys stay on the stand-in, still hinted: the next handoff for this shard deletes them.
             tracing::warn!("handoff to '{}': finishing on '{}' failed: {e}", returning.spec.name, shard.spec.name);
         }
@@ -234,16 +286,15 @@ pub async fn seed(cluster: &Cluster, joining: &ShardHandle, stand_ins: &[StandIn
         .into_iter()
         .try_for_each(|r| r.map(drop))?;
     let key_hash = cluster.settings.key_hash.name().as_bytes();
-    let seeds = stand_ins.iter().map(|(shard, arcs)| {
+    // One shard at a time: each walks its whole keyspace, and on a small machine several at once would take
+    // the cores from the clients. Writes are not held up meanwhile (they are hinted).
+    let mut keys = 0;
+    for (shard, arcs) in stand_ins {
         let bounds: Vec<String> = arcs.iter().flat_map(|(a, b)| [a.to_string(), b.to_string()]).collect();
         let mut args: Vec<&[u8]> = vec![b"RINGCACHE", b"HANDOFF", b"SEED", name, key_hash];
         args.extend(bounds.iter().map(|b| b.as_bytes()));
         // Seeding walks the shard's whole keyspace: allow it more than one request's timeout.
-        call(shard, command(&args), timeout * 30)
-    });
-    let mut keys = 0;
-    for ((shard, _), reply) in stand_ins.iter().zip(futures::future::join_all(seeds).await) {
-        match reply? {
+        match call(shard, command(&args), timeout * crate::cluster::ADMIN_TIMEOUT_FACTOR).await? {
             ReplyValue::Integer(n) => keys += n.max(0) as u64,
             _ => return Err(unexpected(shard, "HANDOFF SEED")),
         }
@@ -339,6 +390,17 @@ pub async fn forget(cluster: &Cluster, gone: &str) {
             tracing::warn!("forgetting '{gone}' on '{}': {e}", shard.spec.name);
         }
     }
+}
+
+/// Empties a joining shard before it is seeded.
+pub async fn flush(cluster: &Cluster, shard: &ShardHandle) -> Result<(), HandoffError> {
+    call(shard, command(&[b"FLUSHALL"]), cluster.settings.timeout).await.map(drop)
+}
+
+/// Marks a shard this proxy routes to as a member (a shard in the ring from the start, or restarted under
+/// it), so that a proxy that later finds it new in its config does not take it for a joiner and flush it.
+pub async fn mark_member(cluster: &Cluster, shard: &ShardHandle) -> Result<(), HandoffError> {
+    call(shard, command(&[b"RINGCACHE", b"MEMBER", b"JOINED"]), cluster.settings.timeout).await.map(drop)
 }
 
 /// The shard's `RINGCACHE MEMBER` state (`joining`, `member`, `draining`, `drained`).

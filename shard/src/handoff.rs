@@ -24,8 +24,8 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
-use parking_lot::{Mutex, MutexGuard};
-use ringcache_common::hash::{in_arcs, KeyHash};
+use parking_lot::{Mutex, MutexGuard, RwLock};
+use ringcache_common::hash::{ArcSet, KeyHash};
 
 use crate::store::Store;
 
@@ -38,10 +38,21 @@ struct Hints {
     pending: BTreeSet<Bytes>,
     /// Keys frozen by CLOSE, being handed over; sorted, so TAKE can page through them with a cursor.
     closed: Vec<Bytes>,
+    /// Keys handed over by PRECOPY while still open; written again, a key is pending again as well.
+    copied: BTreeSet<Bytes>,
     /// The absent shard's data must be dropped before the hints are applied (FLUSHALL, or too many hints).
     flush: bool,
     /// Hints not kept because the set was full.
     overflowed: u64,
+}
+
+/// Bulk work on a background thread (seeding, deleting handed-back keys) pauses this long after each chunk
+/// of 512 keys, so that on a small machine it takes at most about half a core from the clients.
+const PACE: std::time::Duration = std::time::Duration::from_micros(50);
+
+/// Pauses between chunks of bulk background work (see [`PACE`]).
+pub fn pace() {
+    std::thread::sleep(PACE);
 }
 
 /// Counters for INFO and `/metrics`.
@@ -73,15 +84,17 @@ pub struct Closed {
 pub struct Handoffs {
     max_keys_per_target: usize,
     inner: Mutex<Registry>,
-    /// Whether any guard is installed: the write path reads only this unless one is.
+    /// Ring ranges that belong to a joining shard: plain commands there are refused (see [`Handoffs::seed`]).
+    /// Apart from the registry, so that checking them (every keyed command while any is installed) never
+    /// waits for a large hint operation.
+    guards: RwLock<HashMap<String, Guard>>,
+    /// Whether any guard is installed: the command path reads only this unless one is.
     guarded: AtomicBool,
 }
 
 #[derive(Default)]
 struct Registry {
     targets: HashMap<String, Hints>,
-    /// Ring ranges that belong to a joining shard: plain writes there are refused (see [`Handoffs::seed`]).
-    guards: HashMap<String, Guard>,
     stats: HandoffStats,
 }
 
@@ -89,7 +102,7 @@ struct Registry {
 #[derive(Debug, Clone)]
 struct Guard {
     key_hash: KeyHash,
-    arcs: Vec<(u32, u32)>,
+    arcs: ArcSet,
 }
 
 /// Why ACCEPT failed.
@@ -144,6 +157,7 @@ impl HintGuard<'_> {
             if let Some(hints) = self.guard.targets.get_mut(*target) {
                 hints.flush = true;
                 hints.pending.clear();
+                hints.copied.clear();
             }
         }
     }
@@ -154,6 +168,7 @@ impl Handoffs {
         Handoffs {
             max_keys_per_target: max_keys_per_target.max(1),
             inner: Mutex::new(Registry::default()),
+            guards: RwLock::new(HashMap::new()),
             guarded: AtomicBool::new(false),
         }
     }
@@ -166,6 +181,8 @@ impl Handoffs {
         hints.open = true;
         let closed = std::mem::take(&mut hints.closed);
         hints.pending.extend(closed);
+        let copied = std::mem::take(&mut hints.copied);
+        hints.pending.extend(copied);
     }
 
     /// Locks the registry for a hinted write, if every target accepts hinted writes.
@@ -192,6 +209,24 @@ impl Handoffs {
         Closed { keys: hints.closed.len(), flush: hints.flush }
     }
 
+    /// Before the fence: moves up to `count` pending keys to *copied* and returns them, with how many stay
+    /// pending, so that most keys are handed over while writes still flow and CLOSE freezes only what was
+    /// written since. Nothing while closed, or while the returning shard must be flushed first (a flush
+    /// would remove what was copied).
+    pub fn precopy(&self, target: &str, count: usize) -> (Vec<Bytes>, usize) {
+        let mut r = self.inner.lock();
+        let Some(hints) = r.targets.get_mut(target).filter(|h| h.open && !h.flush) else {
+            return (Vec::new(), 0);
+        };
+        let mut keys = Vec::with_capacity(count.min(hints.pending.len()));
+        while keys.len() < count {
+            let Some(key) = hints.pending.pop_first() else { break };
+            hints.copied.insert(key.clone());
+            keys.push(key);
+        }
+        (keys, hints.pending.len())
+    }
+
     /// Up to `count` closed keys from `cursor` on, and the cursor to continue from (0 at the end).
     pub fn take(&self, target: &str, cursor: usize, count: usize) -> (Vec<Bytes>, usize) {
         let r = self.inner.lock();
@@ -207,50 +242,77 @@ impl Handoffs {
     /// Ends a handoff: returns the closed keys (to delete here; the returning shard has them now) and
     /// forgets them and the flush mark. Keys hinted again since (a new outage reopened the entry) are kept.
     pub fn finish(&self, target: &str) -> Vec<Bytes> {
-        let mut r = self.inner.lock();
-        let Some(hints) = r.targets.get_mut(target) else {
-            return Vec::new();
+        // Only O(1) work under the lock (hinted writes wait for it); the sets are merged after.
+        let (closed, copied, pending) = {
+            let mut r = self.inner.lock();
+            let Some(hints) = r.targets.get_mut(target) else {
+                return Vec::new();
+            };
+            let closed = std::mem::take(&mut hints.closed);
+            let copied = std::mem::take(&mut hints.copied);
+            if !hints.open {
+                hints.flush = false;
+                hints.overflowed = 0;
+            }
+            // Keys hinted again since (a new outage reopened the entry) stay; usually there are none.
+            let pending = (!hints.pending.is_empty()).then(|| hints.pending.clone());
+            (closed, copied, pending)
         };
-        let closed = std::mem::take(&mut hints.closed);
-        if !hints.open {
-            hints.flush = false;
-            hints.overflowed = 0;
+        let mut done = closed;
+        done.extend(copied);
+        done.sort_unstable();
+        done.dedup();
+        if let Some(pending) = pending {
+            done.retain(|k| !pending.contains(k));
         }
-        let done: Vec<Bytes> = closed.into_iter().filter(|k| !hints.pending.contains(k)).collect();
-        r.stats.handed_off_keys_total += done.len() as u64;
+        self.inner.lock().stats.handed_off_keys_total += done.len() as u64;
         done
     }
 
     /// A shard joins the ring and takes over `arcs`: every key held here in those ranges becomes a hint for
-    /// it (regardless of `--handoff-max-keys`: they are here already), the joining shard is marked for a
-    /// flush (whatever it holds from an earlier life is older), and from now on plain writes to keys in
-    /// those ranges are refused: they come from a proxy still on the old ring. Returns the keys seeded.
-    pub fn seed(&self, target: &str, key_hash: KeyHash, arcs: Vec<(u32, u32)>, store: &Store, now_ms: u64) -> usize {
-        {
-            let mut r = self.inner.lock();
-            r.guards.insert(target.to_string(), Guard { key_hash, arcs: arcs.clone() });
-            r.targets.entry(target.to_string()).or_default().flush = true;
-        }
+    /// it (regardless of `--handoff-max-keys`: they are here already), and from now on plain commands on keys
+    /// in those ranges are refused: they come from a proxy still on the old ring. Returns the keys pending.
+    pub fn seed(&self, target: &str, key_hash: KeyHash, arcs: &[(u32, u32)], store: &Store, now_ms: u64) -> usize {
+        let arcs = ArcSet::new(arcs);
+        self.guards.write().insert(target.to_string(), Guard { key_hash, arcs: arcs.clone() });
+        self.inner.lock().targets.entry(target.to_string()).or_default();
         self.guarded.store(true, Ordering::SeqCst);
         // Two passes: a plain write that passed the guard check just before the guard was installed has
         // landed by the second.
+        // At most 512 keys per lock hold, as a snapshot does, so clients of a stripe wait little.
         let mut found = Vec::new();
         for _ in 0..2 {
-            store.scan(0, now_ms, |s, slot| {
-                let key = s.key(slot);
-                if in_arcs(&arcs, key_hash.ring_hash(key)) {
-                    found.push(Bytes::copy_from_slice(key));
+            let mut cursor = 0;
+            loop {
+                let mut visited = 0;
+                cursor = store.scan(cursor, now_ms, |s, slot| {
+                    let key = s.key(slot);
+                    if arcs.contains(key_hash.ring_hash(key)) {
+                        found.push(Bytes::copy_from_slice(key));
+                    }
+                    visited += 1;
+                    visited < 512
+                });
+                if cursor == 0 {
+                    break;
                 }
-                true
-            });
+                pace();
+            }
         }
+        // Built outside the lock (hinted writes wait for it), merged under it.
+        found.sort_unstable();
+        found.dedup();
+        let mut seeded: BTreeSet<Bytes> = found.into_iter().collect();
         let mut r = self.inner.lock();
         let Registry { targets, stats, .. } = &mut *r;
         let hints = targets.entry(target.to_string()).or_default();
         let before = hints.pending.len();
-        hints.pending.extend(found);
-        let added = hints.pending.len() - before;
-        stats.hinted_keys_total += added as u64;
+        if hints.pending.is_empty() {
+            hints.pending = seeded;
+        } else {
+            hints.pending.append(&mut seeded);
+        }
+        stats.hinted_keys_total += (hints.pending.len() - before) as u64;
         hints.pending.len()
     }
 
@@ -259,8 +321,8 @@ impl Handoffs {
         if !self.guarded.load(Ordering::Relaxed) {
             return None;
         }
-        let r = self.inner.lock();
-        r.guards.iter().find(|(_, g)| in_arcs(&g.arcs, g.key_hash.ring_hash(key))).map(|(name, _)| name.clone())
+        let guards = self.guards.read();
+        guards.iter().find(|(_, g)| g.arcs.contains(g.key_hash.ring_hash(key))).map(|(name, _)| name.clone())
     }
 
     /// Whether any guard is installed (a cheap check before hashing keys).
@@ -298,18 +360,18 @@ impl Handoffs {
     /// `target` left the ring for good: its hints and guard are dropped (the keys stay: they are this
     /// shard's own now).
     pub fn forget(&self, target: &str) -> bool {
-        let mut r = self.inner.lock();
-        let had = r.targets.remove(target).is_some() | r.guards.remove(target).is_some();
-        let any = !r.guards.is_empty();
-        self.guarded.store(any, Ordering::SeqCst);
-        had
+        let had_hints = self.inner.lock().targets.remove(target).is_some();
+        let mut guards = self.guards.write();
+        let had_guard = guards.remove(target).is_some();
+        self.guarded.store(!guards.is_empty(), Ordering::SeqCst);
+        had_hints || had_guard
     }
 
     pub fn stats(&self) -> HandoffStats {
         let r = self.inner.lock();
         let mut s = r.stats;
         s.open_targets = r.targets.values().filter(|h| h.open).count();
-        s.backlog_keys = r.targets.values().map(|h| h.pending.len() + h.closed.len()).sum();
+        s.backlog_keys = r.targets.values().map(|h| h.pending.len() + h.closed.len() + h.copied.len()).sum();
         s
     }
 

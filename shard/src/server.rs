@@ -85,7 +85,7 @@ pub struct Shared {
     pub store: Arc<Store>,
     pub persistence: Arc<Persistence>,
     /// What this shard wrote while standing in for absent shards.
-    pub handoffs: Handoffs,
+    pub handoffs: Arc<Handoffs>,
     /// Where this shard is in the ring's life: see [`Membership`].
     pub membership: AtomicU8,
     /// The proxy handing keys to this shard (joining or returning), and until when: one at a time, or a
@@ -103,7 +103,7 @@ impl Shared {
             config,
             store,
             persistence,
-            handoffs,
+            handoffs: Arc::new(handoffs),
             membership: AtomicU8::new(Membership::Joining as u8),
             handoff_lock: parking_lot::Mutex::new(None),
             clients: ClientRegistry::new(),
@@ -225,14 +225,26 @@ async fn connection_loop(
             let mut ctx =
                 Ctx { shared, store: &shared.store, client, out: &mut wbuf, now_ms: now, deferred: &mut deferred };
             command_started = cmd::execute(&mut ctx, &req, command_started);
-            if let Some(Deferred::Save(done)) = deferred {
+            match deferred {
                 // SAVE: only this client waits for the snapshot; its later requests wait behind it, in order.
-                match done.await {
-                    Ok(Ok(())) => wbuf.ok(),
-                    Ok(Err(e)) => wbuf.error(&e),
-                    Err(_) => wbuf.error("ERR the snapshot thread stopped"),
+                Some(Deferred::Save(done)) => {
+                    match done.await {
+                        Ok(Ok(())) => wbuf.ok(),
+                        Ok(Err(e)) => wbuf.error(&e),
+                        Err(_) => wbuf.error("ERR the snapshot thread stopped"),
+                    }
+                    command_started = Instant::now();
                 }
-                command_started = Instant::now();
+                // Long work done off the worker threads (HANDOFF SEED walks the whole keyspace).
+                Some(Deferred::Integer(done)) => {
+                    match done.await {
+                        Ok(Ok(n)) => wbuf.integer(n),
+                        Ok(Err(e)) => wbuf.error(&e),
+                        Err(_) => wbuf.error("ERR the background task stopped"),
+                    }
+                    command_started = Instant::now();
+                }
+                None => {}
             }
             if client.close_after_reply {
                 stream.write_all(&wbuf).await?;

@@ -5,6 +5,8 @@
 //!   Hinted commands pass the guard of a joining shard's ranges.
 //! - `RINGCACHE HANDOFF OPEN <shard>`: start accepting hinted writes for `shard`.
 //! - `RINGCACHE HANDOFF CLOSE <shard>`: stop accepting them; replies `[keys, flush]`.
+//! - `RINGCACHE HANDOFF PRECOPY <shard> <count>`: while still open, hands over up to `count` pending keys
+//!   (a key written again is pending again): `[still-pending, [key, record-or-nil, ...]]`.
 //! - `RINGCACHE HANDOFF TAKE <shard> <cursor> <count>`: `[next-cursor, [key, record-or-nil, ...]]`.
 //! - `RINGCACHE HANDOFF FINISH <shard>`: the shard has the keys now; delete them here. Replies the count.
 //! - `RINGCACHE HANDOFF LIST`: `[[shard, open, keys, flush], ...]`.
@@ -27,7 +29,7 @@ use ringcache_common::resp::{ReplyWriter, Request};
 
 use ringcache_common::hash::KeyHash;
 
-use super::{is, CmdError, CmdResult, Ctx, Handler};
+use super::{is, CmdError, CmdResult, Ctx, Deferred, Handler};
 use crate::server::Membership;
 use crate::snapshot::format::{encode_collection, encode_string};
 use crate::snapshot::transfer;
@@ -126,33 +128,39 @@ fn handoff(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         ctx.out.array_len(2);
         ctx.out.integer(closed.keys as i64);
         ctx.out.integer(i64::from(closed.flush));
+    } else if is(op, "PRECOPY") {
+        arity(req, req.argc() == 5)?;
+        let count = usize::try_from(super::parse_i64(req.arg(4))?).map_err(|_| CmdError::NotInteger)?;
+        let (keys, pending) = handoffs.precopy(target()?, count.min(10_000));
+        write_records(ctx, pending, &keys);
     } else if is(op, "TAKE") {
         arity(req, req.argc() == 6)?;
         let cursor = usize::try_from(super::parse_i64(req.arg(4))?).map_err(|_| CmdError::NotInteger)?;
         let count = usize::try_from(super::parse_i64(req.arg(5))?).map_err(|_| CmdError::NotInteger)?;
         let (keys, next) = handoffs.take(target()?, cursor, count.min(10_000));
-        ctx.out.array_len(2);
-        ctx.out.integer(next as i64);
-        ctx.out.array_len(keys.len() * 2);
-        for key in keys {
-            ctx.out.bulk(&key);
-            match transfer::dump(ctx.store, &key, ctx.now_ms) {
-                Some(record) => ctx.out.bulk(&record),
-                None => ctx.out.null(),
-            }
-        }
+        write_records(ctx, next, &keys);
     } else if is(op, "FINISH") {
         arity(req, req.argc() == 4)?;
         let keys = handoffs.finish(target()?);
-        for key in &keys {
-            let hash = ctx.store.hash(key);
-            let mut g = ctx.store.lock(hash);
-            if let Some(slot) = g.lookup(hash, key, ctx.now_ms) {
-                g.remove(slot);
+        // Possibly many keys: deleted on a blocking thread, while this client alone waits for the reply.
+        let (done, reply) = tokio::sync::oneshot::channel();
+        let (store, now_ms) = (ctx.shared.store.clone(), ctx.now_ms);
+        tokio::task::spawn_blocking(move || {
+            for (i, key) in keys.iter().enumerate() {
+                let hash = store.hash(key);
+                let mut g = store.lock(hash);
+                if let Some(slot) = g.lookup(hash, key, now_ms) {
+                    g.remove(slot);
+                }
+                drop(g);
+                if i % 512 == 511 {
+                    crate::handoff::pace();
+                }
             }
-        }
-        metrics::add_hot(HotCounter::Writes, keys.len() as u64);
-        ctx.out.integer(keys.len() as i64);
+            metrics::add_hot(HotCounter::Writes, keys.len() as u64);
+            let _ = done.send(Ok(keys.len() as i64));
+        });
+        *ctx.deferred = Some(Deferred::Integer(reply));
     } else if is(op, "SEED") {
         arity(req, req.argc() >= 7 && !req.argc().is_multiple_of(2))?;
         let key_hash = std::str::from_utf8(req.arg(4))
@@ -167,8 +175,14 @@ fn handoff(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
                 _ => return Err(CmdError::Other("ERR ring bounds must be integers from 0 to 4294967295".into())),
             }
         }
-        let seeded = handoffs.seed(target()?, key_hash, arcs, ctx.store, ctx.now_ms);
-        ctx.out.integer(seeded as i64);
+        // It walks the whole keyspace: on a blocking thread, while this client alone waits for the reply.
+        let (done, reply) = tokio::sync::oneshot::channel();
+        let (handoffs, store, target, now_ms) =
+            (ctx.shared.handoffs.clone(), ctx.shared.store.clone(), target()?.to_string(), ctx.now_ms);
+        tokio::task::spawn_blocking(move || {
+            let _ = done.send(Ok(handoffs.seed(&target, key_hash, &arcs, &store, now_ms) as i64));
+        });
+        *ctx.deferred = Some(Deferred::Integer(reply));
     } else if is(op, "ACCEPT") {
         arity(req, req.argc() >= 5)?;
         let taken = handoffs
@@ -200,6 +214,20 @@ fn handoff(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         });
     }
     Ok(())
+}
+
+/// `[number, [key, record-or-nil, ...]]`: each key's current record here, nil for a key that is gone.
+fn write_records(ctx: &mut Ctx<'_>, number: usize, keys: &[bytes::Bytes]) {
+    ctx.out.array_len(2);
+    ctx.out.integer(number as i64);
+    ctx.out.array_len(keys.len() * 2);
+    for key in keys {
+        ctx.out.bulk(key);
+        match transfer::dump(ctx.store, key, ctx.now_ms) {
+            Some(record) => ctx.out.bulk(&record),
+            None => ctx.out.null(),
+        }
+    }
 }
 
 /// `HANDOFF DUMP <cursor> <count>`: `[next-cursor, [key, record, ...]]` over every key (a SCAN cursor).

@@ -44,6 +44,8 @@ pub struct Ctx<'a> {
 pub enum Deferred {
     /// SAVE: the snapshot's outcome (`Err` is the RESP error line).
     Save(oneshot::Receiver<Result<(), String>>),
+    /// An integer reply computed off the worker threads (`Err` is the RESP error line).
+    Integer(oneshot::Receiver<Result<i64, String>>),
 }
 
 /// A command's failure; the text is the exact RESP error line (without the leading `-`).
