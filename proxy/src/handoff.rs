@@ -302,10 +302,13 @@ pub async fn seed(cluster: &Cluster, joining: &ShardHandle, stand_ins: &[StandIn
     Ok(keys)
 }
 
-/// A shard leaves (removed from the config, or draining after SIGTERM): its writes are refused while its
-/// keys are copied to the shards that stand in for it, as hints, so that nothing written meanwhile is
-/// overwritten and so that they go back if it ever returns. Reads keep going to it until the caller marks
-/// it down. `owners` gives the live copies of a key once it is gone.
+/// A shard leaves (removed from the config, or SIGTERM): its keys are copied to the shards that stand in for
+/// it, as hints, so that they go back if it ever returns. Two passes, so that writes are refused only
+/// briefly: while it is *leaving* it keeps serving and remembers every key written; a first pass copies
+/// everything (`DUMP`, then `ACCEPT`, which keeps whatever a stand-in already has: that is newer); then it is
+/// *draining* (writes refused) and a second pass copies what was written meanwhile (`DIRTY`, then
+/// `ACCEPT-DELTA`, which replaces the first copy unless a hinted write on the stand-in is newer). Reads keep
+/// going to it until the caller marks it down. `owners` gives a key's stand-ins once it is gone.
 pub async fn drain(
     cluster: &Cluster,
     leaving: &ShardHandle,
@@ -313,7 +316,7 @@ pub async fn drain(
 ) -> Result<u64, HandoffError> {
     let name = leaving.spec.name.as_bytes();
     let timeout = cluster.settings.timeout;
-    call(leaving, command(&[b"RINGCACHE", b"MEMBER", b"DRAINING"]), timeout).await?;
+    call(leaving, command(&[b"RINGCACHE", b"MEMBER", b"LEAVING"]), timeout).await?;
     let topo = cluster.topology();
     let others: Vec<Arc<ShardHandle>> =
         topo.shards.iter().filter(|s| s.spec.name != leaving.spec.name && s.is_up()).cloned().collect();
@@ -323,44 +326,72 @@ pub async fn drain(
         .await
         .into_iter()
         .try_for_each(|r| r.map(drop))?;
+    let mut moved = copy_out(cluster, leaving, &owners, b"DUMP", b"ACCEPT").await?;
+    call(leaving, command(&[b"RINGCACHE", b"MEMBER", b"DRAINING"]), timeout).await?;
+    moved += copy_out(cluster, leaving, &owners, b"DIRTY", b"ACCEPT-DELTA").await?;
+    Ok(moved)
+}
+
+/// One pass of a drain: pages through `HANDOFF <source>` on the leaving shard and sends each key to its
+/// stand-ins with `HANDOFF <sink>`, one request per stand-in per page. Returns the keys they took.
+async fn copy_out(
+    cluster: &Cluster,
+    leaving: &ShardHandle,
+    owners: &impl Fn(&[u8]) -> Vec<Arc<ShardHandle>>,
+    source: &[u8],
+    sink: &[u8],
+) -> Result<u64, HandoffError> {
+    let name = leaving.spec.name.as_bytes();
+    let timeout = cluster.settings.timeout;
+    // ACCEPT takes records (they carry their key); ACCEPT-DELTA takes key and record, empty when gone.
+    let with_keys = sink == b"ACCEPT-DELTA";
     let mut cursor = 0i64;
     let mut moved = 0u64;
     loop {
-        let dump = command(&[
+        let page = command(&[
             b"RINGCACHE",
             b"HANDOFF",
-            b"DUMP",
+            source,
             cursor.to_string().as_bytes(),
             TAKE_BATCH.to_string().as_bytes(),
         ]);
-        let ReplyValue::Array(Some(reply)) = call(leaving, dump, timeout).await? else {
-            return Err(unexpected(leaving, "HANDOFF DUMP"));
+        let what = String::from_utf8_lossy(source);
+        let ReplyValue::Array(Some(reply)) = call(leaving, page, timeout).await? else {
+            return Err(unexpected(leaving, &format!("HANDOFF {what}")));
         };
         let [ReplyValue::Integer(next), ReplyValue::Array(Some(items))] = reply.as_slice() else {
-            return Err(unexpected(leaving, "HANDOFF DUMP"));
+            return Err(unexpected(leaving, &format!("HANDOFF {what}")));
         };
-        // One ACCEPT per destination shard per batch.
         let mut batches: Vec<(Arc<ShardHandle>, Vec<&[u8]>)> = Vec::new();
         for pair in items.chunks(2) {
-            let [ReplyValue::Bulk(Some(key)), ReplyValue::Bulk(Some(record))] = pair else {
-                return Err(unexpected(leaving, "HANDOFF DUMP"));
+            let (key, record): (&[u8], &[u8]) = match pair {
+                [ReplyValue::Bulk(Some(key)), ReplyValue::Bulk(Some(record))] => (key, record),
+                [ReplyValue::Bulk(Some(key)), ReplyValue::Bulk(None)] if with_keys => (key, b""),
+                _ => return Err(unexpected(leaving, &format!("HANDOFF {what}"))),
             };
             for shard in owners(key) {
-                match batches.iter_mut().find(|(s, _)| Arc::ptr_eq(s, &shard)) {
-                    Some((_, records)) => records.push(record),
-                    None => batches.push((shard, vec![record])),
+                let args = match batches.iter_mut().find(|(s, _)| Arc::ptr_eq(s, &shard)) {
+                    Some((_, args)) => args,
+                    None => {
+                        batches.push((shard, Vec::new()));
+                        &mut batches.last_mut().expect("just pushed").1
+                    }
+                };
+                if with_keys {
+                    args.push(key);
                 }
+                args.push(record);
             }
         }
         let sends = batches.iter().map(|(shard, records)| {
-            let mut args: Vec<&[u8]> = vec![b"RINGCACHE", b"HANDOFF", b"ACCEPT", name];
+            let mut args: Vec<&[u8]> = vec![b"RINGCACHE", b"HANDOFF", sink, name];
             args.extend(records.iter().copied());
             call(shard, command(&args), timeout)
         });
         for (reply, (shard, _)) in futures::future::join_all(sends).await.into_iter().zip(&batches) {
             match reply? {
                 ReplyValue::Integer(n) => moved += n.max(0) as u64,
-                _ => return Err(unexpected(shard, "HANDOFF ACCEPT")),
+                _ => return Err(unexpected(shard, &format!("HANDOFF {}", String::from_utf8_lossy(sink)))),
             }
         }
         if *next == 0 {

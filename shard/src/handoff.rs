@@ -40,6 +40,10 @@ struct Hints {
     closed: Vec<Bytes>,
     /// Keys handed over by PRECOPY while still open; written again, a key is pending again as well.
     copied: BTreeSet<Bytes>,
+    /// Pending keys that came from the absent shard itself (ACCEPT while it drained), not from a hinted
+    /// write here: a later copy of the same key from it may replace them (ACCEPT-DELTA); a hinted write
+    /// removes a key from here, since it is newer than anything the draining shard sends afterwards.
+    accepted: BTreeSet<Bytes>,
     /// The absent shard's data must be dropped before the hints are applied (FLUSHALL, or too many hints).
     flush: bool,
     /// Hints not kept because the set was full.
@@ -136,6 +140,7 @@ impl HintGuard<'_> {
             let Some(hints) = registry.targets.get_mut(*target) else { continue };
             for key in keys.clone() {
                 if hints.pending.contains(key) {
+                    hints.accepted.remove(key);
                     continue;
                 }
                 if hints.pending.len() + hints.closed.len() >= self.max_keys {
@@ -250,6 +255,7 @@ impl Handoffs {
             };
             let closed = std::mem::take(&mut hints.closed);
             let copied = std::mem::take(&mut hints.copied);
+            hints.accepted.clear();
             if !hints.open {
                 hints.flush = false;
                 hints.overflowed = 0;
@@ -350,11 +356,50 @@ impl Handoffs {
                 continue;
             }
             crate::snapshot::transfer::restore(store, record, now_ms).map_err(AcceptError::Record)?;
-            hints.pending.insert(Bytes::copy_from_slice(key));
+            let key = Bytes::copy_from_slice(key);
+            hints.pending.insert(key.clone());
+            hints.accepted.insert(key);
             stats.hinted_keys_total += 1;
             taken += 1;
         }
         Ok(taken)
+    }
+
+    /// The second pass of a drain: what the draining shard wrote or deleted while the first pass copied.
+    /// Each `(key, record)` (an empty record: the key is gone there) replaces what is here, unless a
+    /// hinted write here is newer. Returns how many were applied.
+    pub fn accept_delta<'r>(
+        &self,
+        target: &str,
+        pairs: impl Iterator<Item = (&'r [u8], &'r [u8])>,
+        store: &Store,
+        now_ms: u64,
+    ) -> Result<usize, AcceptError> {
+        let mut r = self.inner.lock();
+        let Registry { targets, stats, .. } = &mut *r;
+        let hints = targets.get_mut(target).filter(|h| h.open).ok_or_else(|| AcceptError::NotOpen(target.into()))?;
+        let mut applied = 0;
+        for (key, record) in pairs {
+            if hints.pending.contains(key) && !hints.accepted.contains(key) {
+                continue; // written here since, by a hinted write
+            }
+            if record.is_empty() {
+                let hash = store.hash(key);
+                let mut g = store.lock(hash);
+                if let Some(slot) = g.lookup(hash, key, now_ms) {
+                    g.remove(slot);
+                }
+            } else {
+                crate::snapshot::transfer::restore(store, record, now_ms).map_err(AcceptError::Record)?;
+            }
+            let key = Bytes::copy_from_slice(key);
+            if hints.pending.insert(key.clone()) {
+                stats.hinted_keys_total += 1;
+            }
+            hints.accepted.insert(key);
+            applied += 1;
+        }
+        Ok(applied)
     }
 
     /// `target` left the ring for good: its hints and guard are dropped (the keys stay: they are this

@@ -28,8 +28,8 @@ async fn drain(shared: Arc<Shared>, timeout: std::time::Duration, signal: &'stat
     if signal != "SIGTERM" || timeout.is_zero() || !shared.proxy_connected() {
         return;
     }
-    tracing::info!("draining: writes are refused until a proxy has handed this shard's keys to other shards");
-    shared.set_membership(Membership::Draining);
+    tracing::info!("leaving: waiting for a proxy to hand this shard's keys to other shards");
+    shared.start_leaving();
     let deadline = tokio::time::Instant::now() + timeout;
     let mut tick = tokio::time::interval(std::time::Duration::from_millis(10));
     loop {

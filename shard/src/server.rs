@@ -53,7 +53,10 @@ pub enum Membership {
     Joining = 0,
     /// Admitted.
     Member = 1,
-    /// Leaving (SIGTERM or removed from the config): writes are refused while its keys are copied away.
+    /// Leaving (SIGTERM or removed from the config): still serving while a first copy of its keys is
+    /// taken; every key written meanwhile is remembered for a second, short pass.
+    Leaving = 4,
+    /// Leaving, second pass: writes are refused while the keys written during the first are copied.
     Draining = 2,
     /// Its keys are elsewhere: every command on a key is refused.
     Drained = 3,
@@ -64,6 +67,7 @@ impl Membership {
         match self {
             Membership::Joining => "joining",
             Membership::Member => "member",
+            Membership::Leaving => "leaving",
             Membership::Draining => "draining",
             Membership::Drained => "drained",
         }
@@ -74,9 +78,18 @@ impl Membership {
             1 => Membership::Member,
             2 => Membership::Draining,
             3 => Membership::Drained,
+            4 => Membership::Leaving,
             _ => Membership::Joining,
         }
     }
+}
+
+/// What a leaving shard wrote during the first pass of its drain.
+#[derive(Debug, Default)]
+pub struct WrittenWhileLeaving {
+    pub keys: std::collections::BTreeSet<bytes::Bytes>,
+    /// `keys`, sorted and frozen once draining began, for `HANDOFF DIRTY` to page through.
+    pub frozen: Vec<bytes::Bytes>,
 }
 
 /// State shared by all connections.
@@ -91,6 +104,8 @@ pub struct Shared {
     /// The proxy handing keys to this shard (joining or returning), and until when: one at a time, or a
     /// late copy from a second proxy could overwrite writes the first one already let through.
     pub handoff_lock: parking_lot::Mutex<Option<(String, Instant)>>,
+    /// Keys written while leaving (sorted when draining begins): the second pass of the drain.
+    pub written_while_leaving: parking_lot::Mutex<WrittenWhileLeaving>,
     pub clients: ClientRegistry,
     pub started: Instant,
     pub connections: Arc<ConnectionCounters>,
@@ -106,6 +121,7 @@ impl Shared {
             handoffs: Arc::new(handoffs),
             membership: AtomicU8::new(Membership::Joining as u8),
             handoff_lock: parking_lot::Mutex::new(None),
+            written_while_leaving: parking_lot::Mutex::new(WrittenWhileLeaving::default()),
             clients: ClientRegistry::new(),
             started: Instant::now(),
             connections: Arc::default(),
@@ -119,6 +135,25 @@ impl Shared {
 
     pub fn set_membership(&self, m: Membership) {
         self.membership.store(m as u8, Ordering::SeqCst);
+    }
+
+    /// Starts leaving (a no-op once leaving, draining or drained: a second proxy must not reset it).
+    pub fn start_leaving(&self) {
+        let mut written = self.written_while_leaving.lock();
+        if matches!(self.membership(), Membership::Joining | Membership::Member) {
+            *written = WrittenWhileLeaving::default();
+            self.set_membership(Membership::Leaving);
+        }
+    }
+
+    /// Stops taking writes; what was written while leaving is frozen for the second pass.
+    pub fn start_draining(&self) {
+        let mut written = self.written_while_leaving.lock();
+        if matches!(self.membership(), Membership::Joining | Membership::Member | Membership::Leaving) {
+            self.set_membership(Membership::Draining);
+            let keys = std::mem::take(&mut written.keys);
+            written.frozen = keys.into_iter().collect();
+        }
     }
 
     /// Takes (or renews) the handoff lock for `token` until `lease` from now; false if another token holds

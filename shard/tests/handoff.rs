@@ -369,15 +369,17 @@ fn sigterm_waits_for_a_drain_only_while_a_proxy_is_connected() {
     assert_eq!(alone.stop_with("TERM"), Some(0));
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
 
-    // A connection named ringcache-proxy: the shard drains (writes refused) until --drain-timeout.
+    // A connection named ringcache-proxy: the shard waits, leaving (still serving, PING says so), until
+    // --drain-timeout.
     let mut shard = Shard::start(&["--drain-timeout", "1s"]);
     let mut proxy = shard.client();
     redis::cmd("CLIENT").arg("SETNAME").arg("ringcache-proxy").query::<()>(&mut proxy).unwrap();
     let started = std::time::Instant::now();
     std::process::Command::new("kill").args(["-TERM", &shard.pid().to_string()]).status().unwrap();
     let mut other = shard.client();
-    support::poll_until("the shard drains", || redis::cmd("PING").query::<String>(&mut other).is_err());
-    assert_eq!(other.set::<_, _, ()>("k", "v").unwrap_err().code(), Some("TRYAGAIN"));
+    support::poll_until("the shard leaves", || redis::cmd("PING").query::<String>(&mut other).is_err());
+    other.set::<_, _, ()>("k", "v").unwrap();
+    assert_eq!(redis::cmd("RINGCACHE").arg("MEMBER").query::<String>(&mut other).unwrap(), "leaving");
     let (code, log) = shard.wait_exit();
     assert_eq!(code, Some(0), "{log}");
     let took = started.elapsed();
@@ -395,4 +397,63 @@ fn sigterm_waits_for_a_drain_only_while_a_proxy_is_connected() {
     let (code, log) = shard.wait_exit();
     assert_eq!(code, Some(0), "{log}");
     assert!(told.elapsed() < std::time::Duration::from_secs(10), "not at once, but after {:?}", told.elapsed());
+}
+
+#[test]
+fn a_leaving_shard_remembers_what_it_writes_for_the_second_pass() {
+    let leaving = Shard::start(&[]);
+    let taking = Shard::start(&[]);
+    let (mut l, mut t) = (leaving.client(), taking.client());
+    for i in 0..20 {
+        l.set::<_, _, ()>(format!("k{i}"), "v1").unwrap();
+    }
+    rc(&mut l, &["MEMBER", "LEAVING"]).unwrap();
+    // First pass (as a proxy would): every key, accepted by the stand-in.
+    rc(&mut t, &["HANDOFF", "OPEN", "l"]).unwrap();
+    let Value::Array(page) = rc(&mut l, &["HANDOFF", "DUMP", "0", "100"]).unwrap() else { panic!() };
+    let Value::Array(items) = &page[1] else { panic!() };
+    let mut accept = redis::cmd("RINGCACHE");
+    accept.arg("HANDOFF").arg("ACCEPT").arg("l");
+    for pair in items.chunks(2) {
+        let Value::BulkString(record) = &pair[1] else { panic!() };
+        accept.arg(record.as_slice());
+    }
+    assert_eq!(accept.query::<i64>(&mut t).unwrap(), 20);
+    // Still serving while leaving: writes land and are remembered; a FLUSHALL could not be, so it is refused.
+    l.set::<_, _, ()>("k0", "v2").unwrap();
+    l.del::<_, ()>("k1").unwrap();
+    l.set::<_, _, ()>("new", "v2").unwrap();
+    assert_eq!(redis::cmd("FLUSHALL").query::<()>(&mut l).unwrap_err().code(), Some("TRYAGAIN"));
+    // Meanwhile a proxy that already routes around it writes k2 to the stand-in: that is newer than anything
+    // the leaving shard sends afterwards.
+    rc(&mut t, &["HINTED", "l", "SET", "k2", "hinted"]).unwrap();
+    l.set::<_, _, ()>("k2", "v2").unwrap();
+    // Draining: writes refused, and the second pass pages through what was written while leaving.
+    rc(&mut l, &["MEMBER", "DRAINING"]).unwrap();
+    assert_eq!(l.set::<_, _, ()>("k3", "late").unwrap_err().code(), Some("TRYAGAIN"));
+    rc(&mut l, &["MEMBER", "LEAVING"]).unwrap(); // a second proxy's LEAVING does not undo DRAINING
+    assert_eq!(redis::cmd("RINGCACHE").arg("MEMBER").query::<String>(&mut l).unwrap(), "draining");
+    let Value::Array(page) = rc(&mut l, &["HANDOFF", "DIRTY", "0", "100"]).unwrap() else { panic!() };
+    assert_eq!(page[0], Value::Int(0));
+    let Value::Array(items) = &page[1] else { panic!() };
+    let mut delta = redis::cmd("RINGCACHE");
+    delta.arg("HANDOFF").arg("ACCEPT-DELTA").arg("l");
+    let mut keys = Vec::new();
+    for pair in items.chunks(2) {
+        let Value::BulkString(key) = &pair[0] else { panic!() };
+        keys.push(String::from_utf8(key.clone()).unwrap());
+        delta.arg(key.as_slice());
+        match &pair[1] {
+            Value::BulkString(record) => delta.arg(record.as_slice()),
+            Value::Nil => delta.arg(""),
+            other => panic!("{other:?}"),
+        };
+    }
+    assert_eq!(keys, ["k0", "k1", "k2", "new"]);
+    assert_eq!(delta.query::<i64>(&mut t).unwrap(), 3, "k2 was skipped: the hinted write is newer");
+    assert_eq!(t.get::<_, String>("k0").unwrap(), "v2");
+    assert_eq!(t.get::<_, Option<String>>("k1").unwrap(), None);
+    assert_eq!(t.get::<_, String>("k2").unwrap(), "hinted");
+    assert_eq!(t.get::<_, String>("new").unwrap(), "v2");
+    assert_eq!(t.get::<_, String>("k4").unwrap(), "v1");
 }

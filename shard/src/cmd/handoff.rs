@@ -14,9 +14,13 @@
 //!   arcs: the keys here in them become its hints, and plain writes there are refused from now on.
 //! - `RINGCACHE HANDOFF ACCEPT <shard> <record> [...]`: keys of a draining `shard`, taken as hints for it
 //!   unless a newer version is here. Replies the count taken.
+//! - `RINGCACHE HANDOFF ACCEPT-DELTA <shard> <key> <record-or-empty> [...]`: the second pass of a drain;
+//!   replaces what is here unless a hinted write here is newer.
+//! - `RINGCACHE HANDOFF DIRTY <cursor> <count>`: on a draining shard, the keys written while it was leaving:
+//!   `[next-cursor, [key, record-or-nil, ...]]`.
 //! - `RINGCACHE HANDOFF FORGET <shard>`: `shard` left the ring; drop its hints and guard.
 //! - `RINGCACHE HANDOFF DUMP <cursor> <count>`: `[next-cursor, [key, record, ...]]` over every key here.
-//! - `RINGCACHE MEMBER [JOINED|DRAINING|DRAINED]`: this shard's membership state, or set it.
+//! - `RINGCACHE MEMBER [JOINED|LEAVING|DRAINING|DRAINED]`: this shard's membership state, or set it.
 //! - `RINGCACHE MEMBER LOCK <token> <lease-ms>` / `UNLOCK <token>`: one proxy at a time hands keys to this
 //!   shard (`-TRYAGAIN` while another token's lease runs).
 //! - `RINGCACHE RESTORE <record> [<record> ...]`: replace keys with records from TAKE. Replies the count.
@@ -193,6 +197,25 @@ fn handoff(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     } else if is(op, "FORGET") {
         arity(req, req.argc() == 4)?;
         ctx.out.integer(i64::from(handoffs.forget(target()?)));
+    } else if is(op, "DIRTY") {
+        arity(req, req.argc() == 5)?;
+        let cursor = usize::try_from(super::parse_i64(req.arg(3))?).map_err(|_| CmdError::NotInteger)?;
+        let count = usize::try_from(super::parse_i64(req.arg(4))?).map_err(|_| CmdError::NotInteger)?;
+        let (keys, next) = {
+            let written = ctx.shared.written_while_leaving.lock();
+            let from = cursor.min(written.frozen.len());
+            let to = from.saturating_add(count.clamp(1, 10_000)).min(written.frozen.len());
+            (written.frozen[from..to].to_vec(), if to >= written.frozen.len() { 0 } else { to })
+        };
+        write_records(ctx, next, &keys);
+    } else if is(op, "ACCEPT-DELTA") {
+        arity(req, req.argc() >= 6 && req.argc().is_multiple_of(2))?;
+        let args: Vec<&[u8]> = req.args_from(4).collect();
+        let applied = handoffs
+            .accept_delta(target()?, args.chunks(2).map(|p| (p[0], p[1])), ctx.store, ctx.now_ms)
+            .map_err(|e| CmdError::Other(e.to_string()))?;
+        metrics::add_hot(HotCounter::Writes, applied as u64);
+        ctx.out.integer(applied as i64);
     } else if is(op, "DUMP") {
         arity(req, req.argc() == 5)?;
         dump(ctx, req)?;
@@ -280,16 +303,17 @@ fn member(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     }
     arity(req, req.argc() <= 3)?;
     if let Some(state) = req.get(2) {
-        let next = if is(state, "JOINED") {
-            Membership::Member
+        if is(state, "JOINED") {
+            ctx.shared.set_membership(Membership::Member);
+        } else if is(state, "LEAVING") {
+            ctx.shared.start_leaving();
         } else if is(state, "DRAINING") {
-            Membership::Draining
+            ctx.shared.start_draining();
         } else if is(state, "DRAINED") {
-            Membership::Drained
+            ctx.shared.set_membership(Membership::Drained);
         } else {
             return Err(CmdError::Syntax);
-        };
-        ctx.shared.set_membership(next);
+        }
         ctx.out.ok();
     } else {
         ctx.out.bulk(ctx.shared.membership().name().as_bytes());

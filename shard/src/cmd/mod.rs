@@ -123,12 +123,18 @@ pub fn execute(ctx: &mut Ctx<'_>, req: &Request, started: Instant) -> Instant {
 /// in a range that belongs to a joining shard (only hinted commands may touch those).
 fn ring_refusal(ctx: &Ctx<'_>, spec: &CommandSpec, req: &Request, guarded: bool) -> Option<String> {
     let membership = ctx.shared.membership();
-    if matches!(membership, Membership::Draining | Membership::Drained) {
+    if matches!(membership, Membership::Leaving | Membership::Draining | Membership::Drained) {
         if spec.name == "ping" {
             return Some(DRAINING_ERROR.into());
         }
         let keyed = spec.first_key > 0;
-        if (keyed && (membership == Membership::Drained || spec.is_write())) || (!keyed && spec.is_write()) {
+        // While leaving, keyed writes are remembered for the second pass; a FLUSHALL could not be.
+        let refused = match membership {
+            Membership::Leaving => !keyed && spec.is_write(),
+            Membership::Draining => spec.is_write(),
+            _ => keyed || spec.is_write(),
+        };
+        if refused {
             return Some("TRYAGAIN this shard is leaving the ring: its keys are moving to other shards".into());
         }
     }
@@ -169,6 +175,11 @@ fn execute_checked(ctx: &mut Ctx<'_>, req: &Request, started: Instant, guarded: 
         ctx.out.error(LOADING_ERROR);
         return started;
     }
+    // A write while leaving runs under the lock that the switch to draining takes, so it is either
+    // remembered for the drain's second pass or refused, never lost between the two.
+    let shared = ctx.shared;
+    let leaving = WRITES[index] && spec.first_key > 0 && shared.membership() == Membership::Leaving;
+    let mut written = leaving.then(|| shared.written_while_leaving.lock());
     if let Some(refusal) = ring_refusal(ctx, spec, req, guarded) {
         ctx.out.error(&refusal);
         return started;
@@ -177,6 +188,11 @@ fn execute_checked(ctx: &mut Ctx<'_>, req: &Request, started: Instant, guarded: 
         Ok(()) => {
             if WRITES[index] {
                 metrics::add_hot(HotCounter::Writes, 1);
+            }
+            if let Some(written) = written.as_mut() {
+                for pos in spec.key_positions(req.argc()) {
+                    written.keys.insert(bytes::Bytes::copy_from_slice(req.arg(pos)));
+                }
             }
         }
         Err(e) => ctx.out.error(&e.to_string()),
