@@ -39,7 +39,7 @@ async fn drain(shared: Arc<Shared>, timeout: std::time::Duration, signal: &'stat
             return;
         }
         if !shared.proxy_connected() {
-            tracing::warn!("draining: no proxy is connected any more: exiting without handing keys over");
+            tracing::warn!("leaving: no proxy is connected any more: exiting without handing keys over");
             return;
         }
         if tokio::time::Instant::now() >= deadline {
