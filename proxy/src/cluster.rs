@@ -346,6 +346,32 @@ impl Cluster {
         }
     }
 
+    /// At start: a shard that other shards hold hints for (it was away, or joining, or being handed its
+    /// keys when the proxy that ran the handoff stopped) starts down, so that its health checker readmits
+    /// it through a handoff instead of routing to it with what it missed.
+    pub async fn recover_handoffs(&self) {
+        if !self.handoff_on() {
+            return;
+        }
+        let shards = self.topology().shards.clone();
+        match handoff::pending_handoffs(self, &shards).await {
+            Ok(names) => {
+                for shard in shards.iter().filter(|s| names.contains(&s.spec.name)) {
+                    let joining = matches!(handoff::member_state(self, shard).await.as_deref(), Ok("joining"));
+                    shard.joining.store(joining, Ordering::SeqCst);
+                    shard.up.store(false, Ordering::Relaxed);
+                    shard.metrics.up.set(0);
+                    tracing::info!(
+                        "shard '{}' has writes waiting for it on other shards: it is readmitted once they are handed over",
+                        shard.spec.name
+                    );
+                }
+            }
+            Err(e @ HandoffError::Unsupported(_)) => self.handoff_unsupported(&e),
+            Err(e) => tracing::warn!("checking for unfinished handoffs at start: {e}"),
+        }
+    }
+
     fn handoff_on(&self) -> bool {
         self.handoff.load(Ordering::Relaxed)
     }

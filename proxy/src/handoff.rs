@@ -125,6 +125,12 @@ pub async fn hand_back(cluster: &Cluster, returning: &ShardHandle) -> Result<Han
     drop(topo);
     let timeout = cluster.settings.timeout;
     let mut done = HandBack::default();
+    // What an earlier attempt copied may be lost (the returning shard failed again): copy it again.
+    let rewind = command(&[b"RINGCACHE", b"HANDOFF", b"REWIND", name]);
+    futures::future::join_all(others.iter().map(|s| call(s, rewind.clone(), timeout)))
+        .await
+        .into_iter()
+        .try_for_each(|r| r.map(drop))?;
     precopy(cluster, returning, &others, &mut done).await?;
     let close = command(&[b"RINGCACHE", b"HANDOFF", b"CLOSE", name]);
     let closed = futures::future::join_all(others.iter().map(|s| call(s, close.clone(), timeout))).await;
@@ -440,6 +446,38 @@ pub async fn member_state(cluster: &Cluster, shard: &ShardHandle) -> Result<Stri
         ReplyValue::Bulk(Some(state)) => Ok(String::from_utf8_lossy(&state).into_owned()),
         _ => Err(unexpected(shard, "RINGCACHE MEMBER")),
     }
+}
+
+/// The names of the shards some other shard holds hints for (an outage, join or handoff under way), as a
+/// proxy finds them at start. Unreachable shards are skipped.
+pub async fn pending_handoffs(cluster: &Cluster, shards: &[Arc<ShardHandle>]) -> Result<Vec<String>, HandoffError> {
+    let list = command(&[b"RINGCACHE", b"HANDOFF", b"LIST"]);
+    let timeout = cluster.settings.timeout;
+    let mut names = Vec::new();
+    for (shard, reply) in
+        shards.iter().zip(futures::future::join_all(shards.iter().map(|s| call(s, list.clone(), timeout))).await)
+    {
+        let rows = match reply {
+            Ok(ReplyValue::Array(Some(rows))) => rows,
+            Err(e @ HandoffError::Unsupported(_)) => return Err(e),
+            Ok(_) => return Err(unexpected(shard, "HANDOFF LIST")),
+            Err(e) => {
+                tracing::debug!("{e}");
+                continue;
+            }
+        };
+        for row in rows {
+            let ReplyValue::Array(Some(fields)) = row else { continue };
+            if let [ReplyValue::Bulk(Some(name)), ReplyValue::Integer(open), ReplyValue::Integer(keys), _] =
+                fields.as_slice()
+            {
+                if *open != 0 || *keys > 0 {
+                    names.push(String::from_utf8_lossy(name).into_owned());
+                }
+            }
+        }
+    }
+    Ok(names)
 }
 
 /// How long a proxy's claim on handing keys to a shard lasts unless renewed (it is renewed per batch).

@@ -23,8 +23,6 @@ async fn serve(args: ProxyArgs) -> anyhow::Result<()> {
     let shards = parse_shards(args.shards.as_deref().unwrap_or("")).map_err(anyhow::Error::msg)?;
     let shutdown = ringcache_common::shutdown::on_signals()?;
     let addr = socket_addr(&args.bind, args.port).map_err(anyhow::Error::msg)?;
-    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
-    let local = listener.local_addr()?;
     let metrics = Arc::new(ProxyMetrics::new()?);
     let settings = ClusterSettings {
         key_hash: args.key_hash,
@@ -38,6 +36,10 @@ async fn serve(args: ProxyArgs) -> anyhow::Result<()> {
     };
     let names: Vec<String> = shards.iter().map(|s| format!("{}={}", s.name, s.addr)).collect();
     let cluster = Cluster::new(shards, settings, metrics.clone(), shutdown.clone());
+    // Before the port is open to clients: a shard with writes waiting for it elsewhere must not be read yet.
+    cluster.recover_handoffs().await;
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+    let local = listener.local_addr()?;
     if let Some(path) = &args.config {
         tokio::spawn(ringcache_proxy::reload::watch(path.into(), cluster.clone(), shutdown.clone()));
     }

@@ -172,3 +172,38 @@ fn proxies_that_see_a_flap_at_different_times_serve_no_stale_value() {
         assert_eq!((lost, stale, corrupt), (0, 0, 0), "{name}: {}", report["verify"]);
     }
 }
+
+#[test]
+fn a_proxy_started_during_an_outage_hands_keys_back_before_reading_the_returning_shard() {
+    let (shards, mut proxies) = cluster(&["50ms"], &[]);
+    let (first, metrics) = &proxies[0];
+    let mut con = first.client();
+    let pairs: Vec<(String, String)> = (0..2000).map(|i| (format!("k:{i}"), "old".to_string())).collect();
+    let _: () = con.mset(&pairs).unwrap();
+    let on_s2: Vec<String> = {
+        let mut s2 = shards[1].client();
+        (0..2000).map(|i| format!("k:{i}")).filter(|k| s2.exists(k).unwrap()).collect()
+    };
+    signal(&shards[1], "-STOP");
+    poll_until("s2 ejected", WAIT, || !backend_up(*metrics, "s2"));
+    for key in &on_s2 {
+        let _: () = con.set(key, "new").unwrap();
+    }
+    // The proxy that knew about the outage is gone; s2 comes back with its old values; a new proxy starts.
+    proxies.clear();
+    signal(&shards[1], "-CONT");
+    let names: Vec<(&str, String)> = ["s1", "s2", "s3"].into_iter().zip(shards.iter().map(Proc::addr)).collect();
+    let (second, second_metrics) =
+        start_proxy_with_metrics(&names, &["--health-interval", "50ms", "--failure-limit", "2", "--timeout", "300ms"]);
+    // From its first request on it never reads an old value: s2 starts down and is readmitted only after
+    // the hand-back.
+    let mut con = second.client();
+    for key in &on_s2 {
+        assert_eq!(con.get::<_, String>(key).unwrap(), "new", "{key}");
+    }
+    poll_until("s2 readmitted", WAIT, || backend_up(second_metrics, "s2"));
+    for key in &on_s2 {
+        assert_eq!(con.get::<_, String>(key).unwrap(), "new", "{key}");
+    }
+    assert_eq!(handed_back(second_metrics), on_s2.len() as f64);
+}

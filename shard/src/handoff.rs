@@ -214,6 +214,21 @@ impl Handoffs {
         Closed { keys: hints.closed.len(), flush: hints.flush }
     }
 
+    /// A handoff starts (again): keys copied by an earlier attempt that did not finish must be copied again
+    /// (the returning shard may have lost them), so they go back to pending, or to closed if fenced.
+    pub fn rewind(&self, target: &str) {
+        let mut r = self.inner.lock();
+        let Some(hints) = r.targets.get_mut(target) else { return };
+        let copied = std::mem::take(&mut hints.copied);
+        if hints.open {
+            hints.pending.extend(copied);
+        } else if !copied.is_empty() {
+            let mut all: BTreeSet<Bytes> = std::mem::take(&mut hints.closed).into_iter().collect();
+            all.extend(copied);
+            hints.closed = all.into_iter().collect();
+        }
+    }
+
     /// Before the fence: moves up to `count` pending keys to *copied* and returns them, with how many stay
     /// pending, so that most keys are handed over while writes still flow and CLOSE freezes only what was
     /// written since. Nothing while closed, or while the returning shard must be flushed first (a flush

@@ -165,6 +165,9 @@ fn precopy_hands_most_keys_over_before_the_fence_and_rewrites_are_copied_again()
     let expected: Vec<Vec<u8>> = [0, 4, 5, 6, 7, 8, 9].iter().map(|i| format!("k{i}").into_bytes()).collect();
     assert_eq!(fenced, expected);
     assert_eq!(precopy(&mut s, "100"), (0, vec![]), "nothing once fenced");
+    // An attempt that did not finish (the returning shard failed): REWIND puts what it copied back in line.
+    rc(&mut s, &["HANDOFF", "REWIND", "x"]).unwrap();
+    assert_eq!(take_all(&mut s, "x", 100).len(), 10);
     // FINISH deletes everything handed over, copied early or late.
     assert_eq!(int(&rc(&mut s, &["HANDOFF", "FINISH", "x"]).unwrap()), 10);
     assert_eq!(info_value(&mut s, "handoff_backlog_keys"), "0");

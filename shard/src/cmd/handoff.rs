@@ -5,6 +5,8 @@
 //!   Hinted commands pass the guard of a joining shard's ranges.
 //! - `RINGCACHE HANDOFF OPEN <shard>`: start accepting hinted writes for `shard`.
 //! - `RINGCACHE HANDOFF CLOSE <shard>`: stop accepting them; replies `[keys, flush]`.
+//! - `RINGCACHE HANDOFF REWIND <shard>`: a handoff starts again: keys an unfinished attempt copied are
+//!   copied again.
 //! - `RINGCACHE HANDOFF PRECOPY <shard> <count>`: while still open, hands over up to `count` pending keys
 //!   (a key written again is pending again): `[still-pending, [key, record-or-nil, ...]]`.
 //! - `RINGCACHE HANDOFF TAKE <shard> <cursor> <count>`: `[next-cursor, [key, record-or-nil, ...]]`.
@@ -132,6 +134,10 @@ fn handoff(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         ctx.out.array_len(2);
         ctx.out.integer(closed.keys as i64);
         ctx.out.integer(i64::from(closed.flush));
+    } else if is(op, "REWIND") {
+        arity(req, req.argc() == 4)?;
+        handoffs.rewind(target()?);
+        ctx.out.ok();
     } else if is(op, "PRECOPY") {
         arity(req, req.argc() == 5)?;
         let count = usize::try_from(super::parse_i64(req.arg(4))?).map_err(|_| CmdError::NotInteger)?;
