@@ -254,7 +254,7 @@ fn killed_shard_is_ejected_and_readmitted() {
     assert!(victim_errors > 0, "no request for the dead shard failed before the ejection");
     drop(log);
 
-    // Restart it on the same port: one good health check readmits it, and from then on its keys route to
+    // Restart it on the same port: two good health checks in a row readmit it, and from then on its keys route to
     // it and work, from every client (whichever backend connection a client's requests use).
     shards[VICTIM] = start_shard_on(victim_port, &[]);
     let readmitting = Instant::now();
