@@ -47,8 +47,21 @@ impl Redis {
         self.child.as_ref().map_or(0, Child::id)
     }
 
+    /// A connection; retried briefly, since a CI run once saw the very first connection to a server that
+    /// had just started listening reset (not reproduced since).
     pub fn client(&self) -> redis::Connection {
-        redis::Client::open(format!("redis://127.0.0.1:{}/", self.port)).unwrap().get_connection().unwrap()
+        let client = redis::Client::open(format!("redis://127.0.0.1:{}/", self.port)).unwrap();
+        let mut attempts = 0;
+        loop {
+            match client.get_connection() {
+                Ok(con) => return con,
+                Err(e) if attempts < 5 && e.is_io_error() => {
+                    attempts += 1;
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(e) => panic!("cannot connect to redis-server on {}: {e}", self.port),
+            }
+        }
     }
 
     pub fn client_with_password(&self, password: &str) -> redis::Connection {
