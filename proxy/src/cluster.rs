@@ -162,19 +162,20 @@ impl Cluster {
             handoff,
             token: format!("proxy-{:016x}", rand::random::<u64>()),
         });
-        cluster.set_shards(shards);
+        cluster.install(shards, &[]);
         cluster
+    }
+
+    /// Starts the first shards' health checkers; [`Self::recover_handoffs`] runs before, so that a checker
+    /// never marks a shard a member, or routes to it, before its pending hints are known.
+    pub fn start_health_checks(self: &Arc<Self>) {
+        for shard in self.topology().shards.iter() {
+            tokio::spawn(health_check(self.clone(), shard.clone()));
+        }
     }
 
     pub fn topology(&self) -> arc_swap::Guard<Arc<Topology>> {
         self.topology.load()
-    }
-
-    /// Installs the first shard list (at start: every shard is a member already).
-    pub fn set_shards(self: &Arc<Self>, specs: Vec<ShardSpec>) {
-        for shard in self.install(specs, &[]) {
-            tokio::spawn(health_check(self.clone(), shard));
-        }
     }
 
     /// Applies a changed shard list (a config reload) and moves the keys whose owner changed, in three steps:

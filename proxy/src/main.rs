@@ -38,6 +38,7 @@ async fn serve(args: ProxyArgs) -> anyhow::Result<()> {
     let cluster = Cluster::new(shards, settings, metrics.clone(), shutdown.clone());
     // Before the port is open to clients: a shard with writes waiting for it elsewhere must not be read yet.
     cluster.recover_handoffs().await;
+    cluster.start_health_checks();
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
     let local = listener.local_addr()?;
     if let Some(path) = &args.config {
