@@ -69,22 +69,16 @@ impl KeyHash {
     }
 }
 
-/// Whether `hash` falls in one of the ring arcs `(after, up_to]` (an arc with `after >= up_to` wraps past
-/// `u32::MAX`), as `ringcache-proxy`'s `Ring::arcs_of` gives them. Linear; [`ArcSet`] is the fast form.
-pub fn in_arcs(arcs: &[(u32, u32)], hash: u32) -> bool {
-    arcs.iter().any(
-        |&(after, up_to)| if after < up_to { hash > after && hash <= up_to } else { hash > after || hash <= up_to },
-    )
-}
-
-/// Ring arcs as sorted, inclusive hash ranges: membership by binary search.
+/// Ring arcs as sorted, inclusive hash ranges: membership by binary search. An arc `(after, up_to]` holds
+/// the hashes `after < h <= up_to`, or, when `after >= up_to`, wraps past `u32::MAX`; `ringcache-proxy`'s
+/// `Ring::arcs_of` gives them in that form.
 #[derive(Debug, Clone, Default)]
 pub struct ArcSet {
     ranges: Vec<(u32, u32)>,
 }
 
 impl ArcSet {
-    /// From arcs `(after, up_to]` as [`in_arcs`] reads them.
+    /// From arcs `(after, up_to]`.
     pub fn new(arcs: &[(u32, u32)]) -> ArcSet {
         let mut ranges = Vec::with_capacity(arcs.len() + 1);
         for &(after, up_to) in arcs {
@@ -188,6 +182,19 @@ pub fn hash_tag(key: &[u8]) -> &[u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The arcs' definition, checked one by one.
+    fn in_arcs(arcs: &[(u32, u32)], hash: u32) -> bool {
+        arcs.iter().any(
+            |&(after, up_to)| {
+                if after < up_to {
+                    hash > after && hash <= up_to
+                } else {
+                    hash > after || hash <= up_to
+                }
+            },
+        )
+    }
 
     #[test]
     fn arc_sets_agree_with_the_linear_check() {

@@ -7,19 +7,23 @@
 //!
 //! 1. **Eject.** Before X's keys are routed elsewhere, every other live shard is told `HANDOFF OPEN X`.
 //! 2. **Stand in.** Writes of X's keys run on the stand-in as hinted writes; reads go there too.
-//! 3. **Return.** When X answers a health check again it is not readmitted at once. First every other shard
-//!    gets `HANDOFF PRECOPY X` until few keys are left (most keys move while writes still flow; a key written
-//!    again is copied again), then `HANDOFF CLOSE X`: from then on hinted writes for X are refused with
-//!    `-TRYAGAIN`, so nothing new lands on a stand-in behind the handoff's back. Each remaining key is copied
-//!    onto X: its
-//!    value (with its TTL) by `RINGCACHE RESTORE`, or its absence by `DEL`. A FLUSHALL during the outage, or
-//!    a stand-in whose hint set overflowed, flushes X first.
-//! 4. **Readmit, then finish.** X's keys route to X again, and `HANDOFF FINISH X` deletes the handed-back
-//!    keys from the stand-ins, so a later outage can never serve them.
+//! 3. **Return.** When X answers two health checks in a row it is not readmitted at once. The proxy takes
+//!    X's handoff lock (one proxy at a time), `REWIND`s what an unfinished attempt copied, and every other
+//!    shard gets `HANDOFF PRECOPY X` until few keys are left (most keys move while writes still flow; a key
+//!    written again is copied again), then `HANDOFF CLOSE X`: from then on hinted writes for X are refused
+//!    with `-TRYAGAIN`, so nothing new lands on a stand-in behind the handoff's back. Each remaining key is
+//!    copied onto X: its value (with its TTL) by `RINGCACHE RESTORE`, or its absence by `DEL`. A FLUSHALL
+//!    during the outage, or a stand-in whose hint set overflowed, flushes X first.
+//! 4. **Readmit, then finish.** X's keys route to X again, and once the reads already on their way to the
+//!    stand-ins are answered, `HANDOFF FINISH X` deletes the handed-back keys there, so a later outage can
+//!    never serve them.
 //!
-//! A failure anywhere in step 3 leaves X down; the next health check starts over (every step is idempotent).
-//! Shards that do not know `RINGCACHE` (redis-server) turn handoff off, with a warning: the proxy then
-//! behaves as twemproxy does.
+//! Ring changes reuse it: a shard that joins starts absent, its stand-ins [`seed`] its hints with the keys
+//! they hold in its ranges, and it is admitted as in steps 3 and 4; a shard that leaves is [`drain`]ed into
+//! its stand-ins in two passes. All of this goes over each shard's own admin connection, never the ones
+//! client requests share. A failure anywhere leaves the shard down (or draining); the next health check
+//! starts over, since every step is idempotent. Shards that do not know `RINGCACHE` (redis-server) turn
+//! handoff off, with a warning: the proxy then behaves as twemproxy does.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -27,6 +27,7 @@ use bytes::Bytes;
 use parking_lot::{Mutex, MutexGuard, RwLock};
 use ringcache_common::hash::{ArcSet, KeyHash};
 
+use crate::snapshot::transfer;
 use crate::store::Store;
 
 /// Hints kept for one absent shard.
@@ -100,6 +101,26 @@ pub struct Handoffs {
 struct Registry {
     targets: HashMap<String, Hints>,
     stats: HandoffStats,
+}
+
+impl Registry {
+    /// The hints of `target`, if it is being stood in for (open), with the counters.
+    fn open_target(&mut self, target: &str) -> Result<(&mut Hints, &mut HandoffStats), AcceptError> {
+        let Registry { targets, stats } = self;
+        let hints = targets.get_mut(target).filter(|h| h.open).ok_or_else(|| AcceptError::NotOpen(target.into()))?;
+        Ok((hints, stats))
+    }
+}
+
+impl Hints {
+    /// A key that came from the absent shard itself: pending, and replaceable by a later copy from it.
+    fn record_accepted(&mut self, key: &[u8], stats: &mut HandoffStats) {
+        let key = Bytes::copy_from_slice(key);
+        if self.pending.insert(key.clone()) {
+            stats.hinted_keys_total += 1;
+        }
+        self.accepted.insert(key);
+    }
 }
 
 /// The ranges of a joining shard, as the proxy's ring hashes keys.
@@ -362,19 +383,15 @@ impl Handoffs {
         now_ms: u64,
     ) -> Result<usize, AcceptError> {
         let mut r = self.inner.lock();
-        let Registry { targets, stats, .. } = &mut *r;
-        let hints = targets.get_mut(target).filter(|h| h.open).ok_or_else(|| AcceptError::NotOpen(target.into()))?;
+        let (hints, stats) = r.open_target(target)?;
         let mut taken = 0;
         for record in records {
-            let key = crate::snapshot::transfer::record_key(record).map_err(AcceptError::Record)?;
-            if hints.pending.contains(key) || crate::snapshot::transfer::exists(store, key, now_ms) {
+            let key = transfer::record_key(record).map_err(AcceptError::Record)?;
+            if hints.pending.contains(key) || transfer::exists(store, key, now_ms) {
                 continue;
             }
-            crate::snapshot::transfer::restore(store, record, now_ms).map_err(AcceptError::Record)?;
-            let key = Bytes::copy_from_slice(key);
-            hints.pending.insert(key.clone());
-            hints.accepted.insert(key);
-            stats.hinted_keys_total += 1;
+            transfer::restore(store, record, now_ms).map_err(AcceptError::Record)?;
+            hints.record_accepted(key, stats);
             taken += 1;
         }
         Ok(taken)
@@ -391,27 +408,18 @@ impl Handoffs {
         now_ms: u64,
     ) -> Result<usize, AcceptError> {
         let mut r = self.inner.lock();
-        let Registry { targets, stats, .. } = &mut *r;
-        let hints = targets.get_mut(target).filter(|h| h.open).ok_or_else(|| AcceptError::NotOpen(target.into()))?;
+        let (hints, stats) = r.open_target(target)?;
         let mut applied = 0;
         for (key, record) in pairs {
             if hints.pending.contains(key) && !hints.accepted.contains(key) {
                 continue; // written here since, by a hinted write
             }
             if record.is_empty() {
-                let hash = store.hash(key);
-                let mut g = store.lock(hash);
-                if let Some(slot) = g.lookup(hash, key, now_ms) {
-                    g.remove(slot);
-                }
+                transfer::remove(store, key, now_ms);
             } else {
-                crate::snapshot::transfer::restore(store, record, now_ms).map_err(AcceptError::Record)?;
+                transfer::restore(store, record, now_ms).map_err(AcceptError::Record)?;
             }
-            let key = Bytes::copy_from_slice(key);
-            if hints.pending.insert(key.clone()) {
-                stats.hinted_keys_total += 1;
-            }
-            hints.accepted.insert(key);
+            hints.record_accepted(key, stats);
             applied += 1;
         }
         Ok(applied)

@@ -157,12 +157,7 @@ fn handoff(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         let (store, now_ms) = (ctx.shared.store.clone(), ctx.now_ms);
         tokio::task::spawn_blocking(move || {
             for (i, key) in keys.iter().enumerate() {
-                let hash = store.hash(key);
-                let mut g = store.lock(hash);
-                if let Some(slot) = g.lookup(hash, key, now_ms) {
-                    g.remove(slot);
-                }
-                drop(g);
+                transfer::remove(&store, key, now_ms);
                 if i % 512 == 511 {
                     crate::handoff::pace();
                 }

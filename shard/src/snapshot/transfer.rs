@@ -29,6 +29,15 @@ pub fn exists(store: &Store, key: &[u8], now_ms: u64) -> bool {
     store.lock(hash).lookup(hash, key, now_ms).is_some()
 }
 
+/// Deletes the key if it is there.
+pub fn remove(store: &Store, key: &[u8], now_ms: u64) {
+    let hash = store.hash(key);
+    let mut g = store.lock(hash);
+    if let Some(slot) = g.lookup(hash, key, now_ms) {
+        g.remove(slot);
+    }
+}
+
 /// Why a record could not be restored.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum RestoreError {
@@ -48,11 +57,7 @@ pub fn restore<'a>(store: &Store, record: &'a [u8], now_ms: u64) -> Result<&'a [
     }
     let key = parsed.key;
     if parsed.expire_at_ms.is_some_and(|at| at <= now_ms) {
-        let hash = store.hash(key);
-        let mut g = store.lock(hash);
-        if let Some(slot) = g.lookup(hash, key, now_ms) {
-            g.remove(slot);
-        }
+        remove(store, key, now_ms);
         return Ok(key);
     }
     if super::load::insert(store, parsed, now_ms) {
