@@ -76,8 +76,19 @@ impl ClientArgs {
         self.requirepass.clone().filter(|p| !p.is_empty())
     }
 
-    /// Starts logging to stderr and builds the multi-threaded runtime every binary runs on.
+    /// Starts logging to stderr and builds the multi-threaded runtime the shard runs on.
     pub fn init_process(&self, thread_name: &str) -> Result<tokio::runtime::Runtime, String> {
+        self.init_logging()?;
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(self.worker_threads())
+            .thread_name(thread_name)
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start the runtime: {e}"))
+    }
+
+    /// Starts logging to stderr (the filter is `--log`).
+    pub fn init_logging(&self) -> Result<(), String> {
         let filter = tracing_subscriber::EnvFilter::try_new(&self.log)
             .map_err(|e| format!("invalid --log filter '{}': {e}", self.log))?;
         // A log line that cannot be written (stderr closed, or a pipe whose reader went away) is dropped:
@@ -88,13 +99,12 @@ impl ClientArgs {
             .with_writer(std::io::stderr)
             .log_internal_errors(false)
             .init();
-        let threads = self.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(threads.max(1))
-            .thread_name(thread_name)
-            .enable_all()
-            .build()
-            .map_err(|e| format!("cannot start the runtime: {e}"))
+        Ok(())
+    }
+
+    /// `--threads`, by default one per core; at least one.
+    pub fn worker_threads(&self) -> usize {
+        self.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())).max(1)
     }
 }
 

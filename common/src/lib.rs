@@ -8,6 +8,7 @@
 //! - [`metrics`]: the Prometheus registry, per-thread command statistics and the `/metrics` HTTP server.
 //! - [`server`]: the accept loop (`--maxclients`, connection counters, graceful drain).
 //! - [`shutdown`]: SIGINT/SIGTERM handling as a cancellation token.
+//! - [`workers`]: thread-per-core worker runtimes (the proxy's client sessions and shard connections).
 
 pub mod command;
 pub mod config;
@@ -17,3 +18,4 @@ pub mod metrics;
 pub mod resp;
 pub mod server;
 pub mod shutdown;
+pub mod workers;

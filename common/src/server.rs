@@ -2,7 +2,9 @@
 //!
 //! [`accept_loop`] accepts until `shutdown` fires, refuses clients past `maxclients` with Redis's error,
 //! runs each connection as a tracked task, then closes the listener and waits (up to a grace period) for
-//! open connections to finish the work they have already read.
+//! open connections to finish the work they have already read. Connections run on the accepting runtime, or
+//! are dealt round-robin to thread-per-core [`crate::workers`], each socket registered with its worker's
+//! reactor so that its reads wake that worker only.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -12,6 +14,7 @@ use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
+use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -38,20 +41,24 @@ impl ConnectionCounters {
     }
 }
 
-/// Accepts clients until `shutdown`; `serve` runs one connection. Returns once open connections have
-/// finished or the grace period has passed.
+/// Accepts clients until `shutdown`; `serve` runs one connection, on the next of `workers` in turn (on
+/// this runtime when `workers` is empty). Returns once open connections have finished or the grace period
+/// has passed.
 pub async fn accept_loop<F, Fut>(
     listener: TcpListener,
     maxclients: usize,
     counters: Arc<ConnectionCounters>,
     shutdown: CancellationToken,
+    workers: &[Handle],
     serve: F,
 ) -> std::io::Result<()>
 where
-    F: Fn(TcpStream, SocketAddr) -> Fut,
+    F: Fn(TcpStream, SocketAddr) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
     let tracker = TaskTracker::new();
+    let serve = Arc::new(serve);
+    let mut next_worker = 0usize;
     loop {
         let (stream, addr) = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -76,12 +83,34 @@ where
             });
             continue;
         }
-        let connection = serve(stream, addr);
         let counters = counters.clone();
-        tracker.spawn(async move {
-            connection.await;
+        if workers.is_empty() {
+            let connection = serve(stream, addr);
+            tracker.spawn(async move {
+                connection.await;
+                counters.connected.fetch_sub(1, Ordering::AcqRel);
+            });
+            continue;
+        }
+        let worker = &workers[next_worker % workers.len()];
+        next_worker = next_worker.wrapping_add(1);
+        // The socket leaves this runtime's reactor and joins the worker's.
+        let stream = match stream.into_std() {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!("cannot hand a connection to a worker: {e}");
+                counters.connected.fetch_sub(1, Ordering::AcqRel);
+                continue;
+            }
+        };
+        let serve = serve.clone();
+        worker.spawn(tracker.track_future(async move {
+            match TcpStream::from_std(stream) {
+                Ok(stream) => serve(stream, addr).await,
+                Err(e) => tracing::warn!("cannot register a connection with its worker: {e}"),
+            }
             counters.connected.fetch_sub(1, Ordering::AcqRel);
-        });
+        }));
     }
     drop(listener);
     tracker.close();

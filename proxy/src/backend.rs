@@ -66,9 +66,11 @@ pub struct BackendConn {
 }
 
 impl BackendConn {
-    /// Starts the connection's task. It connects lazily and stops when every sender is gone; after
-    /// `shutdown` fires it no longer reconnects, but a live connection keeps answering what is in flight.
+    /// Starts the connection's task on `runtime` (the worker whose sessions will use it). It connects lazily
+    /// and stops when every sender is gone; after `shutdown` fires it no longer reconnects, but a live
+    /// connection keeps answering what is in flight.
     pub fn start(
+        runtime: &tokio::runtime::Handle,
         addr: String,
         timeout: Duration,
         password: Option<String>,
@@ -77,7 +79,7 @@ impl BackendConn {
     ) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let retry = Arc::new(Notify::new());
-        tokio::spawn(run(addr, timeout, password, rx, metrics, retry.clone(), shutdown));
+        runtime.spawn(run(addr, timeout, password, rx, metrics, retry.clone(), shutdown));
         BackendConn { tx, retry }
     }
 

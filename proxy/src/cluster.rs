@@ -30,7 +30,10 @@ pub struct ShardHandle {
     draining: AtomicBool,
     /// New to the ring: its keys must be seeded on their old owners before it is first admitted.
     joining: AtomicBool,
+    /// `--backend-connections` per worker thread, worker by worker: a session uses only its own worker's,
+    /// so a request and its reply never cross threads.
     pub conns: Vec<BackendConn>,
+    per_worker: usize,
     /// A connection of its own for handoff work: a long command there (seeding walks the keyspace) holds up
     /// only what follows it on that connection, never clients' requests.
     pub admin: BackendConn,
@@ -42,9 +45,12 @@ impl ShardHandle {
         self.up.load(Ordering::Relaxed)
     }
 
-    /// The connection a client session uses, so that one client's requests to a shard stay in order.
+    /// The connection a client session uses: always the same one, so that one client's requests to a shard
+    /// stay in order, and one on the session's own worker thread.
     pub fn conn_for(&self, session_id: u64) -> &BackendConn {
-        &self.conns[(session_id as usize) % self.conns.len()]
+        let worker = ringcache_common::workers::current_index().unwrap_or(0);
+        let index = worker * self.per_worker + (session_id as usize) % self.per_worker;
+        &self.conns[index % self.conns.len()]
     }
 }
 
@@ -133,6 +139,10 @@ pub struct ClusterSettings {
 pub struct Cluster {
     topology: ArcSwap<Topology>,
     pub settings: ClusterSettings,
+    /// The worker runtimes client sessions run on; each gets its own connections to every shard.
+    workers: Vec<tokio::runtime::Handle>,
+    /// This (control) runtime: health checks and handoff work, on connections of their own.
+    control: tokio::runtime::Handle,
     metrics: Arc<ProxyMetrics>,
     shutdown: CancellationToken,
     /// Hinted handoff is on (`--handoff`, and every shard understood it so far).
@@ -142,12 +152,17 @@ pub struct Cluster {
 }
 
 impl Cluster {
+    /// Builds the cluster on the current (control) runtime; client connections to the shards are started on
+    /// `workers` (on the control runtime too when `workers` is empty).
     pub fn new(
         shards: Vec<ShardSpec>,
         settings: ClusterSettings,
         metrics: Arc<ProxyMetrics>,
         shutdown: CancellationToken,
+        workers: &[tokio::runtime::Handle],
     ) -> Arc<Cluster> {
+        let control = tokio::runtime::Handle::current();
+        let workers = if workers.is_empty() { vec![control.clone()] } else { workers.to_vec() };
         let handoff = Arc::new(AtomicBool::new(settings.handoff));
         let cluster = Arc::new(Cluster {
             topology: ArcSwap::from_pointee(Topology {
@@ -157,6 +172,8 @@ impl Cluster {
                 handoff: handoff.clone(),
             }),
             settings,
+            workers,
+            control,
             metrics,
             shutdown,
             handoff,
@@ -500,9 +517,14 @@ impl Cluster {
     fn start_shard(self: &Arc<Self>, spec: ShardSpec, up: bool) -> Arc<ShardHandle> {
         let metrics = Arc::new(self.metrics.backend(&spec.name));
         metrics.up.set(i64::from(up));
-        let conns = (0..self.settings.backend_connections.max(1))
-            .map(|_| {
+        let per_worker = self.settings.backend_connections.max(1);
+        let conns = self
+            .workers
+            .iter()
+            .flat_map(|runtime| std::iter::repeat_n(runtime, per_worker))
+            .map(|runtime| {
                 BackendConn::start(
+                    runtime,
                     spec.addr.clone(),
                     self.settings.timeout,
                     self.settings.shard_password.clone(),
@@ -514,6 +536,7 @@ impl Cluster {
         // Handoff commands may run long (each call bounds its own wait); the connection is only replaced if
         // one runs longer than this.
         let admin = BackendConn::start(
+            &self.control,
             spec.addr.clone(),
             self.settings.timeout * ADMIN_TIMEOUT_FACTOR,
             self.settings.shard_password.clone(),
@@ -526,6 +549,7 @@ impl Cluster {
             draining: AtomicBool::new(false),
             joining: AtomicBool::new(!up),
             conns,
+            per_worker,
             admin,
             metrics,
         })

@@ -62,8 +62,8 @@ pub struct ProxyArgs {
     #[arg(long, env = "RINGCACHE_TIMEOUT", default_value = "1s", value_parser = parse_duration)]
     pub timeout: Duration,
 
-    /// Pipelined connections to each shard, shared by all clients.
-    #[arg(long, env = "RINGCACHE_BACKEND_CONNECTIONS", default_value_t = 2)]
+    /// Pipelined connections to each shard per worker thread, shared by that thread's clients.
+    #[arg(long, env = "RINGCACHE_BACKEND_CONNECTIONS", default_value_t = 1)]
     pub backend_connections: usize,
 
     /// Copies of each key: writes go to this many distinct live shards on the ring (the owner and the next

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use ringcache_common::config::socket_addr;
 use ringcache_common::metrics::{Value, ValueCollector};
+use ringcache_common::workers::Workers;
 use ringcache_proxy::cluster::{Cluster, ClusterSettings};
 use ringcache_proxy::config::{parse_shards, ProxyArgs};
 use ringcache_proxy::metrics::ProxyMetrics;
@@ -15,11 +16,19 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
     let args: ProxyArgs = ringcache_common::config::parse_args_or_exit()?;
-    let runtime = args.client.init_process("ringcache-proxy").map_err(anyhow::Error::msg)?;
-    runtime.block_on(serve(args))
+    args.client.init_logging().map_err(anyhow::Error::msg)?;
+    // Thread per core: `--threads` workers run the client sessions and their shard connections; this thread
+    // runs the control plane (accepting, health checks, handoffs, reloads, metrics).
+    let workers =
+        Workers::start(args.client.worker_threads(), "ringcache-proxy").context("cannot start the workers")?;
+    let control =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the runtime")?;
+    let result = control.block_on(serve(args, workers.handles()));
+    workers.stop();
+    result
 }
 
-async fn serve(args: ProxyArgs) -> anyhow::Result<()> {
+async fn serve(args: ProxyArgs, workers: &[tokio::runtime::Handle]) -> anyhow::Result<()> {
     let shards = parse_shards(args.shards.as_deref().unwrap_or("")).map_err(anyhow::Error::msg)?;
     let shutdown = ringcache_common::shutdown::on_signals()?;
     let addr = socket_addr(&args.bind, args.port).map_err(anyhow::Error::msg)?;
@@ -35,7 +44,7 @@ async fn serve(args: ProxyArgs) -> anyhow::Result<()> {
         handoff: args.handoff,
     };
     let names: Vec<String> = shards.iter().map(|s| format!("{}={}", s.name, s.addr)).collect();
-    let cluster = Cluster::new(shards, settings, metrics.clone(), shutdown.clone());
+    let cluster = Cluster::new(shards, settings, metrics.clone(), shutdown.clone(), workers);
     // Before the port is open to clients: a shard with writes waiting for it elsewhere must not be read yet.
     cluster.recover_handoffs().await;
     cluster.start_health_checks();
@@ -74,7 +83,7 @@ async fn serve(args: ProxyArgs) -> anyhow::Result<()> {
         ),
     ])))?;
     tracing::info!("ringcache-proxy {} listening on {local}, shards: {}", env!("CARGO_PKG_VERSION"), names.join(", "));
-    session::run(listener, shared, shutdown).await?;
+    session::run(listener, shared, shutdown, workers).await?;
     tracing::info!("shut down cleanly");
     Ok(())
 }

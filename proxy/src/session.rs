@@ -118,19 +118,22 @@ impl Future for ReplyFut {
 /// The reply to the oldest request, once it is ready. Only the oldest is ever polled: replies leave in
 /// request order, and the others complete without being polled (their shards' answers wait in their
 /// channels), so a queue needs no per-request bookkeeping.
-fn oldest_reply(pending: &mut VecDeque<Timed>) -> impl Future<Output = Bytes> + '_ {
+fn oldest_reply(pending: &mut VecDeque<Timed>) -> impl Future<Output = (Bytes, Timed)> + '_ {
     std::future::poll_fn(move |cx| {
         let Some(front) = pending.front_mut() else {
             return Poll::Pending;
         };
-        let reply = std::task::ready!(front.poll_unpin(cx));
-        pending.pop_front();
-        Poll::Ready(reply)
+        let reply = std::task::ready!(front.fut.poll_unpin(cx));
+        match pending.pop_front() {
+            Some(done) => Poll::Ready((reply, done)),
+            None => Poll::Pending,
+        }
     })
 }
 
 /// A reply on its way, counted in `ringcache_commands_total` and timed (request read to reply ready) in
-/// `ringcache_command_duration_seconds` when it completes.
+/// `ringcache_command_duration_seconds` when it is written. Requests read together share their start time,
+/// and replies written together their end time: two clock reads per batch, not per request.
 pub struct Timed {
     fut: ReplyFut,
     command: Option<usize>,
@@ -141,26 +144,25 @@ impl Timed {
     fn untimed(fut: ReplyFut) -> Self {
         Timed { fut, command: None, started: Instant::now() }
     }
-}
 
-impl Future for Timed {
-    type Output = Bytes;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Bytes> {
-        let this = self.get_mut();
-        let reply = std::task::ready!(this.fut.poll_unpin(cx));
-        if let Some(index) = this.command {
-            ringcache_common::metrics::record_command(index, this.started.elapsed());
+    fn record(&self, now: Instant) {
+        if let Some(index) = self.command {
+            ringcache_common::metrics::record_command(index, now.saturating_duration_since(self.started));
         }
-        Poll::Ready(reply)
     }
 }
 
-/// Accepts clients until `shutdown`, then waits (up to a grace period) for open sessions to finish.
-pub async fn run(listener: TcpListener, shared: Arc<ProxyShared>, shutdown: CancellationToken) -> std::io::Result<()> {
+/// Accepts clients until `shutdown`, then waits (up to a grace period) for open sessions to finish. Sessions
+/// are dealt round-robin to `workers` (thread-per-core runtimes; this runtime when empty).
+pub async fn run(
+    listener: TcpListener,
+    shared: Arc<ProxyShared>,
+    shutdown: CancellationToken,
+    workers: &[tokio::runtime::Handle],
+) -> std::io::Result<()> {
     let counters = shared.connections.clone();
     let maxclients = shared.maxclients;
-    accept_loop(listener, maxclients, counters, shutdown.clone(), move |stream, addr| {
+    accept_loop(listener, maxclients, counters, shutdown.clone(), workers, move |stream, addr| {
         let shared = shared.clone();
         let shutdown = shutdown.clone();
         async move {
@@ -194,16 +196,20 @@ async fn serve(
     let idle = shared.idle_timeout;
     let idle_sleep = tokio::time::sleep(if idle.is_zero() { Duration::from_secs(86_400 * 365) } else { idle });
     tokio::pin!(idle_sleep);
+    let mut last_read = Instant::now();
     loop {
         if closing && pending.is_empty() {
             return Ok(());
         }
         tokio::select! {
             biased;
-            first = oldest_reply(&mut pending), if !pending.is_empty() => {
-                wbuf.extend_from_slice(&first);
-                while let Some(more) = oldest_reply(&mut pending).now_or_never() {
-                    wbuf.extend_from_slice(&more);
+            (reply, done) = oldest_reply(&mut pending), if !pending.is_empty() => {
+                let now = Instant::now();
+                done.record(now);
+                wbuf.extend_from_slice(&reply);
+                while let Some((reply, done)) = oldest_reply(&mut pending).now_or_never() {
+                    done.record(now);
+                    wbuf.extend_from_slice(&reply);
                 }
                 writer.write_all(&wbuf).await?;
                 wbuf.clear();
@@ -213,14 +219,14 @@ async fn serve(
                     closing = true;
                     continue;
                 }
-                if !idle.is_zero() {
-                    idle_sleep.as_mut().reset(tokio::time::Instant::now() + idle);
-                }
+                // The idle timer is not moved on every read (a timer-wheel update per read): when it
+                // fires, it checks the last read and sleeps again if there was one since.
+                let started = Instant::now();
+                last_read = started;
                 loop {
                     let limits = if session.authenticated { shared.limits } else { shared.limits.unauthenticated() };
                     match scanner.next(&mut rbuf, &limits) {
                         Ok(Some(req)) => {
-                            let started = Instant::now();
                             let (spec, fut) = route::route(session, shared, req);
                             pending.push_back(Timed { fut, command: spec.map(|s| s.index()), started });
                             if session.close_after_reply {
@@ -241,7 +247,13 @@ async fn serve(
                 rbuf.reserve(scanner.bytes_needed_hint(rbuf.len()).max(READ_CHUNK_BYTES));
             }
             _ = &mut cancelled, if !closing => closing = true,
-            _ = &mut idle_sleep, if !closing && pending.is_empty() && !idle.is_zero() => return Ok(()),
+            _ = &mut idle_sleep, if !closing && pending.is_empty() && !idle.is_zero() => {
+                let deadline = last_read + idle;
+                if Instant::now() >= deadline {
+                    return Ok(());
+                }
+                idle_sleep.as_mut().reset(deadline.into());
+            }
         }
     }
 }

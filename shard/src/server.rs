@@ -197,7 +197,7 @@ pub type ClientState = ClientConn;
 pub async fn run(listener: TcpListener, shared: Arc<Shared>, shutdown: CancellationToken) -> std::io::Result<()> {
     let counters = shared.connections.clone();
     let maxclients = shared.config.maxclients;
-    accept_loop(listener, maxclients, counters, shutdown.clone(), move |stream, addr| {
+    accept_loop(listener, maxclients, counters, shutdown.clone(), &[], move |stream, addr| {
         let shared = shared.clone();
         let shutdown = shutdown.clone();
         async move { serve_client(stream, addr, &shared, &shutdown).await }
