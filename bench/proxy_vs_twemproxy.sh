@@ -2,6 +2,7 @@
 # Proxy benchmark, one run, topologies alternated, 3 rounds, medians:
 #   (a) ringcache-proxy over 3 redis-servers     (b) nutcracker (twemproxy) over the same 3 redis-servers
 #   (c) ringcache-proxy over 3 ringcache-shards  (d) one redis-server, direct
+#   (a1), (c1): (a) and (c) with --threads 1 instead of the default (one worker per core)
 # Load: redis-benchmark -t set,get,mset -n REQUESTS -r 100000 -d 64 -c 50, with -P 1 and -P 16.
 #
 #   bash bench/proxy_vs_twemproxy.sh
@@ -34,9 +35,15 @@ start_front() {
        FRONT_PID=$!; PORT=17140 ;;
     b) nutcracker -c "$WORK/nutcracker.yml" -s 17131 -o "$WORK/nutcracker.log" &
        FRONT_PID=$!; PORT=17130 ;;
+    a1) "$BIN/ringcache-proxy" --port 17142 --metrics-port 0 --log warn --threads 1 \
+         --shards "s1=127.0.0.1:${REDIS_PORTS[0]},s2=127.0.0.1:${REDIS_PORTS[1]},s3=127.0.0.1:${REDIS_PORTS[2]}" &
+       FRONT_PID=$!; PORT=17142 ;;
     c) "$BIN/ringcache-proxy" --port 17141 --metrics-port 0 --log warn \
          --shards "s1=127.0.0.1:${SHARD_PORTS[0]},s2=127.0.0.1:${SHARD_PORTS[1]},s3=127.0.0.1:${SHARD_PORTS[2]}" &
        FRONT_PID=$!; PORT=17141 ;;
+    c1) "$BIN/ringcache-proxy" --port 17143 --metrics-port 0 --log warn --threads 1 \
+         --shards "s1=127.0.0.1:${SHARD_PORTS[0]},s2=127.0.0.1:${SHARD_PORTS[1]},s3=127.0.0.1:${SHARD_PORTS[2]}" &
+       FRONT_PID=$!; PORT=17143 ;;
     d) PORT=$DIRECT ;;
   esac
   wait_port "$PORT"
@@ -53,11 +60,11 @@ median() { sort -g | awk '{ a[NR]=$1 } END { if (NR%2) print a[(NR+1)/2]; else p
 
 declare -A R
 declare -A M
-TOPOLOGIES=(a b c d)
+TOPOLOGIES=(a a1 b c c1 d)
 for round in $(seq 1 "$ROUNDS"); do
   for pipeline in 1 16; do
     # Rotate the order each round.
-    order=("${TOPOLOGIES[@]:$((round % 4))}" "${TOPOLOGIES[@]:0:$((round % 4))}")
+    order=("${TOPOLOGIES[@]:$((round % 6))}" "${TOPOLOGIES[@]:0:$((round % 6))}")
     for t in "${order[@]}"; do
       start_front "$t"
       read -r s g m < <(run_bench "$PORT" "$pipeline")
@@ -71,11 +78,14 @@ done
 echo
 echo "== median requests/s over $ROUNDS rounds =="
 echo "(a) ringcache-proxy→redis  (b) nutcracker→redis  (c) ringcache-proxy→ringcache-shard  (d) redis direct"
-printf "%-4s %-5s %10s %10s %10s %10s %8s %8s %8s\n" P op a b c d "a/b" "c/a" "b/d"
+echo "(a1), (c1): the same proxies with --threads 1"
+printf "%-4s %-5s %9s %9s %9s %9s %9s %9s %6s %6s %6s %6s %6s\n" P op a a1 b c c1 d "a/b" "a1/b" "c/a" "c1/a1" "b/d"
+ratio() { echo "$1 / $2" | bc -l; }
 for pipeline in 1 16; do
   for op in set get mset; do
-    for t in a b c d; do M[$t]=$(echo "${R[$t,$pipeline,$op]}" | tr ' ' '\n' | grep . | median); done
-    printf "%-4s %-5s %10.0f %10.0f %10.0f %10.0f %8.2f %8.2f %8.2f\n" "$pipeline" "$op" "${M[a]}" "${M[b]}" "${M[c]}" "${M[d]}" \
-      "$(echo "${M[a]} / ${M[b]}" | bc -l)" "$(echo "${M[c]} / ${M[a]}" | bc -l)" "$(echo "${M[b]} / ${M[d]}" | bc -l)"
+    for t in "${TOPOLOGIES[@]}"; do M[$t]=$(echo "${R[$t,$pipeline,$op]}" | tr ' ' '\n' | grep . | median); done
+    printf "%-4s %-5s %9.0f %9.0f %9.0f %9.0f %9.0f %9.0f %6.2f %6.2f %6.2f %6.2f %6.2f\n" "$pipeline" "$op" \
+      "${M[a]}" "${M[a1]}" "${M[b]}" "${M[c]}" "${M[c1]}" "${M[d]}" "$(ratio "${M[a]}" "${M[b]}")" \
+      "$(ratio "${M[a1]}" "${M[b]}")" "$(ratio "${M[c]}" "${M[a]}")" "$(ratio "${M[c1]}" "${M[a1]}")" "$(ratio "${M[b]}" "${M[d]}")"
   done
 done

@@ -160,10 +160,21 @@ impl Rng {
 /// in order, and right. Keys private to a client (strings and counters) make every reply computable; keys
 /// shared by all clients are only read.
 #[test]
-fn concurrent_clients_get_ordered_correct_replies() {
+fn concurrent_clients_get_ordered_correct_replies_on_one_worker() {
+    concurrent_clients_get_ordered_correct_replies(&["--threads", "1"]);
+}
+
+/// More workers than this machine's cores: the 20 clients are dealt over three threads, each with its own
+/// connections to every shard.
+#[test]
+fn concurrent_clients_get_ordered_correct_replies_on_three_workers() {
+    concurrent_clients_get_ordered_correct_replies(&["--threads", "3"]);
+}
+
+fn concurrent_clients_get_ordered_correct_replies(threads: &[&str]) {
     const CLIENTS: usize = 20;
     const COMMANDS: usize = 1000;
-    let cluster = cluster_of_shards(&PATIENT);
+    let cluster = cluster_of_shards(&[PATIENT[0], PATIENT[1], threads[0], threads[1]]);
     let ring = ring();
 
     // Shared read-only keys, written before the clients start.
@@ -279,6 +290,30 @@ fn concurrent_clients_get_ordered_correct_replies() {
             h.join().unwrap();
         }
     });
+}
+
+/// Each worker thread has `--backend-connections` connections to every shard, plus one for handoff work:
+/// counted on the shards, where the proxy names its connections `ringcache-proxy`.
+#[test]
+fn backend_connections_per_worker() {
+    for (threads, per_worker, expected) in [("3", "1", 4), ("1", "2", 3), ("2", "3", 7)] {
+        let cluster =
+            cluster_of_shards(&[PATIENT[0], PATIENT[1], "--threads", threads, "--backend-connections", per_worker]);
+        for shard in &cluster.shards {
+            let mut s = connect(shard);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let mut named = 0;
+            while Instant::now() < deadline {
+                let list = call(&mut s, &cmd_s(&["CLIENT", "LIST"]));
+                named = String::from_utf8_lossy(&list).matches("name=ringcache-proxy ").count();
+                if named == expected {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            assert_eq!(named, expected, "--threads {threads} --backend-connections {per_worker}: proxy connections");
+        }
+    }
 }
 
 /// MSET, MGET and DEL of 10,000 keys spread over every shard, each in one command: the merged MGET has
