@@ -12,6 +12,10 @@
 //! - [`metrics`]: the `/metrics` registry.
 //! - [`reload`]: re-reading the shard list on SIGHUP or when the config file changes.
 //!
+//! Threads: client sessions run on `--threads` workers, each a current-thread runtime
+//! ([`ringcache_common::workers`]) with its own [`backend`] connections to every shard, so a request and its
+//! reply stay on one thread; health checks, handoffs, reloads and `/metrics` run on the main thread.
+//!
 //! Invariants: a client's replies leave in the order its requests arrived; a request to a shard that is
 //! dead or slow fails within `--timeout`; request and reply bytes are forwarded, not re-encoded, except
 //! where a multi-key command is split or merged.

@@ -316,6 +316,30 @@ fn backend_connections_per_worker() {
     }
 }
 
+/// `--idle-timeout`: a silent client is closed once the timeout has passed, while one that keeps sending
+/// (each request well within the timeout, for longer than the timeout in all) stays connected.
+#[test]
+fn idle_clients_are_closed_and_active_ones_kept() {
+    let shard = start_shard(&[]);
+    let proxy = start_proxy(&[("s1", shard.addr())], &[PATIENT[0], PATIENT[1], "--idle-timeout", "600ms"]);
+    let mut silent = connect(&proxy);
+    let mut active = connect(&proxy);
+    assert_eq!(call(&mut silent, &cmd_s(&["PING"])), b"+PONG\r\n");
+    let started = Instant::now();
+    let reader = std::thread::spawn(move || {
+        read_to_close(&mut silent, Instant::now() + Duration::from_secs(10));
+        started.elapsed()
+    });
+    // 1.5 s of requests, one every 150 ms.
+    for _ in 0..10 {
+        assert_eq!(call(&mut active, &cmd_s(&["PING"])), b"+PONG\r\n", "an active client was closed");
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    let silent_for = reader.join().unwrap();
+    assert!(silent_for >= Duration::from_millis(550), "the silent client was closed after only {silent_for:?}");
+    assert_eq!(call(&mut active, &cmd_s(&["PING"])), b"+PONG\r\n", "an active client was closed");
+}
+
 /// MSET, MGET and DEL of 10,000 keys spread over every shard, each in one command: the merged MGET has
 /// every value in key order (missing keys as nil), and DEL counts the keys it removed on every shard.
 #[test]
