@@ -57,19 +57,6 @@ for t in "${TOPOLOGIES[@]}"; do
   stop_front
 done
 
-# Prints "ops/s p50 p99 p99.9 hit% errors" of a loadgen report.
-figures() {
-  python3 - "$1" <<'PY'
-import json, sys
-r = json.load(open(sys.argv[1]))
-o = r["overall"]
-errors = sum(r["errors"].values())
-hit = o["hit_ratio"] * 100 if o["hit_ratio"] is not None else 0
-print(f'{o["ops_per_sec"]:.0f} {o["latency"]["p50_ms"]:.3f} {o["latency"]["p99_ms"]:.3f} {o["latency"]["p999_ms"]:.3f} {hit:.2f} {errors}')
-PY
-}
-median() { sort -g | awk '{ a[NR]=$1 } END { if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2 }'; }
-
 declare -A R
 for round in $(seq 1 "$ROUNDS"); do
   for load in "${LOADS[@]}"; do
@@ -84,7 +71,7 @@ for round in $(seq 1 "$ROUNDS"); do
       "$BIN/ringcache-loadgen" --port "$PORT" "${LG_COMMON[@]}" --clients 50 "${args[@]}" --ratio 1:10 --test-time "$TEST_TIME" \
         --seed "$round" --json-out "$WORK/r.json" --plot "$OUT/compare-$t-$load.svg" >/dev/null
       stop_front
-      read -r ops p50 p99 p999 hit errors < <(figures "$WORK/r.json")
+      read -r ops p50 p99 p999 hit errors < <(loadgen_figures "$WORK/r.json")
       for f in ops p50 p99 p999 hit errors; do R["$t,$load,$f"]+="${!f} "; done
       echo "round $round $load $t: $ops ops/s p50 $p50 p99 $p99 p99.9 $p999 ms hit $hit% errors $errors"
     done

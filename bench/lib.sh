@@ -46,3 +46,18 @@ write_nutcracker_yml() {
     for p in "$@"; do i=$((i + 1)); echo "   - 127.0.0.1:$p:1 s$i"; done
   } >"$file"
 }
+
+# Median of the numbers on standard input, one per line.
+median() { sort -g | awk '{ a[NR]=$1 } END { if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2 }'; }
+
+# Prints "ops/s p50 p99 p99.9 hit% errors" (latencies in ms) of a ringcache-loadgen --json-out report.
+loadgen_figures() {
+  python3 - "$1" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+o = r["overall"]
+errors = sum(r["errors"].values())
+hit = o["hit_ratio"] * 100 if o["hit_ratio"] is not None else 0
+print(f'{o["ops_per_sec"]:.0f} {o["latency"]["p50_ms"]:.3f} {o["latency"]["p99_ms"]:.3f} {o["latency"]["p999_ms"]:.3f} {hit:.2f} {errors}')
+PY
+}

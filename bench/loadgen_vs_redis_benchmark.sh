@@ -44,7 +44,6 @@ lg() { # port op clients pipeline requests [threads]
     --clients "$3" --pipeline "$4" --requests $(( $5 / ($3 * ${6:-1}) )) --json-out "$WORK/lg.json" >/dev/null
   python3 -c "import json,sys; print(round(json.load(open(sys.argv[1]))['overall']['ops_per_sec']))" "$WORK/lg.json"
 }
-median() { sort -g | awk '{ a[NR]=$1 } END { if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2 }'; }
 
 declare -A R
 for round in $(seq 1 "$ROUNDS"); do

@@ -52,17 +52,6 @@ for t in nutcracker direct; do
   stop_front
 done
 
-# Prints "p50 p99 p99.9 ops/s" of a loadgen report.
-figures() {
-  python3 - "$1" <<'PY'
-import json, sys
-o = json.load(open(sys.argv[1]))["overall"]
-l = o["latency"]
-print(f'{l["p50_ms"]:.3f} {l["p99_ms"]:.3f} {l["p999_ms"]:.3f} {o["ops_per_sec"]:.0f}')
-PY
-}
-median() { sort -g | awk '{ a[NR]=$1 } END { if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2 }'; }
-
 TOPOLOGIES=(direct nutcracker ringcache ringcache-t1)
 declare -A R
 for round in $(seq 1 "$ROUNDS"); do
@@ -73,7 +62,7 @@ for round in $(seq 1 "$ROUNDS"); do
       "$BIN/ringcache-loadgen" --port "$PORT" "${LG[@]}" --clients 50 --rate "$rate" --ratio 1:10 \
         --test-time "$TEST_TIME" --seed "$round" --json-out "$WORK/r.json" >/dev/null
       stop_front
-      read -r p50 p99 p999 ops < <(figures "$WORK/r.json")
+      read -r ops p50 p99 p999 _ _ < <(loadgen_figures "$WORK/r.json")
       for f in p50 p99 p999 ops; do R["$t,$rate,$f"]+="${!f} "; done
       echo "round $round rate $rate $t: $ops ops/s p50 $p50 p99 $p99 p99.9 $p999 ms"
     done

@@ -56,7 +56,6 @@ run_bench() {
     | awk '{ name=$1; sub(":", "", name); for (i=2;i<=NF;i++) if ($i ~ /^[0-9.]+$/) { print name, $i; break } }' \
     | awk '{ r[$1]=$2 } END { printf "%s %s %s\n", r["SET"], r["GET"], r["MSET"] }'
 }
-median() { sort -g | awk '{ a[NR]=$1 } END { if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2 }'; }
 
 declare -A R
 declare -A M

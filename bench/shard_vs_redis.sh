@@ -33,7 +33,6 @@ run_bench() {
     | sort | awk '{ r[$1]=$2 } END { printf "%s %s\n", r["SET"], r["GET"] }'
 }
 
-median() { sort -g | awk '{ a[NR]=$1 } END { if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2 }'; }
 
 declare -A RESULTS
 for round in $(seq 1 "$ROUNDS"); do

@@ -84,17 +84,12 @@ where
             continue;
         }
         let counters = counters.clone();
-        if workers.is_empty() {
-            let connection = serve(stream, addr);
-            tracker.spawn(async move {
-                connection.await;
-                counters.connected.fetch_sub(1, Ordering::AcqRel);
-            });
-            continue;
-        }
-        let worker = &workers[next_worker % workers.len()];
+        let worker = match workers {
+            [] => Handle::current(),
+            _ => workers[next_worker % workers.len()].clone(),
+        };
         next_worker = next_worker.wrapping_add(1);
-        // The socket leaves this runtime's reactor and joins the worker's.
+        // The socket leaves this runtime's reactor and joins its worker's.
         let stream = match stream.into_std() {
             Ok(s) => s,
             Err(e) => {

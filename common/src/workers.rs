@@ -58,22 +58,18 @@ impl Workers {
         &self.handles
     }
 
-    /// Stops every worker and waits for its thread; tasks still running on them are dropped.
-    pub fn stop(mut self) {
-        self.stop_and_join();
-    }
-
-    fn stop_and_join(&mut self) {
-        self.stop.cancel();
-        for thread in self.threads.drain(..) {
-            let _ = thread.join();
-        }
+    /// Stops every worker and waits for its thread (as dropping does); tasks still running on them are dropped.
+    pub fn stop(self) {
+        drop(self);
     }
 }
 
 impl Drop for Workers {
     fn drop(&mut self) {
-        self.stop_and_join();
+        self.stop.cancel();
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
     }
 }
 
