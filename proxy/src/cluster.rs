@@ -1,9 +1,10 @@
 //! The shards the proxy knows, their health, and the ring over them.
 //!
-//! A [`Topology`] (ring + shard handles) is immutable and swapped atomically, so a request sees one
-//! consistent view. Each shard has a fixed number of pipelined [`BackendConn`]s and a health checker that
-//! PINGs it every `--health-interval`: `--failure-limit` consecutive failures mark it down (its keys go to
-//! the next live shard on the ring) and one successful probe readmits it, after the writes made elsewhere
+//! A [`Topology`] (ring + shard handles) is immutable and swapped atomically; a request is routed through a
+//! [`View`] of it, which reads every shard's up flag once, so all of one request's routing sees the same
+//! health. Each shard has a fixed number of pipelined [`BackendConn`]s and a health checker that PINGs it
+//! every `--health-interval`: `--failure-limit` consecutive failures mark it down (its keys go to the next
+//! live shard on the ring) and two successful probes in a row readmit it, after the writes made elsewhere
 //! while it was away have been handed back to it ([`crate::handoff`]).
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -42,7 +43,7 @@ pub struct ShardHandle {
 
 impl ShardHandle {
     pub fn is_up(&self) -> bool {
-        self.up.load(Ordering::Relaxed)
+        self.up.load(Ordering::Acquire)
     }
 
     /// The connection a client session uses: always the same one, so that one client's requests to a shard
@@ -72,32 +73,96 @@ pub const ADMIN_TIMEOUT_FACTOR: u32 = 60;
 pub type Owners = smallvec::SmallVec<[usize; 4]>;
 
 impl Topology {
+    /// The shards' health as it is now, read once. Route each request through one view: a shard ejected or
+    /// readmitted while the request is routed must not look down to one step and up to the next. (A write
+    /// of a returning shard's key, sent to its stand-in because the shard looked down, but not wrapped as
+    /// hinted because by then it looked up, would land on the stand-in unrecorded: never handed back, never
+    /// deleted there, and served as a stale value in the shard's next outage.)
+    pub fn view(&self) -> View<'_> {
+        let mut up = UpSet::new(self.shards.len());
+        for (i, shard) in self.shards.iter().enumerate() {
+            if shard.is_up() {
+                up.insert(i);
+            }
+        }
+        View { topology: self, hinting: self.handoff.load(Ordering::Relaxed) && !up.all(), up }
+    }
+}
+
+/// Shard indexes, as bits.
+#[derive(Debug, Clone)]
+struct UpSet {
+    words: smallvec::SmallVec<[u64; 2]>,
+    len: usize,
+}
+
+impl UpSet {
+    fn new(len: usize) -> UpSet {
+        UpSet { words: smallvec::smallvec![0; len.div_ceil(64)], len }
+    }
+
+    fn insert(&mut self, i: usize) {
+        self.words[i / 64] |= 1 << (i % 64);
+    }
+
+    fn contains(&self, i: usize) -> bool {
+        self.words.get(i / 64).is_some_and(|w| w & (1 << (i % 64)) != 0)
+    }
+
+    fn all(&self) -> bool {
+        self.words.iter().map(|w| w.count_ones() as usize).sum::<usize>() == self.len
+    }
+}
+
+/// A [`Topology`] with its shards' health read at one instant ([`Topology::view`]): every routing question
+/// about one request is answered from the same reading.
+pub struct View<'a> {
+    topology: &'a Topology,
+    up: UpSet,
+    /// Handoff is on and some shard is down.
+    hinting: bool,
+}
+
+impl std::ops::Deref for View<'_> {
+    type Target = Topology;
+
+    fn deref(&self) -> &Topology {
+        self.topology
+    }
+}
+
+impl View<'_> {
+    /// Whether shard `i` was up when the view was taken.
+    pub fn is_up(&self, i: usize) -> bool {
+        self.up.contains(i)
+    }
+
     /// The live shard that owns `key`.
     pub fn owner(&self, key: &[u8]) -> Option<usize> {
-        self.ring.live_owner(key, |i| self.shards[i].is_up())
+        self.ring.live_owner(key, |i| self.up.contains(i))
     }
 
     /// The live shards that hold `key`'s copies: up to `replicas` distinct shards, the owner first.
     pub fn owners(&self, key: &[u8]) -> Owners {
         let mut out = Owners::new();
-        self.ring.live_owners(key, self.replicas, |i| self.shards[i].is_up(), &mut out);
+        self.ring.live_owners(key, self.replicas, |i| self.up.contains(i), &mut out);
         out
     }
 
     pub fn live(&self) -> impl Iterator<Item = (usize, &Arc<ShardHandle>)> {
-        self.shards.iter().enumerate().filter(|(_, s)| s.is_up())
+        self.shards.iter().enumerate().filter(|(i, _)| self.up.contains(*i))
     }
 
     /// Whether writes may need wrapping for hinted handoff: handoff is on and some shard is down.
     pub fn hinting(&self) -> bool {
-        self.handoff.load(Ordering::Relaxed) && self.shards.iter().any(|s| !s.is_up())
+        self.hinting
     }
 
     /// Where a write of `key` goes: its live copies, the owner first, each with the names of the absent
     /// shards it stands in for (comma-separated), if any. Without [`Self::hinting`], no copy has any.
     pub fn write_copies(&self, key: &[u8]) -> WriteCopies {
         let live = self.owners(key);
-        if !self.hinting() {
+        if !self.hinting {
             return live.into_iter().map(|i| (i, None)).collect();
         }
         let mut natural = Owners::new();
@@ -110,10 +175,13 @@ impl Topology {
 
     /// The names of the shards that are down, comma-separated (`None` when all are up or handoff is off).
     pub fn absent_names(&self) -> Option<Arc<str>> {
-        if !self.hinting() {
+        if !self.hinting {
             return None;
         }
-        let names: Vec<&str> = self.shards.iter().filter(|s| !s.is_up()).map(|s| s.spec.name.as_str()).collect();
+        let names: Vec<&str> = (0..self.shards.len())
+            .filter(|&i| !self.up.contains(i))
+            .map(|i| self.shards[i].spec.name.as_str())
+            .collect();
         Some(Arc::from(names.join(",")))
     }
 }
@@ -343,7 +411,7 @@ impl Cluster {
         };
         match handoff::drain(self, shard, owners).await {
             Ok(keys) => {
-                shard.up.store(false, Ordering::Relaxed);
+                shard.up.store(false, Ordering::Release);
                 shard.metrics.up.set(0);
                 shard.metrics.handoff_keys.inc_by(keys);
                 tracing::info!(
@@ -358,7 +426,7 @@ impl Cluster {
             Err(e) => {
                 shard.metrics.handoff_failures.inc();
                 tracing::warn!("draining shard '{}' failed: {e}; it is ejected without its keys", shard.spec.name);
-                shard.up.store(false, Ordering::Relaxed);
+                shard.up.store(false, Ordering::Release);
                 shard.metrics.up.set(0);
             }
         }
@@ -377,7 +445,7 @@ impl Cluster {
                 for shard in shards.iter().filter(|s| names.contains(&s.spec.name)) {
                     let joining = matches!(handoff::member_state(self, shard).await.as_deref(), Ok("joining"));
                     shard.joining.store(joining, Ordering::SeqCst);
-                    shard.up.store(false, Ordering::Relaxed);
+                    shard.up.store(false, Ordering::Release);
                     shard.metrics.up.set(0);
                     tracing::info!(
                         "shard '{}' has writes waiting for it on other shards: it is readmitted once they are handed over",
@@ -456,7 +524,7 @@ impl Cluster {
     fn mark_up(&self, shard: &ShardHandle) {
         shard.draining.store(false, Ordering::SeqCst);
         shard.joining.store(false, Ordering::SeqCst);
-        if !shard.up.swap(true, Ordering::Relaxed) {
+        if !shard.up.swap(true, Ordering::AcqRel) {
             tracing::info!("shard '{}' ({}) is back: readmitted", shard.spec.name, shard.spec.addr);
             shard.metrics.up.set(1);
         }
@@ -608,7 +676,7 @@ async fn health_check(cluster: Arc<Cluster>, shard: Arc<ShardHandle>) {
             if failures >= settings.failure_limit && shard.is_up() {
                 // The other shards must accept hinted writes before this one's keys are routed to them.
                 cluster.open_handoff(&shard).await;
-                shard.up.store(false, Ordering::Relaxed);
+                shard.up.store(false, Ordering::Release);
                 tracing::warn!(
                     "shard '{}' ({}) failed {failures} health checks: ejected, its keys go to the next shard",
                     shard.spec.name,
@@ -668,5 +736,69 @@ async fn probe(conn: &mut Option<TcpStream>, addr: &str, password: Option<&str>)
         Some(b"+PONG") => Probe::Pong,
         Some(line) if line.starts_with(b"-DRAINING") => Probe::Draining,
         _ => Probe::Failed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Three shards nobody listens on (their connections are lazy), s2 down, handoff on.
+    fn cluster_with_s2_down(replicas: usize) -> Arc<Cluster> {
+        let specs = ["s1", "s2", "s3"]
+            .iter()
+            .map(|name| ShardSpec { name: name.to_string(), addr: "127.0.0.1:1".into(), weight: 1 })
+            .collect();
+        let settings = ClusterSettings {
+            key_hash: KeyHash::Fnv1a_64,
+            timeout: Duration::from_millis(100),
+            health_interval: Duration::from_secs(1),
+            failure_limit: 2,
+            backend_connections: 1,
+            shard_password: None,
+            replicas,
+            handoff: true,
+        };
+        let metrics = Arc::new(ProxyMetrics::new().expect("metrics"));
+        let cluster = Cluster::new(specs, settings, metrics, CancellationToken::new(), &[]);
+        cluster.topology().shards[1].up.store(false, Ordering::Release);
+        cluster
+    }
+
+    /// A key whose natural owner is s2.
+    fn key_of_s2(topo: &Topology) -> Vec<u8> {
+        (0..)
+            .map(|i| format!("k:{i}").into_bytes())
+            .find(|k| topo.ring.live_owner(k, |_| true) == Some(1))
+            .expect("some key is s2's")
+    }
+
+    #[tokio::test]
+    async fn a_view_answers_from_one_reading_of_shard_health() {
+        for replicas in [1, 2] {
+            let cluster = cluster_with_s2_down(replicas);
+            let topo = cluster.topology();
+            let key = key_of_s2(&topo);
+            let view = topo.view();
+            // s2 is readmitted while a request is being routed with the view taken before.
+            cluster.mark_up(&topo.shards[1]);
+            assert!(view.hinting() && !view.is_up(1));
+            let copies = view.write_copies(&key);
+            assert!(!copies.iter().any(|(i, _)| *i == 1), "{copies:?}");
+            // Every copy that stands in for s2 says so: none lands on a stand-in unrecorded.
+            assert!(copies.iter().any(|(_, absent)| absent.as_deref() == Some("s2")), "{copies:?}");
+            assert_eq!(view.owner(&key), copies.first().map(|(i, _)| *i));
+            assert_eq!(view.absent_names().as_deref(), Some("s2"));
+            // A view taken now routes to s2 itself, plainly.
+            let now = topo.view();
+            assert!(!now.hinting());
+            assert_eq!(now.write_copies(&key).first(), Some(&(1, None)));
+            // And the other way: ejected while routing with a view from before.
+            let before = topo.view();
+            topo.shards[1].up.store(false, Ordering::Release);
+            assert!(!before.hinting());
+            assert_eq!(before.owner(&key), Some(1));
+            assert_eq!(before.write_copies(&key).first(), Some(&(1, None)));
+        }
     }
 }

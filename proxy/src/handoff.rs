@@ -420,7 +420,7 @@ pub async fn drained(cluster: &Cluster, leaving: &ShardHandle) -> Result<(), Han
 /// After a shard left the ring for good, the others drop its hints (and the fence that came with them).
 pub async fn forget(cluster: &Cluster, gone: &str) {
     let topo = cluster.topology();
-    let shards: Vec<Arc<ShardHandle>> = topo.live().map(|(_, s)| s.clone()).collect();
+    let shards: Vec<Arc<ShardHandle>> = topo.view().live().map(|(_, s)| s.clone()).collect();
     drop(topo);
     let request = command(&[b"RINGCACHE", b"HANDOFF", b"FORGET", gone.as_bytes()]);
     for (shard, reply) in shards

@@ -102,7 +102,7 @@ pub fn proxy_info(shared: &ProxyShared, sections: &[String]) -> String {
             std::process::id(),
             shared.port,
             topo.shards.len(),
-            topo.live().count()
+            topo.view().live().count()
         );
     }
     if sections.iter().any(|s| s == "clients") {

@@ -13,7 +13,7 @@ use ringcache_common::resp::{encode_request, ReplyValue, ReplyWriter, Request};
 use tokio::sync::oneshot;
 
 use crate::backend::ReplyResult;
-use crate::cluster::{ShardHandle, Topology, WriteCopies};
+use crate::cluster::{ShardHandle, View, WriteCopies};
 use crate::handoff::hinted_wire;
 use crate::session::{shard_error, ProxyShared, ReplyFut, Session};
 
@@ -87,7 +87,9 @@ fn route_command(
     if !session.authenticated && !spec.flags.contains(&"no_auth") {
         return ReplyFut::error("NOAUTH Authentication required.");
     }
-    let topo = shared.cluster.topology();
+    // One reading of the shards' health for the whole request (see `Topology::view`).
+    let topology = shared.cluster.topology();
+    let topo = topology.view();
     match spec.name {
         "mget" => split(session, &topo, &req, spec, 1, Merge::Mget),
         "del" | "unlink" | "exists" | "touch" => split(session, &topo, &req, spec, 1, Merge::SumIntegers),
@@ -165,7 +167,7 @@ fn forward_bytes(session: &Session, shard: &Arc<ShardHandle>, request: Bytes) ->
 }
 
 /// MSETNX and RENAME are atomic in Redis, so they are only allowed when every key lives on the same shards.
-fn same_shard_only(session: &Session, topo: &Topology, req: &Request, spec: &CommandSpec) -> ReplyFut {
+fn same_shard_only(session: &Session, topo: &View<'_>, req: &Request, spec: &CommandSpec) -> ReplyFut {
     // While a shard is down, the keys must also stand in for the same absent shards: the stand-in records
     // every key of the command for them.
     let mut owners: Option<WriteCopies> = None;
@@ -185,7 +187,7 @@ fn same_shard_only(session: &Session, topo: &Topology, req: &Request, spec: &Com
 
 /// Sends a write to every shard holding a copy of its key, wrapped for hinted handoff on the copies that
 /// stand in for absent shards; the reply is the owner's, or the first error.
-fn replicated(session: &Session, topo: &Topology, req: &Request, copies: &WriteCopies) -> ReplyFut {
+fn replicated(session: &Session, topo: &View<'_>, req: &Request, copies: &WriteCopies) -> ReplyFut {
     match copies.as_slice() {
         [] => no_live_shard(),
         [(only, None)] => forward(session, &topo.shards[*only], req),
@@ -435,7 +437,7 @@ type SubRequest = (usize, bool, Option<Arc<str>>, Vec<usize>);
 /// groups (each key with the `group - 1` arguments after it) that shard owns, in their original order.
 fn split(
     session: &Session,
-    topo: &Topology,
+    topo: &View<'_>,
     req: &Request,
     spec: &CommandSpec,
     group: usize,
@@ -500,11 +502,11 @@ fn split(
 }
 
 /// Sends the request to every live shard.
-fn broadcast(session: &Session, topo: &Topology, req: &Request, merge: Merge) -> ReplyFut {
+fn broadcast(session: &Session, topo: &View<'_>, req: &Request, merge: Merge) -> ReplyFut {
     broadcast_bytes(session, topo, wire(req), merge)
 }
 
-fn broadcast_bytes(session: &Session, topo: &Topology, request: Bytes, merge: Merge) -> ReplyFut {
+fn broadcast_bytes(session: &Session, topo: &View<'_>, request: Bytes, merge: Merge) -> ReplyFut {
     let parts: Vec<Part> = topo
         .live()
         .map(|(_, shard)| Part {
@@ -521,7 +523,7 @@ fn broadcast_bytes(session: &Session, topo: &Topology, request: Bytes, merge: Me
     ReplyFut::Gather(Box::new(Gather { parts, merge, total_keys: 0 }))
 }
 
-fn info(session: &Session, shared: &ProxyShared, topo: &Topology, req: &Request) -> ReplyFut {
+fn info(session: &Session, shared: &ProxyShared, topo: &View<'_>, req: &Request) -> ReplyFut {
     let sections = crate::local::info_sections(req);
     let text = crate::local::proxy_info(shared, &sections);
     let shard_req = encode_request([&b"INFO"[..], b"all"].into_iter());
@@ -539,7 +541,7 @@ fn info(session: &Session, shared: &ProxyShared, topo: &Topology, req: &Request)
 }
 
 /// SCAN walks the shards one after another; the cursor's low bits say which shard it is on.
-fn scan(session: &Session, topo: &Topology, req: &Request) -> ReplyFut {
+fn scan(session: &Session, topo: &View<'_>, req: &Request) -> ReplyFut {
     let Some(cursor) = std::str::from_utf8(req.arg(1)).ok().and_then(|c| c.parse::<u64>().ok()) else {
         return ReplyFut::error("ERR invalid cursor");
     };
@@ -549,7 +551,7 @@ fn scan(session: &Session, topo: &Topology, req: &Request) -> ReplyFut {
     let Some(shard) = topo.shards.get(shard_index) else {
         return ReplyFut::error("ERR invalid cursor");
     };
-    if !shard.is_up() {
+    if !topo.is_up(shard_index) {
         return ReplyFut::error(&format!(
             "ERR ringcache-proxy: shard '{}' is down; retry the SCAN later",
             shard.spec.name
@@ -573,6 +575,6 @@ fn scan(session: &Session, topo: &Topology, req: &Request) -> ReplyFut {
 }
 
 /// Asks every live shard: one picked at random could be empty while others hold keys.
-fn randomkey(session: &Session, topo: &Topology, req: &Request) -> ReplyFut {
+fn randomkey(session: &Session, topo: &View<'_>, req: &Request) -> ReplyFut {
     broadcast(session, topo, req, Merge::RandomKey)
 }
