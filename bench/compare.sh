@@ -16,11 +16,9 @@ ROUNDS=${ROUNDS:-3}
 TEST_TIME=${TEST_TIME:-5s}
 RATE=${RATE:-20000}
 OUT=docs/bench
-for tool in redis-server redis-cli nutcracker python3; do
-  command -v "$tool" >/dev/null || { echo "needs $tool (apt-get install redis-server redis-tools nutcracker python3)"; exit 1; }
-done
-cargo build --release -p ringcache-loadgen -p ringcache-shard -p ringcache-proxy >/dev/null
 source bench/lib.sh
+require_tools redis-server redis-cli nutcracker python3
+cargo build --release -p ringcache-loadgen -p ringcache-shard -p ringcache-proxy >/dev/null
 mkdir -p "$OUT"
 
 # Backends stay up for the whole run; each proxy is started fresh per measurement.

@@ -7,6 +7,17 @@ PIDS=()
 cleanup() { for p in "${PIDS[@]:-}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
 trap cleanup EXIT
 
+# Exits unless every named command is installed, naming the Debian packages that provide the missing ones.
+require_tools() {
+  local tool missing=() packages=()
+  for tool in "$@"; do
+    command -v "$tool" >/dev/null && continue
+    missing+=("$tool")
+    case $tool in redis-cli | redis-benchmark) packages+=(redis-tools) ;; *) packages+=("$tool") ;; esac
+  done
+  [ ${#missing[@]} -eq 0 ] || { echo "needs ${missing[*]} (apt-get install ${packages[*]})"; exit 1; }
+}
+
 # Polls until a RESP server answers PING on port $1.
 wait_port() { for _ in $(seq 1 500); do redis-cli -p "$1" ping >/dev/null 2>&1 && return 0; sleep 0.01; done; echo "port $1 never answered"; exit 1; }
 

@@ -14,11 +14,9 @@ cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-3}
 REQUESTS=${REQUESTS:-500000}
 CLIENTS=50
-for tool in redis-server redis-benchmark redis-cli python3; do
-  command -v "$tool" >/dev/null || { echo "needs $tool (apt-get install redis-server redis-tools python3)"; exit 1; }
-done
-cargo build --release -p ringcache-loadgen -p ringcache-shard >/dev/null
 source bench/lib.sh
+require_tools redis-server redis-benchmark redis-cli python3
+cargo build --release -p ringcache-loadgen -p ringcache-shard >/dev/null
 
 REDIS=18501; SHARD=18502
 ensure_free_ports "$REDIS" "$SHARD"

@@ -16,11 +16,9 @@ cd "$(dirname "$0")/.."
 
 ROUNDS=${ROUNDS:-2}
 REQUESTS=${REQUESTS:-200000}
-for tool in redis-server redis-benchmark nutcracker; do
-  command -v "$tool" >/dev/null || { echo "needs $tool (apt-get install redis-server redis-tools nutcracker)"; exit 1; }
-done
-cargo build --release -p ringcache-proxy >/dev/null
 source bench/lib.sh
+require_tools redis-server redis-benchmark nutcracker
+cargo build --release -p ringcache-proxy >/dev/null
 
 REDIS_PORTS=(18801 18802 18803); FRONT=18840
 ensure_free_ports "${REDIS_PORTS[@]}" "$FRONT" 18841

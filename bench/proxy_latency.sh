@@ -16,11 +16,9 @@ cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-5}
 RATES=${RATES:-"5000 20000"}
 TEST_TIME=${TEST_TIME:-10s}
-for tool in redis-server redis-cli nutcracker python3; do
-  command -v "$tool" >/dev/null || { echo "needs $tool (apt-get install redis-server redis-tools nutcracker python3)"; exit 1; }
-done
-cargo build --release -p ringcache-loadgen -p ringcache-proxy >/dev/null
 source bench/lib.sh
+require_tools redis-server redis-cli nutcracker python3
+cargo build --release -p ringcache-loadgen -p ringcache-proxy >/dev/null
 
 REDIS_PORTS=(18701 18702 18703); DIRECT=18720; NC=18730; RC=18740; RC1=18741
 ensure_free_ports "${REDIS_PORTS[@]}" "$DIRECT" "$NC" 18731 "$RC" "$RC1"

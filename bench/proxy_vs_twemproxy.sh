@@ -12,11 +12,9 @@ cd "$(dirname "$0")/.."
 
 ROUNDS=${ROUNDS:-3}
 REQUESTS=${REQUESTS:-500000}
-for tool in redis-server redis-benchmark nutcracker; do
-  command -v "$tool" >/dev/null || { echo "needs $tool (apt-get install redis-server redis-tools nutcracker)"; exit 1; }
-done
-cargo build --release -p ringcache-shard -p ringcache-proxy >/dev/null
 source bench/lib.sh
+require_tools redis-server redis-benchmark nutcracker
+cargo build --release -p ringcache-shard -p ringcache-proxy >/dev/null
 
 # Backends stay up for the whole run; each topology's front end is started fresh per measurement.
 REDIS_PORTS=(17101 17102 17103); SHARD_PORTS=(17111 17112 17113); DIRECT=17120

@@ -16,10 +16,9 @@ KEYS=${KEYS:-1000000}
 RC_PORT=${RC_PORT:-17001}
 REDIS_PORT=${REDIS_PORT:-17002}
 
-command -v redis-server >/dev/null || { echo "needs redis-server (apt-get install redis-server)"; exit 1; }
-command -v redis-benchmark >/dev/null || { echo "needs redis-benchmark (apt-get install redis-tools)"; exit 1; }
-cargo build --release -p ringcache-shard >/dev/null
 source bench/lib.sh
+require_tools redis-server redis-benchmark
+cargo build --release -p ringcache-shard >/dev/null
 
 start_ringcache() { start_shard "$RC_PORT" 4gb; RC_PID=$LAST_PID; wait_port "$RC_PORT"; }
 start_redis_server() { start_redis "$REDIS_PORT"; REDIS_PID=$LAST_PID; wait_port "$REDIS_PORT"; }
