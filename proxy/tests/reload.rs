@@ -7,7 +7,7 @@ mod support;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::{free_port, start_shard, Proc};
+use support::{free_port, poll_until, start_shard, Proc};
 
 fn exists_on(shard: &Proc, key: &str) -> bool {
     let mut c = shard.client();
@@ -57,6 +57,12 @@ fn config_changes_swap_the_ring_without_dropping_clients() {
     }
     let pong: String = redis::cmd("PING").query(&mut con).unwrap();
     assert_eq!(pong, "PONG");
+    // "after" can reach b while a is still being drained into it (the interim ring holds both, and a keeps
+    // its own keys until then): the change is complete once the proxy's ring holds b alone.
+    poll_until("the proxy routes to b alone", Duration::from_secs(10), || {
+        let info: String = redis::cmd("INFO").arg("server").query(&mut con).unwrap();
+        info.contains("\r\nshards:1\r\n")
+    });
     // SIGHUP re-reads the file (same content here) and must not stop the proxy.
     Command::new("kill").args(["-HUP", &proxy.pid().to_string()]).status().unwrap();
     let _: () = redis::cmd("SET").arg("after-hup").arg("1").query(&mut con).unwrap();
