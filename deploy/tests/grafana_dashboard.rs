@@ -5,12 +5,12 @@
 
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use ringcache_deploy_tests::{repo_root, run, workspace_binaries};
+use ringcache_testkit::free_port;
 use serde_json::Value;
 
 fn dashboard_paths() -> Vec<PathBuf> {
@@ -145,19 +145,6 @@ impl Drop for Proc {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn wait_listening(port: u16, child: &mut Proc) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(child.0.try_wait().unwrap().is_none(), "a server exited before listening on {port}");
-        assert!(Instant::now() < deadline, "nothing listens on {port} after 20s");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 fn spawn(binary: &str, args: &[String], ports: &[u16]) -> Proc {
     let mut cmd = Command::new(workspace_binaries().join(binary));
     for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("RINGCACHE_")) {
@@ -165,7 +152,7 @@ fn spawn(binary: &str, args: &[String], ports: &[u16]) -> Proc {
     }
     let mut p = Proc(cmd.args(args).stdin(Stdio::null()).spawn().unwrap());
     for &port in ports {
-        wait_listening(port, &mut p);
+        ringcache_testkit::wait_listening(binary, port, &mut p.0);
     }
     p
 }

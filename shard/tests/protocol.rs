@@ -211,7 +211,7 @@ fn sigterm_works_when_stderr_is_a_broken_pipe() {
         .spawn()
         .unwrap();
     drop(child.stderr.take()); // the reader goes away
-    support::wait_for_port(port, &mut child);
+    support::wait_listening("ringcache-shard", port, &mut child);
     std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     let status = loop {

@@ -2,15 +2,11 @@
 //! panics), and the `ringcache-loadgen` binary run to completion with its JSON report.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-/// A free TCP port on 127.0.0.1.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+pub use ringcache_testkit::free_port;
 
 /// A `redis-server` child process, killed on drop.
 pub struct Redis {
@@ -32,14 +28,7 @@ impl Redis {
             .spawn()
             .expect("cannot start redis-server (apt-get install redis-server)");
         let mut r = Redis { port, child: Some(child) };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Some(status) = r.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("redis-server exited before listening on {port}: {status}");
-            }
-            assert!(Instant::now() < deadline, "redis-server did not listen on {port} within 20s");
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        ringcache_testkit::wait_listening("redis-server", port, r.child.as_mut().unwrap());
         r
     }
 

@@ -3,16 +3,13 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-/// A free TCP port on 127.0.0.1.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+pub use ringcache_testkit::free_port;
 
 /// A child process listening on `port`, killed on drop.
 pub struct Proc {
@@ -33,19 +30,8 @@ impl Proc {
         }
         let child = cmd.stdin(Stdio::null()).spawn().unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
         let mut p = Proc { port, name: name.to_string(), child: Some(child), temp_dir: None };
-        p.wait_listening();
+        ringcache_testkit::wait_listening(name, port, p.child.as_mut().unwrap());
         p
-    }
-
-    fn wait_listening(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("{} exited before listening on {}: {status}", self.name, self.port);
-            }
-            assert!(Instant::now() < deadline, "{} did not listen on {} within 20s", self.name, self.port);
-            std::thread::sleep(Duration::from_millis(10));
-        }
     }
 
     pub fn addr(&self) -> String {

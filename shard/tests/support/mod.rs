@@ -2,7 +2,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -19,25 +19,7 @@ pub struct Shard {
     stderr_reader: Option<std::thread::JoinHandle<()>>,
 }
 
-/// A free TCP port on 127.0.0.1 (bound and released; the kernel does not hand it out again at once).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// Polls until something accepts connections on `port`.
-pub fn wait_for_port(port: u16, child: &mut Child) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return;
-        }
-        if let Some(status) = child.try_wait().unwrap() {
-            panic!("server exited before listening: {status}");
-        }
-        assert!(Instant::now() < deadline, "server did not listen on {port} within 20s");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
+pub use ringcache_testkit::{free_port, wait_listening};
 
 impl Shard {
     /// Starts a shard with extra flags (`--port` and `--metrics-port` are chosen here).
@@ -120,9 +102,9 @@ impl Shard {
 
     fn wait_ready(&mut self, metrics: bool) {
         let child = self.child.as_mut().unwrap();
-        wait_for_port(self.port, child);
+        wait_listening("ringcache-shard", self.port, child);
         if metrics {
-            wait_for_port(self.metrics_port, child);
+            wait_listening("ringcache-shard", self.metrics_port, child);
         }
     }
 
