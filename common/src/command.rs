@@ -8,9 +8,7 @@ use std::sync::LazyLock;
 
 use foldhash::HashMap;
 
-use bytes::BytesMut;
-
-use crate::resp::{ReplyWriter, Request};
+use crate::resp::{ReplyBuf, ReplyWriter, Request};
 
 /// One row of the command table.
 #[derive(Debug)]
@@ -161,6 +159,8 @@ commands! {
     "select", 2, ["loading", "stale", "fast"], 0, 0, 0, "connection", "2.0.0", "Changes the selected database.";
     "client", -2, ["loading", "stale"], 0, 0, 0, "connection", "2.4.0", "A container for client connection commands.";
     "reset", 1, ["no_auth", "loading", "stale", "fast"], 0, 0, 0, "connection", "6.2.0", "Resets the connection.";
+    "readonly", 1, ["loading", "stale", "fast"], 0, 0, 0, "cluster", "3.0.0", "Enables read-only queries for a connection to a Redis Cluster replica node.";
+    "readwrite", 1, ["loading", "stale", "fast"], 0, 0, 0, "cluster", "3.0.0", "Enables read-write queries for a connection to a Reids Cluster replica node.";
     // server
     "info", -1, ["loading", "stale"], 0, 0, 0, "server", "1.0.0", "Returns information and statistics about the server.";
     "command", -1, ["loading", "stale"], 0, 0, 0, "server", "2.8.13", "Returns detailed information about all commands.";
@@ -171,6 +171,57 @@ commands! {
     "bgsave", -1, ["admin", "noscript"], 0, 0, 0, "server", "1.0.0", "Asynchronously saves the database(s) to disk.";
     "ringcache", -2, ["admin"], 0, 0, 0, "server", "0.1.0", "Shard-to-shard operations used by ringcache-proxy (hinted handoff).";
     "lastsave", 1, ["loading", "stale", "fast"], 0, 0, 0, "server", "1.0.0", "Returns the Unix timestamp of the last successful save to disk.";
+}
+
+/// Positions of a request's key arguments (for most commands, one or two).
+pub type KeyPositions = smallvec::SmallVec<[usize; 4]>;
+
+/// The positions of the key arguments of `req`, a request for `spec`: the table's first/last/step for
+/// most commands, and the command's own rule for those whose keys move with their arguments (`numkeys`
+/// arguments, `STORE` options), as Redis's key specifications describe them. A malformed request yields
+/// the keys that can be found; the command itself then reports the error.
+pub fn keys(spec: &CommandSpec, req: &Request) -> KeyPositions {
+    let argc = req.argc();
+    // (position of numkeys, positions of keys before it)
+    let numkeys_rule: Option<(usize, &[usize])> = match spec.name {
+        "zunionstore" | "zinterstore" | "zdiffstore" => Some((2, &[1])),
+        "zunion" | "zinter" | "zdiff" | "zintercard" | "sintercard" | "lmpop" | "zmpop" => Some((1, &[])),
+        "blmpop" | "bzmpop" | "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "fcall" | "fcall_ro" => Some((2, &[])),
+        _ => None,
+    };
+    if let Some((at, before)) = numkeys_rule {
+        let mut out: KeyPositions = before.iter().copied().filter(|&p| p < argc).collect();
+        let numkeys = req.get(at).and_then(crate::connection::parse_integer).unwrap_or(0).max(0) as usize;
+        let first = at + 1;
+        out.extend(first..first.saturating_add(numkeys).min(argc));
+        return out;
+    }
+    match spec.name {
+        // SORT key [BY pattern] [LIMIT offset count] [GET pattern ...] [ASC|DESC] [ALPHA] [STORE destination]
+        "sort" => {
+            let mut out = KeyPositions::new();
+            if argc > 1 {
+                out.push(1);
+            }
+            let mut i = 2;
+            while i < argc {
+                let skip = match req.arg(i).to_ascii_lowercase().as_slice() {
+                    b"by" | b"get" => 1,
+                    b"limit" => 2,
+                    b"store" => {
+                        if i + 1 < argc {
+                            out.push(i + 1);
+                        }
+                        1
+                    }
+                    _ => 0,
+                };
+                i += 1 + skip;
+            }
+            out
+        }
+        _ => spec.key_positions(argc).collect(),
+    }
 }
 
 /// Names to commands; foldhash because this lookup runs once per request.
@@ -206,11 +257,11 @@ fn acl_categories(c: &CommandSpec) -> Vec<String> {
     cats
 }
 
-fn write_command_info(out: &mut BytesMut, c: &CommandSpec) {
+fn write_command_info(out: &mut ReplyBuf, c: &CommandSpec) {
     out.array_len(10);
     out.bulk(c.name.as_bytes());
     out.integer(i64::from(c.arity));
-    out.array_len(c.flags.len());
+    out.set_len(c.flags.len());
     for f in c.flags {
         out.simple(f);
     }
@@ -218,18 +269,18 @@ fn write_command_info(out: &mut BytesMut, c: &CommandSpec) {
     out.integer(i64::from(c.last_key));
     out.integer(i64::from(c.step));
     let cats = acl_categories(c);
-    out.array_len(cats.len());
+    out.set_len(cats.len());
     for cat in &cats {
         out.simple(cat);
     }
-    out.array_len(0); // tips
-    out.array_len(0); // key specs
+    out.set_len(0); // tips
+    out.set_len(0); // key specs
     out.array_len(0); // subcommands
 }
 
-fn write_command_docs(out: &mut BytesMut, c: &CommandSpec) {
+fn write_command_docs(out: &mut ReplyBuf, c: &CommandSpec) {
     out.bulk(c.name.as_bytes());
-    out.array_len(6);
+    out.map_len(3);
     out.bulk(b"summary");
     out.bulk(c.summary.as_bytes());
     out.bulk(b"since");
@@ -240,7 +291,7 @@ fn write_command_docs(out: &mut BytesMut, c: &CommandSpec) {
 
 /// Replies to `COMMAND [COUNT | INFO name... | DOCS name... | LIST]` from the table, in Redis 7's shapes.
 /// An unknown subcommand is an `Err` with the error line.
-pub fn reply_command(req: &Request, out: &mut BytesMut) -> Result<(), String> {
+pub fn reply_command(req: &Request, out: &mut ReplyBuf) -> Result<(), String> {
     let Some(sub) = req.get(1) else {
         out.array_len(COMMANDS.len());
         for c in COMMANDS {
@@ -268,7 +319,7 @@ pub fn reply_command(req: &Request, out: &mut BytesMut) -> Result<(), String> {
     } else if sub.eq_ignore_ascii_case(b"DOCS") {
         let specs: Vec<&CommandSpec> =
             if req.argc() == 2 { COMMANDS.iter().collect() } else { req.args_from(2).filter_map(lookup).collect() };
-        out.array_len(specs.len() * 2);
+        out.map_len(specs.len());
         for c in specs {
             write_command_docs(out, c);
         }
@@ -321,6 +372,34 @@ mod tests {
             assert_eq!(c.index(), i);
             assert!(c.name.len() <= 16);
         }
+    }
+
+    #[test]
+    fn movable_keys_follow_their_numkeys_and_options() {
+        let keys_of = |args: &[&str]| {
+            let name: &'static str = Box::leak(args[0].to_string().into_boxed_str());
+            let spec = CommandSpec {
+                name,
+                arity: -2,
+                flags: &[],
+                first_key: 1,
+                last_key: 1,
+                step: 1,
+                group: "generic",
+                summary: "",
+                since: "",
+            };
+            keys(&spec, &Request::from_args(args.iter().copied())).to_vec()
+        };
+        assert_eq!(keys_of(&["get", "a"]), vec![1]);
+        assert_eq!(keys_of(&["zunionstore", "d", "2", "a", "b", "WEIGHTS", "1", "2"]), vec![1, 3, 4]);
+        assert_eq!(keys_of(&["zinter", "2", "a", "b", "WITHSCORES"]), vec![2, 3]);
+        assert_eq!(keys_of(&["blmpop", "0", "2", "a", "b", "LEFT"]), vec![3, 4]);
+        assert_eq!(keys_of(&["eval", "return 1", "5", "a"]), vec![3], "numkeys beyond the arguments is clamped");
+        assert_eq!(keys_of(&["eval", "return 1", "x", "a"]), Vec::<usize>::new());
+        assert_eq!(keys_of(&["sort", "l", "BY", "w_*", "STORE", "dst", "GET", "#"]), vec![1, 5]);
+        let mset = lookup(b"mset").unwrap();
+        assert_eq!(keys(mset, &Request::from_args(["mset", "a", "1", "b", "2"])).to_vec(), vec![1, 3]);
     }
 
     #[test]

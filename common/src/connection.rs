@@ -8,11 +8,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::BytesMut;
 use dashmap::DashMap;
 use parking_lot::Mutex;
 
-use crate::resp::{ReplyWriter, Request};
+use crate::resp::{Protocol, ReplyBuf, ReplyWriter, Request};
 
 /// The Redis version clients see in INFO and HELLO: the release whose commands and replies we follow.
 pub const REDIS_COMPAT_VERSION: &str = "7.2.0";
@@ -29,18 +28,20 @@ pub struct ClientInfo {
     pub lib_ver: String,
     pub created: Instant,
     pub last_active: Instant,
+    pub proto: Protocol,
 }
 
 impl ClientInfo {
     /// One CLIENT LIST line, in Redis's field order (fields we do not track are omitted).
     pub fn describe(&self, id: u64, now: Instant) -> String {
         format!(
-            "id={id} addr={} laddr={} fd=-1 name={} age={} idle={} flags=N db=0 sub=0 psub=0 multi=-1 user=default resp=2 lib-name={} lib-ver={}",
+            "id={id} addr={} laddr={} fd=-1 name={} age={} idle={} flags=N db=0 sub=0 psub=0 multi=-1 user=default resp={} lib-name={} lib-ver={}",
             self.addr,
             self.laddr,
             self.name,
             now.duration_since(self.created).as_secs(),
             now.duration_since(self.last_active).as_secs(),
+            self.proto.version(),
             self.lib_name,
             self.lib_ver,
         )
@@ -54,6 +55,8 @@ pub type ClientRegistry = DashMap<u64, Arc<Mutex<ClientInfo>>>;
 pub struct ClientConn {
     pub id: u64,
     pub authenticated: bool,
+    /// The protocol chosen with HELLO (RESP2 until then, and again after RESET).
+    pub proto: Protocol,
     /// Set by QUIT: write the pending replies, then close.
     pub close_after_reply: bool,
     pub info: Arc<Mutex<ClientInfo>>,
@@ -77,9 +80,10 @@ impl ClientConn {
             lib_ver: String::new(),
             created: now,
             last_active: now,
+            proto: Protocol::Resp2,
         }));
         registry.insert(id, info.clone());
-        ClientConn { id, authenticated, close_after_reply: false, info }
+        ClientConn { id, authenticated, proto: Protocol::Resp2, close_after_reply: false, info }
     }
 
     pub fn unregister(&self, registry: &ClientRegistry) {
@@ -95,6 +99,13 @@ impl ClientConn {
         self.info.lock().name = name;
     }
 
+    /// Switches the protocol of this connection's replies, from the reply being written on.
+    pub fn set_proto(&mut self, proto: Protocol, out: &mut ReplyBuf) {
+        self.proto = proto;
+        out.set_proto(proto);
+        self.info.lock().proto = proto;
+    }
+
     /// Records activity (for CLIENT LIST's `idle`); called once per batch of requests.
     pub fn touch(&self, at: Instant) {
         self.info.lock().last_active = at;
@@ -103,7 +114,10 @@ impl ClientConn {
 
 /// Whether `name` (lower case) is one of the commands [`execute`] answers.
 pub fn is_connection_command(name: &str) -> bool {
-    matches!(name, "ping" | "echo" | "quit" | "auth" | "hello" | "select" | "client" | "reset" | "time")
+    matches!(
+        name,
+        "ping" | "echo" | "quit" | "auth" | "hello" | "select" | "client" | "reset" | "time" | "readonly" | "readwrite"
+    )
 }
 
 fn is(arg: &[u8], word: &str) -> bool {
@@ -142,7 +156,7 @@ pub fn execute(
     session: &mut ClientConn,
     clients: &ClientRegistry,
     requirepass: Option<&str>,
-    out: &mut BytesMut,
+    out: &mut ReplyBuf,
 ) -> Result<(), String> {
     match name {
         "ping" => match req.argc() {
@@ -182,8 +196,11 @@ pub fn execute(
         "reset" => {
             session.set_name(String::new());
             session.authenticated = requirepass.is_none();
+            session.set_proto(Protocol::Resp2, out);
             out.simple("RESET");
         }
+        // Redis without cluster mode answers the cluster-client commands this way; clients take it in stride.
+        "readonly" | "readwrite" => return Err("ERR This instance has cluster support disabled".into()),
         "client" => client(req, session, clients, out)?,
         "time" => {
             let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
@@ -196,16 +213,18 @@ pub fn execute(
     Ok(())
 }
 
-/// HELLO: RESP2 only for now. `HELLO 3` gets `-NOPROTO`, which clients such as go-redis take as the cue
-/// to carry on in RESP2.
-fn hello(req: &Request, session: &mut ClientConn, requirepass: Option<&str>, out: &mut BytesMut) -> Result<(), String> {
+/// HELLO [2|3] [AUTH user pass] [SETNAME name]: switches the connection's protocol and replies with the
+/// server's description, as a map in the new protocol.
+fn hello(req: &Request, session: &mut ClientConn, requirepass: Option<&str>, out: &mut ReplyBuf) -> Result<(), String> {
     let mut i = 1;
+    let mut proto = None;
     if req.argc() > 1 {
-        match parse_integer(req.arg(1)) {
-            Some(2) => {}
+        proto = match parse_integer(req.arg(1)) {
+            Some(2) => Some(Protocol::Resp2),
+            Some(3) => Some(Protocol::Resp3),
             Some(_) => return Err("NOPROTO unsupported protocol version".into()),
             None => return Err("ERR Protocol version is not an integer or out of range".into()),
-        }
+        };
         i = 2;
     }
     // As Redis 7.2: every option is checked before any takes effect; then AUTH, then SETNAME.
@@ -237,13 +256,16 @@ fn hello(req: &Request, session: &mut ClientConn, requirepass: Option<&str>, out
     if let Some(name) = name {
         session.set_name(name);
     }
-    out.array_len(14);
+    if let Some(proto) = proto {
+        session.set_proto(proto, out);
+    }
+    out.map_len(7);
     out.bulk(b"server");
     out.bulk(b"redis");
     out.bulk(b"version");
     out.bulk(REDIS_COMPAT_VERSION.as_bytes());
     out.bulk(b"proto");
-    out.integer(2);
+    out.integer(session.proto.version());
     out.bulk(b"id");
     out.integer(session.id as i64);
     out.bulk(b"mode");
@@ -273,7 +295,7 @@ const CLIENT_HELP: [&str; 15] = [
     "    Print this help.",
 ];
 
-fn client(req: &Request, session: &mut ClientConn, clients: &ClientRegistry, out: &mut BytesMut) -> Result<(), String> {
+fn client(req: &Request, session: &mut ClientConn, clients: &ClientRegistry, out: &mut ReplyBuf) -> Result<(), String> {
     let sub = req.arg(1);
     let lower = String::from_utf8_lossy(sub).to_lowercase();
     let argc = req.argc();
@@ -327,12 +349,12 @@ fn client(req: &Request, session: &mut ClientConn, clients: &ClientRegistry, out
             let now = Instant::now();
             let list: String =
                 clients.iter().map(|e| format!("{}\n", e.value().lock().describe(*e.key(), now))).collect();
-            out.bulk(list.as_bytes());
+            out.verbatim(list.as_bytes());
         }
         "info" => {
             arity(2)?;
             let line = session.info.lock().describe(session.id, Instant::now());
-            out.bulk(format!("{line}\n").as_bytes());
+            out.verbatim(format!("{line}\n").as_bytes());
         }
         "help" => {
             out.array_len(CLIENT_HELP.len());

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use parking_lot::Mutex;
-use ringcache_common::resp::ReplyScanner;
+use ringcache_common::resp::{is_push, Protocol, ReplyScanner};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, Notify};
@@ -76,10 +76,16 @@ impl BackendConn {
         password: Option<String>,
         metrics: Arc<BackendMetrics>,
         shutdown: CancellationToken,
+        proto: Protocol,
     ) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let retry = Arc::new(Notify::new());
-        runtime.spawn(run(addr, timeout, password, rx, metrics, retry.clone(), shutdown));
+        let hello = match proto {
+            Protocol::Resp2 => SET_NAME,
+            Protocol::Resp3 => HELLO_3,
+        };
+        let target = Target { addr, timeout, password, hello };
+        runtime.spawn(run(target, rx, metrics, retry.clone(), shutdown));
         BackendConn { tx, retry }
     }
 
@@ -107,16 +113,26 @@ const BACKOFF_MIN: Duration = Duration::from_millis(50);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
 const MAX_BATCH_BYTES: usize = 256 * 1024;
 const SET_NAME: &[u8] = b"*3\r\n$6\r\nCLIENT\r\n$7\r\nSETNAME\r\n$15\r\nringcache-proxy\r\n";
+/// The first request on a RESP3 connection: switches it to RESP3 and names it, as SET_NAME does.
+const HELLO_3: &[u8] = b"*4\r\n$5\r\nHELLO\r\n$1\r\n3\r\n$7\r\nSETNAME\r\n$15\r\nringcache-proxy\r\n";
 
-async fn run(
+/// Where a connection goes and how it starts.
+struct Target {
     addr: String,
     timeout: Duration,
     password: Option<String>,
+    /// The first request on every new connection (names it; on a RESP3 connection, switches it to RESP3).
+    hello: &'static [u8],
+}
+
+async fn run(
+    target: Target,
     mut rx: mpsc::UnboundedReceiver<Pending>,
     metrics: Arc<BackendMetrics>,
     retry_now: Arc<Notify>,
     shutdown: CancellationToken,
 ) {
+    let Target { addr, timeout, password, hello } = target;
     let mut backoff = BACKOFF_MIN;
     loop {
         let connected = tokio::select! {
@@ -127,7 +143,7 @@ async fn run(
             Ok(Ok(stream)) => {
                 backoff = BACKOFF_MIN;
                 let _ = stream.set_nodelay(true);
-                match serve(stream, timeout, &mut rx, &metrics).await {
+                match serve(stream, timeout, &mut rx, &metrics, hello).await {
                     Ok(()) => return, // every sender is gone
                     Err(e) => tracing::debug!("backend {addr}: {e}"),
                 }
@@ -195,15 +211,17 @@ async fn serve(
     timeout: Duration,
     rx: &mut mpsc::UnboundedReceiver<Pending>,
     metrics: &BackendMetrics,
+    hello: &'static [u8],
 ) -> Result<(), BackendError> {
     let (mut reader, mut writer) = stream.into_split();
     let in_flight: InFlight = Arc::new(Mutex::new(VecDeque::new()));
-    // The connection is named `ringcache-proxy`: a ringcache-shard that gets SIGTERM waits to be drained only
-    // while a proxy is connected. Its reply (any: a server without CLIENT SETNAME is still a backend) takes
-    // the first reply slot and is dropped; a shard that never answers it times out with the first request.
+    // The connection is named `ringcache-proxy` (CLIENT SETNAME, or HELLO 3 SETNAME on a RESP3 connection):
+    // a ringcache-shard that gets SIGTERM waits to be drained only while a proxy is connected. Its reply
+    // (any: a server without CLIENT SETNAME is still a backend) takes the first reply slot and is dropped;
+    // a shard that never answers it times out with the first request.
     let (name_reply, _) = oneshot::channel();
     in_flight.lock().push_back((name_reply, None));
-    writer.write_all(SET_NAME).await.map_err(|_| BackendError::Closed)?;
+    writer.write_all(hello).await.map_err(|_| BackendError::Closed)?;
     // Requests taken off the queue but not yet written; failed with the rest if the connection fails.
     let mut staged: Vec<oneshot::Sender<ReplyResult>> = Vec::with_capacity(16);
     let write_side = async {
@@ -251,6 +269,11 @@ async fn serve(
                     }
                     let now = Instant::now();
                     while let Some(reply) = scanner.next(&mut buf).map_err(|_| BackendError::Protocol)? {
+                        // A RESP3 push answers no request (nothing on a shared connection subscribes or
+                        // tracks, so none is expected); it must not take a request's reply slot.
+                        if is_push(&reply) {
+                            continue;
+                        }
                         let Some((slot, sent)) = in_flight.lock().pop_front() else {
                             return Err(BackendError::Protocol);
                         };

@@ -8,7 +8,7 @@
 //! while it was away have been handed back to it ([`crate::handoff`]).
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -22,6 +22,7 @@ use crate::handoff::{self, HandoffError};
 use crate::metrics::{BackendMetrics, ProxyMetrics};
 use crate::ring::Ring;
 use ringcache_common::hash::KeyHash;
+use ringcache_common::resp::Protocol;
 
 /// One shard: where it is, whether it is healthy, and the connections to it.
 pub struct ShardHandle {
@@ -32,8 +33,13 @@ pub struct ShardHandle {
     /// New to the ring: its keys must be seeded on their old owners before it is first admitted.
     joining: AtomicBool,
     /// `--backend-connections` per worker thread, worker by worker: a session uses only its own worker's,
-    /// so a request and its reply never cross threads.
+    /// so a request and its reply never cross threads. RESP2 connections.
     pub conns: Vec<BackendConn>,
+    /// The same for RESP3 clients, whose replies are forwarded as the shard wrote them in RESP3. Each is
+    /// started on its worker by the first session that needs it, so a proxy with no RESP3 client opens none.
+    pub conns_resp3: Vec<OnceLock<BackendConn>>,
+    /// What starting a connection to this shard takes (for the RESP3 connections opened on demand).
+    conn_settings: ConnSettings,
     per_worker: usize,
     /// A connection of its own for handoff work: a long command there (seeding walks the keyspace) holds up
     /// only what follows it on that connection, never clients' requests.
@@ -46,13 +52,42 @@ impl ShardHandle {
         self.up.load(Ordering::Acquire)
     }
 
-    /// The connection a client session uses: always the same one, so that one client's requests to a shard
-    /// stay in order, and one on the session's own worker thread.
-    pub fn conn_for(&self, session_id: u64) -> &BackendConn {
+    /// The connection a client session uses for replies in `proto`: always the same one, so that one
+    /// client's requests to a shard stay in order, and one on the session's own worker thread.
+    pub fn conn_for(&self, session_id: u64, proto: Protocol) -> &BackendConn {
         let worker = ringcache_common::workers::current_index().unwrap_or(0);
         let index = worker * self.per_worker + (session_id as usize) % self.per_worker;
-        &self.conns[index % self.conns.len()]
+        match proto {
+            Protocol::Resp2 => &self.conns[index % self.conns.len()],
+            Protocol::Resp3 => {
+                let slot = &self.conns_resp3[index % self.conns_resp3.len()];
+                slot.get_or_init(|| {
+                    let s = &self.conn_settings;
+                    BackendConn::start(
+                        &tokio::runtime::Handle::current(),
+                        self.spec.addr.clone(),
+                        s.timeout,
+                        s.password.clone(),
+                        self.metrics.clone(),
+                        s.shutdown.clone(),
+                        Protocol::Resp3,
+                    )
+                })
+            }
+        }
     }
+
+    /// Every client connection to this shard that has been started (RESP2 and RESP3).
+    pub fn client_conns(&self) -> impl Iterator<Item = &BackendConn> {
+        self.conns.iter().chain(self.conns_resp3.iter().filter_map(OnceLock::get))
+    }
+}
+
+/// Settings for starting a backend connection to a shard.
+struct ConnSettings {
+    timeout: Duration,
+    password: Option<String>,
+    shutdown: CancellationToken,
 }
 
 /// The ring and its shards, swapped as a whole.
@@ -586,7 +621,7 @@ impl Cluster {
         let metrics = Arc::new(self.metrics.backend(&spec.name));
         metrics.up.set(i64::from(up));
         let per_worker = self.settings.backend_connections.max(1);
-        let conns = self
+        let conns: Vec<BackendConn> = self
             .workers
             .iter()
             .flat_map(|runtime| std::iter::repeat_n(runtime, per_worker))
@@ -598,9 +633,16 @@ impl Cluster {
                     self.settings.shard_password.clone(),
                     metrics.clone(),
                     self.shutdown.clone(),
+                    Protocol::Resp2,
                 )
             })
             .collect();
+        let conns_resp3 = (0..conns.len()).map(|_| OnceLock::new()).collect();
+        let conn_settings = ConnSettings {
+            timeout: self.settings.timeout,
+            password: self.settings.shard_password.clone(),
+            shutdown: self.shutdown.clone(),
+        };
         // Handoff commands may run long (each call bounds its own wait); the connection is only replaced if
         // one runs longer than this.
         let admin = BackendConn::start(
@@ -610,6 +652,7 @@ impl Cluster {
             self.settings.shard_password.clone(),
             metrics.clone(),
             self.shutdown.clone(),
+            Protocol::Resp2,
         );
         Arc::new(ShardHandle {
             spec,
@@ -617,6 +660,8 @@ impl Cluster {
             draining: AtomicBool::new(false),
             joining: AtomicBool::new(!up),
             conns,
+            conns_resp3,
+            conn_settings,
             per_worker,
             admin,
             metrics,
@@ -661,7 +706,7 @@ async fn health_check(cluster: Arc<Cluster>, shard: Arc<ShardHandle>) {
             if !shard.is_up() {
                 // Reconnect before its keys route here again: after a long outage the connections may be in
                 // a backoff of up to 2 s, failing every request as unreachable until it ends.
-                shard.conns.iter().chain([&shard.admin]).for_each(BackendConn::retry_now);
+                shard.client_conns().chain([&shard.admin]).for_each(BackendConn::retry_now);
                 // A shard that was paused (SIGSTOP, a stall) still holds the requests that timed out here in
                 // its socket buffers and runs them when it resumes. Readmitting on the second answer in a row
                 // gives it a health interval to do so before the hand-back writes the newer values.

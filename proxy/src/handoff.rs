@@ -510,7 +510,7 @@ pub async fn unlock(cluster: &Cluster, shard: &ShardHandle) {
 /// Waits until every request sent so far on each of the shard's connections has been answered.
 async fn barrier(shard: &ShardHandle, timeout: Duration) {
     let ping = command(&[b"PING"]);
-    let replies = shard.conns.iter().map(|c| tokio::time::timeout(timeout, c.send(ping.clone())));
+    let replies = shard.client_conns().map(|c| tokio::time::timeout(timeout, c.send(ping.clone())));
     futures::future::join_all(replies).await;
 }
 

@@ -3,10 +3,9 @@
 
 use std::fmt::Write as _;
 
-use bytes::BytesMut;
 use ringcache_common::command::{self, CommandSpec};
 use ringcache_common::connection;
-use ringcache_common::resp::{ReplyWriter, Request};
+use ringcache_common::resp::{ReplyBuf, ReplyWriter, Request};
 
 use crate::session::{ProxyShared, ReplyFut, Session};
 
@@ -18,7 +17,7 @@ fn is(arg: &[u8], word: &str) -> bool {
 
 /// Replies to a keyless command that does not need the shards.
 pub fn reply(session: &mut Session, shared: &ProxyShared, req: &Request, spec: &CommandSpec) -> ReplyFut {
-    let mut out = BytesMut::new();
+    let mut out = ReplyBuf::new(session.proto);
     let result = match spec.name {
         name if connection::is_connection_command(name) => {
             connection::execute(name, req, session, &shared.clients, shared.requirepass.as_deref(), &mut out)
@@ -31,10 +30,10 @@ pub fn reply(session: &mut Session, shared: &ProxyShared, req: &Request, spec: &
         out.clear();
         out.error(&e);
     }
-    ReplyFut::ready(out.freeze())
+    ReplyFut::ready(out.take())
 }
 
-fn config(shared: &ProxyShared, req: &Request, out: &mut BytesMut) -> Result<(), String> {
+fn config(shared: &ProxyShared, req: &Request, out: &mut ReplyBuf) -> Result<(), String> {
     if !is(req.arg(1), "GET") {
         if is(req.arg(1), "SET") || is(req.arg(1), "RESETSTAT") || is(req.arg(1), "REWRITE") {
             return Err(format!(
@@ -58,7 +57,7 @@ fn config(shared: &ProxyShared, req: &Request, out: &mut BytesMut) -> Result<(),
     ];
     let patterns: Vec<Vec<u8>> = req.args_from(2).map(|p| p.to_ascii_lowercase()).collect();
     let matched: Vec<_> = params.iter().filter(|(n, _)| patterns.iter().any(|p| glob(p, n.as_bytes()))).collect();
-    out.array_len(matched.len() * 2);
+    out.map_len(matched.len());
     for (n, v) in matched {
         out.bulk(n.as_bytes());
         out.bulk(v.as_bytes());

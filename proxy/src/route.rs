@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 use bytes::{Bytes, BytesMut};
 use futures::FutureExt;
 use ringcache_common::command::{self, CommandSpec};
-use ringcache_common::resp::{encode_request, ReplyValue, ReplyWriter, Request};
+use ringcache_common::resp::{encode_request, Protocol, ReplyBuf, ReplyValue, ReplyWriter, Request};
 use tokio::sync::oneshot;
 
 use crate::backend::ReplyResult;
@@ -161,8 +161,10 @@ fn forward(session: &Session, shard: &Arc<ShardHandle>, req: &Request) -> ReplyF
     forward_bytes(session, shard, wire(req))
 }
 
+/// Sends a request whose reply goes back to the client as the shard wrote it: on a connection that speaks
+/// the client's protocol.
 fn forward_bytes(session: &Session, shard: &Arc<ShardHandle>, request: Bytes) -> ReplyFut {
-    let rx = shard.conn_for(session.id).send(request);
+    let rx = shard.conn_for(session.id, session.proto).send(request);
     ReplyFut::One { rx, shard: shard.clone() }
 }
 
@@ -202,11 +204,12 @@ fn replicated(session: &Session, topo: &View<'_>, req: &Request, copies: &WriteC
                         Some(absent) => hinted_wire(req, absent),
                         None => request.clone(),
                     };
-                    let rx = shard.conn_for(session.id).send(bytes);
+                    // The owner's reply is passed through, so every copy answers in the client's protocol.
+                    let rx = shard.conn_for(session.id, session.proto).send(bytes);
                     Part { rx, shard, result: None, positions: Vec::new(), counted: i == 0 }
                 })
                 .collect();
-            ReplyFut::Gather(Box::new(Gather { parts, merge: Merge::Owner, total_keys: 0 }))
+            ReplyFut::Gather(Box::new(Gather { parts, merge: Merge::Owner, total_keys: 0, proto: session.proto }))
         }
     }
 }
@@ -253,11 +256,14 @@ struct Part {
     counted: bool,
 }
 
-/// Replies from several shards being gathered.
+/// Replies from several shards being gathered. Parts that are merged come from RESP2 connections and are
+/// decoded; the merged reply is written in the client's protocol (`proto`). Parts passed through as they
+/// are ([`Merge::Owner`]) come from connections in the client's protocol.
 pub struct Gather {
     parts: Vec<Part>,
     merge: Merge,
     total_keys: usize,
+    proto: Protocol,
 }
 
 impl Future for Gather {
@@ -304,7 +310,7 @@ impl Gather {
         let counted: Vec<bool> = self.parts.iter().map(|p| p.counted).collect();
         let values: Vec<ReplyValue> = values.into_iter().zip(counted).filter(|(_, c)| *c).map(|(v, _)| v).collect();
         self.parts.retain(|p| p.counted);
-        let mut out = BytesMut::new();
+        let mut out = ReplyBuf::new(self.proto);
         match &self.merge {
             Merge::Mget => {
                 let mut slots: Vec<Option<Option<Bytes>>> = vec![None; self.total_keys];
@@ -416,10 +422,10 @@ impl Gather {
                         infos.push(String::from_utf8_lossy(&b).into_owned());
                     }
                 }
-                out.bulk(crate::local::merge_info(text, sections, &infos).as_bytes());
+                out.verbatim(crate::local::merge_info(text, sections, &infos).as_bytes());
             }
         }
-        out.freeze()
+        out.take()
     }
 }
 
@@ -493,12 +499,12 @@ fn split(
                     sub.bulk(req.arg(i));
                 }
             }
-            let rx = shard.conn_for(session.id).send(sub.freeze());
+            let rx = shard.conn_for(session.id, Protocol::Resp2).send(sub.freeze());
             let positions = positions.iter().map(|p| (p - 1) / group).collect();
             Part { rx, shard, result: None, positions, counted: is_owner }
         })
         .collect();
-    ReplyFut::Gather(Box::new(Gather { parts, merge, total_keys }))
+    ReplyFut::Gather(Box::new(Gather { parts, merge, total_keys, proto: session.proto }))
 }
 
 /// Sends the request to every live shard.
@@ -510,7 +516,7 @@ fn broadcast_bytes(session: &Session, topo: &View<'_>, request: Bytes, merge: Me
     let parts: Vec<Part> = topo
         .live()
         .map(|(_, shard)| Part {
-            rx: shard.conn_for(session.id).send(request.clone()),
+            rx: shard.conn_for(session.id, Protocol::Resp2).send(request.clone()),
             shard: shard.clone(),
             result: None,
             positions: Vec::new(),
@@ -520,7 +526,7 @@ fn broadcast_bytes(session: &Session, topo: &View<'_>, request: Bytes, merge: Me
     if parts.is_empty() {
         return no_live_shard();
     }
-    ReplyFut::Gather(Box::new(Gather { parts, merge, total_keys: 0 }))
+    ReplyFut::Gather(Box::new(Gather { parts, merge, total_keys: 0, proto: session.proto }))
 }
 
 fn info(session: &Session, shared: &ProxyShared, topo: &View<'_>, req: &Request) -> ReplyFut {
@@ -530,14 +536,19 @@ fn info(session: &Session, shared: &ProxyShared, topo: &View<'_>, req: &Request)
     let parts: Vec<Part> = topo
         .live()
         .map(|(_, shard)| Part {
-            rx: shard.conn_for(session.id).send(shard_req.clone()),
+            rx: shard.conn_for(session.id, Protocol::Resp2).send(shard_req.clone()),
             shard: shard.clone(),
             result: None,
             positions: Vec::new(),
             counted: true,
         })
         .collect();
-    ReplyFut::Gather(Box::new(Gather { parts, merge: Merge::Info { text, sections }, total_keys: 0 }))
+    ReplyFut::Gather(Box::new(Gather {
+        parts,
+        merge: Merge::Info { text, sections },
+        total_keys: 0,
+        proto: session.proto,
+    }))
 }
 
 /// SCAN walks the shards one after another; the cursor's low bits say which shard it is on.
@@ -561,7 +572,7 @@ fn scan(session: &Session, topo: &View<'_>, req: &Request) -> ReplyFut {
     let args = std::iter::once(&b"SCAN"[..]).chain(std::iter::once(inner_text.as_bytes())).chain(req.args_from(2));
     let sub = encode_request(args.collect::<Vec<_>>().into_iter());
     let part = Part {
-        rx: shard.conn_for(session.id).send(sub),
+        rx: shard.conn_for(session.id, Protocol::Resp2).send(sub),
         shard: shard.clone(),
         result: None,
         positions: Vec::new(),
@@ -571,6 +582,7 @@ fn scan(session: &Session, topo: &View<'_>, req: &Request) -> ReplyFut {
         parts: vec![part],
         merge: Merge::Scan { shard: shard_index, shards },
         total_keys: 0,
+        proto: session.proto,
     }))
 }
 

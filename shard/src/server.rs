@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use ringcache_common::connection::{ClientConn, ClientRegistry};
-use ringcache_common::resp::{Limits, ReplyWriter, RequestScanner};
+use ringcache_common::resp::{Limits, Protocol, ReplyBuf, ReplyWriter, RequestScanner};
 use ringcache_common::server::{accept_loop, ConnectionCounters};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -23,7 +23,7 @@ use crate::clock::now_ms;
 use crate::cmd::{self, Ctx, Deferred};
 use crate::handoff::Handoffs;
 use crate::snapshot::Persistence;
-use crate::store::Store;
+use crate::store::{Db, Store};
 
 pub use ringcache_common::connection::REDIS_COMPAT_VERSION;
 
@@ -223,7 +223,7 @@ async fn connection_loop(
     shutdown: &CancellationToken,
 ) -> std::io::Result<()> {
     let mut rbuf = BytesMut::with_capacity(READ_CHUNK_BYTES);
-    let mut wbuf = BytesMut::with_capacity(READ_CHUNK_BYTES);
+    let mut wbuf = ReplyBuf::with_capacity(READ_CHUNK_BYTES, Protocol::Resp2);
     let mut scanner = RequestScanner::new();
     let idle_timeout = shared.config.idle_timeout;
     let cancelled = shutdown.cancelled();
@@ -257,9 +257,19 @@ async fn connection_loop(
                 }
             };
             let mut deferred = None;
-            let mut ctx =
-                Ctx { shared, store: &shared.store, client, out: &mut wbuf, now_ms: now, deferred: &mut deferred };
-            command_started = cmd::execute(&mut ctx, &req, command_started);
+            // The command's context (and the stripes it locks) ends before any await.
+            command_started = {
+                let mut ctx = Ctx {
+                    shared,
+                    store: &shared.store,
+                    db: Db::unlocked(&shared.store),
+                    client,
+                    out: &mut wbuf,
+                    now_ms: now,
+                    deferred: &mut deferred,
+                };
+                cmd::execute(&mut ctx, &req, command_started)
+            };
             match deferred {
                 // SAVE: only this client waits for the snapshot; its later requests wait behind it, in order.
                 Some(Deferred::Save(done)) => {
@@ -295,7 +305,7 @@ async fn connection_loop(
             wbuf.clear();
         }
         if wbuf.capacity() > KEEP_BUFFER_BYTES {
-            wbuf = BytesMut::with_capacity(READ_CHUNK_BYTES);
+            wbuf.reset_with_capacity(READ_CHUNK_BYTES);
         }
         if rbuf.is_empty() && rbuf.capacity() > KEEP_BUFFER_BYTES {
             rbuf = BytesMut::with_capacity(READ_CHUNK_BYTES);

@@ -77,21 +77,22 @@ fn redis_py_connects_and_works() {
     let script = format!(
         r#"
 import redis
-# redis-py 8 defaults to RESP3 (HELLO 3), which Ringcache answers with NOPROTO; RESP2 must be asked for.
-r = redis.Redis(host="127.0.0.1", port={port}, protocol=2)
-assert r.ping()
-r.set("k", "v", ex=100)
-assert r.get("k") == b"v"
-assert 99 <= r.ttl("k") <= 100
-assert r.client_getname() is None
-info = r.info()
-assert "redis_version" in info and info["maxmemory_policy"] == "allkeys-lru", info
-assert r.hset("h", mapping={{"a": 1, "b": 2}}) == 2
-assert r.hgetall("h") == {{b"a": b"1", b"b": b"2"}}
-pipe = r.pipeline(transaction=False)
-for i in range(100):
-    pipe.incr("counter")
-assert pipe.execute()[-1] == 100
+# With its defaults (redis-py 8: RESP3, HELLO 3 at connect), and with RESP2 asked for.
+for r in [redis.Redis(host="127.0.0.1", port={port}), redis.Redis(host="127.0.0.1", port={port}, protocol=2)]:
+  r.flushall()
+  assert r.ping()
+  r.set("k", "v", ex=100)
+  assert r.get("k") == b"v"
+  assert 99 <= r.ttl("k") <= 100
+  assert r.client_getname() is None
+  info = r.info()
+  assert "redis_version" in info and info["maxmemory_policy"] == "allkeys-lru", info
+  assert r.hset("h", mapping={{"a": 1, "b": 2}}) == 2
+  assert r.hgetall("h") == {{b"a": b"1", b"b": b"2"}}
+  pipe = r.pipeline(transaction=False)
+  for i in range(100):
+      pipe.incr("counter")
+  assert pipe.execute()[-1] == 100
 print("redis-py ok")
 "#,
         port = shard.port

@@ -1,12 +1,40 @@
-//! RESP2 reply encoding straight into a connection's output buffer.
+//! Reply encoding straight into a connection's output buffer, in the connection's protocol.
 //!
-//! Replies are appended to one `BytesMut` per connection and written with one syscall per batch. Lengths
+//! [`ReplyBuf`] is a connection's output buffer plus the protocol the client chose with HELLO (RESP2 by
+//! default). Every reply goes through [`ReplyWriter`], whose methods name what a reply *is* (a map, a set,
+//! a double, a null, a verbatim text) and pick the RESP2 or RESP3 form themselves, the way Redis's
+//! `addReplyMapLen`/`addReplyDouble` do: command code never asks which protocol a client speaks.
+//!
+//! `impl ReplyWriter for BytesMut` is the RESP2 encoder on a bare buffer, for requests (loadgen, the
+//! proxy's sub-requests) and for RESP2-only peers. Replies are written with one syscall per batch; lengths
 //! and integers are formatted with `itoa` (no allocation); `benches/resp.rs` compares this against
 //! `redis-protocol`'s encoder, which is slower because it first builds a `Frame` value.
 
 use bytes::{BufMut, BytesMut};
 
-/// Appends RESP2 replies to a buffer.
+/// The protocol a connection speaks (HELLO 2 / HELLO 3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub enum Protocol {
+    #[default]
+    Resp2,
+    Resp3,
+}
+
+impl Protocol {
+    /// The number HELLO takes and replies with.
+    pub fn version(self) -> i64 {
+        match self {
+            Protocol::Resp2 => 2,
+            Protocol::Resp3 => 3,
+        }
+    }
+
+    pub fn is_resp3(self) -> bool {
+        self == Protocol::Resp3
+    }
+}
+
+/// Appends replies to a buffer.
 pub trait ReplyWriter {
     /// `+OK\r\n` style status reply. `s` must not contain `\r` or `\n`.
     fn simple(&mut self, s: &str);
@@ -19,15 +47,35 @@ pub trait ReplyWriter {
     fn bulk(&mut self, data: &[u8]);
     /// A bulk string made of several pieces laid end to end.
     fn bulk_parts(&mut self, parts: &[&[u8]]);
-    /// `$-1\r\n` (RESP2 null).
+    /// A missing value: `$-1` in RESP2, `_` in RESP3.
     fn null(&mut self);
-    /// `*-1\r\n` (RESP2 null array).
+    /// A missing aggregate: `*-1` in RESP2, `_` in RESP3.
     fn null_array(&mut self);
     /// `*n\r\n`, to be followed by `n` replies.
     fn array_len(&mut self, n: usize);
-    /// An integer as a bulk string (Redis replies some numbers that way).
+    /// A map of `n` entries, to be followed by `2n` replies (key, value, ...): `%n` in RESP3, a flat
+    /// array of `2n` in RESP2.
+    fn map_len(&mut self, n: usize);
+    /// A set of `n` members: `~n` in RESP3, an array in RESP2.
+    fn set_len(&mut self, n: usize);
+    /// An out-of-band push of `n` elements: `>n` in RESP3, an array in RESP2 (pub/sub messages).
+    fn push_len(&mut self, n: usize);
+    /// `n` pairs (member and score, field and value) of a command whose RESP3 reply nests each pair in
+    /// an array of two (ZRANGE ... WITHSCORES): `*n` in RESP3, a flat array of `2n` in RESP2. Each pair is
+    /// then opened with [`ReplyWriter::pair`].
+    fn pairs_len(&mut self, n: usize);
+    /// Opens one pair announced by [`ReplyWriter::pairs_len`]: `*2` in RESP3, nothing in RESP2.
+    fn pair(&mut self);
+    /// A double: `,d` in RESP3, a bulk string in RESP2 (shortest form that reads back the same).
+    fn double(&mut self, d: f64);
+    /// A boolean: `#t`/`#f` in RESP3, `:1`/`:0` in RESP2.
+    fn boolean(&mut self, b: bool);
+    /// A text meant for humans (INFO, CLIENT LIST): a verbatim string `=len\r\ntxt:...` in RESP3, a bulk
+    /// string in RESP2.
+    fn verbatim(&mut self, text: &[u8]);
+    /// An integer as a bulk string (Redis replies some numbers that way, in both protocols).
     fn bulk_integer(&mut self, n: i64);
-    /// A double as a bulk string, in the shortest form that reads back to the same value.
+    /// A double as a bulk string in both protocols (INCRBYFLOAT: the value is a string).
     fn bulk_double(&mut self, d: f64);
     /// `+OK\r\n`
     fn ok(&mut self) {
@@ -35,6 +83,186 @@ pub trait ReplyWriter {
     }
 }
 
+/// A connection's output buffer and the protocol its replies are written in.
+#[derive(Debug, Default)]
+pub struct ReplyBuf {
+    buf: BytesMut,
+    proto: Protocol,
+}
+
+impl ReplyBuf {
+    pub fn new(proto: Protocol) -> Self {
+        ReplyBuf { buf: BytesMut::new(), proto }
+    }
+
+    pub fn with_capacity(capacity: usize, proto: Protocol) -> Self {
+        ReplyBuf { buf: BytesMut::with_capacity(capacity), proto }
+    }
+
+    pub fn proto(&self) -> Protocol {
+        self.proto
+    }
+
+    /// Switches the protocol of the replies written from now on (HELLO).
+    pub fn set_proto(&mut self, proto: Protocol) {
+        self.proto = proto;
+    }
+
+    /// Takes the bytes written so far, leaving the buffer empty (and its protocol unchanged).
+    pub fn take(&mut self) -> bytes::Bytes {
+        self.buf.split().freeze()
+    }
+
+    /// Replaces the buffer's storage (to drop a large one after use), keeping the protocol.
+    pub fn reset_with_capacity(&mut self, capacity: usize) {
+        self.buf = BytesMut::with_capacity(capacity);
+    }
+}
+
+impl std::ops::Deref for ReplyBuf {
+    type Target = BytesMut;
+    fn deref(&self) -> &BytesMut {
+        &self.buf
+    }
+}
+
+impl std::ops::DerefMut for ReplyBuf {
+    fn deref_mut(&mut self) -> &mut BytesMut {
+        &mut self.buf
+    }
+}
+
+fn put_header(out: &mut BytesMut, prefix: u8, n: usize) {
+    let mut f = itoa::Buffer::new();
+    let s = f.format(n);
+    out.reserve(s.len() + 3);
+    out.put_u8(prefix);
+    out.put_slice(s.as_bytes());
+    out.put_slice(b"\r\n");
+}
+
+impl ReplyWriter for ReplyBuf {
+    #[inline]
+    fn simple(&mut self, s: &str) {
+        self.buf.simple(s);
+    }
+
+    #[inline]
+    fn error(&mut self, msg: &str) {
+        self.buf.error(msg);
+    }
+
+    #[inline]
+    fn integer(&mut self, n: i64) {
+        self.buf.integer(n);
+    }
+
+    #[inline]
+    fn bulk(&mut self, data: &[u8]) {
+        self.buf.bulk(data);
+    }
+
+    fn bulk_parts(&mut self, parts: &[&[u8]]) {
+        self.buf.bulk_parts(parts);
+    }
+
+    #[inline]
+    fn null(&mut self) {
+        match self.proto {
+            Protocol::Resp2 => self.buf.put_slice(b"$-1\r\n"),
+            Protocol::Resp3 => self.buf.put_slice(b"_\r\n"),
+        }
+    }
+
+    fn null_array(&mut self) {
+        match self.proto {
+            Protocol::Resp2 => self.buf.put_slice(b"*-1\r\n"),
+            Protocol::Resp3 => self.buf.put_slice(b"_\r\n"),
+        }
+    }
+
+    #[inline]
+    fn array_len(&mut self, n: usize) {
+        put_header(&mut self.buf, b'*', n);
+    }
+
+    fn map_len(&mut self, n: usize) {
+        match self.proto {
+            Protocol::Resp2 => put_header(&mut self.buf, b'*', 2 * n),
+            Protocol::Resp3 => put_header(&mut self.buf, b'%', n),
+        }
+    }
+
+    fn set_len(&mut self, n: usize) {
+        match self.proto {
+            Protocol::Resp2 => put_header(&mut self.buf, b'*', n),
+            Protocol::Resp3 => put_header(&mut self.buf, b'~', n),
+        }
+    }
+
+    fn push_len(&mut self, n: usize) {
+        match self.proto {
+            Protocol::Resp2 => put_header(&mut self.buf, b'*', n),
+            Protocol::Resp3 => put_header(&mut self.buf, b'>', n),
+        }
+    }
+
+    fn pairs_len(&mut self, n: usize) {
+        match self.proto {
+            Protocol::Resp2 => put_header(&mut self.buf, b'*', 2 * n),
+            Protocol::Resp3 => put_header(&mut self.buf, b'*', n),
+        }
+    }
+
+    fn pair(&mut self) {
+        if self.proto == Protocol::Resp3 {
+            self.buf.put_slice(b"*2\r\n");
+        }
+    }
+
+    fn double(&mut self, d: f64) {
+        match self.proto {
+            Protocol::Resp2 => self.buf.bulk_double(d),
+            Protocol::Resp3 => {
+                let text = format_double(d);
+                self.buf.reserve(text.len() + 3);
+                self.buf.put_u8(b',');
+                self.buf.put_slice(text.as_bytes());
+                self.buf.put_slice(b"\r\n");
+            }
+        }
+    }
+
+    fn boolean(&mut self, b: bool) {
+        match self.proto {
+            Protocol::Resp2 => self.buf.integer(i64::from(b)),
+            Protocol::Resp3 => self.buf.put_slice(if b { b"#t\r\n" } else { b"#f\r\n" }),
+        }
+    }
+
+    fn verbatim(&mut self, text: &[u8]) {
+        match self.proto {
+            Protocol::Resp2 => self.buf.bulk(text),
+            Protocol::Resp3 => {
+                put_header(&mut self.buf, b'=', text.len() + 4);
+                self.buf.reserve(text.len() + 6);
+                self.buf.put_slice(b"txt:");
+                self.buf.put_slice(text);
+                self.buf.put_slice(b"\r\n");
+            }
+        }
+    }
+
+    fn bulk_integer(&mut self, n: i64) {
+        self.buf.bulk_integer(n);
+    }
+
+    fn bulk_double(&mut self, d: f64) {
+        self.buf.bulk_double(d);
+    }
+}
+
+/// The RESP2 encoder on a bare buffer (requests, and replies to RESP2-only peers).
 impl ReplyWriter for BytesMut {
     fn simple(&mut self, s: &str) {
         self.reserve(s.len() + 3);
@@ -95,12 +323,37 @@ impl ReplyWriter for BytesMut {
     }
 
     fn array_len(&mut self, n: usize) {
-        let mut f = itoa::Buffer::new();
-        let s = f.format(n);
-        self.reserve(s.len() + 3);
-        self.put_u8(b'*');
-        self.put_slice(s.as_bytes());
-        self.put_slice(b"\r\n");
+        put_header(self, b'*', n);
+    }
+
+    fn map_len(&mut self, n: usize) {
+        self.array_len(2 * n);
+    }
+
+    fn set_len(&mut self, n: usize) {
+        self.array_len(n);
+    }
+
+    fn push_len(&mut self, n: usize) {
+        self.array_len(n);
+    }
+
+    fn pairs_len(&mut self, n: usize) {
+        self.array_len(2 * n);
+    }
+
+    fn pair(&mut self) {}
+
+    fn double(&mut self, d: f64) {
+        self.bulk_double(d);
+    }
+
+    fn boolean(&mut self, b: bool) {
+        self.integer(i64::from(b));
+    }
+
+    fn verbatim(&mut self, text: &[u8]) {
+        self.bulk(text);
     }
 
     fn bulk_integer(&mut self, n: i64) {
@@ -170,6 +423,43 @@ mod tests {
             &b"+OK\r\n-ERR bad  thing\r\n:-42\r\n$2\r\nhi\r\n$3\r\nabc\r\n$-1\r\n*-1\r\n*2\r\n$1\r\n7\r\n$3\r\n1.5\r\n"
                 [..]
         );
+    }
+
+    /// The same calls give each protocol's form, as redis-server 7 writes them.
+    #[test]
+    fn one_writer_for_both_protocols() {
+        fn write_all(out: &mut ReplyBuf) {
+            out.map_len(1);
+            out.bulk(b"a");
+            out.null();
+            out.set_len(1);
+            out.double(1.5);
+            out.null_array();
+            out.boolean(true);
+            out.verbatim(b"x");
+            out.pairs_len(1);
+            out.pair();
+            out.bulk(b"m");
+            out.double(f64::NEG_INFINITY);
+            out.push_len(0);
+        }
+        let mut two = ReplyBuf::new(Protocol::Resp2);
+        write_all(&mut two);
+        assert_eq!(
+            &two[..],
+            &b"*2\r\n$1\r\na\r\n$-1\r\n*1\r\n$3\r\n1.5\r\n*-1\r\n:1\r\n$1\r\nx\r\n*2\r\n$1\r\nm\r\n$4\r\n-inf\r\n*0\r\n"[..]
+        );
+        let mut three = ReplyBuf::new(Protocol::Resp3);
+        write_all(&mut three);
+        assert_eq!(
+            &three[..],
+            &b"%1\r\n$1\r\na\r\n_\r\n~1\r\n,1.5\r\n_\r\n#t\r\n=5\r\ntxt:x\r\n*1\r\n*2\r\n$1\r\nm\r\n,-inf\r\n>0\r\n"[..]
+        );
+        // A bare buffer is RESP2.
+        let mut bare = BytesMut::new();
+        bare.map_len(1);
+        bare.boolean(false);
+        assert_eq!(&bare[..], b"*2\r\n:0\r\n");
     }
 
     #[test]

@@ -1,20 +1,36 @@
-//! Framing of RESP2 *replies* (what a shard sends back), for the proxy's backend connections.
+//! Framing of RESP2 and RESP3 *replies* (what a shard sends back), for the proxy's backend connections and
+//! the load generator.
 //!
 //! The proxy forwards reply bytes untouched; it only needs to know where each reply ends. Like the
 //! request scanner, [`ReplyScanner`] resumes where it stopped: bulk payloads are skipped by length and
-//! nested arrays are tracked with a small stack, so a large reply arriving in pieces is scanned once.
+//! nested aggregates are tracked with a small stack, so a large reply arriving in pieces is scanned once.
+//! Every RESP3 type is framed: nulls, doubles, booleans, big numbers, blob errors, verbatim strings, maps,
+//! sets, pushes, attributes (which precede the reply they annotate and are part of its frame) and
+//! streamed strings and aggregates (`$?` with `;` chunks, `*?`/`%?`/`~?`/`>?` closed by `.`).
 
 use bytes::{Bytes, BytesMut};
 
 use super::ProtocolError;
 
-/// Resumable scanner for a stream of RESP2 replies.
+/// One aggregate we are inside.
+#[derive(Debug, Clone, Copy)]
+struct Open {
+    /// Elements still expected (`usize::MAX` for a streamed aggregate, closed by `.`).
+    remaining: usize,
+    /// An attribute: closing it does not complete an element of the enclosing aggregate, because the
+    /// attribute precedes the value it annotates.
+    attribute: bool,
+}
+
+/// Resumable scanner for a stream of replies.
 #[derive(Debug, Default)]
 pub struct ReplyScanner {
     /// Offset up to which the current reply has been scanned.
     pos: usize,
-    /// Elements still expected by each array we are inside, innermost last.
-    open_arrays: Vec<usize>,
+    /// The aggregates we are inside, innermost last.
+    open: Vec<Open>,
+    /// Inside a streamed string (`$?`): only `;` chunks until `;0`.
+    in_streamed_string: bool,
 }
 
 impl ReplyScanner {
@@ -31,50 +47,107 @@ impl ReplyScanner {
             let kind = buf[self.pos];
             let header = &buf[self.pos + 1..line_end];
             let mut element_done = true;
-            match kind {
-                b'+' | b'-' | b':' => self.pos = line_end + 2,
-                b'$' => {
-                    let len = parse_int(header).ok_or(ProtocolError::InvalidBulkLength)?;
-                    if len < 0 {
-                        self.pos = line_end + 2;
-                    } else {
-                        let end = line_end + 2 + len as usize;
-                        if buf.len() < end + 2 {
-                            return Ok(None);
-                        }
-                        if &buf[end..end + 2] != b"\r\n" {
-                            return Err(ProtocolError::MissingBulkTerminator);
-                        }
-                        self.pos = end + 2;
-                    }
+            if self.in_streamed_string {
+                if kind != b';' {
+                    return Err(ProtocolError::ExpectedBulk(kind as char));
                 }
-                b'*' => {
-                    let n = parse_int(header).ok_or(ProtocolError::InvalidMultibulkLength)?;
+                let len = parse_int(header).filter(|&n| n >= 0).ok_or(ProtocolError::InvalidBulkLength)?;
+                if len == 0 {
                     self.pos = line_end + 2;
-                    if n > 0 {
-                        self.open_arrays.push(n as usize);
-                        element_done = false;
+                    self.in_streamed_string = false;
+                } else {
+                    match blob_end(buf, line_end, len)? {
+                        Some(end) => self.pos = end,
+                        None => return Ok(None),
                     }
+                    continue;
                 }
-                other => return Err(ProtocolError::ExpectedBulk(other as char)),
-            }
-            if element_done {
-                // Close every array this element completes.
-                while let Some(remaining) = self.open_arrays.last_mut() {
-                    *remaining -= 1;
-                    if *remaining > 0 {
-                        break;
+            } else {
+                match kind {
+                    b'+' | b'-' | b':' | b'_' | b',' | b'#' | b'(' => self.pos = line_end + 2,
+                    b'$' | b'!' | b'=' if header == b"?" && kind == b'$' => {
+                        self.pos = line_end + 2;
+                        self.in_streamed_string = true;
+                        continue;
                     }
-                    self.open_arrays.pop();
+                    b'$' | b'!' | b'=' => {
+                        let len = parse_int(header).ok_or(ProtocolError::InvalidBulkLength)?;
+                        if len < 0 {
+                            self.pos = line_end + 2;
+                        } else {
+                            match blob_end(buf, line_end, len)? {
+                                Some(end) => self.pos = end,
+                                None => return Ok(None),
+                            }
+                        }
+                    }
+                    b'*' | b'~' | b'>' | b'%' | b'|' => {
+                        self.pos = line_end + 2;
+                        let per_entry = if matches!(kind, b'%' | b'|') { 2 } else { 1 };
+                        let attribute = kind == b'|';
+                        if header == b"?" && kind != b'|' {
+                            self.open.push(Open { remaining: usize::MAX, attribute: false });
+                            element_done = false;
+                        } else {
+                            let n = parse_int(header).ok_or(ProtocolError::InvalidMultibulkLength)?;
+                            if n > 0 {
+                                let remaining =
+                                    (n as usize).checked_mul(per_entry).ok_or(ProtocolError::InvalidMultibulkLength)?;
+                                self.open.push(Open { remaining, attribute });
+                                element_done = false;
+                            } else if attribute {
+                                // An empty attribute annotates the next value.
+                                element_done = false;
+                            }
+                        }
+                    }
+                    b'.' if self.open.last().is_some_and(|o| o.remaining == usize::MAX) => {
+                        // The end of a streamed aggregate: it is now one complete element of its parent.
+                        self.pos = line_end + 2;
+                        self.open.pop();
+                    }
+                    other => return Err(ProtocolError::ExpectedBulk(other as char)),
                 }
             }
-            if self.open_arrays.is_empty() {
+            if element_done && self.complete_element() {
                 let reply = buf.split_to(self.pos).freeze();
                 self.pos = 0;
                 return Ok(Some(reply));
             }
         }
     }
+
+    /// One element finished: closes every aggregate it completes. Returns whether that completed a whole
+    /// reply (a top-level value, as opposed to an attribute whose value is still to come).
+    fn complete_element(&mut self) -> bool {
+        while let Some(top) = self.open.last_mut() {
+            if top.remaining == usize::MAX {
+                return false; // streamed: only `.` closes it
+            }
+            top.remaining -= 1;
+            if top.remaining > 0 {
+                return false;
+            }
+            let closed = self.open.pop();
+            if closed.is_some_and(|o| o.attribute) {
+                // The attribute is done; the value it annotates is still to come.
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// The offset after a blob of `len` bytes whose header line ends at `line_end`, once it has all arrived.
+fn blob_end(buf: &[u8], line_end: usize, len: i64) -> Result<Option<usize>, ProtocolError> {
+    let end = line_end + 2 + len as usize;
+    if buf.len() < end + 2 {
+        return Ok(None);
+    }
+    if &buf[end..end + 2] != b"\r\n" {
+        return Err(ProtocolError::MissingBulkTerminator);
+    }
+    Ok(Some(end + 2))
 }
 
 /// Offset of the `\r` ending the line that starts at `from`, if the line is complete.
@@ -93,54 +166,166 @@ fn parse_int(s: &[u8]) -> Option<i64> {
     std::str::from_utf8(s).ok()?.parse().ok()
 }
 
-/// A decoded reply, for the few places the proxy must look inside one (merging multi-key replies).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Whether a complete reply is a RESP3 push (out of band: it answers no request).
+pub fn is_push(reply: &[u8]) -> bool {
+    reply.first() == Some(&b'>')
+}
+
+/// A decoded reply, for the places that must look inside one (the proxy merging multi-key replies, tests).
+#[derive(Debug, Clone, PartialEq)]
 pub enum ReplyValue {
     Simple(Bytes),
     Error(Bytes),
     Integer(i64),
     Bulk(Option<Bytes>),
     Array(Option<Vec<ReplyValue>>),
+    /// RESP3 `_`.
+    Null,
+    /// RESP3 `,`, as its text (`1.5`, `inf`).
+    Double(Bytes),
+    /// RESP3 `#`.
+    Boolean(bool),
+    /// RESP3 `(`, as its digits.
+    BigNumber(Bytes),
+    /// RESP3 `=`: the three-letter format and the text.
+    Verbatim(Bytes, Bytes),
+    /// RESP3 `%`.
+    Map(Vec<(ReplyValue, ReplyValue)>),
+    /// RESP3 `~`.
+    Set(Vec<ReplyValue>),
+    /// RESP3 `>`.
+    Push(Vec<ReplyValue>),
 }
 
 impl ReplyValue {
-    /// Decodes one complete reply (as returned by [`ReplyScanner::next`]).
+    /// Decodes one complete reply (as returned by [`ReplyScanner::next`]). Attributes are skipped;
+    /// streamed strings and aggregates are joined.
     pub fn parse(reply: &Bytes) -> Option<ReplyValue> {
         let (v, used) = Self::parse_at(reply, 0)?;
         (used == reply.len()).then_some(v)
+    }
+
+    /// The elements of an array, set or push; the flattened key/value list of a map.
+    pub fn into_items(self) -> Option<Vec<ReplyValue>> {
+        match self {
+            ReplyValue::Array(Some(items)) | ReplyValue::Set(items) | ReplyValue::Push(items) => Some(items),
+            ReplyValue::Map(pairs) => Some(pairs.into_iter().flat_map(|(k, v)| [k, v]).collect()),
+            _ => None,
+        }
+    }
+
+    /// The bytes of a string-like reply (bulk, simple, verbatim text, double, big number).
+    pub fn as_bytes(&self) -> Option<&Bytes> {
+        match self {
+            ReplyValue::Bulk(Some(b))
+            | ReplyValue::Simple(b)
+            | ReplyValue::Verbatim(_, b)
+            | ReplyValue::Double(b)
+            | ReplyValue::BigNumber(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    fn parse_many(buf: &Bytes, mut pos: usize, n: Option<usize>) -> Option<(Vec<ReplyValue>, usize)> {
+        let mut items = Vec::with_capacity(n.unwrap_or(0).min(1024));
+        loop {
+            match n {
+                Some(n) if items.len() == n => return Some((items, pos)),
+                None if buf.get(pos..pos + 3) == Some(b".\r\n") => return Some((items, pos + 3)),
+                _ => {}
+            }
+            let (v, p) = Self::parse_at(buf, pos)?;
+            items.push(v);
+            pos = p;
+        }
     }
 
     fn parse_at(buf: &Bytes, at: usize) -> Option<(ReplyValue, usize)> {
         let line_end = find_crlf(buf, at).ok()??;
         let header = &buf[at + 1..line_end];
         let next = line_end + 2;
+        let streamed = header == b"?";
+        let count = || -> Option<Option<usize>> {
+            if streamed {
+                Some(None)
+            } else {
+                usize::try_from(parse_int(header)?).ok().map(Some)
+            }
+        };
+        let blob = |n: i64| -> Option<(Bytes, usize)> {
+            let end = next.checked_add(usize::try_from(n).ok()?)?;
+            (buf.len() >= end + 2).then(|| (buf.slice(next..end), end + 2))
+        };
         Some(match buf.get(at)? {
             b'+' => (ReplyValue::Simple(buf.slice(at + 1..line_end)), next),
             b'-' => (ReplyValue::Error(buf.slice(at + 1..line_end)), next),
             b':' => (ReplyValue::Integer(parse_int(header)?), next),
+            b'_' => (ReplyValue::Null, next),
+            b',' => (ReplyValue::Double(buf.slice(at + 1..line_end)), next),
+            b'(' => (ReplyValue::BigNumber(buf.slice(at + 1..line_end)), next),
+            b'#' => (ReplyValue::Boolean(header == b"t"), next),
+            b'$' if streamed => {
+                let mut joined = BytesMut::new();
+                let mut pos = next;
+                loop {
+                    let end = find_crlf(buf, pos).ok()??;
+                    let n = parse_int(buf.get(pos + 1..end)?)?;
+                    if n == 0 {
+                        return Some((ReplyValue::Bulk(Some(joined.freeze())), end + 2));
+                    }
+                    let start = end + 2;
+                    let stop = start + usize::try_from(n).ok()?;
+                    joined.extend_from_slice(buf.get(start..stop)?);
+                    pos = stop + 2;
+                }
+            }
             b'$' => {
                 let n = parse_int(header)?;
                 if n < 0 {
                     (ReplyValue::Bulk(None), next)
                 } else {
-                    let end = next + n as usize;
-                    (ReplyValue::Bulk(Some(buf.slice(next..end))), end + 2)
+                    let (b, end) = blob(n)?;
+                    (ReplyValue::Bulk(Some(b)), end)
                 }
             }
+            b'!' => {
+                let (b, end) = blob(parse_int(header)?)?;
+                (ReplyValue::Error(b), end)
+            }
+            b'=' => {
+                let (b, end) = blob(parse_int(header)?)?;
+                let (format, text) =
+                    if b.len() >= 4 && b[3] == b':' { (b.slice(..3), b.slice(4..)) } else { (Bytes::new(), b) };
+                (ReplyValue::Verbatim(format, text), end)
+            }
+            b'*' if !streamed && parse_int(header)? < 0 => (ReplyValue::Array(None), next),
             b'*' => {
-                let n = parse_int(header)?;
-                if n < 0 {
-                    (ReplyValue::Array(None), next)
-                } else {
-                    let mut items = Vec::with_capacity(n as usize);
-                    let mut pos = next;
-                    for _ in 0..n {
-                        let (v, p) = Self::parse_at(buf, pos)?;
-                        items.push(v);
-                        pos = p;
-                    }
-                    (ReplyValue::Array(Some(items)), pos)
+                let (items, end) = Self::parse_many(buf, next, count()?)?;
+                (ReplyValue::Array(Some(items)), end)
+            }
+            b'~' => {
+                let (items, end) = Self::parse_many(buf, next, count()?)?;
+                (ReplyValue::Set(items), end)
+            }
+            b'>' => {
+                let (items, end) = Self::parse_many(buf, next, count()?)?;
+                (ReplyValue::Push(items), end)
+            }
+            b'%' => {
+                let n = count()?.map(|n| n * 2);
+                let (items, end) = Self::parse_many(buf, next, n)?;
+                let mut it = items.into_iter();
+                let mut pairs = Vec::new();
+                while let (Some(k), Some(v)) = (it.next(), it.next()) {
+                    pairs.push((k, v));
                 }
+                (ReplyValue::Map(pairs), end)
+            }
+            b'|' => {
+                // An attribute: skip it, the value it annotates follows.
+                let n = parse_int(header)?;
+                let (_, end) = Self::parse_many(buf, next, Some(usize::try_from(n).ok()? * 2))?;
+                return Self::parse_at(buf, end);
             }
             _ => return None,
         })
@@ -177,10 +362,36 @@ mod tests {
             b"*0\r\n",
             b"*2\r\n$1\r\na\r\n*2\r\n:1\r\n$-1\r\n",
             b"*1\r\n*1\r\n*1\r\n+deep\r\n",
+            // RESP3
+            b"_\r\n",
+            b",1.5\r\n",
+            b"#t\r\n",
+            b"(3492890328409238509324850943850943825024385\r\n",
+            b"!21\r\nSYNTAX invalid syntax\r\n",
+            b"=15\r\ntxt:Some string\r\n",
+            b"%2\r\n+first\r\n:1\r\n+second\r\n*2\r\n:2\r\n,3\r\n",
+            b"~3\r\n+a\r\n+b\r\n%0\r\n",
+            b">3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$2\r\nhi\r\n",
+            b"%0\r\n",
+            b"~0\r\n",
+            // An attribute annotating a reply, and one inside an array.
+            b"|1\r\n+key-popularity\r\n%2\r\n$1\r\na\r\n,0.1923\r\n$1\r\nb\r\n,0.0012\r\n*2\r\n:2039123\r\n:9543892\r\n",
+            b"*2\r\n|1\r\n+ttl\r\n:3600\r\n+value\r\n:7\r\n",
+            // Streamed string and aggregates.
+            b"$?\r\n;4\r\nHell\r\n;5\r\no wor\r\n;1\r\nd\r\n;0\r\n",
+            b"*?\r\n:1\r\n*?\r\n+x\r\n.\r\n%?\r\n+k\r\n:1\r\n.\r\n.\r\n",
         ];
         let wire: Vec<u8> = replies.concat();
         for step in [1, 2, 3, 7, 1000] {
             assert_eq!(split_all(&wire, step), replies.iter().map(|r| r.to_vec()).collect::<Vec<_>>(), "step {step}");
+        }
+    }
+
+    #[test]
+    fn rejects_what_is_not_resp() {
+        for bad in [&b"?x\r\n"[..], b"$3\r\nabcd\r\n", b".\r\n", b";3\r\nabc\r\n", b"+OK\n"] {
+            let mut buf = BytesMut::from(bad);
+            assert!(ReplyScanner::new().next(&mut buf).is_err(), "{:?}", String::from_utf8_lossy(bad));
         }
     }
 
@@ -195,5 +406,26 @@ mod tests {
                 ReplyValue::Integer(7)
             ])))
         );
+        let r = Bytes::from_static(b"%1\r\n$1\r\nk\r\n~2\r\n,1.5\r\n_\r\n");
+        assert_eq!(
+            ReplyValue::parse(&r),
+            Some(ReplyValue::Map(vec![(
+                ReplyValue::Bulk(Some(Bytes::from_static(b"k"))),
+                ReplyValue::Set(vec![ReplyValue::Double(Bytes::from_static(b"1.5")), ReplyValue::Null])
+            )]))
+        );
+        let r = Bytes::from_static(b"=9\r\ntxt:hello\r\n");
+        assert_eq!(
+            ReplyValue::parse(&r),
+            Some(ReplyValue::Verbatim(Bytes::from_static(b"txt"), Bytes::from_static(b"hello")))
+        );
+        let r = Bytes::from_static(b"|1\r\n+a\r\n+b\r\n$?\r\n;2\r\nhe\r\n;1\r\ny\r\n;0\r\n");
+        assert_eq!(ReplyValue::parse(&r), Some(ReplyValue::Bulk(Some(Bytes::from_static(b"hey")))));
+        let r = Bytes::from_static(b"*?\r\n:1\r\n:2\r\n.\r\n");
+        assert_eq!(
+            ReplyValue::parse(&r),
+            Some(ReplyValue::Array(Some(vec![ReplyValue::Integer(1), ReplyValue::Integer(2)])))
+        );
+        assert!(is_push(b">2\r\n+a\r\n+b\r\n"));
     }
 }

@@ -2,7 +2,7 @@
 //! writes that grow a collection, and Redis's count and index-range rules.
 
 use super::{parse_i64, CmdError};
-use crate::store::{string_entry_cost, Collection, Slot, StoreStripe, StripeGuard, NO_SLOT};
+use crate::store::{string_entry_cost, Collection, KeyStripe, Slot, StoreStripe, NO_SLOT};
 
 /// What a collection key costs on top of its elements (the slab entry holding the collection's slot).
 fn collection_entry_cost(key: &[u8]) -> usize {
@@ -15,7 +15,7 @@ fn collection_entry_cost(key: &[u8]) -> usize {
 /// the reservation fails. The caller then mutates the collection and calls
 /// `settle(g, slot, growth, actual_delta)`.
 pub(super) fn open_for_growth(
-    g: &mut StripeGuard<'_>,
+    g: &mut KeyStripe<'_, '_>,
     hash: u64,
     key: &[u8],
     existing: Option<Slot>,

@@ -60,7 +60,7 @@ fn hset_pairs(ctx: &mut Ctx<'_>, req: &Request, cmd: &str) -> Result<i64, CmdErr
     }
     let key = req.arg(1);
     let h = ctx.store.hash(key);
-    let mut g = ctx.store.lock(h);
+    let mut g = ctx.db.stripe(h)?;
     let existing = lookup_typed(&mut g, h, key, Kind::Hash, ctx.now_ms)?;
     // Upper bound of the growth: a new field costs its full price, a replaced value at most the extra
     // length (a field named twice is counted twice, which only over-reserves).
@@ -110,7 +110,7 @@ fn hmset(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 fn hsetnx(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let (key, field, value) = (req.arg(1), req.arg(2), req.arg(3));
     let h = ctx.store.hash(key);
-    let mut g = ctx.store.lock(h);
+    let mut g = ctx.db.stripe(h)?;
     let existing = lookup_typed(&mut g, h, key, Kind::Hash, ctx.now_ms)?;
     if existing.is_some_and(|slot| fields(&g, slot).contains_key(field)) {
         ctx.out.integer(0);
@@ -127,7 +127,7 @@ fn hsetnx(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 fn hget(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let (key, field) = (req.arg(1), req.arg(2));
     let h = ctx.store.hash(key);
-    let mut g = ctx.store.lock(h);
+    let mut g = ctx.db.stripe(h)?;
     let slot = lookup_typed(&mut g, h, key, Kind::Hash, ctx.now_ms)?;
     match slot.and_then(|slot| fields(&g, slot).get(field)) {
         Some(v) => ctx.out.bulk(v),
@@ -139,7 +139,7 @@ fn hget(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 fn hmget(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = req.arg(1);
     let h = ctx.store.hash(key);
-    let mut g = ctx.store.lock(h);
+    let mut g = ctx.db.stripe(h)?;
     let slot = lookup_typed(&mut g, h, key, Kind::Hash, ctx.now_ms)?;
     ctx.out.array_len(req.argc() - 2);
     for field in req.args_from(2) {
@@ -155,13 +155,21 @@ fn hmget(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 fn hget_many(ctx: &mut Ctx<'_>, req: &Request, with_fields: bool, with_values: bool) -> CmdResult {
     let key = req.arg(1);
     let h = ctx.store.hash(key);
-    let mut g = ctx.store.lock(h);
+    let mut g = ctx.db.stripe(h)?;
     let Some(slot) = lookup_typed(&mut g, h, key, Kind::Hash, ctx.now_ms)? else {
-        ctx.out.array_len(0);
+        if with_fields && with_values {
+            ctx.out.map_len(0);
+        } else {
+            ctx.out.array_len(0);
+        }
         return Ok(());
     };
     let map = fields(&g, slot);
-    ctx.out.array_len(map.len() * (usize::from(with_fields) + usize::from(with_values)));
+    if with_fields && with_values {
+        ctx.out.map_len(map.len());
+    } else {
+        ctx.out.array_len(map.len());
+    }
     for (f, v) in map {
         if with_fields {
             ctx.out.bulk(f);
@@ -188,7 +196,7 @@ fn hvals(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 fn hdel(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = req.arg(1);
     let h = ctx.store.hash(key);
-    let mut g = ctx.store.lock(h);
+    let mut g = ctx.db.stripe(h)?;
     let Some(slot) = lookup_typed(&mut g, h, key, Kind::Hash, ctx.now_ms)? else {
         ctx.out.integer(0);
         return Ok(());
@@ -209,7 +217,7 @@ fn hdel(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 fn hexists(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let (key, field) = (req.arg(1), req.arg(2));
     let h = ctx.store.hash(key);
-    let mut g = ctx.store.lock(h);
+    let mut g = ctx.db.stripe(h)?;
     let slot = lookup_typed(&mut g, h, key, Kind::Hash, ctx.now_ms)?;
     let found = slot.is_some_and(|slot| fields(&g, slot).contains_key(field));
     ctx.out.integer(i64::from(found));
@@ -219,7 +227,7 @@ fn hexists(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 fn hlen(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = req.arg(1);
     let h = ctx.store.hash(key);
-    let mut g = ctx.store.lock(h);
+    let mut g = ctx.db.stripe(h)?;
     let slot = lookup_typed(&mut g, h, key, Kind::Hash, ctx.now_ms)?;
     let len = slot.map_or(0, |slot| fields(&g, slot).len());
     ctx.out.integer(len as i64);
@@ -231,7 +239,7 @@ fn hincrby(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     // Like Redis, the increment is checked before the key.
     let incr = parse_i64(req.arg(3))?;
     let h = ctx.store.hash(key);
-    let mut g = ctx.store.lock(h);
+    let mut g = ctx.db.stripe(h)?;
     let existing = lookup_typed(&mut g, h, key, Kind::Hash, ctx.now_ms)?;
     let old = existing.and_then(|slot| fields(&g, slot).get(field));
     let (current, old_len) = match old {

@@ -5,7 +5,7 @@ use rand::Rng;
 use ringcache_common::resp::{ReplyWriter, Request};
 
 use super::{is, parse_i64, CmdError, CmdResult, Ctx, Handler};
-use crate::store::{string_entry_cost, Locked, Taken, NO_SLOT};
+use crate::store::{string_entry_cost, Taken, NO_SLOT};
 
 pub(super) fn handler(name: &str) -> Option<Handler> {
     Some(match name {
@@ -36,7 +36,7 @@ fn del(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let mut removed = 0;
     for key in req.args_from(1) {
         let h = ctx.store.hash(key);
-        let mut g = ctx.store.lock(h);
+        let mut g = ctx.db.stripe(h)?;
         if let Some(slot) = g.lookup(h, key, ctx.now_ms) {
             g.remove(slot);
             removed += 1;
@@ -51,7 +51,7 @@ fn exists(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let mut found = 0;
     for key in req.args_from(1) {
         let h = ctx.store.hash(key);
-        if ctx.store.lock(h).lookup(h, key, ctx.now_ms).is_some() {
+        if ctx.db.stripe(h)?.lookup(h, key, ctx.now_ms).is_some() {
             found += 1;
         }
     }
@@ -62,7 +62,7 @@ fn exists(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 fn type_(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = req.arg(1);
     let h = ctx.store.hash(key);
-    let mut g = ctx.store.lock(h);
+    let mut g = ctx.db.stripe(h)?;
     let name = g.lookup(h, key, ctx.now_ms).map_or("none", |slot| g.kind(slot).type_name());
     ctx.out.simple(name);
     Ok(())
@@ -96,7 +96,7 @@ fn expire_generic(ctx: &mut Ctx<'_>, req: &Request, unit_ms: i64, absolute: bool
     let at = if absolute { ms } else { ms.checked_add(ctx.now_ms as i64).ok_or_else(invalid)? };
     let key = req.arg(1);
     let h = ctx.store.hash(key);
-    let mut g = ctx.store.lock(h);
+    let mut g = ctx.db.stripe(h)?;
     let Some(slot) = g.lookup(h, key, ctx.now_ms) else {
         ctx.out.integer(0);
         return Ok(());
@@ -136,16 +136,18 @@ fn pexpireat(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 }
 
 /// The key's deadline: `Err(-2)` if missing, `Err(-1)` if it has none.
-fn deadline(ctx: &mut Ctx<'_>, key: &[u8]) -> Result<u64, i64> {
+fn deadline(ctx: &mut Ctx<'_>, key: &[u8]) -> Result<Result<u64, i64>, CmdError> {
     let h = ctx.store.hash(key);
-    let mut g = ctx.store.lock(h);
-    let slot = g.lookup(h, key, ctx.now_ms).ok_or(-2)?;
-    g.expire_at(slot).ok_or(-1)
+    let mut g = ctx.db.stripe(h)?;
+    Ok(match g.lookup(h, key, ctx.now_ms) {
+        None => Err(-2),
+        Some(slot) => g.expire_at(slot).ok_or(-1),
+    })
 }
 
 fn ttl_reply(ctx: &mut Ctx<'_>, req: &Request, f: impl Fn(u64, u64) -> i64) -> CmdResult {
     let now = ctx.now_ms;
-    let reply = match deadline(ctx, req.arg(1)) {
+    let reply = match deadline(ctx, req.arg(1))? {
         Ok(at) => f(at, now),
         Err(code) => code,
     };
@@ -173,7 +175,7 @@ fn pexpiretime(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 fn persist(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = req.arg(1);
     let h = ctx.store.hash(key);
-    let mut g = ctx.store.lock(h);
+    let mut g = ctx.db.stripe(h)?;
     let changed = match g.lookup(h, key, ctx.now_ms) {
         Some(slot) if g.expire_at(slot).is_some() => {
             g.set_expire(slot, None);
@@ -188,17 +190,18 @@ fn persist(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 fn rename(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let (src, dst) = (req.arg(1), req.arg(2));
     let (hs, hd) = (ctx.store.hash(src), ctx.store.hash(dst));
-    let mut locked = ctx.store.lock_many(&[hs, hd]);
-    let Some(src_slot) = locked.stripe_for(hs).lookup(hs, src, ctx.now_ms) else {
+    let mut from = ctx.db.stripe(hs)?;
+    let Some(src_slot) = from.lookup(hs, src, ctx.now_ms) else {
         return Err(CmdError::NoSuchKey);
     };
     if src == dst {
         ctx.out.ok();
         return Ok(());
     }
-    let (taken, expire) = locked.stripe_for(hs).take(src_slot);
-    if let Some(dst_slot) = locked.stripe_for(hd).lookup(hd, dst, ctx.now_ms) {
-        locked.stripe_for(hd).remove(dst_slot);
+    let (taken, expire) = from.take(src_slot);
+    let mut to = ctx.db.stripe(hd)?;
+    if let Some(dst_slot) = to.lookup(hd, dst, ctx.now_ms) {
+        to.remove(dst_slot);
     }
     let cost = match &taken {
         Taken::String(v) => string_entry_cost(dst.len(), v.len()),
@@ -206,12 +209,11 @@ fn rename(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     };
     // The source's bytes were just released, so this only fails if the new name is longer and nothing
     // else can be evicted; the value must not be lost, so charge it anyway.
-    if locked.reserve_for(hd, cost, NO_SLOT).is_err() {
-        ctx.store.force_charge(cost);
+    if to.reserve(cost, NO_SLOT).is_err() {
+        to.force_charge(cost);
     }
-    let s = locked.stripe_for(hd);
-    let slot = s.insert_taken(hd, dst, taken);
-    s.set_expire(slot, expire);
+    let slot = to.insert_taken(hd, dst, taken);
+    to.set_expire(slot, expire);
     ctx.out.ok();
     Ok(())
 }
@@ -329,7 +331,7 @@ fn scan(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     }
     let mut keys: Vec<Vec<u8>> = Vec::new();
     let mut visited = 0;
-    let next_cursor = ctx.store.scan(cursor, ctx.now_ms, |s, at| {
+    let next_cursor = ctx.db.scan(cursor, ctx.now_ms, |s, at| {
         visited += 1;
         let key = s.key(at);
         let type_ok = type_filter.as_deref().is_none_or(|t| s.kind(at).type_name().as_bytes() == t);
@@ -337,7 +339,7 @@ fn scan(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
             keys.push(key.to_vec());
         }
         visited < count
-    });
+    })?;
     ctx.out.array_len(2);
     ctx.out.bulk_integer(next_cursor as i64);
     ctx.out.array_len(keys.len());
@@ -350,14 +352,16 @@ fn scan(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 fn keys(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let pattern = req.arg(1);
     let mut found: Vec<Vec<u8>> = Vec::new();
-    for index in 0..ctx.store.stripe_count() {
-        let mut g = ctx.store.lock_index(index);
-        g.scan_from(0, ctx.now_ms, |s, at| {
-            if glob_match(pattern, s.key(at)) {
-                found.push(s.key(at).to_vec());
-            }
-            true
-        });
+    let now_ms = ctx.now_ms;
+    for index in 0..ctx.db.stripe_count() {
+        ctx.db.with_stripe(index, |g| {
+            g.scan_from(0, now_ms, |s, at| {
+                if glob_match(pattern, s.key(at)) {
+                    found.push(s.key(at).to_vec());
+                }
+                true
+            })
+        })?;
     }
     ctx.out.array_len(found.len());
     for k in &found {
@@ -369,12 +373,15 @@ fn keys(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 fn randomkey(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let _ = req;
     let mut rng = rand::rng();
-    let n = ctx.store.stripe_count();
+    let n = ctx.db.stripe_count();
     let start = rng.random_range(0..n);
+    let now_ms = ctx.now_ms;
     for k in 0..n {
-        let g = ctx.store.lock_index((start + k) % n);
-        if let Some(slot) = g.random_slot(ctx.now_ms, &mut rng) {
-            ctx.out.bulk(g.key(slot));
+        let key = ctx
+            .db
+            .with_stripe((start + k) % n, |g| g.random_slot(now_ms, &mut rng).map(|slot| g.key(slot).to_vec()))?;
+        if let Some(key) = key {
+            ctx.out.bulk(&key);
             return Ok(());
         }
     }
@@ -383,7 +390,8 @@ fn randomkey(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 }
 
 fn dbsize(ctx: &mut Ctx<'_>, _req: &Request) -> CmdResult {
-    ctx.out.integer(ctx.store.len() as i64);
+    let n = ctx.db.key_count()?;
+    ctx.out.integer(n as i64);
     Ok(())
 }
 
@@ -393,7 +401,7 @@ fn flushall(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         Some(mode) if req.argc() == 2 && (is(mode, "ASYNC") || is(mode, "SYNC")) => {}
         Some(_) => return Err(CmdError::Syntax),
     }
-    ctx.store.clear();
+    ctx.db.clear()?;
     ctx.out.ok();
     Ok(())
 }

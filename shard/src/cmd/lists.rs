@@ -41,7 +41,7 @@ fn items_mut(g: &mut StoreStripe, slot: Slot) -> &mut VecDeque<Box<[u8]>> {
 fn push(ctx: &mut Ctx<'_>, req: &Request, front: bool) -> CmdResult {
     let key = req.arg(1);
     let h = ctx.store.hash(key);
-    let mut g = ctx.store.lock(h);
+    let mut g = ctx.db.stripe(h)?;
     let existing = lookup_typed(&mut g, h, key, Kind::List, ctx.now_ms)?;
     let growth: usize = req.args_from(2).map(list_item_cost).sum();
     let slot = open_for_growth(&mut g, h, key, existing, growth, || Collection::List(VecDeque::new()))?;
@@ -74,7 +74,7 @@ fn pop(ctx: &mut Ctx<'_>, req: &Request, front: bool) -> CmdResult {
     let count = req.get(2).map(parse_count).transpose()?;
     let key = req.arg(1);
     let h = ctx.store.hash(key);
-    let mut g = ctx.store.lock(h);
+    let mut g = ctx.db.stripe(h)?;
     let Some(slot) = lookup_typed(&mut g, h, key, Kind::List, ctx.now_ms)? else {
         match count {
             Some(_) => ctx.out.null_array(),
@@ -112,7 +112,7 @@ fn lrange(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let start = parse_i64(req.arg(2))?;
     let stop = parse_i64(req.arg(3))?;
     let h = ctx.store.hash(key);
-    let mut g = ctx.store.lock(h);
+    let mut g = ctx.db.stripe(h)?;
     let Some(slot) = lookup_typed(&mut g, h, key, Kind::List, ctx.now_ms)? else {
         ctx.out.array_len(0);
         return Ok(());
@@ -133,7 +133,7 @@ fn lrange(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 fn llen(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = req.arg(1);
     let h = ctx.store.hash(key);
-    let mut g = ctx.store.lock(h);
+    let mut g = ctx.db.stripe(h)?;
     let slot = lookup_typed(&mut g, h, key, Kind::List, ctx.now_ms)?;
     let len = slot.map_or(0, |slot| items(&g, slot).len());
     ctx.out.integer(len as i64);

@@ -1,8 +1,11 @@
 //! Command execution: one file per command family, one function per command.
 //!
 //! [`execute`] is the single boundary where a request becomes a reply: it looks the command up in the
-//! shared table (`ringcache_common::command`), checks authentication and arity, runs the handler and turns
-//! a [`CmdError`] into a RESP error reply. Handlers write successful replies straight into `ctx.out`.
+//! shared table (`ringcache_common::command`), checks authentication and arity, locks the stripes of the
+//! command's keys (its key specification, `command::keys`) into `ctx.db`, runs the handler, releases the
+//! stripes and turns a [`CmdError`] into a RESP error reply. Handlers reach keys only through `ctx.db`,
+//! which is what makes every command atomic, and write successful replies straight into `ctx.out` with
+//! the protocol-aware [`ReplyWriter`] (a handler never asks whether the client speaks RESP2 or RESP3).
 
 mod collection;
 mod connection;
@@ -19,21 +22,24 @@ mod zsets;
 use std::sync::LazyLock;
 use std::time::Instant;
 
-use bytes::BytesMut;
 use ringcache_common::command::{self, CommandSpec, COMMANDS};
 use ringcache_common::metrics::{self, HotCounter};
-use ringcache_common::resp::{ReplyWriter, Request};
+use ringcache_common::resp::{ReplyBuf, ReplyWriter, Request};
 use tokio::sync::oneshot;
 
 use crate::server::{ClientState, Membership, Shared};
-use crate::store::{OutOfMemory, Store};
+use crate::store::{Db, NotLocked, OutOfMemory, Store};
 
-/// What a handler needs: the store, the connection's state, the reply buffer and the batch's clock.
+/// What a handler needs: the keyspace it holds, the connection's state, the reply buffer and the batch's
+/// clock.
 pub struct Ctx<'a> {
     pub shared: &'a Shared,
     pub store: &'a Store,
+    /// The stripes the running command holds: its keys', or all of them inside a transaction or script.
+    pub db: Db<'a>,
     pub client: &'a mut ClientState,
-    pub out: &'a mut BytesMut,
+    /// The connection's output buffer, in the protocol the client chose (HELLO).
+    pub out: &'a mut ReplyBuf,
     /// Milliseconds since the Unix epoch, read once per batch of pipelined requests.
     pub now_ms: u64,
     /// Set by a command whose reply must wait (SAVE); the connection awaits it and writes the reply.
@@ -78,6 +84,12 @@ pub enum CmdError {
     Other(String),
 }
 
+impl From<NotLocked> for CmdError {
+    fn from(e: NotLocked) -> Self {
+        CmdError::Other(e.to_string())
+    }
+}
+
 impl From<OutOfMemory> for CmdError {
     fn from(_: OutOfMemory) -> Self {
         CmdError::OutOfMemory
@@ -95,6 +107,41 @@ static HANDLERS: LazyLock<Vec<Option<Handler>>> =
 static WRITES: LazyLock<Vec<bool>> = LazyLock::new(|| COMMANDS.iter().map(|c| c.is_write()).collect());
 static ALLOWED_WHILE_LOADING: LazyLock<Vec<bool>> =
     LazyLock::new(|| COMMANDS.iter().map(|c| c.flags.contains(&"loading")).collect());
+
+/// How a command's stripes are locked while it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LockMode {
+    /// It touches no key.
+    None,
+    /// The stripes of the keys its key specification names.
+    Keys,
+    /// It walks the whole keyspace a stripe at a time (not atomically, as SCAN and KEYS may), or uses the
+    /// stripes a transaction or script already holds.
+    Walk,
+}
+
+static LOCK_MODES: LazyLock<Vec<LockMode>> = LazyLock::new(|| {
+    COMMANDS
+        .iter()
+        .map(|c| match c.name {
+            "scan" | "keys" | "dbsize" | "flushall" | "flushdb" | "randomkey" => LockMode::Walk,
+            _ if c.first_key > 0 => LockMode::Keys,
+            _ => LockMode::None,
+        })
+        .collect()
+});
+
+/// Locks what a command needs: the stripes of its keys, or nothing.
+fn lock_for<'a>(store: &'a Store, spec: &'static CommandSpec, req: &Request) -> Db<'a> {
+    match LOCK_MODES[spec.index()] {
+        LockMode::Keys => {
+            let keys = command::keys(spec, req);
+            let hashes: smallvec::SmallVec<[u64; 8]> = keys.iter().map(|&p| store.hash(req.arg(p))).collect();
+            Db::lock_hashes(store, &hashes)
+        }
+        LockMode::None | LockMode::Walk => Db::unlocked(store),
+    }
+}
 
 /// Redis's reply to commands sent while the dataset is being loaded.
 pub const LOADING_ERROR: &str = "LOADING Ringcache is loading the dataset in memory";
@@ -139,7 +186,7 @@ fn ring_refusal(ctx: &Ctx<'_>, spec: &CommandSpec, req: &Request, guarded: bool)
         }
     }
     if guarded && spec.first_key > 0 && ctx.shared.handoffs.is_guarded() {
-        for pos in spec.key_positions(req.argc()) {
+        for pos in command::keys(spec, req) {
             if let Some(owner) = ctx.shared.handoffs.guard_owner(req.arg(pos)) {
                 return Some(format!(
                     "TRYAGAIN this key belongs to shard '{owner}' now: the proxy's ring is out of date, retry"
@@ -184,13 +231,20 @@ fn execute_checked(ctx: &mut Ctx<'_>, req: &Request, started: Instant, guarded: 
         ctx.out.error(&refusal);
         return started;
     }
-    match handler(ctx, req) {
+    // Inside a transaction or script every stripe is held already; otherwise the command locks its own
+    // and releases them when it is done.
+    let outer_db = (!ctx.db.holds_all()).then(|| std::mem::replace(&mut ctx.db, lock_for(ctx.store, spec, req)));
+    let result = handler(ctx, req);
+    if let Some(outer_db) = outer_db {
+        ctx.db = outer_db;
+    }
+    match result {
         Ok(()) => {
             if WRITES[index] {
                 metrics::add_hot(HotCounter::Writes, 1);
             }
             if let Some(written) = written.as_mut() {
-                for pos in spec.key_positions(req.argc()) {
+                for pos in command::keys(spec, req) {
                     written.keys.insert(bytes::Bytes::copy_from_slice(req.arg(pos)));
                 }
             }

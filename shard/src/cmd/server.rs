@@ -28,7 +28,7 @@ fn info(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     if wanted.is_empty() || wanted.iter().any(|w| w == "all" || w == "everything" || w == "default") {
         wanted = SECTIONS.iter().map(|s| s.to_string()).collect();
     }
-    let mut text = info_text(ctx, &wanted);
+    let mut text = info_text(ctx, &wanted)?;
     if commandstats {
         if !text.is_empty() {
             text.push_str("\r\n");
@@ -36,14 +36,15 @@ fn info(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         text.push_str("# Commandstats\r\n");
         metrics::commandstats_lines(&mut text);
     }
-    ctx.out.bulk(text.as_bytes());
+    ctx.out.verbatim(text.as_bytes());
     Ok(())
 }
 
 /// Renders the INFO sections named in `wanted` (lower case), in Redis's order and format.
-fn info_text(ctx: &Ctx<'_>, wanted: &[String]) -> String {
+fn info_text(ctx: &mut Ctx<'_>, wanted: &[String]) -> Result<String, CmdError> {
     let shared = ctx.shared;
-    let stats = ctx.store.stats();
+    // Through `ctx.db`, so that INFO inside a transaction or script uses the stripes already held.
+    let stats = ctx.db.stats()?;
     let mut out = String::new();
     for section in SECTIONS.iter().filter(|s| wanted.iter().any(|w| w == *s)) {
         if !out.is_empty() {
@@ -157,7 +158,7 @@ fn info_text(ctx: &Ctx<'_>, wanted: &[String]) -> String {
             }
         }
     }
-    out
+    Ok(out)
 }
 
 fn human_bytes(n: usize) -> String {
@@ -227,7 +228,7 @@ fn config(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         let patterns: Vec<Vec<u8>> = req.args_from(2).map(|p| p.to_ascii_lowercase()).collect();
         let matched: Vec<&(&str, String)> =
             params.iter().filter(|(name, _)| patterns.iter().any(|p| glob_match(p, name.as_bytes()))).collect();
-        ctx.out.array_len(matched.len() * 2);
+        ctx.out.map_len(matched.len());
         for (name, value) in matched {
             ctx.out.bulk(name.as_bytes());
             ctx.out.bulk(value.as_bytes());

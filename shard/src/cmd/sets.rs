@@ -39,7 +39,7 @@ fn members_mut(g: &mut StoreStripe, slot: Slot) -> &mut HashSet<Box<[u8]>> {
 fn sadd(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = req.arg(1);
     let h = ctx.store.hash(key);
-    let mut g = ctx.store.lock(h);
+    let mut g = ctx.db.stripe(h)?;
     let existing = lookup_typed(&mut g, h, key, Kind::Set, ctx.now_ms)?;
     // Members already present cost nothing; one named twice is counted twice (an over-estimate).
     let growth: usize = req
@@ -64,7 +64,7 @@ fn sadd(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 fn srem(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = req.arg(1);
     let h = ctx.store.hash(key);
-    let mut g = ctx.store.lock(h);
+    let mut g = ctx.db.stripe(h)?;
     let Some(slot) = lookup_typed(&mut g, h, key, Kind::Set, ctx.now_ms)? else {
         ctx.out.integer(0);
         return Ok(());
@@ -89,10 +89,10 @@ fn spop(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let count = req.get(2).map(parse_count).transpose()?;
     let key = req.arg(1);
     let h = ctx.store.hash(key);
-    let mut g = ctx.store.lock(h);
+    let mut g = ctx.db.stripe(h)?;
     let Some(slot) = lookup_typed(&mut g, h, key, Kind::Set, ctx.now_ms)? else {
         match count {
-            Some(_) => ctx.out.array_len(0),
+            Some(_) => ctx.out.set_len(0),
             None => ctx.out.null(),
         }
         return Ok(());
@@ -113,7 +113,7 @@ fn spop(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     settle(&mut g, slot, 0, -(freed as isize));
     match count {
         Some(_) => {
-            ctx.out.array_len(popped.len());
+            ctx.out.set_len(popped.len());
             for member in &popped {
                 ctx.out.bulk(member);
             }
@@ -129,13 +129,13 @@ fn spop(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 fn smembers(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = req.arg(1);
     let h = ctx.store.hash(key);
-    let mut g = ctx.store.lock(h);
+    let mut g = ctx.db.stripe(h)?;
     let Some(slot) = lookup_typed(&mut g, h, key, Kind::Set, ctx.now_ms)? else {
-        ctx.out.array_len(0);
+        ctx.out.set_len(0);
         return Ok(());
     };
     let set = members(&g, slot);
-    ctx.out.array_len(set.len());
+    ctx.out.set_len(set.len());
     for member in set {
         ctx.out.bulk(member);
     }
@@ -145,7 +145,7 @@ fn smembers(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 fn sismember(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let (key, member) = (req.arg(1), req.arg(2));
     let h = ctx.store.hash(key);
-    let mut g = ctx.store.lock(h);
+    let mut g = ctx.db.stripe(h)?;
     let slot = lookup_typed(&mut g, h, key, Kind::Set, ctx.now_ms)?;
     let found = slot.is_some_and(|slot| members(&g, slot).contains(member));
     ctx.out.integer(i64::from(found));
@@ -155,7 +155,7 @@ fn sismember(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 fn scard(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = req.arg(1);
     let h = ctx.store.hash(key);
-    let mut g = ctx.store.lock(h);
+    let mut g = ctx.db.stripe(h)?;
     let slot = lookup_typed(&mut g, h, key, Kind::Set, ctx.now_ms)?;
     let len = slot.map_or(0, |slot| members(&g, slot).len());
     ctx.out.integer(len as i64);

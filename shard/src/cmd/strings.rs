@@ -5,7 +5,7 @@ use ringcache_common::metrics::{add_hot, HotCounter};
 use ringcache_common::resp::{format_double, ReplyWriter, Request};
 
 use super::{is, parse_f64, parse_i64, CmdError, CmdResult, Ctx, Handler};
-use crate::store::{string_entry_cost, Kind, Locked, Slot, StoreStripe};
+use crate::store::{string_entry_cost, KeyStripe, Kind, Slot, StoreStripe};
 
 pub(super) fn handler(name: &str) -> Option<Handler> {
     Some(match name {
@@ -59,7 +59,7 @@ pub(crate) fn lookup_typed(
 
 /// Stores `value` as the string at `key` (whose current slot, of any type, is `existing`).
 pub(crate) fn store_string(
-    locked: &mut impl Locked,
+    g: &mut KeyStripe<'_, '_>,
     hash: u64,
     key: &[u8],
     existing: Option<Slot>,
@@ -69,25 +69,23 @@ pub(crate) fn store_string(
     let new_cost = string_entry_cost(key.len(), value.len());
     let slot = match existing {
         Some(slot) => {
-            let old_cost = locked.stripe_for(hash).cost(slot);
+            let old_cost = g.cost(slot);
             if new_cost > old_cost {
-                locked.reserve_for(hash, new_cost - old_cost, slot)?;
+                g.reserve(new_cost - old_cost, slot)?;
             }
-            let s = locked.stripe_for(hash);
-            s.replace_with_string(slot, value);
-            s.release(old_cost.saturating_sub(new_cost));
+            g.replace_with_string(slot, value);
+            g.release(old_cost.saturating_sub(new_cost));
             slot
         }
         None => {
-            locked.reserve_for(hash, new_cost, crate::store::NO_SLOT)?;
-            locked.stripe_for(hash).insert_string(hash, key, value)
+            g.reserve(new_cost, crate::store::NO_SLOT)?;
+            g.insert_string(hash, key, value)
         }
     };
-    let s = locked.stripe_for(hash);
     match ttl {
         Ttl::Keep => {}
-        Ttl::Clear => s.set_expire(slot, None),
-        Ttl::At(at) => s.set_expire(slot, Some(at)),
+        Ttl::Clear => g.set_expire(slot, None),
+        Ttl::At(at) => g.set_expire(slot, Some(at)),
     }
     Ok(slot)
 }
@@ -95,7 +93,7 @@ pub(crate) fn store_string(
 fn get(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = req.arg(1);
     let h = ctx.store.hash(key);
-    let mut g = ctx.store.lock(h);
+    let mut g = ctx.db.stripe(h)?;
     match lookup_typed(&mut g, h, key, Kind::String, ctx.now_ms)? {
         Some(slot) => ctx.out.bulk(g.string(slot)),
         None => ctx.out.null(),
@@ -152,7 +150,7 @@ fn set(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     }
     let (key, value) = (req.arg(1), req.arg(2));
     let h = ctx.store.hash(key);
-    let mut g = ctx.store.lock(h);
+    let mut g = ctx.db.stripe(h)?;
     let existing = g.lookup(h, key, ctx.now_ms);
     // SET ... GET replies with the old value, so copy it before the write replaces it.
     let old = match existing {
@@ -180,7 +178,7 @@ fn set(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 fn setnx(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let (key, value) = (req.arg(1), req.arg(2));
     let h = ctx.store.hash(key);
-    let mut g = ctx.store.lock(h);
+    let mut g = ctx.db.stripe(h)?;
     if g.lookup(h, key, ctx.now_ms).is_some() {
         ctx.out.integer(0);
         return Ok(());
@@ -194,7 +192,7 @@ fn setex_with(ctx: &mut Ctx<'_>, req: &Request, unit_ms: u64, cmd: &'static str)
     let (key, value) = (req.arg(1), req.arg(3));
     let at = parse_expiry(req.arg(2), unit_ms, false, ctx.now_ms, cmd)?;
     let h = ctx.store.hash(key);
-    let mut g = ctx.store.lock(h);
+    let mut g = ctx.db.stripe(h)?;
     let existing = g.lookup(h, key, ctx.now_ms);
     store_string(&mut g, h, key, existing, value, Ttl::At(at))?;
     ctx.out.ok();
@@ -212,7 +210,7 @@ fn psetex(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 fn getset(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let (key, value) = (req.arg(1), req.arg(2));
     let h = ctx.store.hash(key);
-    let mut g = ctx.store.lock(h);
+    let mut g = ctx.db.stripe(h)?;
     let existing = lookup_typed(&mut g, h, key, Kind::String, ctx.now_ms)?;
     let old = existing.map(|slot| g.string(slot).to_vec());
     store_string(&mut g, h, key, existing, value, Ttl::Clear)?;
@@ -226,7 +224,7 @@ fn getset(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 fn getdel(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = req.arg(1);
     let h = ctx.store.hash(key);
-    let mut g = ctx.store.lock(h);
+    let mut g = ctx.db.stripe(h)?;
     match lookup_typed(&mut g, h, key, Kind::String, ctx.now_ms)? {
         Some(slot) => {
             ctx.out.bulk(g.string(slot));
@@ -260,7 +258,7 @@ fn getex(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     }
     let key = req.arg(1);
     let h = ctx.store.hash(key);
-    let mut g = ctx.store.lock(h);
+    let mut g = ctx.db.stripe(h)?;
     let Some(slot) = lookup_typed(&mut g, h, key, Kind::String, ctx.now_ms)? else {
         ctx.out.null();
         return Ok(());
@@ -280,12 +278,12 @@ fn getex(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 fn append(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let (key, suffix) = (req.arg(1), req.arg(2));
     let h = ctx.store.hash(key);
-    let mut g = ctx.store.lock(h);
+    let mut g = ctx.db.stripe(h)?;
     let existing = lookup_typed(&mut g, h, key, Kind::String, ctx.now_ms)?;
     let new_len = match existing {
         Some(slot) => {
             let len = g.string(slot).len() + suffix.len();
-            check_string_size(ctx, len)?;
+            check_string_size(ctx.shared, len)?;
             g.reserve(suffix.len(), slot)?;
             g.append_to_string(slot, suffix);
             len
@@ -299,8 +297,8 @@ fn append(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     Ok(())
 }
 
-fn check_string_size(ctx: &Ctx<'_>, len: usize) -> CmdResult {
-    if len > ctx.shared.config.limits.max_bulk_len {
+fn check_string_size(shared: &crate::server::Shared, len: usize) -> CmdResult {
+    if len > shared.config.limits.max_bulk_len {
         return Err(CmdError::TooLarge);
     }
     Ok(())
@@ -309,7 +307,7 @@ fn check_string_size(ctx: &Ctx<'_>, len: usize) -> CmdResult {
 fn strlen(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = req.arg(1);
     let h = ctx.store.hash(key);
-    let mut g = ctx.store.lock(h);
+    let mut g = ctx.db.stripe(h)?;
     let len = lookup_typed(&mut g, h, key, Kind::String, ctx.now_ms)?.map_or(0, |slot| g.string(slot).len());
     ctx.out.integer(len as i64);
     Ok(())
@@ -320,7 +318,7 @@ fn getrange(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let start = parse_i64(req.arg(2))?;
     let end = parse_i64(req.arg(3))?;
     let h = ctx.store.hash(key);
-    let mut g = ctx.store.lock(h);
+    let mut g = ctx.db.stripe(h)?;
     let Some(slot) = lookup_typed(&mut g, h, key, Kind::String, ctx.now_ms)? else {
         ctx.out.bulk(b"");
         return Ok(());
@@ -352,7 +350,7 @@ fn setrange(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let patch = req.arg(3);
     let offset = offset as usize;
     let h = ctx.store.hash(key);
-    let mut g = ctx.store.lock(h);
+    let mut g = ctx.db.stripe(h)?;
     let existing = lookup_typed(&mut g, h, key, Kind::String, ctx.now_ms)?;
     let old_len = existing.map_or(0, |slot| g.string(slot).len());
     if patch.is_empty() {
@@ -382,7 +380,7 @@ fn setrange(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 
 fn incr_by(ctx: &mut Ctx<'_>, key: &[u8], delta: i64) -> CmdResult {
     let h = ctx.store.hash(key);
-    let mut g = ctx.store.lock(h);
+    let mut g = ctx.db.stripe(h)?;
     let existing = lookup_typed(&mut g, h, key, Kind::String, ctx.now_ms)?;
     let current = match existing {
         Some(slot) => parse_i64(g.string(slot))?,
@@ -420,7 +418,7 @@ fn incrbyfloat(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = req.arg(1);
     let delta = parse_f64(req.arg(2))?;
     let h = ctx.store.hash(key);
-    let mut g = ctx.store.lock(h);
+    let mut g = ctx.db.stripe(h)?;
     let existing = lookup_typed(&mut g, h, key, Kind::String, ctx.now_ms)?;
     let current = match existing {
         Some(slot) => parse_f64(g.string(slot))?,
@@ -440,7 +438,7 @@ fn mget(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     ctx.out.array_len(req.argc() - 1);
     for key in req.args_from(1) {
         let h = ctx.store.hash(key);
-        let mut g = ctx.store.lock(h);
+        let mut g = ctx.db.stripe(h)?;
         match lookup_typed(&mut g, h, key, Kind::String, ctx.now_ms) {
             Ok(Some(slot)) => ctx.out.bulk(g.string(slot)),
             // MGET answers nil for keys of other types rather than failing.
@@ -458,26 +456,26 @@ fn msetnx(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     mset_generic(ctx, req, true)
 }
 
-/// MSET and MSETNX lock every stripe involved (in order), so the whole write is atomic as in Redis.
+/// MSET and MSETNX: every key's stripe is held for the whole command, so the write is atomic as in Redis.
 fn mset_generic(ctx: &mut Ctx<'_>, req: &Request, only_if_none_exist: bool) -> CmdResult {
     if req.argc().is_multiple_of(2) {
         return Err(CmdError::WrongArity(if only_if_none_exist { "msetnx" } else { "mset" }.into()));
     }
-    let pairs: Vec<(usize, u64)> = (1..req.argc()).step_by(2).map(|i| (i, ctx.store.hash(req.arg(i)))).collect();
-    let hashes: Vec<u64> = pairs.iter().map(|&(_, h)| h).collect();
-    let mut locked = ctx.store.lock_many(&hashes);
     if only_if_none_exist {
-        for &(i, h) in &pairs {
-            if locked.stripe_for(h).lookup(h, req.arg(i), ctx.now_ms).is_some() {
+        for i in (1..req.argc()).step_by(2) {
+            let h = ctx.store.hash(req.arg(i));
+            if ctx.db.stripe(h)?.lookup(h, req.arg(i), ctx.now_ms).is_some() {
                 ctx.out.integer(0);
                 return Ok(());
             }
         }
     }
-    for &(i, h) in &pairs {
+    for i in (1..req.argc()).step_by(2) {
         let key = req.arg(i);
-        let existing = locked.stripe_for(h).lookup(h, key, ctx.now_ms);
-        store_string(&mut locked, h, key, existing, req.arg(i + 1), Ttl::Clear)?;
+        let h = ctx.store.hash(key);
+        let mut g = ctx.db.stripe(h)?;
+        let existing = g.lookup(h, key, ctx.now_ms);
+        store_string(&mut g, h, key, existing, req.arg(i + 1), Ttl::Clear)?;
     }
     if only_if_none_exist {
         ctx.out.integer(1);

@@ -140,7 +140,7 @@ fn zadd(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         .collect::<Result<Vec<(f64, &[u8])>, CmdError>>()?;
     let key = req.arg(1);
     let h = ctx.store.hash(key);
-    let mut g = ctx.store.lock(h);
+    let mut g = ctx.db.stripe(h)?;
     let existing = lookup_typed(&mut g, h, key, Kind::ZSet, ctx.now_ms)?;
     let outcome = if existing.is_none() && f.xx {
         // XX never creates the key.
@@ -164,7 +164,7 @@ fn zadd(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     };
     if f.incr {
         if outcome.processed > 0 {
-            ctx.out.bulk_double(outcome.score);
+            ctx.out.double(outcome.score);
         } else {
             ctx.out.null();
         }
@@ -180,26 +180,32 @@ fn zpopmin(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     if req.argc() > 3 {
         return Err(CmdError::Syntax);
     }
-    let count = match req.get(2) {
-        Some(arg) => parse_count(arg)?,
-        None => 1,
-    };
+    // Without a count the reply is one flat pair; with one, a list of pairs (nested in RESP3).
+    let given = req.get(2).map(parse_count).transpose()?;
+    let count = given.unwrap_or(1);
     let key = req.arg(1);
     let h = ctx.store.hash(key);
-    let mut g = ctx.store.lock(h);
+    let mut g = ctx.db.stripe(h)?;
     let Some(slot) = lookup_typed(&mut g, h, key, Kind::ZSet, ctx.now_ms)? else {
         ctx.out.array_len(0);
         return Ok(());
     };
     let z = zset_mut(&mut g, slot);
     let take = count.min(z.len());
-    ctx.out.array_len(take * 2);
+    if given.is_some() {
+        ctx.out.pairs_len(take);
+    } else {
+        ctx.out.array_len(take * 2);
+    }
     let mut freed = 0;
     for _ in 0..take {
         if let Some((member, score)) = z.pop_min() {
             freed += zset_member_cost(&member);
+            if given.is_some() {
+                ctx.out.pair();
+            }
             ctx.out.bulk(&member);
-            ctx.out.bulk_double(score);
+            ctx.out.double(score);
         }
     }
     settle(&mut g, slot, 0, -(freed as isize));
@@ -346,7 +352,7 @@ fn zrange(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     };
     let key = req.arg(1);
     let h = ctx.store.hash(key);
-    let mut g = ctx.store.lock(h);
+    let mut g = ctx.db.stripe(h)?;
     let Some(slot) = lookup_typed(&mut g, h, key, Kind::ZSet, ctx.now_ms)? else {
         ctx.out.array_len(0);
         return Ok(());
@@ -417,11 +423,17 @@ fn zrange(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
             }
         }
     };
-    ctx.out.array_len(found.len() * if withscores { 2 } else { 1 });
-    for (score, member) in found {
-        ctx.out.bulk(member);
-        if withscores {
-            ctx.out.bulk_double(score.0);
+    if withscores {
+        ctx.out.pairs_len(found.len());
+        for (score, member) in found {
+            ctx.out.pair();
+            ctx.out.bulk(member);
+            ctx.out.double(score.0);
+        }
+    } else {
+        ctx.out.array_len(found.len());
+        for (_, member) in found {
+            ctx.out.bulk(member);
         }
     }
     Ok(())
@@ -430,7 +442,7 @@ fn zrange(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 fn zcard(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = req.arg(1);
     let h = ctx.store.hash(key);
-    let mut g = ctx.store.lock(h);
+    let mut g = ctx.db.stripe(h)?;
     let slot = lookup_typed(&mut g, h, key, Kind::ZSet, ctx.now_ms)?;
     let len = slot.map_or(0, |slot| zset(&g, slot).len());
     ctx.out.integer(len as i64);
@@ -440,10 +452,10 @@ fn zcard(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 fn zscore(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let (key, member) = (req.arg(1), req.arg(2));
     let h = ctx.store.hash(key);
-    let mut g = ctx.store.lock(h);
+    let mut g = ctx.db.stripe(h)?;
     let slot = lookup_typed(&mut g, h, key, Kind::ZSet, ctx.now_ms)?;
     match slot.and_then(|slot| zset(&g, slot).scores.get(member).copied()) {
-        Some(score) => ctx.out.bulk_double(score),
+        Some(score) => ctx.out.double(score),
         None => ctx.out.null(),
     }
     Ok(())

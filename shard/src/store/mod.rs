@@ -8,7 +8,8 @@
 //!   from other stripes with `try_lock` (never blocking while holding a stripe, so never deadlocking).
 //!   `used_memory` therefore never exceeds `maxmemory`.
 //! - Locks are held only for the in-memory operation of one command, never across I/O or `.await`.
-//! - Multi-key commands that must be atomic (MSET, MSETNX, RENAME) lock their stripes in index order.
+//! - A command locks the stripes of all its keys, in index order, before it runs and releases them after
+//!   ([`Db`]): every multi-key command is atomic, and transactions and scripts hold every stripe.
 
 mod expire;
 mod stripe;
@@ -147,15 +148,6 @@ impl Store {
         StripeGuard { store: self, index, guard: self.stripes[index].0.lock() }
     }
 
-    /// Locks every stripe that owns one of `hashes`, in stripe order (deadlock-free).
-    pub fn lock_many(&self, hashes: &[u64]) -> MultiGuard<'_> {
-        let mut indices: Vec<usize> = hashes.iter().map(|&h| self.stripe_index(h)).collect();
-        indices.sort_unstable();
-        indices.dedup();
-        let guards = indices.iter().map(|&i| self.lock_index(i)).collect();
-        MultiGuard { store: self, guards }
-    }
-
     fn reserve_in(
         &self,
         held: &mut [StripeGuard<'_>],
@@ -260,15 +252,6 @@ impl Store {
     }
 }
 
-/// One or more locked stripes, seen the same way by commands that write.
-pub trait Locked {
-    /// The locked stripe that owns `hash`.
-    fn stripe_for(&mut self, hash: u64) -> &mut StoreStripe;
-    /// Reserves `bytes` for a write to the stripe owning `hash`, evicting least recently used keys (never
-    /// `protect`) there first and then in other stripes. Fails only if nothing evictable is left.
-    fn reserve_for(&mut self, hash: u64, bytes: usize, protect: Slot) -> Result<(), OutOfMemory>;
-}
-
 /// A locked stripe.
 pub struct StripeGuard<'a> {
     store: &'a Store,
@@ -281,19 +264,11 @@ impl StripeGuard<'_> {
         self.index
     }
 
-    /// [`Locked::reserve_for`] for this stripe.
+    /// Reserves `bytes` for a write to this stripe, evicting least recently used keys (never `protect`)
+    /// here first and then in other stripes. Fails only if nothing evictable is left.
     pub fn reserve(&mut self, bytes: usize, protect: Slot) -> Result<(), OutOfMemory> {
         let store = self.store;
         store.reserve_in(std::slice::from_mut(self), 0, bytes, protect)
-    }
-}
-
-impl Locked for StripeGuard<'_> {
-    fn stripe_for(&mut self, _hash: u64) -> &mut StoreStripe {
-        &mut self.guard
-    }
-    fn reserve_for(&mut self, _hash: u64, bytes: usize, protect: Slot) -> Result<(), OutOfMemory> {
-        self.reserve(bytes, protect)
     }
 }
 
@@ -310,28 +285,172 @@ impl std::ops::DerefMut for StripeGuard<'_> {
     }
 }
 
-/// Several stripes locked together, in index order.
-pub struct MultiGuard<'a> {
+/// A command asked for a key whose stripe it did not lock: a bug in a key specification, reported to the
+/// client as an error rather than risking a deadlock by locking out of order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("ERR ringcache-shard internal error: a key outside the command's key specification was accessed")]
+pub struct NotLocked;
+
+/// The keyspace as one command (or one transaction, or one script) sees it: the stripes it holds for its
+/// whole run, locked in index order before it starts and released after its effects are recorded.
+///
+/// - *Keyed* commands hold the stripes of the keys their key specification names ([`Db::lock_hashes`]),
+///   so every multi-key command is atomic, as in Redis.
+/// - Transactions and scripts that may touch anything hold every stripe ([`Db::lock_all`]).
+/// - Whole-keyspace walks (SCAN, KEYS, DBSIZE, FLUSHALL) run on an unlocked `Db` ([`Db::unlocked`]) and
+///   lock one stripe at a time; inside a transaction or script they use the stripes already held.
+pub struct Db<'a> {
     store: &'a Store,
-    guards: Vec<StripeGuard<'a>>,
+    /// Locked stripes, in index order (every stripe when `all`).
+    held: smallvec::SmallVec<[StripeGuard<'a>; 2]>,
+    all: bool,
 }
 
-impl MultiGuard<'_> {
-    fn position(&self, hash: u64) -> usize {
-        let index = self.store.stripe_index(hash);
-        self.guards.iter().position(|g| g.index == index).expect("hash was locked by lock_many")
+impl<'a> Db<'a> {
+    /// Holds nothing (commands that do not touch keys, and walks).
+    pub fn unlocked(store: &'a Store) -> Db<'a> {
+        Db { store, held: smallvec::SmallVec::new(), all: false }
+    }
+
+    /// Locks the stripes owning `hashes`, in index order (deadlock-free).
+    pub fn lock_hashes(store: &'a Store, hashes: &[u64]) -> Db<'a> {
+        let mut indices: smallvec::SmallVec<[usize; 8]> = hashes.iter().map(|&h| store.stripe_index(h)).collect();
+        indices.sort_unstable();
+        indices.dedup();
+        let all = indices.len() == store.stripe_count();
+        Db { store, held: indices.iter().map(|&i| store.lock_index(i)).collect(), all }
+    }
+
+    /// Locks every stripe, in index order.
+    pub fn lock_all(store: &'a Store) -> Db<'a> {
+        Db { store, held: (0..store.stripe_count()).map(|i| store.lock_index(i)).collect(), all: true }
+    }
+
+    pub fn store(&self) -> &'a Store {
+        self.store
+    }
+
+    /// Whether every stripe is held (a transaction or script).
+    pub fn holds_all(&self) -> bool {
+        self.all
+    }
+
+    pub fn hash(&self, key: &[u8]) -> u64 {
+        self.store.hash(key)
+    }
+
+    fn position(&self, index: usize) -> Option<usize> {
+        if self.all {
+            return Some(index);
+        }
+        self.held.iter().position(|g| g.index == index)
+    }
+
+    /// The held stripe owning `hash`.
+    pub fn stripe(&mut self, hash: u64) -> Result<KeyStripe<'_, 'a>, NotLocked> {
+        let pos = self.position(self.store.stripe_index(hash)).ok_or(NotLocked)?;
+        Ok(KeyStripe { db: self, pos })
+    }
+
+    /// Runs `f` on stripe `index`: the held guard, or (on an unlocked `Db`) the stripe locked for the call.
+    pub fn with_stripe<R>(&mut self, index: usize, f: impl FnOnce(&mut StoreStripe) -> R) -> Result<R, NotLocked> {
+        if let Some(pos) = self.position(index) {
+            return Ok(f(&mut self.held[pos]));
+        }
+        if !self.held.is_empty() {
+            // Locking another stripe now could invert the lock order.
+            return Err(NotLocked);
+        }
+        Ok(f(&mut self.store.lock_index(index)))
+    }
+
+    pub fn stripe_count(&self) -> usize {
+        self.store.stripe_count()
+    }
+
+    /// [`Store::scan`] through this `Db`'s locks.
+    pub fn scan(
+        &mut self,
+        cursor: u64,
+        now_ms: u64,
+        mut f: impl FnMut(&StoreStripe, Slot) -> bool,
+    ) -> Result<u64, NotLocked> {
+        let mut stripe = (cursor >> 32) as usize;
+        let mut slot = (cursor & 0xffff_ffff) as u32;
+        while stripe < self.stripe_count() {
+            if let Some(next) = self.with_stripe(stripe, |g| g.scan_from(slot, now_ms, &mut f))? {
+                return Ok(((stripe as u64) << 32) | u64::from(next));
+            }
+            stripe += 1;
+            slot = 0;
+        }
+        Ok(0)
+    }
+
+    /// Number of keys (including expired ones not yet removed), like Redis's DBSIZE.
+    pub fn key_count(&mut self) -> Result<usize, NotLocked> {
+        let mut n = 0;
+        for i in 0..self.stripe_count() {
+            n += self.with_stripe(i, |g| g.len())?;
+        }
+        Ok(n)
+    }
+
+    /// [`Store::stats`] through this `Db`'s locks.
+    pub fn stats(&mut self) -> Result<StoreStats, NotLocked> {
+        let mut s = StoreStats::default();
+        for i in 0..self.stripe_count() {
+            self.with_stripe(i, |g| {
+                s.keys += g.len();
+                s.keys_with_expiry += g.expires_len();
+                s.expired_keys += g.expired_total;
+                s.evicted_keys += g.evicted_total;
+            })?;
+        }
+        Ok(s)
+    }
+
+    /// Removes every key.
+    pub fn clear(&mut self) -> Result<(), NotLocked> {
+        for i in 0..self.stripe_count() {
+            self.with_stripe(i, |g| g.clear())?;
+        }
+        Ok(())
     }
 }
 
-impl Locked for MultiGuard<'_> {
-    /// `hash` must have been passed to `lock_many`.
-    fn stripe_for(&mut self, hash: u64) -> &mut StoreStripe {
-        let p = self.position(hash);
-        &mut self.guards[p]
+/// One held stripe of a [`Db`]: the stripe itself (through `Deref`), plus reservations that may evict in
+/// the other stripes the `Db` holds.
+pub struct KeyStripe<'d, 'a> {
+    db: &'d mut Db<'a>,
+    pos: usize,
+}
+
+impl KeyStripe<'_, '_> {
+    /// Reserves `bytes` for a write to this stripe, evicting least recently used keys (never `protect`)
+    /// here first, then in the other held stripes, then in stripes that can be locked without waiting.
+    /// Fails only if nothing evictable is left.
+    pub fn reserve(&mut self, bytes: usize, protect: Slot) -> Result<(), OutOfMemory> {
+        let store = self.db.store;
+        store.reserve_in(&mut self.db.held, self.pos, bytes, protect)
     }
-    fn reserve_for(&mut self, hash: u64, bytes: usize, protect: Slot) -> Result<(), OutOfMemory> {
-        let p = self.position(hash);
-        self.store.reserve_in(&mut self.guards, p, bytes, protect)
+
+    /// Charges `bytes` even past the limit (only where refusing would lose data, as in RENAME).
+    pub fn force_charge(&self, bytes: usize) {
+        self.db.store.force_charge(bytes);
+    }
+}
+
+impl std::ops::Deref for KeyStripe<'_, '_> {
+    type Target = StoreStripe;
+    fn deref(&self) -> &StoreStripe {
+        &self.db.held[self.pos]
+    }
+}
+
+impl std::ops::DerefMut for KeyStripe<'_, '_> {
+    fn deref_mut(&mut self) -> &mut StoreStripe {
+        &mut self.db.held[self.pos]
     }
 }
 

@@ -1,8 +1,13 @@
-//! Value types other than strings, and what they cost against `maxmemory`.
+//! Value types other than strings, and what they cost against `maxmemory`: one file per type where the
+//! type has structure of its own (`zset.rs`), the plain containers here.
 
-use std::collections::{BTreeSet, VecDeque};
+mod zset;
+
+use std::collections::VecDeque;
 
 use hashbrown::{HashMap, HashSet};
+
+pub use zset::{Score, ZSet};
 
 /// The type of a key's value, as `TYPE` names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,67 +53,6 @@ pub const HASH_FIELD_OVERHEAD_BYTES: usize = 64;
 pub const LIST_ITEM_OVERHEAD_BYTES: usize = 24;
 pub const SET_MEMBER_OVERHEAD_BYTES: usize = 40;
 pub const ZSET_MEMBER_OVERHEAD_BYTES: usize = 96;
-
-/// A score ordered totally (NaN never gets in: ZADD rejects it).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Score(pub f64);
-
-impl Eq for Score {}
-
-impl PartialOrd for Score {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for Score {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.0.total_cmp(&other.0)
-    }
-}
-
-/// A sorted set: member → score, plus the members ordered by (score, member).
-#[derive(Debug, Default)]
-pub struct ZSet {
-    pub scores: HashMap<Bytes, f64>,
-    pub order: BTreeSet<(Score, Bytes)>,
-}
-
-impl ZSet {
-    /// Inserts or updates a member. Returns whether it was new.
-    pub fn insert(&mut self, member: &[u8], score: f64) -> bool {
-        match self.scores.get_mut(member) {
-            Some(old) => {
-                if *old != score {
-                    self.order.remove(&(Score(*old), Box::from(member)));
-                    self.order.insert((Score(score), Box::from(member)));
-                    *old = score;
-                }
-                false
-            }
-            None => {
-                self.scores.insert(Box::from(member), score);
-                self.order.insert((Score(score), Box::from(member)));
-                true
-            }
-        }
-    }
-
-    /// Removes and returns the lowest-scoring member.
-    pub fn pop_min(&mut self) -> Option<(Bytes, f64)> {
-        let (score, member) = self.order.pop_first()?;
-        self.scores.remove(&member);
-        Some((member, score.0))
-    }
-
-    pub fn len(&self) -> usize {
-        self.scores.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.scores.is_empty()
-    }
-}
 
 /// A non-string value.
 #[derive(Debug)]
