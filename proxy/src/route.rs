@@ -256,9 +256,9 @@ struct Part {
     counted: bool,
 }
 
-/// Replies from several shards being gathered. Parts that are merged come from RESP2 connections and are
-/// decoded; the merged reply is written in the client's protocol (`proto`). Parts passed through as they
-/// are ([`Merge::Owner`]) come from connections in the client's protocol.
+/// Replies from several shards being gathered. Every part is sent on the connection in the client's
+/// protocol that the client's other requests to that shard use (so they run in the order the client sent
+/// them), decoded whatever its protocol, and the merged reply is written in the client's protocol (`proto`).
 pub struct Gather {
     parts: Vec<Part>,
     merge: Merge,
@@ -315,7 +315,7 @@ impl Gather {
             Merge::Mget => {
                 let mut slots: Vec<Option<Option<Bytes>>> = vec![None; self.total_keys];
                 for (part, v) in self.parts.iter().zip(values) {
-                    let ReplyValue::Array(Some(items)) = v else { return unexpected(&part.shard) };
+                    let Some(items) = v.into_items() else { return unexpected(&part.shard) };
                     for (pos, item) in part.positions.iter().zip(items) {
                         slots[*pos] = Some(match item {
                             ReplyValue::Bulk(b) => b,
@@ -356,7 +356,7 @@ impl Gather {
             Merge::ConcatArrays { distinct } => {
                 let mut all = Vec::new();
                 for (part, v) in self.parts.iter().zip(values) {
-                    let ReplyValue::Array(Some(items)) = v else { return unexpected(&part.shard) };
+                    let Some(items) = v.into_items() else { return unexpected(&part.shard) };
                     all.extend(items);
                 }
                 if *distinct {
@@ -390,15 +390,16 @@ impl Gather {
                 }
             }
             Merge::Scan { shard, shards } => {
-                let Some(ReplyValue::Array(Some(items))) = values.into_iter().next() else {
+                let Some(items) = values.into_iter().next().and_then(ReplyValue::into_items) else {
                     return unexpected(&self.parts[0].shard);
                 };
-                let (Some(ReplyValue::Bulk(Some(cursor))), Some(ReplyValue::Array(Some(keys)))) =
-                    (items.first(), items.get(1))
+                let mut items = items.into_iter();
+                let (Some(ReplyValue::Bulk(Some(cursor))), Some(keys)) =
+                    (items.next(), items.next().and_then(ReplyValue::into_items))
                 else {
                     return unexpected(&self.parts[0].shard);
                 };
-                let inner: u64 = std::str::from_utf8(cursor).ok().and_then(|c| c.parse().ok()).unwrap_or(0);
+                let inner: u64 = std::str::from_utf8(&cursor).ok().and_then(|c| c.parse().ok()).unwrap_or(0);
                 let next = if inner != 0 {
                     (inner << SCAN_SHARD_BITS) | *shard as u64
                 } else if shard + 1 < *shards {
@@ -411,15 +412,15 @@ impl Gather {
                 out.array_len(keys.len());
                 for k in keys {
                     if let ReplyValue::Bulk(Some(b)) = k {
-                        out.bulk(b);
+                        out.bulk(&b);
                     }
                 }
             }
             Merge::Info { text, sections } => {
                 let mut infos = Vec::new();
                 for v in values {
-                    if let ReplyValue::Bulk(Some(b)) = v {
-                        infos.push(String::from_utf8_lossy(&b).into_owned());
+                    if let Some(b) = v.as_bytes() {
+                        infos.push(String::from_utf8_lossy(b).into_owned());
                     }
                 }
                 out.verbatim(crate::local::merge_info(text, sections, &infos).as_bytes());
@@ -499,7 +500,7 @@ fn split(
                     sub.bulk(req.arg(i));
                 }
             }
-            let rx = shard.conn_for(session.id, Protocol::Resp2).send(sub.freeze());
+            let rx = shard.conn_for(session.id, session.proto).send(sub.freeze());
             let positions = positions.iter().map(|p| (p - 1) / group).collect();
             Part { rx, shard, result: None, positions, counted: is_owner }
         })
@@ -516,7 +517,7 @@ fn broadcast_bytes(session: &Session, topo: &View<'_>, request: Bytes, merge: Me
     let parts: Vec<Part> = topo
         .live()
         .map(|(_, shard)| Part {
-            rx: shard.conn_for(session.id, Protocol::Resp2).send(request.clone()),
+            rx: shard.conn_for(session.id, session.proto).send(request.clone()),
             shard: shard.clone(),
             result: None,
             positions: Vec::new(),
@@ -536,7 +537,7 @@ fn info(session: &Session, shared: &ProxyShared, topo: &View<'_>, req: &Request)
     let parts: Vec<Part> = topo
         .live()
         .map(|(_, shard)| Part {
-            rx: shard.conn_for(session.id, Protocol::Resp2).send(shard_req.clone()),
+            rx: shard.conn_for(session.id, session.proto).send(shard_req.clone()),
             shard: shard.clone(),
             result: None,
             positions: Vec::new(),
@@ -572,7 +573,7 @@ fn scan(session: &Session, topo: &View<'_>, req: &Request) -> ReplyFut {
     let args = std::iter::once(&b"SCAN"[..]).chain(std::iter::once(inner_text.as_bytes())).chain(req.args_from(2));
     let sub = encode_request(args.collect::<Vec<_>>().into_iter());
     let part = Part {
-        rx: shard.conn_for(session.id, Protocol::Resp2).send(sub),
+        rx: shard.conn_for(session.id, session.proto).send(sub),
         shard: shard.clone(),
         result: None,
         positions: Vec::new(),

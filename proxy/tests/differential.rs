@@ -1,8 +1,9 @@
 //! Differential tests: the same command sequence goes to (a) ringcache-proxy over three ringcache shards,
 //! (b) ringcache-proxy over three redis-servers and (c) one plain redis-server, and every reply of (a) and
-//! (b) must equal (c)'s. Replies are compared as `redis::Value`s (errors by their full text); only where
-//! Redis defines no order (KEYS, SMEMBERS, SPOP with a count, HGETALL, HKEYS, HVALS, a whole SCAN) are they
-//! compared as multisets.
+//! (b) must equal (c)'s, in RESP2 and again in RESP3 (clients that said HELLO 3). Replies are compared as
+//! `redis::Value`s, which keep RESP3's types apart (a map is not an array, a set not an array, a double not
+//! a bulk string, `_` not `$-1`), and errors by their full text; only where Redis defines no order (KEYS,
+//! SMEMBERS, SPOP with a count, HGETALL, HKEYS, HVALS, a whole SCAN) are they compared as multisets.
 //!
 //! The plain redis-server runs with `--databases 1`, so that `SELECT 1` fails there as it does through the
 //! proxy. Cases avoid what differs between the installed redis-server (7.0) and the Redis 7.2 behaviour
@@ -79,12 +80,13 @@ impl Targets {
     }
 
     /// (name, connection), the reference first; the proxy over ringcache shards only when `with_shards`.
-    fn connections(&self, with_shards: bool) -> Vec<(&'static str, redis::Connection)> {
-        let mut conns = vec![("redis-server", self.plain.client())];
+    fn connections(&self, with_shards: bool, resp3: bool) -> Vec<(&'static str, redis::Connection)> {
+        let open = |p: &Proc| if resp3 { p.client_resp3() } else { p.client() };
+        let mut conns = vec![("redis-server", open(&self.plain))];
         if with_shards {
-            conns.push(("proxy over shards", self.over_shards.proxy.client()));
+            conns.push(("proxy over shards", open(&self.over_shards.proxy)));
         }
-        conns.push(("proxy over redis", self.over_redis.proxy.client()));
+        conns.push(("proxy over redis", open(&self.over_redis.proxy)));
         conns
     }
 
@@ -113,7 +115,10 @@ fn query(conn: &mut redis::Connection, case: &Case) -> Value {
         args.extend(case.args[1..].iter().cloned());
         match conn.req_command(&command(&args)).unwrap() {
             Value::Array(mut items) if items.len() == 2 => {
-                let Some(Value::Array(batch)) = items.pop() else { panic!("SCAN reply without keys") };
+                let batch = match items.pop() {
+                    Some(Value::Array(batch) | Value::Set(batch)) => batch,
+                    _ => panic!("SCAN reply without keys"),
+                };
                 let Some(Value::BulkString(next)) = items.pop() else { panic!("SCAN reply without a cursor") };
                 keys.extend(batch);
                 if next == b"0" {
@@ -131,17 +136,26 @@ fn sort_key(v: &Value) -> String {
     format!("{v:?}")
 }
 
-/// The reply in a canonical form for its comparison.
+/// The reply in a canonical form for its comparison. The container's type is kept: a RESP3 set stays a
+/// set and a map a map, so a reply of the wrong type never compares equal.
 fn canonical(v: Value, cmp: Cmp) -> Value {
     match (cmp, v) {
         (Unordered | ScanAll, Value::Array(mut items)) => {
             items.sort_by_key(sort_key);
             Value::Array(items)
         }
+        (Unordered | ScanAll | Pairs, Value::Set(mut items)) => {
+            items.sort_by_key(sort_key);
+            Value::Set(items)
+        }
         (Pairs, Value::Array(items)) => {
             let mut pairs: Vec<Vec<Value>> = items.chunks(2).map(<[Value]>::to_vec).collect();
             pairs.sort_by_key(|p| p.iter().map(sort_key).collect::<Vec<_>>());
             Value::Array(pairs.into_iter().flatten().collect())
+        }
+        (Pairs | Unordered, Value::Map(mut pairs)) => {
+            pairs.sort_by_key(|(k, v)| (sort_key(k), sort_key(v)));
+            Value::Map(pairs)
         }
         (_, v) => v,
     }
@@ -208,9 +222,10 @@ fn differential(targets: &Targets, cases: &[Case]) {
 
 fn compare_targets(targets: &Targets, cases: &[Case], with_shards: bool) {
     let mut failures = Vec::new();
-    for pipelined in [false, true] {
-        let mut conns = targets.connections(with_shards);
-        if pipelined {
+    for (resp3, pipelined) in [(false, false), (false, true), (true, false), (true, true)] {
+        let mut conns = targets.connections(with_shards, resp3);
+        // Every pass starts from an empty keyspace, as the first did.
+        if resp3 || pipelined {
             for (_, c) in &mut conns {
                 redis::cmd("FLUSHALL").query::<()>(c).unwrap();
             }
@@ -220,7 +235,8 @@ fn compare_targets(targets: &Targets, cases: &[Case], with_shards: bool) {
             for ((name, _), got) in conns.iter().zip(&all).skip(1) {
                 if !same(&all[0][i], &got[i], case.cmp) {
                     failures.push(format!(
-                        "{}{}\n    redis-server:      {}\n    {name:<18} {}",
+                        "{}{}{}\n    redis-server:      {}\n    {name:<18} {}",
+                        if resp3 { "(RESP3) " } else { "" },
                         if pipelined { "(pipelined) " } else { "" },
                         show_args(&case.args),
                         show_value(&all[0][i]),

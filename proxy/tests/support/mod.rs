@@ -42,6 +42,14 @@ impl Proc {
         redis::Client::open(format!("redis://127.0.0.1:{}/", self.port)).unwrap().get_connection().unwrap()
     }
 
+    /// A client speaking RESP3 (HELLO 3 at connect).
+    pub fn client_resp3(&self) -> redis::Connection {
+        redis::Client::open(format!("redis://127.0.0.1:{}/?protocol=resp3", self.port))
+            .unwrap()
+            .get_connection()
+            .unwrap()
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map_or(0, |c| c.id())
     }
