@@ -171,6 +171,22 @@ commands! {
     "bgsave", -1, ["admin", "noscript"], 0, 0, 0, "server", "1.0.0", "Asynchronously saves the database(s) to disk.";
     "ringcache", -2, ["admin"], 0, 0, 0, "server", "0.1.0", "Shard-to-shard operations used by ringcache-proxy (hinted handoff).";
     "lastsave", 1, ["loading", "stale", "fast"], 0, 0, 0, "server", "1.0.0", "Returns the Unix timestamp of the last successful save to disk.";
+    // transactions
+    "multi", 1, ["noscript", "loading", "stale", "fast", "allow_busy"], 0, 0, 0, "transactions", "1.2.0", "Starts a transaction.";
+    "exec", 1, ["noscript", "loading", "stale", "skip_slowlog"], 0, 0, 0, "transactions", "1.2.0", "Executes all commands in a transaction.";
+    "discard", 1, ["noscript", "loading", "stale", "fast", "allow_busy"], 0, 0, 0, "transactions", "2.0.0", "Discards a transaction.";
+    "watch", -2, ["noscript", "loading", "stale", "fast", "allow_busy"], 1, -1, 1, "transactions", "2.2.0", "Monitors changes to keys to determine the execution of a transaction.";
+    "unwatch", 1, ["noscript", "loading", "stale", "fast", "allow_busy"], 0, 0, 0, "transactions", "2.2.0", "Forgets about watched keys of a transaction.";
+    // pub/sub
+    "subscribe", -2, ["pubsub", "noscript", "loading", "stale"], 0, 0, 0, "pubsub", "2.0.0", "Listens for messages published to channels.";
+    "unsubscribe", -1, ["pubsub", "noscript", "loading", "stale"], 0, 0, 0, "pubsub", "2.0.0", "Stops listening to messages posted to channels.";
+    "psubscribe", -2, ["pubsub", "noscript", "loading", "stale"], 0, 0, 0, "pubsub", "2.0.0", "Listens for messages published to channels that match one or more patterns.";
+    "punsubscribe", -1, ["pubsub", "noscript", "loading", "stale"], 0, 0, 0, "pubsub", "2.0.0", "Stops listening to messages published to channels that match one or more patterns.";
+    "ssubscribe", -2, ["pubsub", "noscript", "loading", "stale"], 1, -1, 1, "pubsub", "7.0.0", "Listens for messages published to shard channels.";
+    "sunsubscribe", -1, ["pubsub", "noscript", "loading", "stale"], 1, -1, 1, "pubsub", "7.0.0", "Stops listening to messages posted to shard channels.";
+    "publish", 3, ["pubsub", "loading", "stale", "fast"], 0, 0, 0, "pubsub", "2.0.0", "Posts a message to a channel.";
+    "spublish", 3, ["pubsub", "loading", "stale", "fast"], 1, 1, 1, "pubsub", "7.0.0", "Post a message to a shard channel";
+    "pubsub", -2, [], 0, 0, 0, "pubsub", "2.8.0", "A container for Pub/Sub commands.";
 }
 
 /// Positions of a request's key arguments (for most commands, one or two).

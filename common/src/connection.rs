@@ -13,8 +13,10 @@ use parking_lot::Mutex;
 
 use crate::resp::{Protocol, ReplyBuf, ReplyWriter, Request};
 
-/// The Redis version clients see in INFO and HELLO: the release whose commands and replies we follow.
-pub const REDIS_COMPAT_VERSION: &str = "7.2.0";
+/// The Redis version clients see in INFO and HELLO. Replies follow Redis 7 (7.2's where 7.0 and 7.2
+/// differ, e.g. the shortest form of doubles); the number is 7.4.0 because clients gate features on it:
+/// redis-py enables its client-side cache (CLIENT TRACKING) only for servers that say 7.4 or later.
+pub const REDIS_COMPAT_VERSION: &str = "7.4.0";
 
 const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
 

@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 
 use ringcache_common::command::{self, CommandSpec};
 use ringcache_common::connection;
+use ringcache_common::glob::glob_match;
 use ringcache_common::resp::{ReplyBuf, ReplyWriter, Request};
 
 use crate::session::{ProxyShared, ReplyFut, Session};
@@ -56,24 +57,13 @@ fn config(shared: &ProxyShared, req: &Request, out: &mut ReplyBuf) -> Result<(),
         ("appendonly", "no".into()),
     ];
     let patterns: Vec<Vec<u8>> = req.args_from(2).map(|p| p.to_ascii_lowercase()).collect();
-    let matched: Vec<_> = params.iter().filter(|(n, _)| patterns.iter().any(|p| glob(p, n.as_bytes()))).collect();
+    let matched: Vec<_> = params.iter().filter(|(n, _)| patterns.iter().any(|p| glob_match(p, n.as_bytes()))).collect();
     out.map_len(matched.len());
     for (n, v) in matched {
         out.bulk(n.as_bytes());
         out.bulk(v.as_bytes());
     }
     Ok(())
-}
-
-/// `*` and `?` globbing, enough for CONFIG GET patterns.
-fn glob(p: &[u8], s: &[u8]) -> bool {
-    match (p.first(), s.first()) {
-        (None, None) => true,
-        (Some(b'*'), _) => glob(&p[1..], s) || (!s.is_empty() && glob(p, &s[1..])),
-        (Some(b'?'), Some(_)) => glob(&p[1..], &s[1..]),
-        (Some(a), Some(b)) if a == b => glob(&p[1..], &s[1..]),
-        _ => false,
-    }
 }
 
 const SECTIONS: [&str; 5] = ["server", "clients", "memory", "stats", "keyspace"];

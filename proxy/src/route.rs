@@ -58,6 +58,10 @@ const UNSUPPORTED: &[&str] = &[
     "migrate",
 ];
 
+/// Per command of the table (indexed like `COMMANDS`): whether it is in [`UNSUPPORTED`], looked up once.
+static REFUSED: std::sync::LazyLock<Vec<bool>> =
+    std::sync::LazyLock::new(|| command::COMMANDS.iter().map(|c| UNSUPPORTED.contains(&c.name)).collect());
+
 /// SCAN cursors carry the shard index in their low bits.
 const SCAN_SHARD_BITS: u32 = 10;
 
@@ -81,6 +85,9 @@ fn route_command(
         }
         return ReplyFut::error(&command::unknown_command_message(&req));
     };
+    if REFUSED[spec.index()] {
+        return ReplyFut::error(&format!("ERR {} is not supported by ringcache-proxy", spec.name.to_uppercase()));
+    }
     if !spec.arity_ok(req.argc()) {
         return ReplyFut::error(&format!("ERR wrong number of arguments for '{}' command", spec.name));
     }

@@ -5,6 +5,10 @@
 //! - [`server`]: accepting connections, limits (`--maxclients`, AUTH, idle timeout), the per-connection
 //!   loop (read everything buffered, execute in order, one write per batch) and graceful shutdown.
 //! - [`cmd`]: one file per command family; `cmd::execute` is where errors become RESP replies.
+//! - [`client`]: a connection's state (transaction, watches, subscriptions, tracking) and its bounded
+//!   queue of pushes (pub/sub messages, invalidations).
+//! - [`events`]: WATCH and client tracking, told of every key change by the store's one hook.
+//! - [`pubsub`]: the subscription registry and PUBLISH delivery.
 //! - [`store`]: the stripes, the LRU, the memory budget and active expiry. No I/O and no async in here.
 //! - [`snapshot`]: the snapshot file format, writing (stripe by stripe, atomic rename), restoring at start,
 //!   and the background thread that takes them.
@@ -13,10 +17,13 @@
 //!
 //! Invariant: no store lock is held across I/O or an `.await` — a command's store work is synchronous.
 
+pub mod client;
 pub mod clock;
 pub mod cmd;
 pub mod config;
+pub mod events;
 pub mod handoff;
+pub mod pubsub;
 pub mod server;
 pub mod shard_metrics;
 pub mod snapshot;

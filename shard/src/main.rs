@@ -62,6 +62,7 @@ async fn serve(args: ShardArgs) -> anyhow::Result<()> {
         requirepass: args.client.password(),
         idle_timeout: args.client.idle_timeout,
         limits: args.client.limits(),
+        state: args.state_limits(),
     };
     let shared =
         Arc::new(Shared::new(config, store.clone(), persistence.clone(), Handoffs::new(args.handoff_max_keys)));

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use ringcache_common::connection::{ClientConn, ClientRegistry};
 use ringcache_common::resp::{Limits, Protocol, ReplyBuf, ReplyWriter, RequestScanner};
 use ringcache_common::server::{accept_loop, ConnectionCounters};
@@ -19,9 +19,12 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
+use crate::client::{PushReceiver, StateLimits};
 use crate::clock::now_ms;
 use crate::cmd::{self, Ctx, Deferred};
+use crate::events::{KeyEvents, PushQueues};
 use crate::handoff::Handoffs;
+use crate::pubsub::PubSub;
 use crate::snapshot::Persistence;
 use crate::store::{Db, Store};
 
@@ -43,6 +46,8 @@ pub struct ServerConfig {
     /// Zero: never time out.
     pub idle_timeout: Duration,
     pub limits: Limits,
+    /// Limits on transactions and subscriptions.
+    pub state: StateLimits,
 }
 
 /// A shard's place in the ring's life, as proxies set it with `RINGCACHE MEMBER`.
@@ -107,6 +112,11 @@ pub struct Shared {
     /// Keys written while leaving (sorted when draining begins): the second pass of the drain.
     pub written_while_leaving: parking_lot::Mutex<WrittenWhileLeaving>,
     pub clients: ClientRegistry,
+    /// WATCH and client tracking, told of every key change by the store's hook.
+    pub events: Arc<KeyEvents>,
+    pub pubsub: Arc<PubSub>,
+    /// The push queue of every connection that has one, by client id (CLIENT TRACKING ... REDIRECT).
+    pub pushers: Arc<PushQueues>,
     pub started: Instant,
     pub connections: Arc<ConnectionCounters>,
     next_client_id: AtomicU64,
@@ -114,6 +124,9 @@ pub struct Shared {
 
 impl Shared {
     pub fn new(config: ServerConfig, store: Arc<Store>, persistence: Arc<Persistence>, handoffs: Handoffs) -> Shared {
+        let pubsub = Arc::new(PubSub::default());
+        let pushers = Arc::new(PushQueues::new());
+        let events = KeyEvents::install(store.hooks(), pubsub.clone(), pushers.clone());
         Shared {
             config,
             store,
@@ -123,6 +136,9 @@ impl Shared {
             handoff_lock: parking_lot::Mutex::new(None),
             written_while_leaving: parking_lot::Mutex::new(WrittenWhileLeaving::default()),
             clients: ClientRegistry::new(),
+            events,
+            pubsub,
+            pushers,
             started: Instant::now(),
             connections: Arc::default(),
             next_client_id: AtomicU64::new(1),
@@ -190,8 +206,7 @@ impl Shared {
     }
 }
 
-/// Per-connection state commands can change (shared with the proxy).
-pub type ClientState = ClientConn;
+pub use crate::client::ClientState;
 
 /// Accepts clients until `shutdown` fires, then waits for open connections to finish.
 pub async fn run(listener: TcpListener, shared: Arc<Shared>, shutdown: CancellationToken) -> std::io::Result<()> {
@@ -209,11 +224,23 @@ async fn serve_client(stream: TcpStream, addr: SocketAddr, shared: &Arc<Shared>,
     let _ = stream.set_nodelay(true);
     let id = shared.next_client_id.fetch_add(1, Ordering::Relaxed);
     let laddr = stream.local_addr().unwrap_or(addr);
-    let mut client = ClientConn::register(&shared.clients, id, addr, laddr, shared.config.requirepass.is_none());
+    let conn = ClientConn::register(&shared.clients, id, addr, laddr, shared.config.requirepass.is_none());
+    let mut client = ClientState::new(conn);
     if let Err(e) = connection_loop(stream, shared, &mut client, shutdown).await {
         tracing::debug!("client {id} ({addr}): {e}");
     }
+    // Nothing of a closed connection stays behind: its transaction, watches, subscriptions and tracking.
+    cmd::forget_client(shared, &mut client);
     client.unregister(&shared.clients);
+}
+
+/// The next push for this connection: `Some(None)` when it went over its output limit and must close;
+/// never ready for a connection without a push queue.
+async fn next_push(pushes: &mut Option<PushReceiver>) -> Option<Bytes> {
+    match pushes {
+        Some(p) => p.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn connection_loop(
@@ -231,10 +258,23 @@ async fn connection_loop(
     loop {
         let hint = scanner.bytes_needed_hint(rbuf.len());
         rbuf.reserve(hint.max(READ_CHUNK_BYTES));
+        // Subscribers and tracking clients only listen: the idle timeout does not apply to them (as Redis).
+        let timeout = if client.pushes.is_some() { Duration::ZERO } else { idle_timeout };
         let read = tokio::select! {
             biased;
             _ = &mut cancelled => return Ok(()),
-            r = read_some(&mut stream, &mut rbuf, idle_timeout) => r?,
+            push = next_push(&mut client.pushes) => {
+                let Some(frame) = push else {
+                    tracing::info!(
+                        "client {}: closed for going over its output buffer limit (client-output-buffer-limit pubsub)",
+                        client.id
+                    );
+                    return Ok(());
+                };
+                write_pushes(&mut stream, &mut wbuf, frame, client).await?;
+                continue;
+            }
+            r = read_some(&mut stream, &mut rbuf, timeout) => r?,
         };
         let Some(n) = read else {
             return Ok(()); // idle timeout
@@ -312,6 +352,28 @@ async fn connection_loop(
         }
         client.touch(command_started);
     }
+}
+
+/// Writes `first` and every other push already queued, in one write.
+async fn write_pushes(
+    stream: &mut TcpStream,
+    wbuf: &mut ReplyBuf,
+    first: Bytes,
+    client: &mut ClientState,
+) -> std::io::Result<()> {
+    let Some(pushes) = client.pushes.as_mut() else { return Ok(()) };
+    wbuf.extend_from_slice(&first);
+    while wbuf.len() < EARLY_FLUSH_BYTES {
+        match pushes.try_recv() {
+            Some(frame) => wbuf.extend_from_slice(&frame),
+            None => break,
+        }
+    }
+    let written = wbuf.len();
+    stream.write_all(wbuf).await?;
+    wbuf.clear();
+    pushes.written(written);
+    Ok(())
 }
 
 /// Reads what is available; `Ok(None)` when the idle timeout passed first.

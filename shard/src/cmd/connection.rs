@@ -1,7 +1,7 @@
 //! Connection commands (PING ECHO QUIT AUTH HELLO SELECT CLIENT RESET TIME): answered by the shared
 //! implementation in `ringcache_common::connection`, which the proxy uses too.
 
-use ringcache_common::resp::Request;
+use ringcache_common::resp::{ReplyWriter, Request};
 use ringcache_common::{command, connection};
 
 use super::{CmdError, CmdResult, Ctx, Handler};
@@ -14,6 +14,24 @@ fn run(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     // The dispatcher found this command in the table, so the lookup succeeds; it yields the static
     // lower-case name without allocating (PING is on redis-benchmark's hot path).
     let name = command::lookup(req.name()).map_or("", |spec| spec.name);
+    match name {
+        // A RESP2 subscriber's PING is answered in the shape of a message.
+        "ping" if ctx.client.in_resp2_subscriber_mode() && req.argc() <= 2 => {
+            ctx.out.array_len(2);
+            ctx.out.bulk(b"pong");
+            ctx.out.bulk(req.get(1).unwrap_or_default());
+            return Ok(());
+        }
+        "client" => {
+            if let Some(result) = super::tracking::client_subcommand(ctx, req) {
+                return result;
+            }
+        }
+        // RESET also ends the connection's transaction, watches, subscriptions and tracking.
+        "reset" => super::forget_client(ctx.shared, ctx.client),
+        _ => {}
+    }
     let requirepass = ctx.shared.config.requirepass.as_deref();
-    connection::execute(name, req, ctx.client, &ctx.shared.clients, requirepass, ctx.out).map_err(CmdError::Other)
+    connection::execute(name, req, &mut ctx.client.conn, &ctx.shared.clients, requirepass, ctx.out)
+        .map_err(CmdError::Other)
 }

@@ -14,9 +14,12 @@ mod hashes;
 mod keys;
 mod lists;
 mod persistence;
+mod pubsub;
 mod server;
 mod sets;
 mod strings;
+mod tracking;
+mod transactions;
 mod zsets;
 
 use std::sync::LazyLock;
@@ -125,11 +128,19 @@ static LOCK_MODES: LazyLock<Vec<LockMode>> = LazyLock::new(|| {
         .iter()
         .map(|c| match c.name {
             "scan" | "keys" | "dbsize" | "flushall" | "flushdb" | "randomkey" => LockMode::Walk,
+            // Shard channels are named like keys (for cluster routing) but are not keys; EXEC locks for its
+            // whole transaction itself.
+            "ssubscribe" | "sunsubscribe" | "spublish" | "exec" => LockMode::None,
             _ if c.first_key > 0 => LockMode::Keys,
             _ => LockMode::None,
         })
         .collect()
 });
+
+/// Whether a command walks the whole keyspace (a transaction that runs one holds every stripe).
+fn walks_keyspace(spec: &'static CommandSpec) -> bool {
+    LOCK_MODES[spec.index()] == LockMode::Walk
+}
 
 /// Locks what a command needs: the stripes of its keys, or nothing.
 fn lock_for<'a>(store: &'a Store, spec: &'static CommandSpec, req: &Request) -> Db<'a> {
@@ -157,13 +168,40 @@ fn handler_for(name: &str) -> Option<Handler> {
         .or_else(|| server::handler(name))
         .or_else(|| persistence::handler(name))
         .or_else(|| handoff::handler(name))
+        .or_else(|| transactions::handler(name))
+        .or_else(|| pubsub::handler(name))
 }
 
 /// Runs one request and appends its reply to `ctx.out`. `started` is when the request began (for a batch
 /// of pipelined requests, when the previous one ended); returns when this one ended, so a batch reads the
 /// clock once per command rather than twice.
 pub fn execute(ctx: &mut Ctx<'_>, req: &Request, started: Instant) -> Instant {
-    execute_checked(ctx, req, started, true)
+    let _running = crate::events::running_for(ctx.client.id);
+    let spec = command::lookup(req.name());
+    if ctx.client.multi.is_some() && transactions::queued(ctx, spec, req) {
+        return started;
+    }
+    if ctx.client.in_resp2_subscriber_mode() && !spec.is_some_and(pubsub::allowed_while_subscribed) {
+        let name = String::from_utf8_lossy(req.name()).to_lowercase();
+        ctx.out.error(&format!(
+            "ERR Can't execute '{name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"
+        ));
+        return started;
+    }
+    let finished = execute_checked(ctx, req, started, true);
+    if let Some(tracking) = ctx.client.tracking.as_mut() {
+        // CLIENT CACHING yes|no applies to the one command after it.
+        if spec.is_none_or(|s| s.name != "client") || !req.get(1).is_some_and(|a| is(a, "CACHING")) {
+            tracking.caching_next = None;
+        }
+    }
+    finished
+}
+
+/// Runs one command inside a transaction or script: on the stripes `ctx.db` holds (pinned), with every
+/// check a command gets on its own.
+pub fn execute_inside(ctx: &mut Ctx<'_>, req: &Request) {
+    execute_checked(ctx, req, Instant::now(), true);
 }
 
 /// Why a command may not run here now because of the ring: the shard is leaving, or (`guarded`) a key lies
@@ -231,9 +269,9 @@ fn execute_checked(ctx: &mut Ctx<'_>, req: &Request, started: Instant, guarded: 
         ctx.out.error(&refusal);
         return started;
     }
-    // Inside a transaction or script every stripe is held already; otherwise the command locks its own
+    // Inside a transaction or script the stripes are held already; otherwise the command locks its own
     // and releases them when it is done.
-    let outer_db = (!ctx.db.holds_all()).then(|| std::mem::replace(&mut ctx.db, lock_for(ctx.store, spec, req)));
+    let outer_db = (!ctx.db.is_pinned()).then(|| std::mem::replace(&mut ctx.db, lock_for(ctx.store, spec, req)));
     let result = handler(ctx, req);
     if let Some(outer_db) = outer_db {
         ctx.db = outer_db;
@@ -242,6 +280,8 @@ fn execute_checked(ctx: &mut Ctx<'_>, req: &Request, started: Instant, guarded: 
         Ok(()) => {
             if WRITES[index] {
                 metrics::add_hot(HotCounter::Writes, 1);
+            } else if ctx.client.tracking.is_some() {
+                tracking::after_read(ctx, spec, req);
             }
             if let Some(written) = written.as_mut() {
                 for pos in command::keys(spec, req) {
@@ -254,6 +294,18 @@ fn execute_checked(ctx: &mut Ctx<'_>, req: &Request, started: Instant, guarded: 
     let finished = Instant::now();
     metrics::record_command(index, finished.saturating_duration_since(started));
     finished
+}
+
+/// Forgets everything a connection holds beyond itself: its transaction and watches, subscriptions,
+/// tracking and push queue (RESET, and when it closes).
+pub fn forget_client(shared: &Shared, client: &mut ClientState) {
+    transactions::clear(shared, client);
+    pubsub::forget(shared, client);
+    tracking::stop(shared, client);
+    if client.pusher.take().is_some() {
+        shared.pushers.remove(&client.id);
+        client.pushes = None;
+    }
 }
 
 /// Parses an integer the way Redis's `string2ll` does (optional `-`, digits, no spaces, no `+`, no leading

@@ -45,6 +45,7 @@ fn info_text(ctx: &mut Ctx<'_>, wanted: &[String]) -> Result<String, CmdError> {
     let shared = ctx.shared;
     // Through `ctx.db`, so that INFO inside a transaction or script uses the stripes already held.
     let stats = ctx.db.stats()?;
+    let events = shared.events.stats();
     let mut out = String::new();
     for section in SECTIONS.iter().filter(|s| wanted.iter().any(|w| w == *s)) {
         if !out.is_empty() {
@@ -82,6 +83,10 @@ fn info_text(ctx: &mut Ctx<'_>, wanted: &[String]) -> Result<String, CmdError> {
                 field("connected_clients", &shared.clients.len());
                 field("maxclients", &shared.config.maxclients);
                 field("blocked_clients", &0);
+                field("tracking_clients", &events.tracking_clients);
+                field("pubsub_clients", &shared.pubsub.subscribed_clients());
+                field("watching_clients", &events.watching_clients);
+                field("total_watched_keys", &events.watched_keys);
             }
             "memory" => {
                 let used = ctx.store.used_bytes();
@@ -139,6 +144,13 @@ fn info_text(ctx: &mut Ctx<'_>, wanted: &[String]) -> Result<String, CmdError> {
                 field("evicted_keys", &stats.evicted_keys);
                 field("keyspace_hits", &metrics::hot_total(HotCounter::KeyspaceHits));
                 field("keyspace_misses", &metrics::hot_total(HotCounter::KeyspaceMisses));
+                let (channels, patterns, shard_channels) = shared.pubsub.counts();
+                field("pubsub_channels", &channels);
+                field("pubsub_patterns", &patterns);
+                field("pubsubshard_channels", &shard_channels);
+                field("tracking_total_keys", &events.tracked_keys);
+                field("tracking_total_items", &events.tracked_items);
+                field("tracking_total_prefixes", &events.tracked_prefixes);
                 let handoff = shared.handoffs.stats();
                 field("handoff_open_shards", &handoff.open_targets);
                 field("handoff_backlog_keys", &handoff.backlog_keys);

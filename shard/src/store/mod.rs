@@ -15,8 +15,8 @@ mod expire;
 mod stripe;
 mod value;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use parking_lot::{Mutex, MutexGuard};
 
@@ -79,6 +79,66 @@ impl Budget {
     }
 }
 
+/// Told about every change to a key: WATCH (a transaction fails if a key it watches changed) and client
+/// tracking (clients that read a key are told when it changes). Called with the key's stripe locked, so an
+/// observer must never lock a stripe itself.
+pub trait KeyObserver: Send + Sync {
+    /// `key` was written, deleted, expired, evicted or had its TTL changed.
+    fn modified(&self, key: &[u8]);
+    /// `key` is being removed by a flush of its whole stripe (FLUSHALL), which [`KeyObserver::flushed`]
+    /// follows once the flush is done.
+    fn flushed_key(&self, key: &[u8]);
+    /// The whole keyspace was flushed (once per FLUSHALL).
+    fn flushed(&self);
+}
+
+/// The store's one hook for key changes. Inactive (one relaxed load per write) until something watches or
+/// tracks keys; then every change is passed to the observer.
+#[derive(Default)]
+pub struct KeyHooks {
+    active: AtomicBool,
+    observer: OnceLock<Arc<dyn KeyObserver>>,
+}
+
+impl KeyHooks {
+    #[inline]
+    pub fn is_active(&self) -> bool {
+        self.active.load(Ordering::Relaxed)
+    }
+
+    /// Installs the observer (once); changes reach it while [`KeyHooks::set_active`] is on.
+    pub fn set_observer(&self, observer: Arc<dyn KeyObserver>) {
+        let _ = self.observer.set(observer);
+    }
+
+    /// Turns reporting on or off. Turned on *before* a WATCH or tracking registration is made, and read
+    /// by writers under their stripe's lock, so a registration never misses a change made after it.
+    pub fn set_active(&self, on: bool) {
+        self.active.store(on, Ordering::SeqCst);
+    }
+
+    fn modified(&self, key: &[u8]) {
+        if let Some(o) = self.observer.get() {
+            o.modified(key);
+        }
+    }
+
+    fn flushed_key(&self, key: &[u8]) {
+        if let Some(o) = self.observer.get() {
+            o.flushed_key(key);
+        }
+    }
+
+    /// Reports a flush of the whole keyspace (after every stripe was cleared).
+    pub fn flushed(&self) {
+        if self.is_active() {
+            if let Some(o) = self.observer.get() {
+                o.flushed();
+            }
+        }
+    }
+}
+
 /// The write could not be made to fit in `maxmemory`, even after evicting everything evictable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("command not allowed when used memory > 'maxmemory'.")]
@@ -94,6 +154,7 @@ pub struct Store {
     stripe_shift: u32,
     stripe_mask: u64,
     budget: Arc<Budget>,
+    hooks: Arc<KeyHooks>,
     evict_cursor: AtomicUsize,
 }
 
@@ -112,17 +173,24 @@ impl Store {
         assert!(stripes.is_power_of_two() && stripes <= 1024, "stripes must be a power of two up to 1024");
         let hasher = KeyHasher::default();
         let budget = Arc::new(Budget::new(maxmemory_bytes));
+        let hooks = Arc::new(KeyHooks::default());
         let bits = stripes.trailing_zeros();
         Store {
             stripes: (0..stripes)
-                .map(|_| PaddedStripe(Mutex::new(StoreStripe::new(hasher.clone(), budget.clone()))))
+                .map(|_| PaddedStripe(Mutex::new(StoreStripe::new(hasher.clone(), budget.clone(), hooks.clone()))))
                 .collect(),
             hasher,
             stripe_shift: 64 - TAG_BITS - bits,
             stripe_mask: (stripes as u64) - 1,
             budget,
+            hooks,
             evict_cursor: AtomicUsize::new(0),
         }
+    }
+
+    /// The hook every key change passes through (WATCH, client tracking).
+    pub fn hooks(&self) -> &KeyHooks {
+        &self.hooks
     }
 
     pub fn hash(&self, key: &[u8]) -> u64 {
@@ -249,6 +317,7 @@ impl Store {
         for stripe in self.stripes.iter() {
             stripe.0.lock().clear();
         }
+        self.hooks.flushed();
     }
 }
 
@@ -304,12 +373,14 @@ pub struct Db<'a> {
     /// Locked stripes, in index order (every stripe when `all`).
     held: smallvec::SmallVec<[StripeGuard<'a>; 2]>,
     all: bool,
+    /// Held for a whole transaction or script: the commands inside run on these stripes and lock nothing.
+    pinned: bool,
 }
 
 impl<'a> Db<'a> {
     /// Holds nothing (commands that do not touch keys, and walks).
     pub fn unlocked(store: &'a Store) -> Db<'a> {
-        Db { store, held: smallvec::SmallVec::new(), all: false }
+        Db { store, held: smallvec::SmallVec::new(), all: false, pinned: false }
     }
 
     /// Locks the stripes owning `hashes`, in index order (deadlock-free).
@@ -318,12 +389,23 @@ impl<'a> Db<'a> {
         indices.sort_unstable();
         indices.dedup();
         let all = indices.len() == store.stripe_count();
-        Db { store, held: indices.iter().map(|&i| store.lock_index(i)).collect(), all }
+        Db { store, held: indices.iter().map(|&i| store.lock_index(i)).collect(), all, pinned: false }
     }
 
     /// Locks every stripe, in index order.
     pub fn lock_all(store: &'a Store) -> Db<'a> {
-        Db { store, held: (0..store.stripe_count()).map(|i| store.lock_index(i)).collect(), all: true }
+        Db { store, held: (0..store.stripe_count()).map(|i| store.lock_index(i)).collect(), all: true, pinned: false }
+    }
+
+    /// Marks this `Db` as held for a whole transaction or script: the commands run inside it use its
+    /// stripes and lock nothing of their own.
+    pub fn pinned(mut self) -> Db<'a> {
+        self.pinned = true;
+        self
+    }
+
+    pub fn is_pinned(&self) -> bool {
+        self.pinned
     }
 
     pub fn store(&self) -> &'a Store {
@@ -415,6 +497,7 @@ impl<'a> Db<'a> {
         for i in 0..self.stripe_count() {
             self.with_stripe(i, |g| g.clear())?;
         }
+        self.store.hooks.flushed();
         Ok(())
     }
 }

@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use hashbrown::HashTable;
 
-use super::Budget;
+use super::{Budget, KeyHooks};
 
 use super::value::{Collection, Kind};
 
@@ -110,6 +110,7 @@ pub type Slot = u32;
 pub struct Stripe<S> {
     hasher: S,
     budget: Arc<Budget>,
+    hooks: Arc<KeyHooks>,
     table: HashTable<u32>,
     entries: Slab,
     free_head: u32,
@@ -132,10 +133,11 @@ pub enum Taken {
 }
 
 impl<S: BuildHasher + Clone> Stripe<S> {
-    pub fn new(hasher: S, budget: Arc<Budget>) -> Self {
+    pub fn new(hasher: S, budget: Arc<Budget>, hooks: Arc<KeyHooks>) -> Self {
         Stripe {
             hasher,
             budget,
+            hooks,
             table: HashTable::new(),
             entries: Slab::default(),
             free_head: NIL,
@@ -172,6 +174,19 @@ impl<S: BuildHasher + Clone> Stripe<S> {
         }
         self.touch(slot);
         Some(slot)
+    }
+
+    /// Removes a key whose TTL has passed, without counting a lookup or refreshing its recency. Returns
+    /// whether it removed one.
+    pub fn remove_if_expired(&mut self, hash: u64, key: &[u8], now_ms: u64) -> bool {
+        match self.find(hash, key) {
+            Some(slot) if self.is_expired(slot, now_ms) => {
+                self.remove(slot);
+                self.expired_total += 1;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Charges `bytes` to the shared budget, evicting this stripe's least recently used keys (never
@@ -223,8 +238,19 @@ impl<S: BuildHasher + Clone> Stripe<S> {
         }
     }
 
-    /// Mutable access to a collection; the caller reports the change in size with [`Self::recharge`].
+    /// Tells the key hooks (WATCH, client tracking) that the key at `slot` changed. Every mutation of a
+    /// key below goes through here, so no command can change a key unseen.
+    #[inline]
+    fn modified(&self, slot: Slot) {
+        if self.hooks.is_active() {
+            self.hooks.modified(self.entries[slot as usize].key());
+        }
+    }
+
+    /// Mutable access to a collection (a write: the key counts as modified); the caller reports the
+    /// change in size with [`Self::settle_collection`].
     pub fn collection_mut(&mut self, slot: Slot) -> &mut Collection {
+        self.modified(slot);
         let c = self.collection_index(slot);
         match &mut self.collections[c] {
             Some(cs) => &mut cs.value,
@@ -281,6 +307,7 @@ impl<S: BuildHasher + Clone> Stripe<S> {
 
     /// Replaces the value of an existing key with a string, keeping its TTL and place.
     pub fn replace_with_string(&mut self, slot: Slot, value: &[u8]) {
+        self.modified(slot);
         self.drop_collection_of(slot);
         let e = &mut self.entries[slot as usize];
         let key_len = e.key_len as usize;
@@ -293,6 +320,7 @@ impl<S: BuildHasher + Clone> Stripe<S> {
 
     /// Appends to a string value in place (one reallocation of the blob).
     pub fn append_to_string(&mut self, slot: Slot, suffix: &[u8]) {
+        self.modified(slot);
         let e = &mut self.entries[slot as usize];
         let mut blob = std::mem::take(&mut e.blob).into_vec();
         blob.extend_from_slice(suffix);
@@ -301,6 +329,7 @@ impl<S: BuildHasher + Clone> Stripe<S> {
 
     /// Mutable bytes of a string value (for SETRANGE after it has been resized).
     pub fn string_mut(&mut self, slot: Slot, new_len: usize) -> &mut [u8] {
+        self.modified(slot);
         let e = &mut self.entries[slot as usize];
         let start = 1 + e.key_len as usize;
         if e.blob.len() != start + new_len {
@@ -326,6 +355,7 @@ impl<S: BuildHasher + Clone> Stripe<S> {
         self.table.insert_unique(hash, slot, |&i| hasher.hash_one(entries[i as usize].key()));
         self.link_front(slot);
         self.len += 1;
+        self.modified(slot);
         slot
     }
 
@@ -359,6 +389,7 @@ impl<S: BuildHasher + Clone> Stripe<S> {
 
     /// Removes a key. Returns the bytes it was charged (now given back to the budget).
     pub fn remove(&mut self, slot: Slot) -> usize {
+        self.modified(slot);
         let freed_bytes = self.cost(slot);
         let hash = self.hasher.hash_one(self.entries[slot as usize].key());
         match self.table.find_entry(hash, |&i| i == slot) {
@@ -424,6 +455,9 @@ impl<S: BuildHasher + Clone> Stripe<S> {
     /// Sets or clears a key's deadline (milliseconds since the Unix epoch).
     pub fn set_expire(&mut self, slot: Slot, at_ms: Option<u64>) {
         let current = self.entries[slot as usize].expire_slot;
+        if !(current == NIL && at_ms.is_none()) {
+            self.modified(slot);
+        }
         match (current, at_ms) {
             (NIL, None) => {}
             (NIL, Some(at)) => {
@@ -465,8 +499,15 @@ impl<S: BuildHasher + Clone> Stripe<S> {
         let freed: usize =
             (0..self.entries.len() as u32).filter(|&s| !self.entries[s as usize].is_free()).map(|s| self.cost(s)).sum();
         self.budget.release(freed);
+        if self.hooks.is_active() {
+            for s in 0..self.entries.len() as u32 {
+                if !self.entries[s as usize].is_free() {
+                    self.hooks.flushed_key(self.entries[s as usize].key());
+                }
+            }
+        }
         let (expired, evicted) = (self.expired_total, self.evicted_total);
-        *self = Stripe::new(self.hasher.clone(), self.budget.clone());
+        *self = Stripe::new(self.hasher.clone(), self.budget.clone(), self.hooks.clone());
         self.expired_total = expired;
         self.evicted_total = evicted;
         freed
@@ -570,7 +611,7 @@ mod tests {
     type TestStripe = Stripe<foldhash::fast::FixedState>;
 
     fn stripe() -> TestStripe {
-        Stripe::new(foldhash::fast::FixedState::with_seed(7), Arc::new(Budget::new(0)))
+        Stripe::new(foldhash::fast::FixedState::with_seed(7), Arc::new(Budget::new(0)), Arc::default())
     }
 
     fn h(s: &TestStripe, k: &[u8]) -> u64 {

@@ -261,3 +261,72 @@ pub fn poll_until(what: &str, mut f: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+/// A plain `redis-server` on a free port, the reference for differential tests; killed when dropped.
+pub struct RedisServer {
+    pub port: u16,
+    child: Child,
+}
+
+impl RedisServer {
+    pub fn start() -> RedisServer {
+        let port = free_port();
+        let mut child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(["--databases", "1"])
+            .stdout(Stdio::null())
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed (.ci/run installs it)");
+        wait_listening("redis-server", port, &mut child);
+        RedisServer { port, child }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A raw connection that reads whole replies (any RESP2 or RESP3 frame, pushes included).
+pub struct Framed {
+    stream: TcpStream,
+    buf: bytes::BytesMut,
+    scanner: ringcache_common::resp::ReplyScanner,
+}
+
+impl Framed {
+    pub fn connect(port: u16) -> Framed {
+        let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        stream.set_nodelay(true).unwrap();
+        Framed { stream, buf: bytes::BytesMut::new(), scanner: ringcache_common::resp::ReplyScanner::new() }
+    }
+
+    pub fn send(&mut self, args: &[&[u8]]) {
+        self.stream.write_all(&resp(args)).unwrap();
+    }
+
+    /// The next complete frame; `None` if the server closed the connection (or nothing came in 10 s).
+    pub fn frame(&mut self) -> Option<bytes::Bytes> {
+        loop {
+            if let Some(f) = self.scanner.next(&mut self.buf).expect("a valid RESP frame") {
+                return Some(f);
+            }
+            let mut chunk = [0u8; 16384];
+            match self.stream.read(&mut chunk) {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+    }
+
+    /// Sends a command and returns its reply.
+    pub fn call(&mut self, args: &[&str]) -> bytes::Bytes {
+        let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+        self.send(&args);
+        self.frame().expect("a reply")
+    }
+}
