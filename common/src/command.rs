@@ -187,6 +187,12 @@ commands! {
     "publish", 3, ["pubsub", "loading", "stale", "fast"], 0, 0, 0, "pubsub", "2.0.0", "Posts a message to a channel.";
     "spublish", 3, ["pubsub", "loading", "stale", "fast"], 1, 1, 1, "pubsub", "7.0.0", "Post a message to a shard channel";
     "pubsub", -2, [], 0, 0, 0, "pubsub", "2.8.0", "A container for Pub/Sub commands.";
+    // scripting
+    "eval", -3, ["noscript", "stale", "skip_monitor", "no_mandatory_keys", "movablekeys"], 0, 0, 0, "scripting", "2.6.0", "Executes a server-side Lua script.";
+    "evalsha", -3, ["noscript", "stale", "skip_monitor", "no_mandatory_keys", "movablekeys"], 0, 0, 0, "scripting", "2.6.0", "Executes a server-side Lua script by SHA1 digest.";
+    "eval_ro", -3, ["readonly", "noscript", "stale", "skip_monitor", "no_mandatory_keys", "movablekeys"], 0, 0, 0, "scripting", "7.0.0", "Executes a read-only server-side Lua script.";
+    "evalsha_ro", -3, ["readonly", "noscript", "stale", "skip_monitor", "no_mandatory_keys", "movablekeys"], 0, 0, 0, "scripting", "7.0.0", "Executes a read-only server-side Lua script by SHA1 digest.";
+    "script", -2, [], 0, 0, 0, "scripting", "2.6.0", "A container for Lua scripts management commands.";
 }
 
 /// Positions of a request's key arguments (for most commands, one or two).

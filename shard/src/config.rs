@@ -7,6 +7,7 @@ use clap::{ArgAction, Parser};
 use ringcache_common::config::{parse_byte_size, parse_duration, ClientArgs};
 
 use crate::client::{PushLimits, StateLimits};
+use crate::scripting::ScriptLimits;
 use crate::snapshot::{Codec, OnCorrupt, SnapshotConfig};
 
 /// ringcache-shard: one Ringcache storage node. Speaks RESP (Redis's protocol) over TCP and keeps data in
@@ -94,6 +95,15 @@ pub struct ShardArgs {
     #[arg(long, env = "RINGCACHE_CLIENT_OUTPUT_BUFFER_LIMIT_PUBSUB", default_value = "32mb 8mb 60", value_parser = parse_output_limit)]
     pub client_output_buffer_limit_pubsub: PushLimits,
 
+    /// A Lua script running longer than this makes the shard busy: other clients get -BUSY until it ends
+    /// or SCRIPT KILL stops it (Redis's lua-time-limit; 0 = as soon as it starts).
+    #[arg(long, env = "RINGCACHE_LUA_TIME_LIMIT", default_value = "5s", value_parser = parse_duration)]
+    pub lua_time_limit: Duration,
+
+    /// Most memory the Lua state may use; a script that needs more fails (0 = no limit).
+    #[arg(long, env = "RINGCACHE_LUA_MEMORY_LIMIT", default_value = "256mb", value_parser = parse_byte_size)]
+    pub lua_memory_limit: u64,
+
     #[command(flatten)]
     pub client: ClientArgs,
 }
@@ -113,6 +123,10 @@ fn parse_output_limit(s: &str) -> Result<PushLimits, String> {
 }
 
 impl ShardArgs {
+    pub fn script_limits(&self) -> ScriptLimits {
+        ScriptLimits { time_limit: self.lua_time_limit, memory_bytes: self.lua_memory_limit as usize }
+    }
+
     pub fn state_limits(&self) -> StateLimits {
         StateLimits {
             multi_max_commands: self.multi_max_commands,

@@ -9,6 +9,7 @@
 //!   queue of pushes (pub/sub messages, invalidations).
 //! - [`events`]: WATCH and client tracking, told of every key change by the store's one hook.
 //! - [`pubsub`]: the subscription registry and PUBLISH delivery.
+//! - [`scripting`]: Lua 5.1 as Redis embeds it (EVAL, the script cache, busy scripts).
 //! - [`store`]: the stripes, the LRU, the memory budget and active expiry. No I/O and no async in here.
 //! - [`snapshot`]: the snapshot file format, writing (stripe by stripe, atomic rename), restoring at start,
 //!   and the background thread that takes them.
@@ -24,6 +25,7 @@ pub mod config;
 pub mod events;
 pub mod handoff;
 pub mod pubsub;
+pub mod scripting;
 pub mod server;
 pub mod shard_metrics;
 pub mod snapshot;

@@ -63,9 +63,10 @@ async fn serve(args: ShardArgs) -> anyhow::Result<()> {
         idle_timeout: args.client.idle_timeout,
         limits: args.client.limits(),
         state: args.state_limits(),
+        scripts: args.script_limits(),
     };
     let shared =
-        Arc::new(Shared::new(config, store.clone(), persistence.clone(), Handoffs::new(args.handoff_max_keys)));
+        Arc::new(Shared::new(config, store.clone(), persistence.clone(), Handoffs::new(args.handoff_max_keys))?);
     let drain_timeout = args.drain_timeout;
     let draining = shared.clone();
     let shutdown = ringcache_common::shutdown::on_signals_after(move |signal| drain(draining, drain_timeout, signal))?;

@@ -25,6 +25,7 @@ use crate::cmd::{self, Ctx, Deferred};
 use crate::events::{KeyEvents, PushQueues};
 use crate::handoff::Handoffs;
 use crate::pubsub::PubSub;
+use crate::scripting::{ScriptLimits, Scripting};
 use crate::snapshot::Persistence;
 use crate::store::{Db, Store};
 
@@ -48,6 +49,8 @@ pub struct ServerConfig {
     pub limits: Limits,
     /// Limits on transactions and subscriptions.
     pub state: StateLimits,
+    /// Limits of Lua scripts.
+    pub scripts: ScriptLimits,
 }
 
 /// A shard's place in the ring's life, as proxies set it with `RINGCACHE MEMBER`.
@@ -115,6 +118,8 @@ pub struct Shared {
     /// WATCH and client tracking, told of every key change by the store's hook.
     pub events: Arc<KeyEvents>,
     pub pubsub: Arc<PubSub>,
+    /// The Lua state and the script cache.
+    pub scripting: Scripting,
     /// The push queue of every connection that has one, by client id (CLIENT TRACKING ... REDIRECT).
     pub pushers: Arc<PushQueues>,
     pub started: Instant,
@@ -123,11 +128,18 @@ pub struct Shared {
 }
 
 impl Shared {
-    pub fn new(config: ServerConfig, store: Arc<Store>, persistence: Arc<Persistence>, handoffs: Handoffs) -> Shared {
+    /// Fails only if the Lua state cannot be made.
+    pub fn new(
+        config: ServerConfig,
+        store: Arc<Store>,
+        persistence: Arc<Persistence>,
+        handoffs: Handoffs,
+    ) -> mlua::Result<Shared> {
         let pubsub = Arc::new(PubSub::default());
         let pushers = Arc::new(PushQueues::new());
         let events = KeyEvents::install(store.hooks(), pubsub.clone(), pushers.clone());
-        Shared {
+        let scripting = Scripting::new(config.scripts)?;
+        Ok(Shared {
             config,
             store,
             persistence,
@@ -138,11 +150,12 @@ impl Shared {
             clients: ClientRegistry::new(),
             events,
             pubsub,
+            scripting,
             pushers,
             started: Instant::now(),
             connections: Arc::default(),
             next_client_id: AtomicU64::new(1),
-        }
+        })
     }
 
     pub fn membership(&self) -> Membership {

@@ -531,3 +531,139 @@ fn a_client_that_disconnects_leaves_nothing_behind() {
     assert_eq!(&c.call(&["GET", "w1"])[..], b"$-1\r\n", "the queued SET never ran");
     assert_eq!(&c.call(&["PUBLISH", "ch", "x"])[..], b":0\r\n");
 }
+
+#[test]
+fn scripts_run_and_fail_as_redis() {
+    differential(&[
+        Call(0, &["SCRIPT", "FLUSH"]),
+        Call(0, &["EVAL", "return 1", "0"]),
+        Call(0, &["EVAL", "return x", "0"]),
+        Call(0, &["EVAL", "x = 1", "0"]),
+        Call(0, &["EVAL", "string.len = nil", "0"]),
+        Call(0, &["EVAL", "return redis.call('nosuch')", "0"]),
+        Call(0, &["EVAL", "return redis.call('get')", "0"]),
+        Call(0, &["EVAL", "return redis.pcall('nosuch')", "0"]),
+        Call(0, &["EVAL", "redis.call('set','s','x') return redis.call('incr','s')", "0"]),
+        Call(0, &["EVAL", "return redis.pcall('incr','s')", "0"]),
+        Call(0, &["EVAL", "return {1,2,{3,'a'},nil,5}", "0"]),
+        Call(0, &["EVAL", "return {ok='fine'}", "0"]),
+        Call(0, &["EVAL", "return {err='bad thing'}", "0"]),
+        Call(0, &["EVAL", "return redis.error_reply('My Error')", "0"]),
+        Call(0, &["EVAL", "return redis.status_reply('STAT')", "0"]),
+        Call(0, &["EVAL", "return true", "0"]),
+        Call(0, &["EVAL", "return false", "0"]),
+        Call(0, &["EVAL", "return 3.99", "0"]),
+        Call(0, &["EVAL", "return nil", "0"]),
+        Call(0, &["EVAL", "return KEYS[1]..ARGV[1]", "1", "k", "a"]),
+        Call(0, &["EVAL", "return redis.call('get', KEYS[1])", "1", "nokey"]),
+        Call(0, &["EVAL", "return redis.sha1hex('')", "0"]),
+        Call(0, &["EVAL", "error('boom')", "0"]),
+        Call(0, &["EVAL", "\n\nerror({err='X custom'})", "0"]),
+        Call(0, &["EVAL", "return 1", "-1"]),
+        Call(0, &["EVAL", "return 1", "5", "a"]),
+        Call(0, &["EVAL", "return 1", "x"]),
+        Call(0, &["EVAL", "return (", "0"]),
+        Call(0, &["SCRIPT", "LOAD", "return 1"]),
+        Call(0, &["EVALSHA", "e0e1f9fabfc9d4800c877a703b823ac0578ff8db", "0"]),
+        Call(0, &["EVALSHA", "E0E1F9FABFC9D4800C877A703B823AC0578FF8DB", "0"]),
+        Call(0, &["SCRIPT", "EXISTS", "e0e1f9fabfc9d4800c877a703b823ac0578ff8db", "ffff"]),
+        Call(0, &["EVAL_RO", "return redis.call('set','a','b')", "0"]),
+        Call(0, &["EVAL_RO", "return redis.call('get','a')", "0"]),
+        Call(0, &["EVAL", "return redis.call('subscribe','a')", "0"]),
+        Call(0, &["EVAL", "return redis.call('eval','return 1','0')", "0"]),
+        Call(0, &["EVAL", "return cjson.encode({1,2,{a=1}})", "0"]),
+        Call(0, &["EVAL", "return cjson.decode('[1,2,{\"a\":1}]')[3].a", "0"]),
+        Call(0, &["EVAL", "return cjson.encode(cjson.decode('{\"k\":[true,false,null,1.5]}'))", "0"]),
+        Call(0, &["EVAL", "return bit.band(7,3) + bit.bor(1,2) + bit.bxor(5,1)", "0"]),
+        Call(0, &["EVAL", "return bit.tohex(65535)", "0"]),
+        Call(0, &["EVAL", "return struct.pack('>I2',258)", "0"]),
+        Call(0, &["EVAL", "return {struct.unpack('<hB', struct.pack('<hB', -2, 255))}", "0"]),
+        Call(0, &["EVAL", "return cmsgpack.pack({1,2,'three',{a=1}})", "0"]),
+        Call(0, &["EVAL", "return cmsgpack.unpack(cmsgpack.pack({1,2,3}))", "0"]),
+        Call(0, &["EVAL", "return type(os)", "0"]),
+        Call(0, &["EVAL", "return type(io)", "0"]),
+        Call(0, &["EVAL", "return type(loadstring)", "0"]),
+        Call(0, &["EVAL", "return type(print)", "0"]),
+        Call(0, &["EVAL", "return redis.setresp(3)", "0"]),
+        Call(0, &["EVAL", "return redis.setresp(4)", "0"]),
+        Call(0, &["EVAL", "redis.setresp(3) return redis.call('hgetall','nohash')", "0"]),
+        Call(0, &["HSET", "h", "f", "v"]),
+        Call(0, &["EVAL", "redis.setresp(3) return redis.call('hgetall','h')", "0"]),
+        Call(0, &["EVAL", "return redis.call('hgetall','h')", "0"]),
+        Call(0, &["EVAL", "redis.setresp(3) return redis.call('zscore','nozset','m')", "0"]),
+        Call(0, &["EVAL", "redis.setresp(3) return true", "0"]),
+        Call(0, &["EVAL", "return {double=3.5}", "0"]),
+        Call(0, &["EVAL", "return {map={a=1}}", "0"]),
+        Call(0, &["EVAL", "return {set={a=true}}", "0"]),
+        Call(0, &["EVAL", "return redis.call('set', 'n', 3.0)", "0"]),
+        Call(0, &["EVAL", "return redis.call('get', 'n')", "0"]),
+        Call(0, &["EVAL", "return redis.call()", "0"]),
+        Call(0, &["EVAL", "return redis.call({})", "0"]),
+        Call(0, &["EVAL", "#!lua flags=no-writes\nreturn redis.call('set','a','b')", "0"]),
+        Call(0, &["EVAL", "#!lua\nreturn 7", "0"]),
+        Call(0, &["EVAL", "#!python\nreturn 7", "0"]),
+        Call(0, &["EVAL", "#!lua flags=bogus\nreturn 7", "0"]),
+        Call(0, &["EVAL", "#!lua", "0"]),
+        // Scripts in a transaction.
+        Call(0, &["MULTI"]),
+        Call(0, &["EVAL", "return redis.call('incr', KEYS[1])", "1", "ctr"]),
+        Call(0, &["EVAL", "return redis.call('incr', KEYS[1])", "1", "ctr"]),
+        Call(0, &["EXEC"]),
+        Call(0, &["SCRIPT", "FLUSH"]),
+        Call(0, &["EVALSHA", "e0e1f9fabfc9d4800c877a703b823ac0578ff8db", "0"]),
+        Call(0, &["SCRIPT", "KILL"]),
+        Call(0, &["SCRIPT", "NOPE"]),
+    ]);
+}
+
+/// A script past --lua-time-limit makes the shard busy: other clients get -BUSY, SCRIPT KILL stops it, and
+/// a script that already wrote cannot be killed.
+#[test]
+fn busy_scripts_answer_busy_and_can_be_killed_until_they_write() {
+    let shard = Shard::start(&["--lua-time-limit", "200ms"]);
+    let port = shard.port;
+    let busy_until = |other: &mut Framed| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let reply = other.call(&["GET", "k"]);
+            if reply.starts_with(b"-BUSY") {
+                return;
+            }
+            assert!(Instant::now() < deadline, "never busy: {:?}", String::from_utf8_lossy(&reply));
+        }
+    };
+    let runner = std::thread::spawn(move || Framed::connect(port).call(&["EVAL", "while true do end", "0"]));
+    let mut other = Framed::connect(port);
+    busy_until(&mut other);
+    assert_eq!(&other.call(&["SCRIPT", "KILL"])[..], b"+OK\r\n");
+    let ended = runner.join().unwrap();
+    assert!(
+        ended.starts_with(b"-ERR Script killed by user with SCRIPT KILL..."),
+        "{:?}",
+        String::from_utf8_lossy(&ended)
+    );
+    assert_eq!(&other.call(&["SET", "k", "after"])[..], b"+OK\r\n");
+    // One that wrote: UNKILLABLE, then it runs to its end.
+    let runner = std::thread::spawn(move || {
+        let script = "redis.call('set', 'w', 'x') local t = redis.call('time') \
+                      local stop = tonumber(t[1]) + 1 while tonumber(redis.call('time')[1]) <= stop do end return 'done'";
+        Framed::connect(port).call(&["EVAL", script, "0"])
+    });
+    busy_until(&mut other);
+    let refused = other.call(&["SCRIPT", "KILL"]);
+    assert!(refused.starts_with(b"-UNKILLABLE"), "{:?}", String::from_utf8_lossy(&refused));
+    assert_eq!(&runner.join().unwrap()[..], b"$4\r\ndone\r\n");
+    assert_eq!(&other.call(&["GET", "w"])[..], b"$1\r\nx\r\n");
+    assert_eq!(&other.call(&["SCRIPT", "KILL"])[..], b"-NOTBUSY No scripts in execution right now.\r\n");
+}
+
+/// The Lua state's memory is bounded by --lua-memory-limit: a script that needs more fails, and the next
+/// one runs.
+#[test]
+fn a_script_that_needs_too_much_memory_fails_and_the_next_runs() {
+    let shard = Shard::start(&["--lua-memory-limit", "4mb"]);
+    let mut c = Framed::connect(shard.port);
+    let failed = c.call(&["EVAL", "local t = {} for i = 1, 1e7 do t[i] = i end return #t", "0"]);
+    assert!(failed.starts_with(b"-ERR") && String::from_utf8_lossy(&failed).contains("memory"), "{failed:?}");
+    assert_eq!(&c.call(&["EVAL", "local t = {} for i = 1, 1000 do t[i] = i end return #t", "0"])[..], b":1000\r\n");
+}

@@ -72,7 +72,14 @@ pub trait ReplyWriter {
     fn boolean(&mut self, b: bool);
     /// A text meant for humans (INFO, CLIENT LIST): a verbatim string `=len\r\ntxt:...` in RESP3, a bulk
     /// string in RESP2.
-    fn verbatim(&mut self, text: &[u8]);
+    fn verbatim(&mut self, text: &[u8]) {
+        self.verbatim_format(b"txt", text);
+    }
+    /// A verbatim string of another three-letter format (`mkd`): `=len\r\nmkd:...` in RESP3, a bulk string
+    /// in RESP2.
+    fn verbatim_format(&mut self, format: &[u8; 3], text: &[u8]);
+    /// A big number (its decimal digits): `(digits` in RESP3, a bulk string in RESP2.
+    fn big_number(&mut self, digits: &[u8]);
     /// An integer as a bulk string (Redis replies some numbers that way, in both protocols).
     fn bulk_integer(&mut self, n: i64);
     /// A double as a bulk string in both protocols (INCRBYFLOAT: the value is a string).
@@ -240,14 +247,27 @@ impl ReplyWriter for ReplyBuf {
         }
     }
 
-    fn verbatim(&mut self, text: &[u8]) {
+    fn verbatim_format(&mut self, format: &[u8; 3], text: &[u8]) {
         match self.proto {
             Protocol::Resp2 => self.buf.bulk(text),
             Protocol::Resp3 => {
                 put_header(&mut self.buf, b'=', text.len() + 4);
                 self.buf.reserve(text.len() + 6);
-                self.buf.put_slice(b"txt:");
+                self.buf.put_slice(format);
+                self.buf.put_u8(b':');
                 self.buf.put_slice(text);
+                self.buf.put_slice(b"\r\n");
+            }
+        }
+    }
+
+    fn big_number(&mut self, digits: &[u8]) {
+        match self.proto {
+            Protocol::Resp2 => self.buf.bulk(digits),
+            Protocol::Resp3 => {
+                self.buf.reserve(digits.len() + 3);
+                self.buf.put_u8(b'(');
+                self.buf.put_slice(digits);
                 self.buf.put_slice(b"\r\n");
             }
         }
@@ -352,8 +372,12 @@ impl ReplyWriter for BytesMut {
         self.integer(i64::from(b));
     }
 
-    fn verbatim(&mut self, text: &[u8]) {
+    fn verbatim_format(&mut self, _format: &[u8; 3], text: &[u8]) {
         self.bulk(text);
+    }
+
+    fn big_number(&mut self, digits: &[u8]) {
+        self.bulk(digits);
     }
 
     fn bulk_integer(&mut self, n: i64) {

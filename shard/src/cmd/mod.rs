@@ -15,6 +15,7 @@ mod keys;
 mod lists;
 mod persistence;
 mod pubsub;
+mod scripting;
 mod server;
 mod sets;
 mod strings;
@@ -121,6 +122,8 @@ enum LockMode {
     /// It walks the whole keyspace a stripe at a time (not atomically, as SCAN and KEYS may), or uses the
     /// stripes a transaction or script already holds.
     Walk,
+    /// It holds every stripe while it runs (scripts: they may touch any key, and are atomic).
+    All,
 }
 
 static LOCK_MODES: LazyLock<Vec<LockMode>> = LazyLock::new(|| {
@@ -128,6 +131,7 @@ static LOCK_MODES: LazyLock<Vec<LockMode>> = LazyLock::new(|| {
         .iter()
         .map(|c| match c.name {
             "scan" | "keys" | "dbsize" | "flushall" | "flushdb" | "randomkey" => LockMode::Walk,
+            "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "fcall" | "fcall_ro" => LockMode::All,
             // Shard channels are named like keys (for cluster routing) but are not keys; EXEC locks for its
             // whole transaction itself.
             "ssubscribe" | "sunsubscribe" | "spublish" | "exec" => LockMode::None,
@@ -137,21 +141,39 @@ static LOCK_MODES: LazyLock<Vec<LockMode>> = LazyLock::new(|| {
         .collect()
 });
 
-/// Whether a command walks the whole keyspace (a transaction that runs one holds every stripe).
-fn walks_keyspace(spec: &'static CommandSpec) -> bool {
-    LOCK_MODES[spec.index()] == LockMode::Walk
+/// Whether a command needs more than its keys' stripes (a transaction that runs one holds every stripe).
+fn needs_every_stripe(spec: &'static CommandSpec) -> bool {
+    matches!(LOCK_MODES[spec.index()], LockMode::Walk | LockMode::All)
 }
 
-/// Locks what a command needs: the stripes of its keys, or nothing.
-fn lock_for<'a>(store: &'a Store, spec: &'static CommandSpec, req: &Request) -> Db<'a> {
-    match LOCK_MODES[spec.index()] {
-        LockMode::Keys => {
-            let keys = command::keys(spec, req);
-            let hashes: smallvec::SmallVec<[u64; 8]> = keys.iter().map(|&p| store.hash(req.arg(p))).collect();
-            Db::lock_hashes(store, &hashes)
-        }
-        LockMode::None | LockMode::Walk => Db::unlocked(store),
-    }
+/// Locks what a command needs: the stripes of its keys, all of them, or nothing. `None` when a script
+/// became busy while this waited for a stripe it holds (the command is answered `-BUSY`).
+fn lock_for<'a>(shared: &Shared, store: &'a Store, spec: &'static CommandSpec, req: &Request) -> Option<Db<'a>> {
+    let mode = LOCK_MODES[spec.index()];
+    let hashes: smallvec::SmallVec<[u64; 8]> = match mode {
+        LockMode::Keys => command::keys(spec, req).iter().map(|&p| store.hash(req.arg(p))).collect(),
+        LockMode::None | LockMode::Walk => return Some(Db::unlocked(store)),
+        LockMode::All => smallvec::SmallVec::new(),
+    };
+    let all = mode == LockMode::All;
+    // A stripe held by a script is waited for in slices, giving up once the script is busy; while a script
+    // runs, the wait is announced to the runtime (it may last until the script ends or is killed).
+    let give_up = || shared.scripting.is_busy();
+    let db = if shared.scripting.is_running() {
+        crate::scripting::blocking(|| Db::lock_unless(store, &hashes, all, &give_up))?
+    } else {
+        Db::lock_unless(store, &hashes, all, &give_up)?
+    };
+    Some(if all { db.pinned() } else { db })
+}
+
+/// Commands a client may run while a script is busy (Redis's `allow_busy` flag).
+fn allowed_while_busy(spec: &CommandSpec) -> bool {
+    spec.flags.contains(&"allow_busy")
+        || matches!(
+            spec.name,
+            "script" | "auth" | "hello" | "quit" | "reset" | "multi" | "discard" | "watch" | "unwatch"
+        )
 }
 
 /// Redis's reply to commands sent while the dataset is being loaded.
@@ -170,6 +192,7 @@ fn handler_for(name: &str) -> Option<Handler> {
         .or_else(|| handoff::handler(name))
         .or_else(|| transactions::handler(name))
         .or_else(|| pubsub::handler(name))
+        .or_else(|| scripting::handler(name))
 }
 
 /// Runs one request and appends its reply to `ctx.out`. `started` is when the request began (for a batch
@@ -260,22 +283,39 @@ fn execute_checked(ctx: &mut Ctx<'_>, req: &Request, started: Instant, guarded: 
         ctx.out.error(LOADING_ERROR);
         return started;
     }
-    // A write while leaving runs under the lock that the switch to draining takes, so it is either
-    // remembered for the drain's second pass or refused, never lost between the two.
     let shared = ctx.shared;
-    let leaving = WRITES[index] && spec.first_key > 0 && shared.membership() == Membership::Leaving;
-    let mut written = leaving.then(|| shared.written_while_leaving.lock());
-    if let Some(refusal) = ring_refusal(ctx, spec, req, guarded) {
-        ctx.out.error(&refusal);
+    let pinned = ctx.db.is_pinned();
+    // While a script runs past its time limit, other clients get BUSY (the script's own calls are pinned).
+    if !pinned && shared.scripting.is_busy() && !allowed_while_busy(spec) {
+        ctx.out.error(crate::scripting::BUSY_ERROR);
         return started;
     }
     // Inside a transaction or script the stripes are held already; otherwise the command locks its own
     // and releases them when it is done.
-    let outer_db = (!ctx.db.is_pinned()).then(|| std::mem::replace(&mut ctx.db, lock_for(ctx.store, spec, req)));
-    let result = handler(ctx, req);
-    if let Some(outer_db) = outer_db {
-        ctx.db = outer_db;
+    let outer_db = if pinned {
+        None
+    } else {
+        let Some(db) = lock_for(shared, ctx.store, spec, req) else {
+            ctx.out.error(crate::scripting::BUSY_ERROR);
+            return started;
+        };
+        Some(std::mem::replace(&mut ctx.db, db))
+    };
+    // A write while leaving runs under the lock that the switch to draining takes, so it is either
+    // remembered for the drain's second pass or refused, never lost between the two. The stripes are
+    // locked first (a script or transaction takes this lock with its stripes held), and the membership is
+    // read with them held: a drain that starts after this read copies the key only after this write.
+    let leaving = WRITES[index] && spec.first_key > 0 && shared.membership() == Membership::Leaving;
+    let mut written = leaving.then(|| shared.written_while_leaving.lock());
+    if let Some(refusal) = ring_refusal(ctx, spec, req, guarded) {
+        drop(written);
+        if let Some(outer_db) = outer_db {
+            ctx.db = outer_db;
+        }
+        ctx.out.error(&refusal);
+        return started;
     }
+    let result = handler(ctx, req);
     match result {
         Ok(()) => {
             if WRITES[index] {
@@ -290,6 +330,10 @@ fn execute_checked(ctx: &mut Ctx<'_>, req: &Request, started: Instant, guarded: 
             }
         }
         Err(e) => ctx.out.error(&e.to_string()),
+    }
+    drop(written);
+    if let Some(outer_db) = outer_db {
+        ctx.db = outer_db;
     }
     let finished = Instant::now();
     metrics::record_command(index, finished.saturating_duration_since(started));

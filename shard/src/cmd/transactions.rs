@@ -17,7 +17,7 @@ use std::sync::atomic::Ordering;
 use ringcache_common::command::{self, CommandSpec};
 use ringcache_common::resp::{ReplyWriter, Request};
 
-use super::{execute_inside, walks_keyspace, CmdError, CmdResult, Ctx, Handler, HANDLERS};
+use super::{execute_inside, needs_every_stripe, CmdError, CmdResult, Ctx, Handler, HANDLERS};
 use crate::client::{Multi, Watch};
 use crate::store::Db;
 
@@ -151,10 +151,9 @@ fn run_transaction(ctx: &mut Ctx<'_>, multi: Multi, watch: Option<&Watch>) -> Cm
     }
     let store = ctx.store;
     let specs: Vec<Option<&'static CommandSpec>> = multi.queued.iter().map(|r| command::lookup(r.name())).collect();
-    let db = if specs.iter().flatten().any(|s| walks_keyspace(s)) {
-        Db::lock_all(store)
-    } else {
-        let mut hashes: Vec<u64> = Vec::new();
+    let all = specs.iter().flatten().any(|s| needs_every_stripe(s));
+    let mut hashes: Vec<u64> = Vec::new();
+    if !all {
         for (req, spec) in multi.queued.iter().zip(&specs) {
             if let Some(spec) = spec {
                 hashes.extend(command::keys(spec, req).iter().map(|&p| store.hash(req.arg(p))));
@@ -163,7 +162,18 @@ fn run_transaction(ctx: &mut Ctx<'_>, multi: Multi, watch: Option<&Watch>) -> Cm
         if let Some(watch) = watch {
             hashes.extend(watch.keys.iter().map(|k| store.hash(k)));
         }
-        Db::lock_hashes(store, &hashes)
+    }
+    let scripting = &ctx.shared.scripting;
+    let give_up = || scripting.is_busy();
+    let locked = if scripting.is_running() {
+        crate::scripting::blocking(|| Db::lock_unless(store, &hashes, all, &give_up))
+    } else {
+        Db::lock_unless(store, &hashes, all, &give_up)
+    };
+    // A busy script holds the stripes: EXEC is refused, and (as in Redis) the transaction is spoilt.
+    let Some(db) = locked else {
+        ctx.client.multi = Some(Multi { aborted: true, ..multi });
+        return Err(CmdError::Other(crate::scripting::BUSY_ERROR.into()));
     };
     let outer = std::mem::replace(&mut ctx.db, db.pinned());
     let result = run_locked(ctx, &multi, watch);

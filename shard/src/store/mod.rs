@@ -216,6 +216,22 @@ impl Store {
         StripeGuard { store: self, index, guard: self.stripes[index].0.lock() }
     }
 
+    /// Locks stripe `index`, waiting in short slices and giving up (`None`) as soon as `give_up` says so
+    /// (a busy script holds it and the caller must answer `-BUSY` instead of waiting).
+    fn lock_index_unless(&self, index: usize, give_up: &dyn Fn() -> bool) -> Option<StripeGuard<'_>> {
+        if let Some(guard) = self.stripes[index].0.try_lock() {
+            return Some(StripeGuard { store: self, index, guard });
+        }
+        loop {
+            if let Some(guard) = self.stripes[index].0.try_lock_for(std::time::Duration::from_millis(5)) {
+                return Some(StripeGuard { store: self, index, guard });
+            }
+            if give_up() {
+                return None;
+            }
+        }
+    }
+
     fn reserve_in(
         &self,
         held: &mut [StripeGuard<'_>],
@@ -390,6 +406,25 @@ impl<'a> Db<'a> {
         indices.dedup();
         let all = indices.len() == store.stripe_count();
         Db { store, held: indices.iter().map(|&i| store.lock_index(i)).collect(), all, pinned: false }
+    }
+
+    /// [`Db::lock_hashes`] (or, with `all`, [`Db::lock_all`]) that gives up as soon as `give_up` says so,
+    /// releasing what it took. An uncontended stripe costs what [`Db::lock_hashes`] does; a contended one
+    /// is waited for in slices of a few milliseconds, asking `give_up` between them.
+    pub fn lock_unless(store: &'a Store, hashes: &[u64], all: bool, give_up: &dyn Fn() -> bool) -> Option<Db<'a>> {
+        let indices: smallvec::SmallVec<[usize; 8]> = if all {
+            (0..store.stripe_count()).collect()
+        } else {
+            let mut v: smallvec::SmallVec<[usize; 8]> = hashes.iter().map(|&h| store.stripe_index(h)).collect();
+            v.sort_unstable();
+            v.dedup();
+            v
+        };
+        let mut held = smallvec::SmallVec::new();
+        for &i in &indices {
+            held.push(store.lock_index_unless(i, give_up)?);
+        }
+        Some(Db { store, held, all: indices.len() == store.stripe_count(), pinned: false })
     }
 
     /// Locks every stripe, in index order.
