@@ -125,7 +125,7 @@ static LOCK_MODES: LazyLock<Vec<LockMode>> = LazyLock::new(|| {
         .iter()
         .map(|c| match c.name {
             "scan" | "keys" | "dbsize" | "flushall" | "flushdb" | "randomkey" => LockMode::Walk,
-            _ if c.first_key > 0 => LockMode::Keys,
+            _ if c.is_keyed() => LockMode::Keys,
             _ => LockMode::None,
         })
         .collect()
@@ -174,7 +174,7 @@ fn ring_refusal(ctx: &Ctx<'_>, spec: &CommandSpec, req: &Request, guarded: bool)
         if spec.name == "ping" {
             return Some(DRAINING_ERROR.into());
         }
-        let keyed = spec.first_key > 0;
+        let keyed = spec.is_keyed();
         // While leaving, keyed writes are remembered for the second pass; a FLUSHALL could not be.
         let refused = match membership {
             Membership::Leaving => !keyed && spec.is_write(),
@@ -185,7 +185,7 @@ fn ring_refusal(ctx: &Ctx<'_>, spec: &CommandSpec, req: &Request, guarded: bool)
             return Some("TRYAGAIN this shard is leaving the ring: its keys are moving to other shards".into());
         }
     }
-    if guarded && spec.first_key > 0 && ctx.shared.handoffs.is_guarded() {
+    if guarded && spec.is_keyed() && ctx.shared.handoffs.is_guarded() {
         for pos in command::keys(spec, req) {
             if let Some(owner) = ctx.shared.handoffs.guard_owner(req.arg(pos)) {
                 return Some(format!(
@@ -209,8 +209,8 @@ fn execute_checked(ctx: &mut Ctx<'_>, req: &Request, started: Instant, guarded: 
         ctx.out.error(&command::unknown_command_message(req));
         return started;
     };
-    if !spec.arity_ok(req.argc()) {
-        ctx.out.error(&CmdError::WrongArity(spec.name.to_string()).to_string());
+    if let Err(e) = command::check_arity(spec, req) {
+        ctx.out.error(&e);
         return started;
     }
     if !ctx.client.authenticated && !spec.flags.contains(&"no_auth") {
@@ -225,7 +225,7 @@ fn execute_checked(ctx: &mut Ctx<'_>, req: &Request, started: Instant, guarded: 
     // A write while leaving runs under the lock that the switch to draining takes, so it is either
     // remembered for the drain's second pass or refused, never lost between the two.
     let shared = ctx.shared;
-    let leaving = WRITES[index] && spec.first_key > 0 && shared.membership() == Membership::Leaving;
+    let leaving = WRITES[index] && spec.is_keyed() && shared.membership() == Membership::Leaving;
     let mut written = leaving.then(|| shared.written_while_leaving.lock());
     if let Some(refusal) = ring_refusal(ctx, spec, req, guarded) {
         ctx.out.error(&refusal);
@@ -286,7 +286,7 @@ mod tests {
 
     #[test]
     fn every_command_in_the_table_has_a_handler() {
-        for c in COMMANDS {
+        for c in COMMANDS.iter() {
             assert!(handler_for(c.name).is_some(), "no handler for {}", c.name);
         }
     }
