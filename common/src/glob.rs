@@ -1,5 +1,5 @@
-//! Redis's glob patterns (`stringmatchlen`), as KEYS, SCAN MATCH, PSUBSCRIBE, CONFIG GET and ACL key
-//! patterns use them.
+//! Redis's glob-style patterns (`stringmatchlen`), as KEYS, SCAN MATCH, PSUBSCRIBE, CONFIG GET and COMMAND LIST use
+//! them.
 
 /// Redis's glob matching (`stringmatchlen`): `*`, `?`, `[abc]`, `[^a-z]`, and `\` escapes.
 pub fn glob_match(pattern: &[u8], s: &[u8]) -> bool {
@@ -83,9 +83,14 @@ fn match_class(pattern: &[u8], start: usize, c: u8) -> Option<(bool, usize)> {
     Some((matched != negate, p + 1))
 }
 
+/// [`glob_match`] ignoring ASCII case (COMMAND LIST FILTERBY PATTERN, CONFIG GET).
+pub fn glob_match_nocase(pattern: &[u8], s: &[u8]) -> bool {
+    glob_match(&pattern.to_ascii_lowercase(), &s.to_ascii_lowercase())
+}
+
 #[cfg(test)]
 mod tests {
-    use super::glob_match;
+    use super::*;
 
     #[test]
     fn glob_follows_redis() {

@@ -2,7 +2,7 @@
 //!
 //! - [`resp`]: RESP framing — the incremental, zero-copy request scanner and the reply writer.
 //! - [`command`]: the command table (arity, flags, key positions) used for dispatch and key routing.
-//! - [`glob`]: Redis's glob patterns (KEYS, SCAN MATCH, PSUBSCRIBE, CONFIG GET).
+//! - [`glob`]: Redis's glob patterns (KEYS, SCAN MATCH, PSUBSCRIBE, CONFIG GET, COMMAND LIST).
 //! - [`hash`]: key hashing for shard placement (twemproxy-compatible functions, `{hash tags}`).
 //! - [`connection`]: connection commands (AUTH, HELLO, CLIENT, ...) shared by shard and proxy.
 //! - [`config`]: flag / environment / TOML-file merging, byte sizes and durations.

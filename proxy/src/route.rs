@@ -88,8 +88,8 @@ fn route_command(
     if REFUSED[spec.index()] {
         return ReplyFut::error(&format!("ERR {} is not supported by ringcache-proxy", spec.name.to_uppercase()));
     }
-    if !spec.arity_ok(req.argc()) {
-        return ReplyFut::error(&format!("ERR wrong number of arguments for '{}' command", spec.name));
+    if let Err(e) = command::check_arity(spec, &req) {
+        return ReplyFut::error(&e);
     }
     if !session.authenticated && !spec.flags.contains(&"no_auth") {
         return ReplyFut::error("NOAUTH Authentication required.");

@@ -10,7 +10,7 @@
 
 use bytes::{Bytes, BytesMut};
 
-use super::ProtocolError;
+use super::{ProtocolError, ReplyWriter};
 
 /// One aggregate we are inside.
 #[derive(Debug, Clone, Copy)]
@@ -329,6 +329,44 @@ impl ReplyValue {
             }
             _ => return None,
         })
+    }
+
+    /// Writes this value through `out`, in `out`'s protocol: a map becomes a flat array in RESP2, a set an
+    /// array, a double a bulk string, a null `$-1` (the forms Redis writes for RESP2 clients).
+    pub fn write_to(&self, out: &mut impl ReplyWriter) {
+        match self {
+            ReplyValue::Simple(s) => out.simple(&String::from_utf8_lossy(s)),
+            ReplyValue::Error(e) => out.error(&String::from_utf8_lossy(e)),
+            ReplyValue::Integer(n) => out.integer(*n),
+            ReplyValue::Bulk(Some(b)) | ReplyValue::BigNumber(b) => out.bulk(b),
+            ReplyValue::Bulk(None) | ReplyValue::Null => out.null(),
+            ReplyValue::Array(None) => out.null_array(),
+            ReplyValue::Array(Some(items)) => {
+                out.array_len(items.len());
+                items.iter().for_each(|i| i.write_to(out));
+            }
+            ReplyValue::Double(d) => match std::str::from_utf8(d).ok().and_then(|t| t.parse::<f64>().ok()) {
+                Some(d) => out.double(d),
+                None => out.bulk(d),
+            },
+            ReplyValue::Boolean(b) => out.boolean(*b),
+            ReplyValue::Verbatim(_, text) => out.verbatim(text),
+            ReplyValue::Map(pairs) => {
+                out.map_len(pairs.len());
+                for (k, v) in pairs {
+                    k.write_to(out);
+                    v.write_to(out);
+                }
+            }
+            ReplyValue::Set(items) => {
+                out.set_len(items.len());
+                items.iter().for_each(|i| i.write_to(out));
+            }
+            ReplyValue::Push(items) => {
+                out.push_len(items.len());
+                items.iter().for_each(|i| i.write_to(out));
+            }
+        }
     }
 }
 

@@ -89,7 +89,7 @@ fn hinted(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let inner = Request::from_args(req.args_from(3));
     let spec = command::lookup(inner.name());
     let flush = spec.is_some_and(|s| s.name == "flushall" || s.name == "flushdb");
-    if !flush && !spec.is_some_and(|s| s.first_key > 0 && s.name != "ringcache") {
+    if !flush && !spec.is_some_and(|s| s.is_keyed() && s.name != "ringcache") {
         return Err(CmdError::Other("ERR RINGCACHE HINTED runs only commands with keys, or FLUSHALL".into()));
     }
     // A read changes nothing: it needs no hint, and may run even while the handoff is fenced (the value
@@ -107,7 +107,7 @@ fn hinted(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         if flush {
             guard.record_flush(&targets);
         } else if let Some(spec) = spec {
-            let keys: Vec<&[u8]> = spec.key_positions(inner.argc()).map(|p| inner.arg(p)).collect();
+            let keys: Vec<&[u8]> = command::keys(spec, &inner).into_iter().map(|p| inner.arg(p)).collect();
             guard.record(&targets, keys.iter().copied());
         }
     }

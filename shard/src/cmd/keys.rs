@@ -7,6 +7,7 @@ use ringcache_common::resp::{ReplyWriter, Request};
 
 use super::{is, parse_i64, CmdError, CmdResult, Ctx, Handler};
 use crate::store::{string_entry_cost, Taken, NO_SLOT};
+pub(crate) use ringcache_common::glob::glob_match;
 
 pub(super) fn handler(name: &str) -> Option<Handler> {
     Some(match name {

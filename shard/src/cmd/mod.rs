@@ -135,7 +135,7 @@ static LOCK_MODES: LazyLock<Vec<LockMode>> = LazyLock::new(|| {
             // Shard channels are named like keys (for cluster routing) but are not keys; EXEC locks for its
             // whole transaction itself.
             "ssubscribe" | "sunsubscribe" | "spublish" | "exec" => LockMode::None,
-            _ if c.first_key > 0 => LockMode::Keys,
+            _ if c.is_keyed() => LockMode::Keys,
             _ => LockMode::None,
         })
         .collect()
@@ -235,7 +235,7 @@ fn ring_refusal(ctx: &Ctx<'_>, spec: &CommandSpec, req: &Request, guarded: bool)
         if spec.name == "ping" {
             return Some(DRAINING_ERROR.into());
         }
-        let keyed = spec.first_key > 0;
+        let keyed = spec.is_keyed();
         // While leaving, keyed writes are remembered for the second pass; a FLUSHALL could not be.
         let refused = match membership {
             Membership::Leaving => !keyed && spec.is_write(),
@@ -246,7 +246,7 @@ fn ring_refusal(ctx: &Ctx<'_>, spec: &CommandSpec, req: &Request, guarded: bool)
             return Some("TRYAGAIN this shard is leaving the ring: its keys are moving to other shards".into());
         }
     }
-    if guarded && spec.first_key > 0 && ctx.shared.handoffs.is_guarded() {
+    if guarded && spec.is_keyed() && ctx.shared.handoffs.is_guarded() {
         for pos in command::keys(spec, req) {
             if let Some(owner) = ctx.shared.handoffs.guard_owner(req.arg(pos)) {
                 return Some(format!(
@@ -270,8 +270,8 @@ fn execute_checked(ctx: &mut Ctx<'_>, req: &Request, started: Instant, guarded: 
         ctx.out.error(&command::unknown_command_message(req));
         return started;
     };
-    if !spec.arity_ok(req.argc()) {
-        ctx.out.error(&CmdError::WrongArity(spec.name.to_string()).to_string());
+    if let Err(e) = command::check_arity(spec, req) {
+        ctx.out.error(&e);
         return started;
     }
     if !ctx.client.authenticated && !spec.flags.contains(&"no_auth") {
@@ -305,7 +305,7 @@ fn execute_checked(ctx: &mut Ctx<'_>, req: &Request, started: Instant, guarded: 
     // remembered for the drain's second pass or refused, never lost between the two. The stripes are
     // locked first (a script or transaction takes this lock with its stripes held), and the membership is
     // read with them held: a drain that starts after this read copies the key only after this write.
-    let leaving = WRITES[index] && spec.first_key > 0 && shared.membership() == Membership::Leaving;
+    let leaving = WRITES[index] && spec.is_keyed() && shared.membership() == Membership::Leaving;
     let mut written = leaving.then(|| shared.written_while_leaving.lock());
     if let Some(refusal) = ring_refusal(ctx, spec, req, guarded) {
         drop(written);
@@ -382,7 +382,7 @@ mod tests {
 
     #[test]
     fn every_command_in_the_table_has_a_handler() {
-        for c in COMMANDS {
+        for c in COMMANDS.iter() {
             assert!(handler_for(c.name).is_some(), "no handler for {}", c.name);
         }
     }
