@@ -230,7 +230,10 @@ static IMPLEMENTED: &[(&RedisCommand, &[&str])] = &[
     (&redis::AUTH, &[]),
     (&redis::HELLO, &[]),
     (&redis::SELECT, &[]),
-    (&redis::CLIENT, &["setname", "getname", "id", "list", "info", "help", "tracking", "caching", "getredir", "trackinginfo"]),
+    (
+        &redis::CLIENT,
+        &["setname", "getname", "id", "list", "info", "help", "tracking", "caching", "getredir", "trackinginfo"],
+    ),
     (&redis::RESET, &[]),
     (&redis::READONLY, &[]),
     (&redis::READWRITE, &[]),

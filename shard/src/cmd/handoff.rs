@@ -92,9 +92,11 @@ fn hinted(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     if !flush && !spec.is_some_and(|s| s.is_keyed() && s.name != "ringcache") {
         return Err(CmdError::Other("ERR RINGCACHE HINTED runs only commands with keys, or FLUSHALL".into()));
     }
+    // A script may write whatever its flags say (its declared keys are what is recorded).
+    let script = spec.is_some_and(|s| matches!(s.name, "eval" | "evalsha"));
     // A read changes nothing: it needs no hint, and may run even while the handoff is fenced (the value
     // here is the current one until the absent shard is readmitted).
-    if !flush && !spec.is_some_and(|s| s.is_write()) {
+    if !flush && !script && !spec.is_some_and(|s| s.is_write()) {
         super::execute_checked(ctx, &inner, Instant::now(), false);
         return Ok(());
     }
@@ -102,8 +104,9 @@ fn hinted(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let mut guard = shared.handoffs.begin_hinted(&targets).map_err(|e| CmdError::Other(e.to_string()))?;
     let reply_at = ctx.out.len();
     super::execute_checked(ctx, &inner, Instant::now(), false);
-    // A failed command changed nothing, so there is nothing to hand back.
-    if ctx.out.get(reply_at) != Some(&b'-') {
+    // A failed command changed nothing, so there is nothing to hand back; a failed script may have written
+    // before it failed (scripts are not rolled back), so its keys are recorded either way.
+    if script || ctx.out.get(reply_at) != Some(&b'-') {
         if flush {
             guard.record_flush(&targets);
         } else if let Some(spec) = spec {

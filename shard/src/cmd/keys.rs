@@ -2,7 +2,6 @@
 //! TTL PTTL PERSIST RENAME SCAN KEYS RANDOMKEY DBSIZE FLUSHDB FLUSHALL.
 
 use rand::Rng;
-pub(crate) use ringcache_common::glob::glob_match;
 use ringcache_common::resp::{ReplyWriter, Request};
 
 use super::{is, parse_i64, CmdError, CmdResult, Ctx, Handler};
