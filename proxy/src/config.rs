@@ -79,6 +79,9 @@ pub struct ProxyArgs {
 
     #[command(flatten)]
     pub client: ClientArgs,
+
+    #[command(flatten)]
+    pub membership: crate::membership::MembershipArgs,
 }
 
 /// One configured shard.

@@ -77,6 +77,9 @@ pub struct ShardArgs {
 
     #[command(flatten)]
     pub client: ClientArgs,
+
+    #[command(flatten)]
+    pub registry: crate::registry::RegistryArgs,
 }
 
 impl ShardArgs {

@@ -9,6 +9,7 @@
 //! - [`snapshot`]: the snapshot file format, writing (stripe by stripe, atomic rename), restoring at start,
 //!   and the background thread that takes them.
 //! - [`handoff`]: hinted handoff, the keys written here while standing in for an absent shard.
+//! - [`registry`]: registering this shard in ZooKeeper (`--zookeeper`), when proxies take the ring from there.
 //! - [`shard_metrics`]: the `/metrics` registry.
 //!
 //! Invariant: no store lock is held across I/O or an `.await` — a command's store work is synchronous.
@@ -17,6 +18,7 @@ pub mod clock;
 pub mod cmd;
 pub mod config;
 pub mod handoff;
+pub mod registry;
 pub mod server;
 pub mod shard_metrics;
 pub mod snapshot;
