@@ -33,3 +33,25 @@ pub async fn try_lock(
         Err(_) => Ok(None),
     }
 }
+
+/// The node of whoever holds shard `name`'s lock now (the lowest sequence number), and what it holds.
+pub async fn holder(client: &zk::Client, name: &str) -> Result<Option<(String, Vec<u8>)>, CoordError> {
+    let dir = layout::lock_dir(name)?;
+    let mut children = match client.list_children(&dir).await {
+        Ok(c) => c,
+        Err(zk::Error::NoNode) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    // `_c_<uuid>-lock-<sequence>`: ordered by the sequence number, the last ten digits.
+    children.retain(|c| c.contains("lock-") && c.len() >= 10);
+    children.sort_by(|a, b| a[a.len() - 10..].cmp(&b[b.len() - 10..]));
+    for child in children {
+        let path = format!("{dir}/{child}");
+        match client.get_data(&path).await {
+            Ok((data, _)) => return Ok(Some((path, data))),
+            Err(zk::Error::NoNode) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(None)
+}

@@ -614,6 +614,12 @@ impl Cluster {
                         self.mark_up(shard);
                         return;
                     }
+                    // The holder says it has handed the shard its keys: route to it before they leave the
+                    // stand-ins.
+                    if self.control().readmitted_elsewhere(shard).await {
+                        self.mark_up(shard);
+                        return;
+                    }
                     if waiting_since.elapsed() > self.settings.timeout * 10 {
                         tracing::debug!("shard '{}': another proxy is still handing it its keys", shard.spec.name);
                         return;
@@ -690,6 +696,8 @@ impl Cluster {
         }
         self.mark_up(shard);
         if self.handoff_on() {
+            self.control().handed_back(shard).await;
+            self.control().wait_until_routed(shard).await;
             handoff::finish(self, shard).await;
         }
     }

@@ -98,6 +98,14 @@ pub trait ControlPlane: Send + Sync {
         kind: HandoffKind,
     ) -> BoxFuture<'a, Result<bool, HandoffError>>;
     fn unlock<'a>(&'a self, cluster: &'a Cluster, shard: &'a ShardHandle, kind: HandoffKind) -> BoxFuture<'a, ()>;
+    /// The lock holder has handed `shard` its keys and readmitted it (said before the stand-ins delete their
+    /// copies, so that proxies waiting for the lock can route to it at once).
+    fn handed_back<'a>(&'a self, shard: &'a ShardHandle) -> BoxFuture<'a, ()>;
+    /// Whether the proxy holding `shard`'s lock now has already readmitted it (then this one may too).
+    fn readmitted_elsewhere<'a>(&'a self, shard: &'a ShardHandle) -> BoxFuture<'a, bool>;
+    /// Waits (bounded) until every proxy the source knows routes to `shard`, before the stand-ins delete the
+    /// keys handed back to it: a proxy that still routes its keys to them would read them as misses.
+    fn wait_until_routed<'a>(&'a self, shard: &'a ShardHandle) -> BoxFuture<'a, ()>;
 }
 
 /// The default control plane: no registrations, handoffs serialized by leases on the shards.
@@ -143,6 +151,18 @@ impl ControlPlane for ShardLeases {
                 handoff::unlock(cluster, shard).await;
             }
         })
+    }
+
+    fn handed_back<'a>(&'a self, _shard: &'a ShardHandle) -> BoxFuture<'a, ()> {
+        Box::pin(std::future::ready(()))
+    }
+
+    fn readmitted_elsewhere<'a>(&'a self, _shard: &'a ShardHandle) -> BoxFuture<'a, bool> {
+        Box::pin(std::future::ready(false))
+    }
+
+    fn wait_until_routed<'a>(&'a self, _shard: &'a ShardHandle) -> BoxFuture<'a, ()> {
+        Box::pin(std::future::ready(()))
     }
 }
 

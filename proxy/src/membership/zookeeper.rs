@@ -37,12 +37,16 @@ use crate::cluster::{Cluster, ShardHandle};
 use crate::config::{parse_shards, ProxyArgs, ShardSpec};
 use crate::handoff::HandoffError;
 
-/// How long a contender waits for the lock holder before reporting the lock taken.
-const LOCK_WAIT: Duration = Duration::from_millis(50);
+/// How long a contender that found the lock free waits when another one got there first.
+const LOCK_WAIT: Duration = Duration::from_millis(100);
+/// What the lock holder writes into its lock node once the shard is readmitted.
+const READMITTED: &[u8] = b"readmitted";
+/// Longest wait, before the stand-ins delete the keys handed back, for every proxy to route to the shard.
+const ROUTED_WAIT: Duration = Duration::from_secs(2);
 /// Registrations are read again at least this often (and at once on every change ZooKeeper reports).
 const REREAD: Duration = Duration::from_secs(2);
 /// How often the ejection of unregistered shards is reconsidered, and the proxy's view published.
-const TICK: Duration = Duration::from_millis(250);
+const TICK: Duration = Duration::from_millis(100);
 /// Longest wait between two attempts to reach the ensemble.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
@@ -449,6 +453,15 @@ impl ControlPlane for ZooKeeperControl {
                     None => {}
                 }
             }
+            // Held by another proxy: say so without queueing (a queued contender node per poll would only
+            // load the ensemble; the caller polls, and checks whether the holder has readmitted the shard).
+            match lock::holder(&client, name).await {
+                Ok(Some(_)) => return Ok(false),
+                Ok(None) => {}
+                Err(e) => {
+                    return Err(HandoffError::Shard { shard: name.clone(), reason: format!("ZooKeeper lock: {e}") })
+                }
+            }
             match lock::try_lock(&client, name, &cluster.token, LOCK_WAIT).await {
                 Ok(Some(held)) if client.state() == zk::SessionState::SyncConnected => {
                     tracing::debug!("holding the ZooKeeper handoff lock for '{name}' ({})", held.lock_path());
@@ -458,6 +471,39 @@ impl ControlPlane for ZooKeeperControl {
                 Ok(_) => Ok(false),
                 Err(e) => Err(HandoffError::Shard { shard: name.clone(), reason: format!("ZooKeeper lock: {e}") }),
             }
+        })
+    }
+
+    fn handed_back<'a>(&'a self, shard: &'a ShardHandle) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let path = self.locks.lock().get(&shard.spec.name).map(|(held, _)| held.lock_path().to_string());
+            let (Some(path), Some(client)) = (path, self.connected_client()) else { return };
+            if let Err(e) = client.set_data(&path, READMITTED, None).await {
+                tracing::debug!("marking the handoff of '{}' done: {e}", shard.spec.name);
+            }
+        })
+    }
+
+    fn readmitted_elsewhere<'a>(&'a self, shard: &'a ShardHandle) -> BoxFuture<'a, bool> {
+        Box::pin(async move {
+            let Some(client) = self.connected_client() else { return false };
+            matches!(lock::holder(&client, &shard.spec.name).await, Ok(Some((_, data))) if data == READMITTED)
+        })
+    }
+
+    fn wait_until_routed<'a>(&'a self, shard: &'a ShardHandle) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let Some(client) = self.connected_client() else { return };
+            let deadline = Instant::now() + ROUTED_WAIT;
+            while Instant::now() < deadline {
+                match session::proxies(&client).await {
+                    Ok(views) if views.iter().all(|(_, v)| v.shards_up.contains(&shard.spec.name)) => return,
+                    Ok(_) => {}
+                    Err(_) => return,
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            tracing::debug!("not every proxy routes to '{}' yet; finishing its handoff anyway", shard.spec.name);
         })
     }
 
