@@ -81,8 +81,13 @@ fn start_proxy(zk: &str, cluster: &str, extra: &[&str]) -> (Proc, u16) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ringcache-proxy"));
     cmd.args(["--port", &port.to_string(), "--metrics-port", &metrics.to_string(), "--log", "warn"])
         .args(["--zookeeper", zk, "--cluster", cluster, "--zookeeper-session-timeout", &session])
-        .args(["--health-interval", "100ms", "--failure-limit", "3", "--timeout", "500ms"])
         .args(extra);
+    // Quick failure detection, unless the test says otherwise.
+    for (flag, value) in [("--health-interval", "100ms"), ("--failure-limit", "3"), ("--timeout", "500ms")] {
+        if !extra.contains(&flag) {
+            cmd.args([flag, value]);
+        }
+    }
     let proxy = Proc::spawn("ringcache-proxy", cmd, port);
     poll_until("the proxy's /metrics", WAIT, || std::net::TcpStream::connect(("127.0.0.1", metrics)).is_ok());
     (proxy, metrics)
