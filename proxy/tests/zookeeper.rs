@@ -361,6 +361,12 @@ fn the_ensemble_losing_its_leader_or_stopping_for_30s_costs_no_request() {
     }
     for (load, name) in loads.into_iter().zip(["proxy 1", "proxy 2"]) {
         let report = load.finish();
+        eprintln!(
+            "figures: ensemble: {name}: {} requests, {} errors, {} reads verified",
+            report["overall"]["requests"],
+            errors(&report),
+            report["verify"]["checked"]
+        );
         assert_clean(name, &report);
         assert_eq!(errors(&report), 0, "{name}: {}", report["errors"]);
     }

@@ -8,7 +8,8 @@
 //!   whose node is gone is ejected by every proxy as soon as ZooKeeper tells them, and is not readmitted
 //!   (whatever the proxy's own probes say) until it is registered again. The proxies' own probes still eject
 //!   faster than a session timeout. Absence is only trusted once this proxy has been connected for a whole
-//!   session timeout: after the ensemble itself was away, live shards need that long to register again.
+//!   session timeout (after the ensemble itself was away, live shards need that long to register again),
+//!   and only for shards seen registered before (one started without `--zookeeper` is left to the probes).
 //! - **Handoffs**: run under the ZooKeeper lock `/locks/<shard>` (`ringcache_coord::lock`), confirmed before
 //!   every batch of keys: a proxy whose connection to ZooKeeper is lost stops at the next batch, and one
 //!   that cannot reach ZooKeeper never starts one. A lock is only lost with its session, which the server
@@ -20,7 +21,7 @@
 //!   `ringcache_zookeeper_connected 0`; rings and registrations are read again when it is back (a new
 //!   session if the old one expired).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -65,6 +66,9 @@ pub struct ZooKeeperControl {
     state: Mutex<SessionView>,
     /// Handoff locks held, by shard, with the session that holds them.
     locks: Mutex<HashMap<String, (lock::Held, i64)>>,
+    /// Shards seen registered at least once: only their absence says anything (a shard started without
+    /// `--zookeeper` is left to this proxy's probes, with a warning, rather than never admitted).
+    seen: Mutex<HashSet<String>>,
 }
 
 #[derive(Default)]
@@ -96,6 +100,7 @@ impl ZooKeeperSource {
             settings: settings.clone(),
             state: Mutex::new(SessionView::default()),
             locks: Mutex::new(HashMap::new()),
+            seen: Mutex::new(HashSet::new()),
         });
         let connected = async {
             let client = session::connect(&settings).await?;
@@ -300,10 +305,12 @@ impl ZooKeeperControl {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut stale = true;
         let mut last_read = Instant::now();
+        let mut warned = HashSet::new();
         loop {
             if stale || last_read.elapsed() >= REREAD {
                 match session::registered_shards(client).await {
                     Ok(list) => {
+                        self.seen.lock().extend(list.iter().map(|r| r.name.clone()));
                         self.state.lock().registered = Some(list.into_iter().map(|r| (r.name.clone(), r)).collect());
                         stale = false;
                         last_read = Instant::now();
@@ -312,7 +319,7 @@ impl ZooKeeperControl {
                     Err(e) => tracing::debug!("reading registrations: {e}"),
                 }
             }
-            self.eject_unregistered(cluster).await;
+            self.eject_unregistered(cluster, &mut warned).await;
             tokio::select! {
                 event = watcher.changed() => {
                     if event.event_type == zk::EventType::Session && event.session_state.is_terminated() {
@@ -325,14 +332,32 @@ impl ZooKeeperControl {
         }
     }
 
-    async fn eject_unregistered(&self, cluster: &Cluster) {
+    async fn eject_unregistered(&self, cluster: &Cluster, warned: &mut HashSet<String>) {
         let up: Vec<String> =
             cluster.topology().shards.iter().filter(|s| s.is_up()).map(|s| s.spec.name.clone()).collect();
         for name in up {
+            if self.registration(&name) == Registration::Unknown
+                && self.trusted()
+                && !self.seen.lock().contains(&name)
+                && warned.insert(name.clone())
+            {
+                tracing::warn!(
+                    "shard '{name}' is in the ring but has never registered in ZooKeeper (start it with \
+                     --zookeeper): only this proxy's own probes tell whether it is up"
+                );
+            }
             if self.registration(&name) == Registration::Absent {
                 cluster.eject(&name, "has no registration in ZooKeeper (its session ended)").await;
             }
         }
+    }
+
+    /// Connected, with registrations read, for a whole session timeout.
+    fn trusted(&self) -> bool {
+        let s = self.state.lock();
+        s.connected
+            && s.registered.is_some()
+            && s.connected_since.is_some_and(|t| t.elapsed() >= self.settings.session_timeout)
     }
 
     /// The session, if it is connected now.
@@ -416,7 +441,9 @@ impl ControlPlane for ZooKeeperControl {
         };
         match registered.get(shard) {
             Some(r) => Registration::Present(r.state.clone()),
-            None if s.connected_since.is_some_and(|t| t.elapsed() >= self.settings.session_timeout) => {
+            None if s.connected_since.is_some_and(|t| t.elapsed() >= self.settings.session_timeout)
+                && self.seen.lock().contains(shard) =>
+            {
                 Registration::Absent
             }
             None => Registration::Unknown,
