@@ -405,8 +405,9 @@ compose --profile zookeeper up -d zookeeper zk-shard-1 zk-shard-2 zk-shard-3 zk-
   >"$WORK/zk-up.log" 2>&1 || { tail -40 "$WORK/zk-up.log"; fail "compose --profile zookeeper up failed"; }
 zk_admin() { compose --profile zookeeper run --rm -T zk-admin "$@" 2>/dev/null; }
 ring_of_three() {
+  # Both proxies route to all three shards (in the ring's order, which is the order they joined in).
   zk_admin list >"$WORK/zk-list" && grep -q 'ring (3 shards)' "$WORK/zk-list" && grep -q 'proxies (2)' "$WORK/zk-list" \
-    && [ "$(grep -c 'up \[zk-shard-1,zk-shard-2,zk-shard-3\]' "$WORK/zk-list")" -eq 2 ]
+    && [ "$(grep -cE 'up \[zk-shard-[1-3],zk-shard-[1-3],zk-shard-[1-3]\]  down \[\]' "$WORK/zk-list")" -eq 2 ]
 }
 wait_for 120 ring_of_three || { cat "$WORK/zk-list" 2>/dev/null; fail "the ZooKeeper ring did not reach 3 shards on 2 proxies"; }
 sed 's/^/    /' "$WORK/zk-list"

@@ -37,6 +37,15 @@ pub async fn connect(settings: &Settings) -> Result<zk::Client, CoordError> {
     client.chroot(chroot).map_err(|_| CoordError::BadCluster(settings.cluster.clone()))
 }
 
+/// This machine's host name (what a process bound to every address advertises), or `localhost`.
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
 /// Every registered shard (skipping nodes that vanish while they are read).
 pub async fn registered_shards(client: &zk::Client) -> Result<Vec<layout::ShardRecord>, CoordError> {
     let mut out = Vec::new();

@@ -56,7 +56,12 @@ async fn serve(args: ProxyArgs, workers: &[tokio::runtime::Handle]) -> anyhow::R
     cluster.start_health_checks();
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
     let local = listener.local_addr()?;
-    membership.spawn(cluster.clone(), local.to_string(), shutdown.clone());
+    let advertised = if local.ip().is_unspecified() {
+        format!("{}:{}", ringcache_coord::session::host_name(), local.port())
+    } else {
+        local.to_string()
+    };
+    membership.spawn(cluster.clone(), advertised, shutdown.clone());
     if args.metrics_port != 0 {
         let metrics_addr = socket_addr(&args.bind, args.metrics_port).map_err(anyhow::Error::msg)?;
         let bound = ringcache_common::metrics::serve(metrics_addr, metrics.registry.clone(), shutdown.clone())

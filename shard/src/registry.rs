@@ -75,7 +75,7 @@ impl RegistryArgs {
         };
         let addr = match &self.advertise {
             Some(a) => a.clone(),
-            None if bind == "0.0.0.0" || bind == "::" => format!("{}:{port}", host_name()),
+            None if bind == "0.0.0.0" || bind == "::" => format!("{}:{port}", session::host_name()),
             None => format!("{bind}:{port}"),
         };
         let name = self.name.clone().unwrap_or_else(|| addr.clone());
@@ -91,14 +91,6 @@ impl RegistryArgs {
             auto_join: self.auto_join,
         }))
     }
-}
-
-fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".into())
 }
 
 /// What this shard registers as, and where.
