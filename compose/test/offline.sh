@@ -403,7 +403,7 @@ log "the proxies reloaded their shard list: shard-4 took over $(compose exec -T 
 log "the zookeeper profile: ZooKeeper (Debian's package), 3 shards registering and joining, 2 proxies"
 compose --profile zookeeper up -d zookeeper zk-shard-1 zk-shard-2 zk-shard-3 zk-proxy-1 zk-proxy-2 \
   >"$WORK/zk-up.log" 2>&1 || { tail -40 "$WORK/zk-up.log"; fail "compose --profile zookeeper up failed"; }
-zk_admin() { compose --profile zookeeper run --rm -T zk-admin "$@" 2>/dev/null; }
+zk_admin() { compose --profile zookeeper run --rm -T --no-deps zk-admin "$@" 2>/dev/null; }
 ring_of_three() {
   # Both proxies route to all three shards (in the ring's order, which is the order they joined in).
   zk_admin list >"$WORK/zk-list" && grep -q 'ring (3 shards)' "$WORK/zk-list" && grep -q 'proxies (2)' "$WORK/zk-list" \
