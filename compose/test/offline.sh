@@ -2,15 +2,17 @@
 # Runs compose/docker-compose.yml for real on this machine's Docker engine, without any registry, and
 # checks what a user would: NGINX on a published port answers through 2 proxies and 3 shards, a stopped
 # shard only affects its own keys and gets them back, a restarted stack keeps its keys (snapshots),
-# Prometheus scrapes every proxy and shard, and a fourth shard is added the way the README says.
+# Prometheus scrapes every proxy and shard, a fourth shard is added the way the README says, and the
+# `zookeeper` profile runs: shards register and join, two proxies follow the ring, and serve on while
+# ZooKeeper is stopped.
 #
 #   bash compose/test/offline.sh
 #
 # Nothing can be pulled here, so the images are made locally:
 #   - debian:bookworm-slim (what the Dockerfiles start from) is a minbase debootstrap, `docker import`ed,
 #     when no image by that name exists yet (it is kept: later runs reuse it);
-#   - nginx and Prometheus come from Debian's packages (compose/test/images/), replacing the official
-#     images through RINGCACHE_NGINX_IMAGE / RINGCACHE_PROMETHEUS_IMAGE;
+#   - nginx, Prometheus and ZooKeeper come from Debian's packages (compose/test/images/), replacing the
+#     official images through RINGCACHE_NGINX_IMAGE / RINGCACHE_PROMETHEUS_IMAGE / RINGCACHE_ZOOKEEPER_IMAGE;
 #   - the Rust stage cannot run (no Rust image, no toolchain download), so the binaries are built on this
 #     host and the Dockerfiles' `prebuilt` target copies them into the same runtime stage users get;
 #   - Grafana cannot be installed here: the stack runs without it (its files are checked by
@@ -54,6 +56,7 @@ BASE_IMAGE=debian:bookworm-slim
 RUNTIME_BASE_IMAGE=ringcache-offline/runtime-base:bookworm
 NGINX_IMAGE=ringcache-offline/nginx:bookworm
 PROMETHEUS_IMAGE=ringcache-offline/prometheus:bookworm
+ZOOKEEPER_IMAGE=ringcache-offline/zookeeper:bookworm
 WORK=$(mktemp -d)
 PLACEHOLDER="${PROJECT}-placeholder"
 LOAD_PID=""
@@ -76,7 +79,7 @@ teardown() {
     compose logs --no-color --tail 30 2>&1 | sed 's/^/    /'
   fi
   remove_placeholders
-  compose --profile tools down --volumes --remove-orphans --timeout 20 >/dev/null 2>&1 \
+  compose --profile tools --profile zookeeper down --volumes --remove-orphans --timeout 20 >/dev/null 2>&1 \
     || compose down --volumes --remove-orphans --timeout 20 >/dev/null 2>&1
   docker rmi "ringcache-shard:$TAG" "ringcache-proxy:$TAG" "ringcache-loadgen:$TAG" >/dev/null 2>&1
   rm -f docker/prebuilt/*/ringcache-*
@@ -148,6 +151,7 @@ build_images() {
   log "building $NGINX_IMAGE and $PROMETHEUS_IMAGE from Debian packages (cached after the first run)"
   quiet_build -t "$NGINX_IMAGE" -f compose/test/images/nginx.Dockerfile compose/test/images
   quiet_build -t "$PROMETHEUS_IMAGE" -f compose/test/images/prometheus.Dockerfile compose/test/images
+  quiet_build -t "$ZOOKEEPER_IMAGE" -f compose/test/images/zookeeper.Dockerfile compose/test/images
   # Tagged so that removing this run's images keeps the apt layer the three Dockerfiles share.
   quiet_build -t "$RUNTIME_BASE_IMAGE" --target runtime-base -f shard/Dockerfile .
 }
@@ -178,6 +182,10 @@ export RINGCACHE_BUILD_TARGET=prebuilt RINGCACHE_TAG="$TAG" RINGCACHE_PUBLISH_AD
 export RINGCACHE_NGINX_PORT="$NGINX_PORT" RINGCACHE_PROMETHEUS_PORT="$PROMETHEUS_PORT"
 export RINGCACHE_GRAFANA_PORT="$(free_port)"
 export RINGCACHE_NGINX_IMAGE="$NGINX_IMAGE" RINGCACHE_PROMETHEUS_IMAGE="$PROMETHEUS_IMAGE"
+export RINGCACHE_ZOOKEEPER_IMAGE="$ZOOKEEPER_IMAGE"
+ZK_PROXY_1_PORT=$(free_port)
+ZK_PROXY_2_PORT=$(free_port)
+export RINGCACHE_ZK_PROXY_1_PORT="$ZK_PROXY_1_PORT" RINGCACHE_ZK_PROXY_2_PORT="$ZK_PROXY_2_PORT"
 
 rcli() { redis-cli -p "$NGINX_PORT" "$@"; }
 
@@ -390,5 +398,34 @@ readable_keys >"$WORK/after-join"
 [ "$(wc -l <"$WORK/after-join")" -eq "$N" ] \
   || fail "after shard-4 joined only $(wc -l <"$WORK/after-join") of $N keys read back"
 log "the proxies reloaded their shard list: shard-4 took over $(compose exec -T shard-4 redis-cli -p 7001 dbsize | tr -d '\r') keys, and all $N keys still read back"
+
+# ------------------------------------------------------------------ the zookeeper profile (README)
+log "the zookeeper profile: ZooKeeper (Debian's package), 3 shards registering and joining, 2 proxies"
+compose --profile zookeeper up -d zookeeper zk-shard-1 zk-shard-2 zk-shard-3 zk-proxy-1 zk-proxy-2 \
+  >"$WORK/zk-up.log" 2>&1 || { tail -40 "$WORK/zk-up.log"; fail "compose --profile zookeeper up failed"; }
+zk_admin() { compose --profile zookeeper run --rm -T --no-deps zk-admin "$@" 2>/dev/null; }
+ring_of_three() {
+  # Both proxies route to all three shards (in the ring's order, which is the order they joined in).
+  zk_admin list >"$WORK/zk-list" && grep -q 'ring (3 shards)' "$WORK/zk-list" && grep -q 'proxies (2)' "$WORK/zk-list" \
+    && [ "$(grep -cE 'up \[zk-shard-[1-3],zk-shard-[1-3],zk-shard-[1-3]\]  down \[\]' "$WORK/zk-list")" -eq 2 ]
+}
+wait_for 120 ring_of_three || { cat "$WORK/zk-list" 2>/dev/null; fail "the ZooKeeper ring did not reach 3 shards on 2 proxies"; }
+sed 's/^/    /' "$WORK/zk-list"
+for p in "$ZK_PROXY_1_PORT" "$ZK_PROXY_2_PORT"; do
+  wait_for 60 sh -c "[ \"\$(redis-cli -p $p ping)\" = PONG ]" || fail "no PONG from the zookeeper profile's proxy on $p"
+done
+seq 1 100 | sed 's/.*/SET zk:key:& v-&/' | redis-cli -p "$ZK_PROXY_1_PORT" | grep -c '^OK$' | grep -qx 100 \
+  || fail "writes through zk-proxy-1 failed"
+[ "$(redis-cli -p "$ZK_PROXY_2_PORT" get zk:key:42)" = v-42 ] || fail "zk-proxy-2 does not read what zk-proxy-1 wrote"
+log "keys written through zk-proxy-1 read back through zk-proxy-2"
+compose --profile zookeeper stop zookeeper >/dev/null 2>&1
+seq 1 100 | sed 's/.*/GET zk:key:&/' | redis-cli -p "$ZK_PROXY_2_PORT" | grep -c '^v-' | grep -qx 100 \
+  || fail "with ZooKeeper stopped, reads through the proxies failed"
+[ "$(redis-cli -p "$ZK_PROXY_1_PORT" set zk:during down)" = OK ] || fail "with ZooKeeper stopped, a write failed"
+zk_admin add zk-shard-9 --addr nowhere:7001 && fail "admin changed the ring with ZooKeeper stopped"
+log "ZooKeeper stopped: both proxies serve on, and admin refuses ring changes"
+compose --profile zookeeper start zookeeper >/dev/null 2>&1
+wait_for 120 ring_of_three || fail "after ZooKeeper came back, the proxies did not report the ring again"
+log "ZooKeeper back: both proxies follow it again"
 
 log "PASSED in $((SECONDS - STARTED))s"

@@ -2,6 +2,7 @@
 
     python3 deploy/tests/check_files.py compose    # compose/, nginx-stream/, grafana/provisioning/
     python3 deploy/tests/check_files.py k8s        # deploy/k8s/
+    python3 deploy/tests/check_files.py k8s-zookeeper  # deploy/k8s-zookeeper/ (the overlay)
 
 Run by deploy/tests/files.rs. Prints every problem found and exits 1 if there was any.
 """
@@ -162,8 +163,62 @@ def check_k8s():
     check(service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"], "the ringcache Service must select the proxies")
 
 
+def json_pointer_add(doc, path, value):
+    """Applies a JSON patch `add` (the only op the overlay uses)."""
+    parts = [p.replace("~1", "/").replace("~0", "~") for p in path.lstrip("/").split("/")]
+    target = doc
+    for part in parts[:-1]:
+        target = target[int(part)] if isinstance(target, list) else target[part]
+    last = parts[-1]
+    if isinstance(target, list):
+        target.insert(len(target) if last == "-" else int(last), value)
+    else:
+        target[last] = value
+
+
+def check_k8s_zookeeper():
+    """deploy/k8s-zookeeper: its patches apply to the base, the result validates, and shards and proxies
+    name the same ensemble and cluster."""
+    import subprocess
+    import tempfile
+    overlay = load("deploy/k8s-zookeeper/kustomization.yaml")
+    check(overlay["resources"] == ["../k8s"], "the overlay must build on ../k8s")
+    base = {}
+    for f in load("deploy/k8s/kustomization.yaml")["resources"]:
+        for doc in yaml.safe_load_all(open(os.path.join(ROOT, "deploy/k8s", f))):
+            base[(doc["kind"], doc["metadata"]["name"])] = doc
+    for patch in overlay["patches"]:
+        target = patch["target"]
+        doc = base.get((target["kind"], target["name"]))
+        check(doc is not None, f"the overlay patches {target}, which the base does not define")
+        for op in yaml.safe_load(patch["patch"]):
+            check(op["op"] == "add", f"unexpected patch op {op['op']}")
+            if op["path"].endswith("/env"):
+                container = doc["spec"]["template"]["spec"]["containers"][0]
+                check("env" not in container, f"{target['name']}: the base has env the overlay would replace")
+            json_pointer_add(doc, op["path"], op["value"])
+    env = lambda kind, name: {e["name"]: e.get("value") for e in base[(kind, name)]["spec"]["template"]["spec"]["containers"][0]["env"]}
+    shard, proxy = env("StatefulSet", "ringcache-shard"), env("Deployment", "ringcache-proxy")
+    for key in ["RINGCACHE_ZOOKEEPER", "RINGCACHE_CLUSTER"]:
+        check(shard.get(key) and shard.get(key) == proxy.get(key), f"shards and proxies must share {key}")
+    sts = base[("StatefulSet", "ringcache-shard")]
+    check(shard.get("RINGCACHE_ADVERTISE") == f"$(POD_NAME).{sts['spec']['serviceName']}:7001",
+          "a shard must advertise its stable name under the headless Service")
+    check(shard.get("RINGCACHE_NAME") == "$(POD_NAME)", "a shard's ring name must be its pod name")
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = []
+        for (kind, name), doc in base.items():
+            path = os.path.join(tmp, f"{kind}-{name}.yaml")
+            with open(path, "w") as f:
+                yaml.safe_dump(doc, f)
+            paths.append(path)
+        r = subprocess.run([sys.executable, "-m", "kubernetes_validate", "--strict", "--quiet", *paths],
+                           capture_output=True, text=True)
+        check(r.returncode == 0, f"kubernetes-validate rejected the overlay's manifests: {r.stdout}{r.stderr}")
+
+
 if __name__ == "__main__":
-    {"compose": check_compose, "k8s": check_k8s}[sys.argv[1]]()
+    {"compose": check_compose, "k8s": check_k8s, "k8s-zookeeper": check_k8s_zookeeper}[sys.argv[1]]()
     for p in problems:
         print("problem:", p)
     print(f"{sys.argv[1]}: {len(problems)} problems")

@@ -90,6 +90,15 @@ fn kubernetes_manifests_validate() {
     assert!(ok, "{text}");
 }
 
+/// The ZooKeeper overlay (deploy/k8s-zookeeper) applies to the base manifests, the result validates against
+/// the Kubernetes schemas, and shards and proxies name the same ensemble and cluster.
+#[test]
+fn the_zookeeper_overlay_applies_and_validates() {
+    let script = repo_root().join("deploy/tests/check_files.py");
+    let (ok, text) = run(Command::new("python3").arg(&script).arg("k8s-zookeeper"));
+    assert!(ok, "{text}");
+}
+
 /// A one-connection fake server: answers AUTH with +OK (remembering it) and PING with `ping_reply`, or
 /// with -NOAUTH when `password_required` and no AUTH came first.
 fn fake_server(ping_reply: &'static str, password_required: bool) -> (u16, std::thread::JoinHandle<()>) {

@@ -234,7 +234,7 @@ fn every_queried_metric_is_exported() {
         }
     }
     // What the dashboard must show (issue: throughput, latency, hit ratio, memory, keys, evictions and
-    // expirations, clients, backend health, snapshot age).
+    // expirations, clients, backend health, snapshot age; issue 18: membership per proxy).
     for required in [
         "ringcache_commands_total",
         "ringcache_command_duration_seconds_bucket",
@@ -250,6 +250,8 @@ fn every_queried_metric_is_exported() {
         "ringcache_proxy_backend_errors_total",
         "ringcache_proxy_ejections_total",
         "ringcache_rdb_last_save_timestamp_seconds",
+        "ringcache_membership_ring_version",
+        "ringcache_zookeeper_connected",
     ] {
         assert!(queried.contains(required), "the dashboard does not show {required}");
     }

@@ -7,7 +7,7 @@
 //! live shard on the ring) and two successful probes in a row readmit it, after the writes made elsewhere
 //! while it was away have been handed back to it ([`crate::handoff`]).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use crate::backend::{read_line, BackendConn};
 use crate::config::ShardSpec;
 use crate::handoff::{self, HandoffError};
+use crate::membership::{ControlPlane, HandoffKind, Registration, SHARD_LEASES};
 use crate::metrics::{BackendMetrics, ProxyMetrics};
 use crate::ring::Ring;
 use ringcache_common::hash::KeyHash;
@@ -252,6 +253,11 @@ pub struct Cluster {
     handoff: Arc<AtomicBool>,
     /// This proxy's name in a shard's handoff lock.
     pub token: String,
+    /// Where membership, shared health and handoff locks come from ([`crate::membership`]); leases on the
+    /// shards until a source installs another.
+    membership: OnceLock<Arc<dyn ControlPlane>>,
+    /// The ring version this proxy routes on: its source's (ZooKeeper), or the reloads applied (file).
+    ring_version: AtomicU64,
 }
 
 impl Cluster {
@@ -281,6 +287,8 @@ impl Cluster {
             shutdown,
             handoff,
             token: format!("proxy-{:016x}", rand::random::<u64>()),
+            membership: OnceLock::new(),
+            ring_version: AtomicU64::new(1),
         });
         cluster.install(shards, &[]);
         cluster
@@ -298,6 +306,58 @@ impl Cluster {
         self.topology.load()
     }
 
+    /// Installs the membership source's control plane (once, before the health checks start).
+    pub fn set_control(&self, control: Arc<dyn ControlPlane>) {
+        let _ = self.membership.set(control);
+    }
+
+    pub fn control(&self) -> &dyn ControlPlane {
+        self.membership.get().map_or(&SHARD_LEASES as &dyn ControlPlane, |c| c.as_ref())
+    }
+
+    /// The version of the ring this proxy routes on (or is moving to).
+    pub fn ring_version(&self) -> u64 {
+        self.ring_version.load(Ordering::Relaxed)
+    }
+
+    /// [`Self::change_shards`] to the ring of a given version (from a membership source that numbers them).
+    pub async fn change_ring(self: &Arc<Self>, specs: Vec<ShardSpec>, version: u64) {
+        self.ring_version.store(version, Ordering::Relaxed);
+        self.change_shards_inner(specs).await;
+    }
+
+    /// Sets the version of the ring the cluster started with.
+    pub fn set_ring_version(&self, version: u64) {
+        self.ring_version.store(version, Ordering::Relaxed);
+    }
+
+    /// Takes (or, during a handoff, confirms) the right to hand keys to or from `shard`.
+    pub async fn handoff_lock(&self, shard: &ShardHandle, kind: HandoffKind) -> Result<bool, HandoffError> {
+        self.control().lock(self, shard, kind).await
+    }
+
+    /// Marks shard `name` down at once, for every request routed from now on (its membership source says it
+    /// is gone); its health checker readmits it through a handoff when it answers again.
+    pub async fn eject(&self, name: &str, why: &str) {
+        let shard = self.topology().shards.iter().find(|s| s.spec.name == name).cloned();
+        if let Some(shard) = shard.filter(|s| s.is_up()) {
+            self.eject_shard(&shard, why).await;
+        }
+    }
+
+    async fn eject_shard(&self, shard: &ShardHandle, why: &str) {
+        // The other shards must accept hinted writes before this one's keys are routed to them.
+        self.open_handoff(shard).await;
+        shard.up.store(false, Ordering::Release);
+        tracing::warn!(
+            "shard '{}' ({}) {why}: ejected, its keys go to the next shard",
+            shard.spec.name,
+            shard.spec.addr
+        );
+        shard.metrics.up.set(0);
+        shard.metrics.ejections.inc();
+    }
+
     /// Applies a changed shard list (a config reload) and moves the keys whose owner changed, in three steps:
     /// 1. the ring gets the added shards next to all the old ones; an added shard joins absent, the shards
     ///    holding its keys keep them as hints for it, and it is admitted (handed them) as soon as it answers;
@@ -307,6 +367,11 @@ impl Cluster {
     /// With equal weights, step 1's ring places every key as the final ring does, except on removed
     /// shards. With handoff off (shards that are not ringcache-shard) the ring just changes, as in twemproxy.
     pub async fn change_shards(self: &Arc<Self>, specs: Vec<ShardSpec>) {
+        self.ring_version.fetch_add(1, Ordering::Relaxed);
+        self.change_shards_inner(specs).await;
+    }
+
+    async fn change_shards_inner(self: &Arc<Self>, specs: Vec<ShardSpec>) {
         let old = self.topology.load_full();
         let removed: Vec<ShardSpec> = old
             .shards
@@ -431,6 +496,53 @@ impl Cluster {
         if shard.draining.swap(true, Ordering::SeqCst) {
             return; // another task is draining it
         }
+        if !self.drain_lock(shard).await {
+            return;
+        }
+        self.drain_locked(shard).await;
+        self.control().unlock(self, shard, HandoffKind::Drain).await;
+    }
+
+    /// Takes the right to drain `shard` (always granted with leases on the shards, where concurrent drains
+    /// are safe). While another proxy holds it, waits for that proxy to finish, then marks the shard down
+    /// here too; false then, or when the lock cannot be had.
+    async fn drain_lock(&self, shard: &ShardHandle) -> bool {
+        let waiting_since = tokio::time::Instant::now();
+        loop {
+            match self.handoff_lock(shard, HandoffKind::Drain).await {
+                // Drained by another proxy that held the lock before: copying its keys again could bring
+                // back keys deleted since.
+                Ok(true)
+                    if self.control().locks_drains()
+                        && matches!(handoff::member_state(self, shard).await.as_deref(), Ok("drained")) =>
+                {
+                    shard.up.store(false, Ordering::Release);
+                    shard.metrics.up.set(0);
+                    self.control().unlock(self, shard, HandoffKind::Drain).await;
+                    return false;
+                }
+                Ok(true) => return true,
+                Ok(false) => {
+                    if matches!(handoff::member_state(self, shard).await.as_deref(), Ok("drained")) {
+                        shard.up.store(false, Ordering::Release);
+                        shard.metrics.up.set(0);
+                        tracing::info!("shard '{}' was drained by another proxy", shard.spec.name);
+                        return false;
+                    }
+                }
+                Err(e) => tracing::debug!("shard '{}': {e}", shard.spec.name),
+            }
+            if waiting_since.elapsed() > self.settings.timeout * ADMIN_TIMEOUT_FACTOR {
+                tracing::warn!("shard '{}': could not take the lock to drain it; leaving it as it is", shard.spec.name);
+                shard.draining.store(false, Ordering::SeqCst);
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// [`Self::drain_shard`] once this proxy may drain it.
+    async fn drain_locked(&self, shard: &ShardHandle) {
         // Its keys go to the shards that stand in for it once it is down (natural owners have them).
         let owners = |key: &[u8]| -> Vec<Arc<ShardHandle>> {
             let topo = self.topology();
@@ -527,13 +639,19 @@ impl Cluster {
         // misses from the stand-ins once that proxy has finished), then readmit with nothing left to copy.
         let waiting_since = tokio::time::Instant::now();
         while self.handoff_on() {
-            match handoff::lock(self, shard).await {
+            match self.handoff_lock(shard, HandoffKind::HandBack).await {
                 Ok(true) => break,
                 Ok(false) => {
                     // A joiner that the other proxy has admitted has all its keys: route to it at once.
                     if shard.joining.load(Ordering::SeqCst)
                         && matches!(handoff::member_state(self, shard).await.as_deref(), Ok("member"))
                     {
+                        self.mark_up(shard);
+                        return;
+                    }
+                    // The holder says it has handed the shard its keys: route to it before they leave the
+                    // stand-ins.
+                    if self.control().readmitted_elsewhere(shard).await {
                         self.mark_up(shard);
                         return;
                     }
@@ -552,7 +670,7 @@ impl Cluster {
         }
         self.readmit_locked(shard).await;
         if self.handoff_on() {
-            handoff::unlock(self, shard).await;
+            self.control().unlock(self, shard, HandoffKind::HandBack).await;
         }
     }
 
@@ -613,6 +731,8 @@ impl Cluster {
         }
         self.mark_up(shard);
         if self.handoff_on() {
+            self.control().handed_back(shard).await;
+            self.control().wait_until_routed(shard).await;
             handoff::finish(self, shard).await;
         }
     }
@@ -710,7 +830,8 @@ async fn health_check(cluster: Arc<Cluster>, shard: Arc<ShardHandle>) {
                 // A shard that was paused (SIGSTOP, a stall) still holds the requests that timed out here in
                 // its socket buffers and runs them when it resumes. Readmitting on the second answer in a row
                 // gives it a health interval to do so before the hand-back writes the newer values.
-                if successes >= 2 {
+                // Down for every proxy while its registration is gone (ZooKeeper): readmitted once it is back.
+                if successes >= 2 && cluster.control().registration(&shard.spec.name) != Registration::Absent {
                     cluster.readmit(&shard).await;
                 }
             }
@@ -719,16 +840,7 @@ async fn health_check(cluster: Arc<Cluster>, shard: Arc<ShardHandle>) {
             conn = None;
             failures += 1;
             if failures >= settings.failure_limit && shard.is_up() {
-                // The other shards must accept hinted writes before this one's keys are routed to them.
-                cluster.open_handoff(&shard).await;
-                shard.up.store(false, Ordering::Release);
-                tracing::warn!(
-                    "shard '{}' ({}) failed {failures} health checks: ejected, its keys go to the next shard",
-                    shard.spec.name,
-                    shard.spec.addr
-                );
-                shard.metrics.up.set(0);
-                shard.metrics.ejections.inc();
+                cluster.eject_shard(&shard, &format!("failed {failures} health checks")).await;
             }
         }
     }

@@ -14,6 +14,8 @@ use crate::ring::Member;
 ///
 /// Every flag can also be set with an environment variable (RINGCACHE_ and the flag in upper snake case)
 /// or in a TOML file given with --config (keys are flag names; `shards` may be an array of strings).
+///
+/// With --zookeeper, the ring comes from ZooKeeper; `ringcache-proxy admin --help` lists and changes it.
 #[derive(Parser, Debug, Clone)]
 #[command(name = "ringcache-proxy", version)]
 pub struct ProxyArgs {
@@ -79,6 +81,9 @@ pub struct ProxyArgs {
 
     #[command(flatten)]
     pub client: ClientArgs,
+
+    #[command(flatten)]
+    pub membership: crate::membership::MembershipArgs,
 }
 
 /// One configured shard.

@@ -32,6 +32,7 @@ use bytes::{Bytes, BytesMut};
 use ringcache_common::resp::{encode_request, ReplyValue, ReplyWriter, Request};
 
 use crate::cluster::{Cluster, ShardHandle};
+use crate::membership::HandoffKind;
 
 /// Keys copied per TAKE or PRECOPY.
 const TAKE_BATCH: usize = 512;
@@ -158,7 +159,7 @@ pub async fn hand_back(cluster: &Cluster, returning: &ShardHandle) -> Result<Han
     for shard in with_keys {
         let mut cursor = 0i64;
         loop {
-            if !lock(cluster, returning).await? {
+            if !cluster.handoff_lock(returning, HandoffKind::HandBack).await? {
                 return Err(HandoffError::Shard {
                     shard: returning.spec.name.clone(),
                     reason: "lost its handoff lock".into(),
@@ -236,7 +237,7 @@ async fn precopy(
     for shard in stand_ins {
         // Bounded: under a write rate faster than the copy, the fenced pass takes the rest.
         for _ in 0..10_000 {
-            if !lock(cluster, returning).await? {
+            if !cluster.handoff_lock(returning, HandoffKind::HandBack).await? {
                 return Err(HandoffError::Shard {
                     shard: returning.spec.name.clone(),
                     reason: "lost its handoff lock".into(),

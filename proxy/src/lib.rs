@@ -10,7 +10,9 @@
 //! - [`route`]: single-key forwarding, multi-key split and merge, fan-out commands.
 //! - [`local`]: commands the proxy answers itself.
 //! - [`metrics`]: the `/metrics` registry.
-//! - [`reload`]: re-reading the shard list on SIGHUP or when the config file changes.
+//! - [`membership`]: where the ring comes from (the config file, or ZooKeeper), shared health and handoff
+//!   locks; [`reload`] re-reads the file on SIGHUP or when it changes.
+//! - [`admin`]: `ringcache-proxy admin add|remove|list`, the operator's ring changes in ZooKeeper.
 //!
 //! Threads: client sessions run on `--threads` workers, each a current-thread runtime
 //! ([`ringcache_common::workers`]) with its own [`backend`] connections to every shard, so a request and its
@@ -20,11 +22,13 @@
 //! dead or slow fails within `--timeout`; request and reply bytes are forwarded, not re-encoded, except
 //! where a multi-key command is split or merged.
 
+pub mod admin;
 pub mod backend;
 pub mod cluster;
 pub mod config;
 pub mod handoff;
 pub mod local;
+pub mod membership;
 pub mod metrics;
 pub mod reload;
 pub mod ring;

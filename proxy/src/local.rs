@@ -66,7 +66,7 @@ fn config(shared: &ProxyShared, req: &Request, out: &mut ReplyBuf) -> Result<(),
     Ok(())
 }
 
-const SECTIONS: [&str; 5] = ["server", "clients", "memory", "stats", "keyspace"];
+const SECTIONS: [&str; 6] = ["server", "clients", "memory", "stats", "membership", "keyspace"];
 
 /// The INFO sections a request asks for.
 pub fn info_sections(req: &Request) -> Vec<String> {
@@ -106,7 +106,40 @@ pub fn proxy_info(shared: &ProxyShared, sections: &[String]) -> String {
             shared.connections.rejected()
         );
     }
+    if sections.iter().any(|s| s == "membership") {
+        membership_info(shared, &topo, &mut out);
+    }
     out
+}
+
+/// This proxy's view of the membership: where it comes from, the ring version it routes on, and each
+/// shard's health here and registration (`unknown` without ZooKeeper).
+fn membership_info(shared: &ProxyShared, topo: &crate::cluster::Topology, out: &mut String) {
+    use crate::membership::Registration;
+    let control = shared.cluster.control();
+    let _ = write!(
+        out,
+        "membership_source:{}\r\nzookeeper_connected:{}\r\nring_version:{}\r\nring_shards:{}\r\n",
+        control.source(),
+        u8::from(control.connected()),
+        shared.cluster.ring_version(),
+        topo.shards.len()
+    );
+    for (i, shard) in topo.shards.iter().enumerate() {
+        let registered = match control.registration(&shard.spec.name) {
+            Registration::Unknown => "unknown".to_string(),
+            Registration::Absent => "no".to_string(),
+            Registration::Present(state) => state,
+        };
+        let _ = write!(
+            out,
+            "ring_shard{i}:name={},addr={},weight={},up={},registered={registered}\r\n",
+            shard.spec.name,
+            shard.spec.addr,
+            shard.spec.weight,
+            u8::from(shard.is_up())
+        );
+    }
 }
 
 /// Shard fields that INFO sums across shards, by section.
@@ -164,10 +197,12 @@ pub fn merge_info(proxy_text: &str, sections: &[String], shard_infos: &[String])
             ],
             "clients" => &["connected_clients", "maxclients"],
             "stats" => &["total_connections_received", "rejected_connections"],
+            "membership" => &["membership_source", "zookeeper_connected", "ring_version", "ring_shards"],
             _ => &[],
         };
         for l in &proxy_lines {
-            if own.iter().any(|f| l.starts_with(&format!("{f}:"))) {
+            let ring_shard = *section == "membership" && l.starts_with("ring_shard") && !l.starts_with("ring_shards:");
+            if ring_shard || own.iter().any(|f| l.starts_with(&format!("{f}:"))) {
                 let _ = write!(out, "{l}\r\n");
             }
         }

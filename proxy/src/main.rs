@@ -7,7 +7,8 @@ use ringcache_common::config::socket_addr;
 use ringcache_common::metrics::{Value, ValueCollector};
 use ringcache_common::workers::Workers;
 use ringcache_proxy::cluster::{Cluster, ClusterSettings};
-use ringcache_proxy::config::{parse_shards, ProxyArgs};
+use ringcache_proxy::config::ProxyArgs;
+use ringcache_proxy::membership;
 use ringcache_proxy::metrics::ProxyMetrics;
 use ringcache_proxy::session::{self, ProxyShared};
 
@@ -15,6 +16,9 @@ use ringcache_proxy::session::{self, ProxyShared};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
+    if std::env::args_os().nth(1).is_some_and(|a| a == "admin") {
+        std::process::exit(ringcache_proxy::admin::main(std::env::args_os().skip(1)));
+    }
     let args: ProxyArgs = ringcache_common::config::parse_args_or_exit()?;
     args.client.init_logging().map_err(anyhow::Error::msg)?;
     // Thread per core: `--threads` workers run the client sessions and their shard connections; this thread
@@ -29,7 +33,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn serve(args: ProxyArgs, workers: &[tokio::runtime::Handle]) -> anyhow::Result<()> {
-    let shards = parse_shards(args.shards.as_deref().unwrap_or("")).map_err(anyhow::Error::msg)?;
+    let (membership, shards) = membership::Source::open(&args).await?;
     let shutdown = ringcache_common::shutdown::on_signals()?;
     let addr = socket_addr(&args.bind, args.port).map_err(anyhow::Error::msg)?;
     let metrics = Arc::new(ProxyMetrics::new()?);
@@ -45,14 +49,19 @@ async fn serve(args: ProxyArgs, workers: &[tokio::runtime::Handle]) -> anyhow::R
     };
     let names: Vec<String> = shards.iter().map(|s| format!("{}={}", s.name, s.addr)).collect();
     let cluster = Cluster::new(shards, settings, metrics.clone(), shutdown.clone(), workers);
+    membership.install(&cluster);
+    membership::register_metrics(&metrics.registry, &cluster)?;
     // Before the port is open to clients: a shard with writes waiting for it elsewhere must not be read yet.
     cluster.recover_handoffs().await;
     cluster.start_health_checks();
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
     let local = listener.local_addr()?;
-    if let Some(path) = &args.config {
-        tokio::spawn(ringcache_proxy::reload::watch(path.into(), cluster.clone(), shutdown.clone()));
-    }
+    let advertised = if local.ip().is_unspecified() {
+        format!("{}:{}", ringcache_coord::session::host_name(), local.port())
+    } else {
+        local.to_string()
+    };
+    membership.spawn(cluster.clone(), advertised, shutdown.clone());
     if args.metrics_port != 0 {
         let metrics_addr = socket_addr(&args.bind, args.metrics_port).map_err(anyhow::Error::msg)?;
         let bound = ringcache_common::metrics::serve(metrics_addr, metrics.registry.clone(), shutdown.clone())

@@ -106,6 +106,9 @@ pub struct ShardArgs {
 
     #[command(flatten)]
     pub client: ClientArgs,
+
+    #[command(flatten)]
+    pub registry: crate::registry::RegistryArgs,
 }
 
 /// Parses Redis's "<hard> <soft> <soft-seconds>" output limit.

@@ -14,6 +14,7 @@
 //! - [`snapshot`]: the snapshot file format, writing (stripe by stripe, atomic rename), restoring at start,
 //!   and the background thread that takes them.
 //! - [`handoff`]: hinted handoff, the keys written here while standing in for an absent shard.
+//! - [`registry`]: registering this shard in ZooKeeper (`--zookeeper`), when proxies take the ring from there.
 //! - [`shard_metrics`]: the `/metrics` registry.
 //!
 //! Invariant: no store lock is held across I/O or an `.await` — a command's store work is synchronous.
@@ -25,6 +26,7 @@ pub mod config;
 pub mod events;
 pub mod handoff;
 pub mod pubsub;
+pub mod registry;
 pub mod scripting;
 pub mod server;
 pub mod shard_metrics;

@@ -6,6 +6,7 @@ use anyhow::Context as _;
 use ringcache_common::config::socket_addr;
 use ringcache_shard::config::ShardArgs;
 use ringcache_shard::handoff::Handoffs;
+use ringcache_shard::registry::{self, RegistryStatus};
 use ringcache_shard::server::{self, Membership, ServerConfig, Shared};
 use ringcache_shard::snapshot::Persistence;
 use ringcache_shard::{shard_metrics, store};
@@ -67,15 +68,21 @@ async fn serve(args: ShardArgs) -> anyhow::Result<()> {
     };
     let shared =
         Arc::new(Shared::new(config, store.clone(), persistence.clone(), Handoffs::new(args.handoff_max_keys))?);
+    let registration = args.registry.registration(&args.bind, local.port()).map_err(anyhow::Error::msg)?;
     let drain_timeout = args.drain_timeout;
     let draining = shared.clone();
     let shutdown = ringcache_common::shutdown::on_signals_after(move |signal| drain(draining, drain_timeout, signal))?;
     // Restores the snapshot (clients get -LOADING meanwhile), then takes periodic ones.
     let snapshots = persistence.start(shutdown.clone())?;
     let expiry = store::spawn_active_expiry(store.clone(), shutdown.clone())?;
+    let registry_status = Arc::new(RegistryStatus::default());
+    if let Some(registration) = registration {
+        tokio::spawn(registry::run(registration, shared.clone(), registry_status.clone(), shutdown.clone()));
+    }
     if args.metrics_port != 0 {
         let metrics_addr = socket_addr(&args.bind, args.metrics_port).map_err(anyhow::Error::msg)?;
         let registry = shard_metrics::registry(shared.clone())?;
+        registry.register(Box::new(registry_status.collector()))?;
         let bound = ringcache_common::metrics::serve(metrics_addr, registry, shutdown.clone())
             .await
             .with_context(|| format!("cannot listen for metrics on {metrics_addr}"))?;
