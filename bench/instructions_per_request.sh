@@ -27,7 +27,7 @@ measure() {
   pid=$!
   for _ in $(seq 1 3000); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.05; done
   if [ "$load" = yes ]; then
-    redis-benchmark -p "$port" -c 1 -P 16 -n "$REQUESTS" -t set,get -q >/dev/null
+    redis-benchmark -p "$port" -c "${CLIENTS:-1}" -P 16 -n "$REQUESTS" -t set,get -q >/dev/null
     redis-benchmark -p "$port" -c 1 -n "$((REQUESTS / 4))" -t ping_mbulk,get -q >/dev/null
   fi
   kill -TERM "$pid"

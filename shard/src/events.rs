@@ -35,6 +35,13 @@ thread_local! {
     static CURRENT_CLIENT: Cell<u64> = const { Cell::new(0) };
 }
 
+/// Marks `client_id` as the client whose commands run on this thread now (a plain thread-local store:
+/// commands are not nested across clients, so nothing needs restoring).
+#[inline]
+pub fn set_running_client(client_id: u64) {
+    CURRENT_CLIENT.with(|c| c.set(client_id));
+}
+
 /// Marks `client_id` as the client running commands on this thread until the guard is dropped.
 pub fn running_for(client_id: u64) -> CurrentClientGuard {
     let previous = CURRENT_CLIENT.with(|c| c.replace(client_id));

@@ -49,14 +49,15 @@ pub struct CommandSpec {
     pub redis: &'static RedisCommand,
     /// The subcommands we implement, for a container command (CLIENT, CONFIG, COMMAND, OBJECT).
     pub subcommands: Vec<&'static RedisCommand>,
+    /// Position in [`COMMANDS`] (stored: it indexes per-command tables on every request).
+    index: usize,
 }
 
 impl CommandSpec {
     /// Position of this command in [`COMMANDS`]; used to index per-command counters.
+    #[inline]
     pub fn index(&'static self) -> usize {
-        // The table is one vector that never changes, so the offset of the element is its index.
-        let base = COMMANDS.as_ptr() as usize;
-        (self as *const CommandSpec as usize - base) / std::mem::size_of::<CommandSpec>()
+        self.index
     }
 
     /// Whether `argc` (the name included) satisfies the arity.
@@ -114,9 +115,13 @@ fn arity_ok(arity: i32, argc: usize) -> bool {
 
 /// Checks a request's arity as Redis does before running it: the command's, then (for a container such
 /// as CLIENT) the subcommand's. `Err` is the error line.
+#[inline]
 pub fn check_arity(spec: &CommandSpec, req: &Request) -> Result<(), String> {
     if !spec.arity_ok(req.argc()) {
         return Err(format!("ERR wrong number of arguments for '{}' command", spec.name));
+    }
+    if spec.subcommands.is_empty() {
+        return Ok(());
     }
     if let Some(sub) = spec.subcommand(req) {
         if !arity_ok(sub.arity, req.argc()) {
@@ -274,7 +279,9 @@ static IMPLEMENTED: &[(&RedisCommand, &[&str])] = &[
 pub static COMMANDS: LazyLock<Vec<CommandSpec>> = LazyLock::new(|| {
     IMPLEMENTED
         .iter()
-        .map(|&(r, subs)| CommandSpec {
+        .enumerate()
+        .map(|(index, &(r, subs))| CommandSpec {
+            index,
             name: r.name,
             arity: r.arity,
             flags: r.flags,
@@ -375,8 +382,9 @@ pub fn keys_with_flags(cmd: &RedisCommand, req: &Request) -> Option<Vec<KeyWithF
 }
 
 /// Names to commands; foldhash because this lookup runs once per request.
-static BY_NAME: LazyLock<HashMap<&'static str, &'static CommandSpec>> =
-    LazyLock::new(|| COMMANDS.iter().map(|c| (c.name, c)).collect());
+/// Keyed by the name's bytes, so a lookup needs no UTF-8 check.
+static BY_NAME: LazyLock<HashMap<&'static [u8], &'static CommandSpec>> =
+    LazyLock::new(|| COMMANDS.iter().map(|c| (c.name.as_bytes(), c)).collect());
 
 /// Finds a command by name, in any case.
 pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
@@ -387,8 +395,7 @@ pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
     for (dst, src) in lower.iter_mut().zip(name) {
         *dst = src.to_ascii_lowercase();
     }
-    let lower = std::str::from_utf8(&lower[..name.len()]).ok()?;
-    BY_NAME.get(lower).copied()
+    BY_NAME.get(&lower[..name.len()]).copied()
 }
 
 /// Finds any Redis 7.0 command or subcommand (`client|list`) by name, implemented or not.
@@ -459,6 +466,7 @@ mod tests {
             movable_keys: cmd.flags.contains(&"movablekeys"),
             redis: cmd,
             subcommands: Vec::new(),
+            index: 0,
         };
         keys(&spec, &Request::from_args(args.iter().copied())).to_vec()
     }

@@ -97,13 +97,13 @@ fn hinted(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     // A read changes nothing: it needs no hint, and may run even while the handoff is fenced (the value
     // here is the current one until the absent shard is readmitted).
     if !flush && !script && !spec.is_some_and(|s| s.is_write()) {
-        super::execute_checked(ctx, &inner, Instant::now(), false);
+        super::execute_checked(ctx, spec, &inner, Instant::now(), false);
         return Ok(());
     }
     let shared = ctx.shared;
     let mut guard = shared.handoffs.begin_hinted(&targets).map_err(|e| CmdError::Other(e.to_string()))?;
     let reply_at = ctx.out.len();
-    super::execute_checked(ctx, &inner, Instant::now(), false);
+    super::execute_checked(ctx, spec, &inner, Instant::now(), false);
     // A failed command changed nothing, so there is nothing to hand back; a failed script may have written
     // before it failed (scripts are not rolled back), so its keys are recorded either way.
     if script || ctx.out.get(reply_at) != Some(&b'-') {

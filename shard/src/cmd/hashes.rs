@@ -59,7 +59,7 @@ fn hset_pairs(ctx: &mut Ctx<'_>, req: &Request, cmd: &str) -> Result<i64, CmdErr
         return Err(CmdError::WrongArity(cmd.into()));
     }
     let key = req.arg(1);
-    let h = ctx.store.hash(key);
+    let h = ctx.db.hash(key);
     let mut g = ctx.db.stripe(h)?;
     let existing = lookup_typed(&mut g, h, key, Kind::Hash, ctx.now_ms)?;
     // Upper bound of the growth: a new field costs its full price, a replaced value at most the extra
@@ -109,7 +109,7 @@ fn hmset(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 
 fn hsetnx(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let (key, field, value) = (req.arg(1), req.arg(2), req.arg(3));
-    let h = ctx.store.hash(key);
+    let h = ctx.db.hash(key);
     let mut g = ctx.db.stripe(h)?;
     let existing = lookup_typed(&mut g, h, key, Kind::Hash, ctx.now_ms)?;
     if existing.is_some_and(|slot| fields(&g, slot).contains_key(field)) {
@@ -126,7 +126,7 @@ fn hsetnx(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 
 fn hget(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let (key, field) = (req.arg(1), req.arg(2));
-    let h = ctx.store.hash(key);
+    let h = ctx.db.hash(key);
     let mut g = ctx.db.stripe(h)?;
     let slot = lookup_typed(&mut g, h, key, Kind::Hash, ctx.now_ms)?;
     match slot.and_then(|slot| fields(&g, slot).get(field)) {
@@ -138,7 +138,7 @@ fn hget(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 
 fn hmget(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = req.arg(1);
-    let h = ctx.store.hash(key);
+    let h = ctx.db.hash(key);
     let mut g = ctx.db.stripe(h)?;
     let slot = lookup_typed(&mut g, h, key, Kind::Hash, ctx.now_ms)?;
     ctx.out.array_len(req.argc() - 2);
@@ -154,7 +154,7 @@ fn hmget(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 /// HGETALL, HKEYS and HVALS: every field and/or value, in the hash's (unspecified) order.
 fn hget_many(ctx: &mut Ctx<'_>, req: &Request, with_fields: bool, with_values: bool) -> CmdResult {
     let key = req.arg(1);
-    let h = ctx.store.hash(key);
+    let h = ctx.db.hash(key);
     let mut g = ctx.db.stripe(h)?;
     let Some(slot) = lookup_typed(&mut g, h, key, Kind::Hash, ctx.now_ms)? else {
         if with_fields && with_values {
@@ -195,7 +195,7 @@ fn hvals(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 
 fn hdel(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = req.arg(1);
-    let h = ctx.store.hash(key);
+    let h = ctx.db.hash(key);
     let mut g = ctx.db.stripe(h)?;
     let Some(slot) = lookup_typed(&mut g, h, key, Kind::Hash, ctx.now_ms)? else {
         ctx.out.integer(0);
@@ -216,7 +216,7 @@ fn hdel(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 
 fn hexists(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let (key, field) = (req.arg(1), req.arg(2));
-    let h = ctx.store.hash(key);
+    let h = ctx.db.hash(key);
     let mut g = ctx.db.stripe(h)?;
     let slot = lookup_typed(&mut g, h, key, Kind::Hash, ctx.now_ms)?;
     let found = slot.is_some_and(|slot| fields(&g, slot).contains_key(field));
@@ -226,7 +226,7 @@ fn hexists(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 
 fn hlen(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = req.arg(1);
-    let h = ctx.store.hash(key);
+    let h = ctx.db.hash(key);
     let mut g = ctx.db.stripe(h)?;
     let slot = lookup_typed(&mut g, h, key, Kind::Hash, ctx.now_ms)?;
     let len = slot.map_or(0, |slot| fields(&g, slot).len());
@@ -238,7 +238,7 @@ fn hincrby(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let (key, field) = (req.arg(1), req.arg(2));
     // Like Redis, the increment is checked before the key.
     let incr = parse_i64(req.arg(3))?;
-    let h = ctx.store.hash(key);
+    let h = ctx.db.hash(key);
     let mut g = ctx.db.stripe(h)?;
     let existing = lookup_typed(&mut g, h, key, Kind::Hash, ctx.now_ms)?;
     let old = existing.and_then(|slot| fields(&g, slot).get(field));

@@ -36,7 +36,7 @@ pub(super) fn handler(name: &str) -> Option<Handler> {
 fn del(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let mut removed = 0;
     for key in req.args_from(1) {
-        let h = ctx.store.hash(key);
+        let h = ctx.db.hash(key);
         let mut g = ctx.db.stripe(h)?;
         if let Some(slot) = g.lookup(h, key, ctx.now_ms) {
             g.remove(slot);
@@ -51,7 +51,7 @@ fn del(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 fn exists(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let mut found = 0;
     for key in req.args_from(1) {
-        let h = ctx.store.hash(key);
+        let h = ctx.db.hash(key);
         if ctx.db.stripe(h)?.lookup(h, key, ctx.now_ms).is_some() {
             found += 1;
         }
@@ -62,7 +62,7 @@ fn exists(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 
 fn type_(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = req.arg(1);
-    let h = ctx.store.hash(key);
+    let h = ctx.db.hash(key);
     let mut g = ctx.db.stripe(h)?;
     let name = g.lookup(h, key, ctx.now_ms).map_or("none", |slot| g.kind(slot).type_name());
     ctx.out.simple(name);
@@ -96,7 +96,7 @@ fn expire_generic(ctx: &mut Ctx<'_>, req: &Request, unit_ms: i64, absolute: bool
     let ms = amount.checked_mul(unit_ms).ok_or_else(invalid)?;
     let at = if absolute { ms } else { ms.checked_add(ctx.now_ms as i64).ok_or_else(invalid)? };
     let key = req.arg(1);
-    let h = ctx.store.hash(key);
+    let h = ctx.db.hash(key);
     let mut g = ctx.db.stripe(h)?;
     let Some(slot) = g.lookup(h, key, ctx.now_ms) else {
         ctx.out.integer(0);
@@ -138,7 +138,7 @@ fn pexpireat(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 
 /// The key's deadline: `Err(-2)` if missing, `Err(-1)` if it has none.
 fn deadline(ctx: &mut Ctx<'_>, key: &[u8]) -> Result<Result<u64, i64>, CmdError> {
-    let h = ctx.store.hash(key);
+    let h = ctx.db.hash(key);
     let mut g = ctx.db.stripe(h)?;
     Ok(match g.lookup(h, key, ctx.now_ms) {
         None => Err(-2),
@@ -175,7 +175,7 @@ fn pexpiretime(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 
 fn persist(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = req.arg(1);
-    let h = ctx.store.hash(key);
+    let h = ctx.db.hash(key);
     let mut g = ctx.db.stripe(h)?;
     let changed = match g.lookup(h, key, ctx.now_ms) {
         Some(slot) if g.expire_at(slot).is_some() => {
@@ -190,7 +190,7 @@ fn persist(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 
 fn rename(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let (src, dst) = (req.arg(1), req.arg(2));
-    let (hs, hd) = (ctx.store.hash(src), ctx.store.hash(dst));
+    let (hs, hd) = (ctx.db.hash(src), ctx.db.hash(dst));
     let mut from = ctx.db.stripe(hs)?;
     let Some(src_slot) = from.lookup(hs, src, ctx.now_ms) else {
         return Err(CmdError::NoSuchKey);

@@ -40,7 +40,7 @@ fn items_mut(g: &mut StoreStripe, slot: Slot) -> &mut VecDeque<Box<[u8]>> {
 
 fn push(ctx: &mut Ctx<'_>, req: &Request, front: bool) -> CmdResult {
     let key = req.arg(1);
-    let h = ctx.store.hash(key);
+    let h = ctx.db.hash(key);
     let mut g = ctx.db.stripe(h)?;
     let existing = lookup_typed(&mut g, h, key, Kind::List, ctx.now_ms)?;
     let growth: usize = req.args_from(2).map(list_item_cost).sum();
@@ -73,7 +73,7 @@ fn pop(ctx: &mut Ctx<'_>, req: &Request, front: bool) -> CmdResult {
     }
     let count = req.get(2).map(parse_count).transpose()?;
     let key = req.arg(1);
-    let h = ctx.store.hash(key);
+    let h = ctx.db.hash(key);
     let mut g = ctx.db.stripe(h)?;
     let Some(slot) = lookup_typed(&mut g, h, key, Kind::List, ctx.now_ms)? else {
         match count {
@@ -111,7 +111,7 @@ fn lrange(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = req.arg(1);
     let start = parse_i64(req.arg(2))?;
     let stop = parse_i64(req.arg(3))?;
-    let h = ctx.store.hash(key);
+    let h = ctx.db.hash(key);
     let mut g = ctx.db.stripe(h)?;
     let Some(slot) = lookup_typed(&mut g, h, key, Kind::List, ctx.now_ms)? else {
         ctx.out.array_len(0);
@@ -132,7 +132,7 @@ fn lrange(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 
 fn llen(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = req.arg(1);
-    let h = ctx.store.hash(key);
+    let h = ctx.db.hash(key);
     let mut g = ctx.db.stripe(h)?;
     let slot = lookup_typed(&mut g, h, key, Kind::List, ctx.now_ms)?;
     let len = slot.map_or(0, |slot| items(&g, slot).len());

@@ -148,23 +148,39 @@ fn needs_every_stripe(spec: &'static CommandSpec) -> bool {
 
 /// Locks what a command needs: the stripes of its keys, all of them, or nothing. `None` when a script
 /// became busy while this waited for a stripe it holds (the command is answered `-BUSY`).
-fn lock_for<'a>(shared: &Shared, store: &'a Store, spec: &'static CommandSpec, req: &Request) -> Option<Db<'a>> {
+/// Locks into `db` (unlocked) what a command needs: the stripes of its keys, all of them, or nothing.
+/// False when a script became busy while this waited for a stripe it holds (the command is answered
+/// `-BUSY`).
+fn lock_into<'a>(db: &mut Db<'a>, shared: &Shared, spec: &'static CommandSpec, req: &Request) -> bool {
+    let store = db.store();
     let mode = LOCK_MODES[spec.index()];
+    let give_up = || shared.scripting.is_busy();
+    // The common case, one key: no list of keys to build and sort, nothing moved.
+    if mode == LockMode::Keys && spec.has_one_key() && !shared.scripting.is_running() {
+        if let Some(key) = req.get(spec.first_key as usize) {
+            return db.acquire_one(key, &give_up);
+        }
+    }
     let hashes: smallvec::SmallVec<[u64; 8]> = match mode {
         LockMode::Keys => command::keys(spec, req).iter().map(|&p| store.hash(req.arg(p))).collect(),
-        LockMode::None | LockMode::Walk => return Some(Db::unlocked(store)),
+        LockMode::None | LockMode::Walk => return true,
         LockMode::All => smallvec::SmallVec::new(),
     };
     let all = mode == LockMode::All;
     // A stripe held by a script is waited for in slices, giving up once the script is busy; while a script
     // runs, the wait is announced to the runtime (it may last until the script ends or is killed).
-    let give_up = || shared.scripting.is_busy();
-    let db = if shared.scripting.is_running() {
-        crate::scripting::blocking(|| Db::lock_unless(store, &hashes, all, &give_up))?
+    let locked = if shared.scripting.is_running() {
+        crate::scripting::blocking(|| Db::lock_unless(store, &hashes, all, &give_up))
     } else {
-        Db::lock_unless(store, &hashes, all, &give_up)?
+        Db::lock_unless(store, &hashes, all, &give_up)
     };
-    Some(if all { db.pinned() } else { db })
+    match locked {
+        Some(locked) => {
+            *db = if all { locked.pinned() } else { locked };
+            true
+        }
+        None => false,
+    }
 }
 
 /// Commands a client may run while a script is busy (Redis's `allow_busy` flag).
@@ -199,7 +215,7 @@ fn handler_for(name: &str) -> Option<Handler> {
 /// of pipelined requests, when the previous one ended); returns when this one ended, so a batch reads the
 /// clock once per command rather than twice.
 pub fn execute(ctx: &mut Ctx<'_>, req: &Request, started: Instant) -> Instant {
-    let _running = crate::events::running_for(ctx.client.id);
+    crate::events::set_running_client(ctx.client.id);
     let spec = command::lookup(req.name());
     if ctx.client.multi.is_some() && transactions::queued(ctx, spec, req) {
         return started;
@@ -211,7 +227,7 @@ pub fn execute(ctx: &mut Ctx<'_>, req: &Request, started: Instant) -> Instant {
         ));
         return started;
     }
-    let finished = execute_checked(ctx, req, started, true);
+    let finished = execute_checked(ctx, spec, req, started, true);
     if let Some(tracking) = ctx.client.tracking.as_mut() {
         // CLIENT CACHING yes|no applies to the one command after it.
         if spec.is_none_or(|s| s.name != "client") || !req.get(1).is_some_and(|a| is(a, "CACHING")) {
@@ -224,7 +240,7 @@ pub fn execute(ctx: &mut Ctx<'_>, req: &Request, started: Instant) -> Instant {
 /// Runs one command inside a transaction or script: on the stripes `ctx.db` holds (pinned), with every
 /// check a command gets on its own.
 pub fn execute_inside(ctx: &mut Ctx<'_>, req: &Request) {
-    execute_checked(ctx, req, Instant::now(), true);
+    execute_checked(ctx, command::lookup(req.name()), req, Instant::now(), true);
 }
 
 /// Why a command may not run here now because of the ring: the shard is leaving, or (`guarded`) a key lies
@@ -262,8 +278,13 @@ fn ring_refusal(ctx: &Ctx<'_>, spec: &CommandSpec, req: &Request, guarded: bool)
 pub const DRAINING_ERROR: &str = "DRAINING ringcache-shard is handing its keys over before it exits";
 
 /// [`execute`], with the ring guard checked or not (a hinted write is exactly what a guard lets through).
-fn execute_checked(ctx: &mut Ctx<'_>, req: &Request, started: Instant, guarded: bool) -> Instant {
-    let spec = command::lookup(req.name());
+fn execute_checked(
+    ctx: &mut Ctx<'_>,
+    spec: Option<&'static CommandSpec>,
+    req: &Request,
+    started: Instant,
+    guarded: bool,
+) -> Instant {
     let handler = spec.and_then(|s| HANDLERS[s.index()]);
     // Same order of checks as Redis: existence, arity, then authentication.
     let (Some(spec), Some(handler)) = (spec, handler) else {
@@ -292,15 +313,11 @@ fn execute_checked(ctx: &mut Ctx<'_>, req: &Request, started: Instant, guarded: 
     }
     // Inside a transaction or script the stripes are held already; otherwise the command locks its own
     // and releases them when it is done.
-    let outer_db = if pinned {
-        None
-    } else {
-        let Some(db) = lock_for(shared, ctx.store, spec, req) else {
-            ctx.out.error(crate::scripting::BUSY_ERROR);
-            return started;
-        };
-        Some(std::mem::replace(&mut ctx.db, db))
-    };
+    let locked_here = !pinned;
+    if locked_here && !lock_into(&mut ctx.db, shared, spec, req) {
+        ctx.out.error(crate::scripting::BUSY_ERROR);
+        return started;
+    }
     // A write while leaving runs under the lock that the switch to draining takes, so it is either
     // remembered for the drain's second pass or refused, never lost between the two. The stripes are
     // locked first (a script or transaction takes this lock with its stripes held), and the membership is
@@ -309,8 +326,8 @@ fn execute_checked(ctx: &mut Ctx<'_>, req: &Request, started: Instant, guarded: 
     let mut written = leaving.then(|| shared.written_while_leaving.lock());
     if let Some(refusal) = ring_refusal(ctx, spec, req, guarded) {
         drop(written);
-        if let Some(outer_db) = outer_db {
-            ctx.db = outer_db;
+        if locked_here {
+            ctx.db.release();
         }
         ctx.out.error(&refusal);
         return started;
@@ -332,8 +349,8 @@ fn execute_checked(ctx: &mut Ctx<'_>, req: &Request, started: Instant, guarded: 
         Err(e) => ctx.out.error(&e.to_string()),
     }
     drop(written);
-    if let Some(outer_db) = outer_db {
-        ctx.db = outer_db;
+    if locked_here {
+        ctx.db.release();
     }
     let finished = Instant::now();
     metrics::record_command(index, finished.saturating_duration_since(started));

@@ -38,7 +38,7 @@ fn members_mut(g: &mut StoreStripe, slot: Slot) -> &mut HashSet<Box<[u8]>> {
 
 fn sadd(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = req.arg(1);
-    let h = ctx.store.hash(key);
+    let h = ctx.db.hash(key);
     let mut g = ctx.db.stripe(h)?;
     let existing = lookup_typed(&mut g, h, key, Kind::Set, ctx.now_ms)?;
     // Members already present cost nothing; one named twice is counted twice (an over-estimate).
@@ -63,7 +63,7 @@ fn sadd(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 
 fn srem(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = req.arg(1);
-    let h = ctx.store.hash(key);
+    let h = ctx.db.hash(key);
     let mut g = ctx.db.stripe(h)?;
     let Some(slot) = lookup_typed(&mut g, h, key, Kind::Set, ctx.now_ms)? else {
         ctx.out.integer(0);
@@ -88,7 +88,7 @@ fn spop(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     }
     let count = req.get(2).map(parse_count).transpose()?;
     let key = req.arg(1);
-    let h = ctx.store.hash(key);
+    let h = ctx.db.hash(key);
     let mut g = ctx.db.stripe(h)?;
     let Some(slot) = lookup_typed(&mut g, h, key, Kind::Set, ctx.now_ms)? else {
         match count {
@@ -128,7 +128,7 @@ fn spop(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 
 fn smembers(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = req.arg(1);
-    let h = ctx.store.hash(key);
+    let h = ctx.db.hash(key);
     let mut g = ctx.db.stripe(h)?;
     let Some(slot) = lookup_typed(&mut g, h, key, Kind::Set, ctx.now_ms)? else {
         ctx.out.set_len(0);
@@ -144,7 +144,7 @@ fn smembers(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 
 fn sismember(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let (key, member) = (req.arg(1), req.arg(2));
-    let h = ctx.store.hash(key);
+    let h = ctx.db.hash(key);
     let mut g = ctx.db.stripe(h)?;
     let slot = lookup_typed(&mut g, h, key, Kind::Set, ctx.now_ms)?;
     let found = slot.is_some_and(|slot| members(&g, slot).contains(member));
@@ -154,7 +154,7 @@ fn sismember(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 
 fn scard(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = req.arg(1);
-    let h = ctx.store.hash(key);
+    let h = ctx.db.hash(key);
     let mut g = ctx.db.stripe(h)?;
     let slot = lookup_typed(&mut g, h, key, Kind::Set, ctx.now_ms)?;
     let len = slot.map_or(0, |slot| members(&g, slot).len());

@@ -92,7 +92,7 @@ pub(crate) fn store_string(
 
 fn get(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = req.arg(1);
-    let h = ctx.store.hash(key);
+    let h = ctx.db.hash(key);
     let mut g = ctx.db.stripe(h)?;
     match lookup_typed(&mut g, h, key, Kind::String, ctx.now_ms)? {
         Some(slot) => ctx.out.bulk(g.string(slot)),
@@ -149,7 +149,7 @@ fn set(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         i += 1;
     }
     let (key, value) = (req.arg(1), req.arg(2));
-    let h = ctx.store.hash(key);
+    let h = ctx.db.hash(key);
     let mut g = ctx.db.stripe(h)?;
     let existing = g.lookup(h, key, ctx.now_ms);
     // SET ... GET replies with the old value, so copy it before the write replaces it.
@@ -177,7 +177,7 @@ fn set(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 
 fn setnx(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let (key, value) = (req.arg(1), req.arg(2));
-    let h = ctx.store.hash(key);
+    let h = ctx.db.hash(key);
     let mut g = ctx.db.stripe(h)?;
     if g.lookup(h, key, ctx.now_ms).is_some() {
         ctx.out.integer(0);
@@ -191,7 +191,7 @@ fn setnx(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 fn setex_with(ctx: &mut Ctx<'_>, req: &Request, unit_ms: u64, cmd: &'static str) -> CmdResult {
     let (key, value) = (req.arg(1), req.arg(3));
     let at = parse_expiry(req.arg(2), unit_ms, false, ctx.now_ms, cmd)?;
-    let h = ctx.store.hash(key);
+    let h = ctx.db.hash(key);
     let mut g = ctx.db.stripe(h)?;
     let existing = g.lookup(h, key, ctx.now_ms);
     store_string(&mut g, h, key, existing, value, Ttl::At(at))?;
@@ -209,7 +209,7 @@ fn psetex(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 
 fn getset(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let (key, value) = (req.arg(1), req.arg(2));
-    let h = ctx.store.hash(key);
+    let h = ctx.db.hash(key);
     let mut g = ctx.db.stripe(h)?;
     let existing = lookup_typed(&mut g, h, key, Kind::String, ctx.now_ms)?;
     let old = existing.map(|slot| g.string(slot).to_vec());
@@ -223,7 +223,7 @@ fn getset(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 
 fn getdel(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = req.arg(1);
-    let h = ctx.store.hash(key);
+    let h = ctx.db.hash(key);
     let mut g = ctx.db.stripe(h)?;
     match lookup_typed(&mut g, h, key, Kind::String, ctx.now_ms)? {
         Some(slot) => {
@@ -257,7 +257,7 @@ fn getex(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         i += 1;
     }
     let key = req.arg(1);
-    let h = ctx.store.hash(key);
+    let h = ctx.db.hash(key);
     let mut g = ctx.db.stripe(h)?;
     let Some(slot) = lookup_typed(&mut g, h, key, Kind::String, ctx.now_ms)? else {
         ctx.out.null();
@@ -277,7 +277,7 @@ fn getex(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 
 fn append(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let (key, suffix) = (req.arg(1), req.arg(2));
-    let h = ctx.store.hash(key);
+    let h = ctx.db.hash(key);
     let mut g = ctx.db.stripe(h)?;
     let existing = lookup_typed(&mut g, h, key, Kind::String, ctx.now_ms)?;
     let new_len = match existing {
@@ -306,7 +306,7 @@ fn check_string_size(shared: &crate::server::Shared, len: usize) -> CmdResult {
 
 fn strlen(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = req.arg(1);
-    let h = ctx.store.hash(key);
+    let h = ctx.db.hash(key);
     let mut g = ctx.db.stripe(h)?;
     let len = lookup_typed(&mut g, h, key, Kind::String, ctx.now_ms)?.map_or(0, |slot| g.string(slot).len());
     ctx.out.integer(len as i64);
@@ -317,7 +317,7 @@ fn getrange(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = req.arg(1);
     let start = parse_i64(req.arg(2))?;
     let end = parse_i64(req.arg(3))?;
-    let h = ctx.store.hash(key);
+    let h = ctx.db.hash(key);
     let mut g = ctx.db.stripe(h)?;
     let Some(slot) = lookup_typed(&mut g, h, key, Kind::String, ctx.now_ms)? else {
         ctx.out.bulk(b"");
@@ -349,7 +349,7 @@ fn setrange(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     }
     let patch = req.arg(3);
     let offset = offset as usize;
-    let h = ctx.store.hash(key);
+    let h = ctx.db.hash(key);
     let mut g = ctx.db.stripe(h)?;
     let existing = lookup_typed(&mut g, h, key, Kind::String, ctx.now_ms)?;
     let old_len = existing.map_or(0, |slot| g.string(slot).len());
@@ -379,7 +379,7 @@ fn setrange(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 }
 
 fn incr_by(ctx: &mut Ctx<'_>, key: &[u8], delta: i64) -> CmdResult {
-    let h = ctx.store.hash(key);
+    let h = ctx.db.hash(key);
     let mut g = ctx.db.stripe(h)?;
     let existing = lookup_typed(&mut g, h, key, Kind::String, ctx.now_ms)?;
     let current = match existing {
@@ -417,7 +417,7 @@ fn decrby(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 fn incrbyfloat(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = req.arg(1);
     let delta = parse_f64(req.arg(2))?;
-    let h = ctx.store.hash(key);
+    let h = ctx.db.hash(key);
     let mut g = ctx.db.stripe(h)?;
     let existing = lookup_typed(&mut g, h, key, Kind::String, ctx.now_ms)?;
     let current = match existing {
@@ -437,7 +437,7 @@ fn incrbyfloat(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 fn mget(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     ctx.out.array_len(req.argc() - 1);
     for key in req.args_from(1) {
-        let h = ctx.store.hash(key);
+        let h = ctx.db.hash(key);
         let mut g = ctx.db.stripe(h)?;
         match lookup_typed(&mut g, h, key, Kind::String, ctx.now_ms) {
             Ok(Some(slot)) => ctx.out.bulk(g.string(slot)),
@@ -463,7 +463,7 @@ fn mset_generic(ctx: &mut Ctx<'_>, req: &Request, only_if_none_exist: bool) -> C
     }
     if only_if_none_exist {
         for i in (1..req.argc()).step_by(2) {
-            let h = ctx.store.hash(req.arg(i));
+            let h = ctx.db.hash(req.arg(i));
             if ctx.db.stripe(h)?.lookup(h, req.arg(i), ctx.now_ms).is_some() {
                 ctx.out.integer(0);
                 return Ok(());
@@ -472,7 +472,7 @@ fn mset_generic(ctx: &mut Ctx<'_>, req: &Request, only_if_none_exist: bool) -> C
     }
     for i in (1..req.argc()).step_by(2) {
         let key = req.arg(i);
-        let h = ctx.store.hash(key);
+        let h = ctx.db.hash(key);
         let mut g = ctx.db.stripe(h)?;
         let existing = g.lookup(h, key, ctx.now_ms);
         store_string(&mut g, h, key, existing, req.arg(i + 1), Ttl::Clear)?;

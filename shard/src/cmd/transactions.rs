@@ -107,7 +107,7 @@ fn watch(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     }
     // A key that is already expired is removed now (its stripe is held), so that only later changes count.
     for key in req.args_from(1) {
-        let h = ctx.store.hash(key);
+        let h = ctx.db.hash(key);
         ctx.db.stripe(h)?.remove_if_expired(h, key, ctx.now_ms);
     }
     let shared = ctx.shared;
@@ -186,7 +186,7 @@ fn run_locked(ctx: &mut Ctx<'_>, multi: &Multi, watch: Option<&Watch>) -> CmdRes
     if let Some(watch) = watch {
         // A watched key whose TTL ran out since WATCH counts as changed: removing it now tells the hook.
         for key in &watch.keys {
-            let h = ctx.store.hash(key);
+            let h = ctx.db.hash(key);
             ctx.db.stripe(h)?.remove_if_expired(h, key, ctx.now_ms);
         }
         if watch.dirty.load(Ordering::Acquire) {

@@ -139,7 +139,7 @@ fn zadd(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         .map(|j| Ok((parse_f64(req.arg(j))?, req.arg(j + 1))))
         .collect::<Result<Vec<(f64, &[u8])>, CmdError>>()?;
     let key = req.arg(1);
-    let h = ctx.store.hash(key);
+    let h = ctx.db.hash(key);
     let mut g = ctx.db.stripe(h)?;
     let existing = lookup_typed(&mut g, h, key, Kind::ZSet, ctx.now_ms)?;
     let outcome = if existing.is_none() && f.xx {
@@ -184,7 +184,7 @@ fn zpopmin(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let given = req.get(2).map(parse_count).transpose()?;
     let count = given.unwrap_or(1);
     let key = req.arg(1);
-    let h = ctx.store.hash(key);
+    let h = ctx.db.hash(key);
     let mut g = ctx.db.stripe(h)?;
     let Some(slot) = lookup_typed(&mut g, h, key, Kind::ZSet, ctx.now_ms)? else {
         ctx.out.array_len(0);
@@ -351,7 +351,7 @@ fn zrange(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         RangeKind::Lex => Range::Lex(LexBound::parse(min_arg)?, LexBound::parse(max_arg)?),
     };
     let key = req.arg(1);
-    let h = ctx.store.hash(key);
+    let h = ctx.db.hash(key);
     let mut g = ctx.db.stripe(h)?;
     let Some(slot) = lookup_typed(&mut g, h, key, Kind::ZSet, ctx.now_ms)? else {
         ctx.out.array_len(0);
@@ -441,7 +441,7 @@ fn zrange(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 
 fn zcard(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = req.arg(1);
-    let h = ctx.store.hash(key);
+    let h = ctx.db.hash(key);
     let mut g = ctx.db.stripe(h)?;
     let slot = lookup_typed(&mut g, h, key, Kind::ZSet, ctx.now_ms)?;
     let len = slot.map_or(0, |slot| zset(&g, slot).len());
@@ -451,7 +451,7 @@ fn zcard(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 
 fn zscore(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let (key, member) = (req.arg(1), req.arg(2));
-    let h = ctx.store.hash(key);
+    let h = ctx.db.hash(key);
     let mut g = ctx.db.stripe(h)?;
     let slot = lookup_typed(&mut g, h, key, Kind::ZSet, ctx.now_ms)?;
     match slot.and_then(|slot| zset(&g, slot).scores.get(member).copied()) {

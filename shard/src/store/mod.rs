@@ -391,12 +391,14 @@ pub struct Db<'a> {
     all: bool,
     /// Held for a whole transaction or script: the commands inside run on these stripes and lock nothing.
     pinned: bool,
+    /// The one key [`Db::acquire_one`] locked for, and its hash: the handler asks for the same hash again.
+    one_key: Option<(usize, usize, u64)>,
 }
 
 impl<'a> Db<'a> {
     /// Holds nothing (commands that do not touch keys, and walks).
     pub fn unlocked(store: &'a Store) -> Db<'a> {
-        Db { store, held: smallvec::SmallVec::new(), all: false, pinned: false }
+        Db { store, held: smallvec::SmallVec::new(), all: false, pinned: false, one_key: None }
     }
 
     /// Locks the stripes owning `hashes`, in index order (deadlock-free).
@@ -405,7 +407,7 @@ impl<'a> Db<'a> {
         indices.sort_unstable();
         indices.dedup();
         let all = indices.len() == store.stripe_count();
-        Db { store, held: indices.iter().map(|&i| store.lock_index(i)).collect(), all, pinned: false }
+        Db { store, held: indices.iter().map(|&i| store.lock_index(i)).collect(), all, pinned: false, one_key: None }
     }
 
     /// [`Db::lock_hashes`] (or, with `all`, [`Db::lock_all`]) that gives up as soon as `give_up` says so,
@@ -424,12 +426,44 @@ impl<'a> Db<'a> {
         for &i in &indices {
             held.push(store.lock_index_unless(i, give_up)?);
         }
-        Some(Db { store, held, all: indices.len() == store.stripe_count(), pinned: false })
+        Some(Db { store, held, all: indices.len() == store.stripe_count(), pinned: false, one_key: None })
+    }
+
+    /// Locks, into this (unlocked) `Db`, the stripe owning `hash` (a one-key command: the hot path, so
+    /// nothing is built or moved), giving up as [`Db::lock_unless`] does. False if it gave up.
+    #[inline]
+    pub fn acquire_one(&mut self, key: &[u8], give_up: &dyn Fn() -> bool) -> bool {
+        debug_assert!(self.held.is_empty());
+        let hash = self.store.hash(key);
+        self.one_key = Some((key.as_ptr() as usize, key.len(), hash));
+        match self.store.lock_index_unless(self.store.stripe_index(hash), give_up) {
+            Some(guard) => {
+                self.held.push(guard);
+                self.all = self.store.stripe_count() == 1;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Releases every stripe this `Db` holds; it is unlocked (and unpinned) again.
+    #[inline]
+    pub fn release(&mut self) {
+        self.held.clear();
+        self.all = false;
+        self.pinned = false;
+        self.one_key = None;
     }
 
     /// Locks every stripe, in index order.
     pub fn lock_all(store: &'a Store) -> Db<'a> {
-        Db { store, held: (0..store.stripe_count()).map(|i| store.lock_index(i)).collect(), all: true, pinned: false }
+        Db {
+            store,
+            held: (0..store.stripe_count()).map(|i| store.lock_index(i)).collect(),
+            all: true,
+            pinned: false,
+            one_key: None,
+        }
     }
 
     /// Marks this `Db` as held for a whole transaction or script: the commands run inside it use its
@@ -452,8 +486,13 @@ impl<'a> Db<'a> {
         self.all
     }
 
+    /// The store's hash of `key` (remembered for the key a one-key command locked for).
+    #[inline]
     pub fn hash(&self, key: &[u8]) -> u64 {
-        self.store.hash(key)
+        match self.one_key {
+            Some((ptr, len, hash)) if ptr == key.as_ptr() as usize && len == key.len() => hash,
+            _ => self.store.hash(key),
+        }
     }
 
     fn position(&self, index: usize) -> Option<usize> {

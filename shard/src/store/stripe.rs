@@ -165,6 +165,7 @@ impl<S: BuildHasher + Clone> Stripe<S> {
     }
 
     /// Finds a live key, removing it first if its TTL has passed, and marks it most recently used.
+    #[inline]
     pub fn lookup(&mut self, hash: u64, key: &[u8], now_ms: u64) -> Option<Slot> {
         let slot = self.find(hash, key)?;
         if self.is_expired(slot, now_ms) {
@@ -207,6 +208,7 @@ impl<S: BuildHasher + Clone> Stripe<S> {
         self.budget.release(bytes);
     }
 
+    #[inline]
     fn find(&self, hash: u64, key: &[u8]) -> Option<Slot> {
         let entries = &self.entries;
         self.table.find(hash, |&i| entries[i as usize].key() == key).copied()
