@@ -23,6 +23,7 @@
 pub mod backend;
 pub mod cluster;
 pub mod config;
+pub mod crossshard;
 pub mod handoff;
 pub mod local;
 pub mod metrics;
