@@ -17,30 +17,137 @@ use std::collections::VecDeque;
 /// own).
 pub const CHUNK_BYTES: usize = 4096;
 
+/// Bytes with room at both ends: `buf[head..]` is live, and the bytes before `head` are room for
+/// prepending, so pushing or popping at either end moves nothing (amortized): a list used as a queue
+/// (RPUSH + LPOP, LPUSH + RPOP) never shifts a chunk's bytes.
+#[derive(Debug, Default, Clone)]
+struct Buf {
+    buf: Vec<u8>,
+    head: usize,
+}
+
+impl Buf {
+    fn len(&self) -> usize {
+        self.buf.len() - self.head
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.buf[self.head..]
+    }
+
+    /// Capacity the next growth should give `live` bytes: doubling up to a chunk's size, so that a full
+    /// chunk is allocated at exactly [`CHUNK_BYTES`] and a small list stays small.
+    fn next_capacity(&self, need: usize) -> usize {
+        (self.buf.capacity() * 2).clamp(16, CHUNK_BYTES).max(need)
+    }
+
+    fn push_back(&mut self, bytes: &[u8]) {
+        if self.buf.len() + bytes.len() > self.buf.capacity() {
+            let live = self.len();
+            if self.head > 0 {
+                // Take back the room at the front before growing.
+                self.buf.copy_within(self.head.., 0);
+                self.buf.truncate(live);
+                self.head = 0;
+            }
+            if live + bytes.len() > self.buf.capacity() {
+                let cap = self.next_capacity(live + bytes.len());
+                self.buf.reserve_exact(cap - live);
+            }
+        }
+        self.buf.extend_from_slice(bytes);
+    }
+
+    fn push_front(&mut self, bytes: &[u8]) {
+        let n = bytes.len();
+        if self.head < n {
+            // Regrow with all the room at the front.
+            let live = self.len();
+            let cap = self.next_capacity(live + n);
+            let mut v = Vec::with_capacity(cap);
+            v.resize(cap - live, 0);
+            v.extend_from_slice(self.bytes());
+            self.head = cap - live;
+            self.buf = v;
+        }
+        self.head -= n;
+        self.buf[self.head..self.head + n].copy_from_slice(bytes);
+    }
+
+    fn pop_front(&mut self, n: usize) {
+        self.head += n;
+        if self.head == self.buf.len() {
+            self.buf.clear();
+            self.head = 0;
+        }
+    }
+
+    fn pop_back(&mut self, n: usize) {
+        self.buf.truncate(self.buf.len() - n);
+    }
+
+    /// Replaces the live bytes `at..at + old` with `new`, moving the bytes after them once.
+    fn replace(&mut self, at: usize, old: usize, new: &[u8]) {
+        let (start, len) = (self.head + at, self.buf.len());
+        if new.len() > old {
+            let extra = new.len() - old;
+            if len + extra > self.buf.capacity() {
+                let cap = self.next_capacity(self.len() + extra);
+                self.buf.reserve_exact(cap.saturating_sub(self.buf.len()));
+            }
+            self.buf.resize(len + extra, 0);
+            self.buf.copy_within(start + old..len, start + new.len());
+        } else if new.len() < old {
+            self.buf.copy_within(start + old..len, start + new.len());
+            self.buf.truncate(len - (old - new.len()));
+        }
+        self.buf[start..start + new.len()].copy_from_slice(new);
+    }
+
+    fn split_off(&mut self, at: usize) -> Buf {
+        Buf { buf: self.buf.split_off(self.head + at), head: 0 }
+    }
+
+    fn append(&mut self, other: &Buf) {
+        self.push_back(other.bytes());
+    }
+
+    /// Gives back the room at both ends (a chunk that is full will not grow again).
+    fn trim(&mut self) {
+        if self.head > 0 {
+            let live = self.len();
+            self.buf.copy_within(self.head.., 0);
+            self.buf.truncate(live);
+            self.head = 0;
+        }
+        self.buf.shrink_to_fit();
+    }
+
+    #[cfg(test)]
+    fn allocated(&self) -> usize {
+        self.buf.capacity()
+    }
+}
+
 #[derive(Debug, Default, Clone)]
 struct Chunk {
     /// Elements' bytes, back to back.
-    data: Vec<u8>,
+    data: Buf,
     /// Each element's length as LEB128, in element order.
-    lens: Vec<u8>,
+    lens: Buf,
     count: u32,
 }
 
-fn put_len(out: &mut Vec<u8>, mut n: usize) {
+/// Writes `n` as LEB128 into `out`; returns the bytes written.
+fn encode_len(out: &mut [u8; 10], mut n: usize) -> usize {
+    let mut k = 0;
     while n >= 0x80 {
-        out.push((n as u8) | 0x80);
-        n >>= 7;
-    }
-    out.push(n as u8);
-}
-
-fn len_bytes(mut n: usize) -> usize {
-    let mut k = 1;
-    while n >= 0x80 {
+        out[k] = (n as u8) | 0x80;
         n >>= 7;
         k += 1;
     }
-    k
+    out[k] = n as u8;
+    k + 1
 }
 
 /// Reads the LEB128 length starting at `lens[at]`; returns (length, bytes it takes).
@@ -80,73 +187,70 @@ impl Chunk {
     }
 
     fn push_back(&mut self, item: &[u8]) {
-        grow(&mut self.data, item.len());
-        self.data.extend_from_slice(item);
-        grow(&mut self.lens, len_bytes(item.len()));
-        put_len(&mut self.lens, item.len());
+        self.data.push_back(item);
+        let mut len = [0u8; 10];
+        let k = encode_len(&mut len, item.len());
+        self.lens.push_back(&len[..k]);
         self.count += 1;
     }
 
     fn push_front(&mut self, item: &[u8]) {
-        grow(&mut self.data, item.len());
-        self.data.splice(0..0, item.iter().copied());
-        let mut len = Vec::with_capacity(3);
-        put_len(&mut len, item.len());
-        grow(&mut self.lens, len.len());
-        self.lens.splice(0..0, len);
+        self.data.push_front(item);
+        let mut len = [0u8; 10];
+        let k = encode_len(&mut len, item.len());
+        self.lens.push_front(&len[..k]);
         self.count += 1;
     }
 
     /// Calls `f` on the first element, then removes it.
     fn pop_front<R>(&mut self, f: impl FnOnce(&[u8]) -> R) -> R {
-        let (n, k) = read_len(&self.lens, 0);
-        let r = f(&self.data[..n]);
-        self.data.drain(..n);
-        self.lens.drain(..k);
+        let (n, k) = read_len(self.lens.bytes(), 0);
+        let r = f(&self.data.bytes()[..n]);
+        self.data.pop_front(n);
+        self.lens.pop_front(k);
         self.count -= 1;
         r
     }
 
     /// Calls `f` on the last element, then removes it.
     fn pop_back<R>(&mut self, f: impl FnOnce(&[u8]) -> R) -> R {
-        let (n, k) = read_len_back(&self.lens, self.lens.len());
-        let at = self.data.len() - n;
-        let r = f(&self.data[at..]);
-        self.data.truncate(at);
-        self.lens.truncate(self.lens.len() - k);
+        let (n, k) = read_len_back(self.lens.bytes(), self.lens.len());
+        let data = self.data.bytes();
+        let r = f(&data[data.len() - n..]);
+        self.data.pop_back(n);
+        self.lens.pop_back(k);
         self.count -= 1;
         r
     }
 
-    /// (data offset, length, lens offset, length bytes) of element `i`.
+    /// (data offset, length, lens offset, length bytes) of element `i`, relative to the live bytes.
     fn locate(&self, i: usize) -> (usize, usize, usize, usize) {
-        let (mut data_at, mut lens_at) = (0, 0);
+        let lens = self.lens.bytes();
         if i < self.count as usize / 2 {
+            let (mut data_at, mut lens_at) = (0, 0);
             for _ in 0..i {
-                let (n, k) = read_len(&self.lens, lens_at);
+                let (n, k) = read_len(lens, lens_at);
                 data_at += n;
                 lens_at += k;
             }
-            let (n, k) = read_len(&self.lens, lens_at);
+            let (n, k) = read_len(lens, lens_at);
             (data_at, n, lens_at, k)
         } else {
             // Nearer the end: walk back from it.
-            let (mut data_end, mut lens_end) = (self.data.len(), self.lens.len());
+            let (mut data_end, mut lens_end) = (self.data.len(), lens.len());
             for _ in 0..(self.count as usize - 1 - i) {
-                let (n, k) = read_len_back(&self.lens, lens_end);
+                let (n, k) = read_len_back(lens, lens_end);
                 data_end -= n;
                 lens_end -= k;
             }
-            let (n, k) = read_len_back(&self.lens, lens_end);
-            data_at = data_end - n;
-            lens_at = lens_end - k;
-            (data_at, n, lens_at, k)
+            let (n, k) = read_len_back(lens, lens_end);
+            (data_end - n, n, lens_end - k, k)
         }
     }
 
     fn get(&self, i: usize) -> &[u8] {
         let (at, n, _, _) = self.locate(i);
-        &self.data[at..at + n]
+        &self.data.bytes()[at..at + n]
     }
 
     fn insert(&mut self, i: usize, item: &[u8]) {
@@ -154,28 +258,26 @@ impl Chunk {
             return self.push_back(item);
         }
         let (at, _, lens_at, _) = self.locate(i);
-        grow(&mut self.data, item.len());
-        self.data.splice(at..at, item.iter().copied());
-        let mut len = Vec::with_capacity(3);
-        put_len(&mut len, item.len());
-        grow(&mut self.lens, len.len());
-        self.lens.splice(lens_at..lens_at, len);
+        self.data.replace(at, 0, item);
+        let mut len = [0u8; 10];
+        let k = encode_len(&mut len, item.len());
+        self.lens.replace(lens_at, 0, &len[..k]);
         self.count += 1;
     }
 
     fn remove(&mut self, i: usize) {
         let (at, n, lens_at, k) = self.locate(i);
-        self.data.drain(at..at + n);
-        self.lens.drain(lens_at..lens_at + k);
+        self.data.replace(at, n, &[]);
+        self.lens.replace(lens_at, k, &[]);
         self.count -= 1;
     }
 
     fn set(&mut self, i: usize, item: &[u8]) {
         let (at, n, lens_at, k) = self.locate(i);
-        self.data.splice(at..at + n, item.iter().copied());
-        let mut len = Vec::with_capacity(3);
-        put_len(&mut len, item.len());
-        self.lens.splice(lens_at..lens_at + k, len);
+        self.data.replace(at, n, item);
+        let mut len = [0u8; 10];
+        let k2 = encode_len(&mut len, item.len());
+        self.lens.replace(lens_at, k, &len[..k2]);
     }
 
     /// Splits off the elements from `i` on into a new chunk.
@@ -192,35 +294,33 @@ impl Chunk {
     }
 
     fn append(&mut self, other: Chunk) {
-        self.data.extend_from_slice(&other.data);
-        self.lens.extend_from_slice(&other.lens);
+        self.data.append(&other.data);
+        self.lens.append(&other.lens);
         self.count += other.count;
     }
 
     /// Gives back the unused capacity (a chunk that is full will not grow again).
     fn trim(&mut self) {
-        self.data.shrink_to_fit();
-        self.lens.shrink_to_fit();
+        self.data.trim();
+        self.lens.trim();
     }
 
     fn iter(&self) -> ChunkIter<'_> {
-        ChunkIter { chunk: self, data_at: 0, lens_at: 0, data_end: self.data.len(), lens_end: self.lens.len() }
-    }
-}
-
-/// Grows `v` for `extra` more bytes by doubling up to a chunk's size, so that a full chunk is allocated
-/// at exactly [`CHUNK_BYTES`] and a small list stays small.
-fn grow(v: &mut Vec<u8>, extra: usize) {
-    let need = v.len() + extra;
-    if need > v.capacity() {
-        let target = (v.capacity() * 2).clamp(16, CHUNK_BYTES).max(need);
-        v.reserve_exact(target - v.len());
+        ChunkIter {
+            data: self.data.bytes(),
+            lens: self.lens.bytes(),
+            data_at: 0,
+            lens_at: 0,
+            data_end: self.data.len(),
+            lens_end: self.lens.len(),
+        }
     }
 }
 
 /// The elements of one chunk, from either end.
 struct ChunkIter<'a> {
-    chunk: &'a Chunk,
+    data: &'a [u8],
+    lens: &'a [u8],
     data_at: usize,
     lens_at: usize,
     data_end: usize,
@@ -233,8 +333,8 @@ impl<'a> Iterator for ChunkIter<'a> {
         if self.lens_at >= self.lens_end {
             return None;
         }
-        let (n, k) = read_len(&self.chunk.lens, self.lens_at);
-        let item = &self.chunk.data[self.data_at..self.data_at + n];
+        let (n, k) = read_len(self.lens, self.lens_at);
+        let item = &self.data[self.data_at..self.data_at + n];
         self.data_at += n;
         self.lens_at += k;
         Some(item)
@@ -246,10 +346,10 @@ impl<'a> DoubleEndedIterator for ChunkIter<'a> {
         if self.lens_at >= self.lens_end {
             return None;
         }
-        let (n, k) = read_len_back(&self.chunk.lens, self.lens_end);
+        let (n, k) = read_len_back(self.lens, self.lens_end);
         self.data_end -= n;
         self.lens_end -= k;
-        Some(&self.chunk.data[self.data_end..self.data_end + n])
+        Some(&self.data[self.data_end..self.data_end + n])
     }
 }
 
@@ -651,7 +751,7 @@ mod tests {
         for i in 0..10_000u32 {
             l.push_back(format!("element:{i:06}").as_bytes());
         }
-        let bytes: usize = l.chunks.iter().map(|c| c.data.capacity() + c.lens.capacity()).sum();
+        let bytes: usize = l.chunks.iter().map(|c| c.data.allocated() + c.lens.allocated()).sum();
         // 14 bytes and one length byte each, in chunks that are full but for the last.
         assert!(bytes <= 10_000 * 15 + CHUNK_BYTES * 2, "{bytes}");
         assert_eq!(l.chunk_count(), 10_000usize.div_ceil(CHUNK_BYTES / 14));

@@ -30,9 +30,10 @@ pub struct ZSet {
     order: OrderTree,
 }
 
-/// Whether (a_score, a_member) sorts before (b_score, b_member).
-fn before(a_score: f64, a_member: &[u8], b_score: f64, b_member: &[u8]) -> bool {
-    a_score < b_score || (a_score == b_score && a_member < b_member)
+/// Whether (a_score, a_member) sorts before (b_score, b_member); `a_member` is looked up only on a tie
+/// (it is a random access into the dense array).
+fn before<'m>(a_score: f64, a_member: impl FnOnce() -> &'m [u8], b_score: f64, b_member: &[u8]) -> bool {
+    a_score < b_score || (a_score == b_score && a_member() < b_member)
 }
 
 impl ZSet {
@@ -58,7 +59,7 @@ impl ZSet {
 
     /// The rank (ascending, from 0) at which (score, member) is or would be.
     fn rank_of(&self, score: f64, member: &[u8]) -> usize {
-        self.order.partition_point(|it| before(it.score, self.member_at(it.slot), score, member))
+        self.order.partition_point(|it| before(it.score, || self.member_at(it.slot), score, member))
     }
 
     /// Adds a member or changes its score; true if it is new.
@@ -91,7 +92,7 @@ impl ZSet {
             return false;
         }
         let greatest = self.order.len().checked_sub(1).map(|r| self.order.get(r));
-        if greatest.is_some_and(|it| !before(it.score, self.member_at(it.slot), score, member)) {
+        if greatest.is_some_and(|it| !before(it.score, || self.member_at(it.slot), score, member)) {
             return self.insert(member, score);
         }
         let pos = self.entries.push(Entry { member: Box::from(member), score });
