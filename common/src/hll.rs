@@ -188,6 +188,23 @@ fn for_each_run(s: &[u8], mut f: impl FnMut(usize, usize, u8)) -> Result<(), Cor
     }
 }
 
+/// The opcodes of a sparse HyperLogLog as PFDEBUG DECODE prints them (`z:len`, `Z:len`, `v:value,len`).
+pub fn decode_sparse(s: &[u8]) -> Result<String, Corrupt> {
+    let ops = &s[HEADER_BYTES..];
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at < ops.len() {
+        let (bytes, run, value) = sparse_op(ops, at).ok_or(Corrupt)?;
+        out.push(match (bytes, value) {
+            (2, _) => format!("Z:{run}"),
+            (_, 0) => format!("z:{run}"),
+            _ => format!("v:{value},{run}"),
+        });
+        at += bytes;
+    }
+    Ok(out.join(" "))
+}
+
 /// Converts a sparse HyperLogLog to dense (the cached cardinality is kept).
 pub fn to_dense(s: &mut Vec<u8>) -> Result<(), Corrupt> {
     if s[4] == DENSE {

@@ -119,6 +119,11 @@ fn route_command(
         "info" => info(session, shared, &topo, &req),
         "scan" => scan(session, &topo, &req),
         "randomkey" => randomkey(session, &topo, &req),
+        // Keyless, and the same on every shard: any one answers.
+        "pfselftest" => match topo.live().next() {
+            Some((_, shard)) => forward(session, shard, &req),
+            None => no_live_shard(),
+        },
         "spop" if topo.replicas > 1 => ReplyFut::error(
             "ERR SPOP is not supported by ringcache-proxy with --replicas above 1 (each copy would pop a different \
              member); use SRANDMEMBER and SREM",

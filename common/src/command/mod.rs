@@ -168,6 +168,22 @@ static IMPLEMENTED: &[(&RedisCommand, &[&str])] = &[
     (&redis::MGET, &[]),
     (&redis::MSET, &[]),
     (&redis::MSETNX, &[]),
+    (&redis::SUBSTR, &[]),
+    (&redis::LCS, &[]),
+    // bitmaps
+    (&redis::SETBIT, &[]),
+    (&redis::GETBIT, &[]),
+    (&redis::BITCOUNT, &[]),
+    (&redis::BITPOS, &[]),
+    (&redis::BITOP, &[]),
+    (&redis::BITFIELD, &[]),
+    (&redis::BITFIELD_RO, &[]),
+    // HyperLogLog
+    (&redis::PFADD, &[]),
+    (&redis::PFCOUNT, &[]),
+    (&redis::PFMERGE, &[]),
+    (&redis::PFDEBUG, &[]),
+    (&redis::PFSELFTEST, &[]),
     // keys
     (&redis::DEL, &[]),
     (&redis::UNLINK, &[]),
