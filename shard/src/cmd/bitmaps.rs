@@ -179,7 +179,7 @@ fn find_bit(bytes: &[u8], bit: bool, lo: u64, hi: u64) -> Option<u64> {
     let mut pos = lo;
     while pos <= hi {
         let byte = bytes[(pos / 8) as usize];
-        if pos % 8 == 0 && pos + 7 <= hi && byte == skip {
+        if pos.is_multiple_of(8) && pos + 7 <= hi && byte == skip {
             pos += 8;
             continue;
         }

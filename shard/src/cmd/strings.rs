@@ -556,7 +556,8 @@ fn lcs(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let mut result = vec![0u8; total];
     let mut idx = total;
     // Ranges found walking back: ([a_start, a_end], [b_start, b_end], length).
-    let mut ranges: Vec<((usize, usize), (usize, usize), usize)> = Vec::new();
+    type Match = ((usize, usize), (usize, usize), usize);
+    let mut ranges: Vec<Match> = Vec::new();
     let (mut i, mut jj) = (alen, blen);
     let (mut a_start, mut a_end, mut b_start, mut b_end) = (alen, 0, 0, 0);
     while i > 0 && jj > 0 {
