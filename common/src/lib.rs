@@ -4,6 +4,7 @@
 //! - [`command`]: the command table (arity, flags, key positions) used for dispatch and key routing.
 //! - [`glob`]: Redis's glob patterns (KEYS, SCAN MATCH, PSUBSCRIBE, CONFIG GET, COMMAND LIST).
 //! - [`hash`]: key hashing for shard placement (twemproxy-compatible functions, `{hash tags}`).
+//! - [`hll`]: HyperLogLog in Redis's string format (PFADD/PFCOUNT/PFMERGE on shards, PFCOUNT merged by the proxy).
 //! - [`connection`]: connection commands (AUTH, HELLO, CLIENT, ...) shared by shard and proxy.
 //! - [`config`]: flag / environment / TOML-file merging, byte sizes and durations.
 //! - [`metrics`]: the Prometheus registry, per-thread command statistics and the `/metrics` HTTP server.
@@ -16,6 +17,7 @@ pub mod config;
 pub mod connection;
 pub mod glob;
 pub mod hash;
+pub mod hll;
 pub mod metrics;
 pub mod resp;
 pub mod server;

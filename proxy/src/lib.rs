@@ -26,6 +26,7 @@ pub mod admin;
 pub mod backend;
 pub mod cluster;
 pub mod config;
+pub mod crossshard;
 pub mod handoff;
 pub mod local;
 pub mod membership;

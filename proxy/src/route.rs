@@ -106,11 +106,8 @@ fn route_command(
             }
             split(session, &topo, &req, spec, 2, Merge::AllOk)
         }
-        "msetnx" | "rename" => {
-            if spec.name == "msetnx" && req.argc().is_multiple_of(2) {
-                return ReplyFut::error("ERR wrong number of arguments for 'msetnx' command");
-            }
-            same_shard_only(session, &topo, &req, spec)
+        "msetnx" if req.argc().is_multiple_of(2) => {
+            ReplyFut::error("ERR wrong number of arguments for 'msetnx' command")
         }
         "dbsize" => broadcast(session, &topo, &req, Merge::SumIntegers),
         "flushall" | "flushdb" => match topo.absent_names() {
@@ -129,25 +126,17 @@ fn route_command(
         "info" => info(session, shared, &topo, &req),
         "scan" => scan(session, &topo, &req),
         "randomkey" => randomkey(session, &topo, &req),
+        // Keyless, and the same on every shard: any one answers.
+        "pfselftest" => match topo.live().next() {
+            Some((_, shard)) => forward(session, shard, &req),
+            None => no_live_shard(),
+        },
         "spop" if topo.replicas > 1 => ReplyFut::error(
             "ERR SPOP is not supported by ringcache-proxy with --replicas above 1 (each copy would pop a different \
              member); use SRANDMEMBER and SREM",
         ),
-        _ if spec.first_key > 0 && spec.is_write() && (topo.replicas > 1 || topo.hinting()) => {
-            replicated(session, &topo, &req, &topo.write_copies(req.arg(spec.first_key as usize)))
-        }
-        _ if spec.first_key > 0 && topo.hinting() => {
-            // A read from a stand-in is wrapped too: it passes the guard of a joining shard's ranges.
-            match topo.write_copies(req.arg(spec.first_key as usize)).into_iter().next() {
-                Some((i, None)) => forward(session, &topo.shards[i], &req),
-                Some((i, Some(absent))) => forward_bytes(session, &topo.shards[i], hinted_wire(&req, &absent)),
-                None => no_live_shard(),
-            }
-        }
-        _ if spec.first_key > 0 => match topo.owner(req.arg(spec.first_key as usize)) {
-            Some(i) => forward(session, &topo.shards[i], &req),
-            None => no_live_shard(),
-        },
+        _ if spec.has_one_key() => one_key(session, &topo, &req, spec, req.arg(spec.first_key as usize)),
+        _ if spec.is_keyed() => many_keys(session, &topo, &req, spec),
         _ => crate::local::reply(session, shared, &req, spec),
     }
 }
@@ -175,23 +164,97 @@ fn forward_bytes(session: &Session, shard: &Arc<ShardHandle>, request: Bytes) ->
     ReplyFut::One { rx, shard: shard.clone() }
 }
 
-/// MSETNX and RENAME are atomic in Redis, so they are only allowed when every key lives on the same shards.
-fn same_shard_only(session: &Session, topo: &View<'_>, req: &Request, spec: &CommandSpec) -> ReplyFut {
-    // While a shard is down, the keys must also stand in for the same absent shards: the stand-in records
-    // every key of the command for them.
-    let mut owners: Option<WriteCopies> = None;
-    for pos in spec.key_positions(req.argc()) {
-        let o = topo.write_copies(req.arg(pos));
-        if owners.as_ref().is_some_and(|first| *first != o) {
+/// A command with one key goes to that key's shard: a write to every copy (wrapped for hinted handoff
+/// where a copy stands in for an absent shard), a read to the first copy.
+fn one_key(session: &Session, topo: &View<'_>, req: &Request, spec: &CommandSpec, key: &[u8]) -> ReplyFut {
+    if spec.is_write() && (topo.replicas > 1 || topo.hinting()) {
+        return replicated(session, topo, req, &topo.write_copies(key));
+    }
+    if topo.hinting() {
+        // A read from a stand-in is wrapped too: it passes the guard of a joining shard's ranges.
+        return match topo.write_copies(key).into_iter().next() {
+            Some((i, None)) => forward(session, &topo.shards[i], req),
+            Some((i, Some(absent))) => forward_bytes(session, &topo.shards[i], hinted_wire(req, &absent)),
+            None => no_live_shard(),
+        };
+    }
+    match topo.owner(key) {
+        Some(i) => forward(session, &topo.shards[i], req),
+        None => no_live_shard(),
+    }
+}
+
+/// A command with several keys (or keys that move with its arguments) runs whole on one shard when all
+/// its keys live there (with a `{hash tag}`), as Redis Cluster runs it in one slot. Across shards, a few
+/// reads are computed here from each key's value (SUNION SINTER SDIFF SINTERCARD, PFCOUNT); anything else
+/// is refused with `CROSSSLOT`, since its effect would not be atomic.
+fn many_keys(session: &Session, topo: &View<'_>, req: &Request, spec: &CommandSpec) -> ReplyFut {
+    let positions = command::keys(spec, req);
+    let Some(&first) = positions.first() else {
+        // No key found (a bad count): any shard answers with the command's own error.
+        return match topo.live().next() {
+            Some((_, shard)) => forward(session, shard, req),
+            None => no_live_shard(),
+        };
+    };
+    // While a shard is down, a write's keys must also stand in for the same absent shards (the stand-in
+    // records every key of the command for them); a read needs only the same first copy.
+    let placement = |key: &[u8]| -> WriteCopies {
+        if spec.is_write() {
+            topo.write_copies(key)
+        } else if topo.hinting() {
+            topo.write_copies(key).into_iter().take(1).collect()
+        } else {
+            topo.owner(key).into_iter().map(|i| (i, None)).collect()
+        }
+    };
+    let first_place = placement(req.arg(first));
+    // SORT's BY and GET patterns name keys too: they must live with the sorted key.
+    for (option, pattern) in crate::crossshard::sort_patterns(spec, req) {
+        if !crate::crossshard::pattern_has_fixed_tag(pattern) || placement(pattern) != first_place {
             return ReplyFut::error(&format!(
-                "CROSSSLOT Keys in request don't hash to the same shard: ringcache-proxy runs {} only when all keys \
-                 share a shard (use a {{hash tag}})",
-                spec.name.to_uppercase()
+                "ERR {option} option of SORT denied by ringcache-proxy when keys formed by the pattern may be on \
+                 another shard (use the sorted key's {{hash tag}} in the pattern)"
             ));
         }
-        owners = Some(o);
     }
-    replicated(session, topo, req, &owners.unwrap_or_default())
+    if positions.iter().all(|&p| placement(req.arg(p)) == first_place) {
+        return one_key(session, topo, req, spec, req.arg(first));
+    }
+    match crate::crossshard::plan(spec, req, &positions) {
+        Some(Ok(plan)) => gather_per_key(session, topo, plan),
+        Some(Err(e)) => ReplyFut::error(&e),
+        None => ReplyFut::error(&format!(
+            "CROSSSLOT Keys in request don't hash to the same shard: ringcache-proxy runs {} only when all keys \
+             share a shard (use a {{hash tag}})",
+            spec.name.to_uppercase()
+        )),
+    }
+}
+
+/// Sends one read per key to its shard and merges the replies as `plan` says.
+fn gather_per_key(session: &Session, topo: &View<'_>, plan: crate::crossshard::Plan) -> ReplyFut {
+    let mut parts = Vec::with_capacity(plan.reads.len());
+    for (key, request) in &plan.reads {
+        let target = if topo.hinting() {
+            topo.write_copies(key).into_iter().next().map(|(i, absent)| match absent {
+                Some(absent) => (i, hinted_wire(&Request::from_args(request.iter()), &absent)),
+                None => (i, encode_request(request.iter().map(|a| &a[..]))),
+            })
+        } else {
+            topo.owner(key).map(|i| (i, encode_request(request.iter().map(|a| &a[..]))))
+        };
+        let Some((i, bytes)) = target else { return no_live_shard() };
+        let shard = topo.shards[i].clone();
+        let rx = shard.conn_for(session.id, session.proto).send(bytes);
+        parts.push(Part { rx, shard, result: None, positions: Vec::new(), counted: true });
+    }
+    ReplyFut::Gather(Box::new(Gather {
+        parts,
+        merge: Merge::CrossShard(plan.combine),
+        total_keys: 0,
+        proto: session.proto,
+    }))
 }
 
 /// Sends a write to every shard holding a copy of its key, wrapped for hinted handoff on the copies that
@@ -245,6 +308,8 @@ pub enum Merge {
         shard: usize,
         shards: usize,
     },
+    /// A read computed from each key's value (see `crossshard`).
+    CrossShard(crate::crossshard::Combine),
     /// INFO from every shard, summed into the proxy's own INFO.
     Info {
         text: String,
@@ -421,6 +486,12 @@ impl Gather {
                     if let ReplyValue::Bulk(Some(b)) = k {
                         out.bulk(&b);
                     }
+                }
+            }
+            Merge::CrossShard(combine) => {
+                if let Err(e) = combine.write(values, &mut out) {
+                    out.clear();
+                    out.error(&e);
                 }
             }
             Merge::Info { text, sections } => {

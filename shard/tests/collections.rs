@@ -530,12 +530,12 @@ fn sorted_sets() {
 // Memory accounting.
 
 /// What the store charges (see `shard/src/store/stripe.rs` and `value.rs`): a collection key costs
-/// `key + 4 + ENTRY`, plus per element its bytes and an overhead.
-const ENTRY: usize = 48;
-const HASH_FIELD: usize = 64;
-const LIST_ITEM: usize = 24;
-const SET_MEMBER: usize = 40;
-const ZSET_MEMBER: usize = 96;
+/// `key + 4 + ENTRY`, plus per element its bytes and an overhead (the store's published constants).
+const ENTRY: usize = ringcache_shard::store::ENTRY_OVERHEAD_BYTES;
+const HASH_FIELD: usize = ringcache_shard::store::HASH_FIELD_OVERHEAD_BYTES;
+const LIST_ITEM: usize = ringcache_shard::store::LIST_ITEM_OVERHEAD_BYTES;
+const SET_MEMBER: usize = ringcache_shard::store::SET_MEMBER_OVERHEAD_BYTES;
+const ZSET_MEMBER: usize = ringcache_shard::store::ZSET_MEMBER_OVERHEAD_BYTES;
 
 fn used_memory(con: &mut redis::Connection) -> usize {
     let info: String = redis::cmd("INFO").arg("memory").query(con).unwrap();
@@ -595,14 +595,14 @@ fn used_memory_tracks_collections_exactly_and_returns_to_start() {
 
     // Sorted set: updates do not change the charge, new members do.
     query(&mut con, &["ZADD", "z", "1", "aa", "2", "b"]);
-    let mut zset = key("z") + (2 * 2 + ZSET_MEMBER) + (2 + ZSET_MEMBER);
+    let mut zset = key("z") + (2 + ZSET_MEMBER) + (1 + ZSET_MEMBER);
     query(&mut con, &["ZADD", "z", "INCR", "5", "aa"]);
     query(&mut con, &["ZADD", "z", "XX", "5", "new", "7", "b"]);
     query(&mut con, &["ZADD", "z", "NX", "5", "aa", "3", "cc"]);
-    zset += 2 * 2 + ZSET_MEMBER;
+    zset += 2 + ZSET_MEMBER;
     assert_eq!(used_memory(&mut con), start + hash + list + set + zset);
     query(&mut con, &["ZPOPMIN", "z"]);
-    zset -= 2 * 2 + ZSET_MEMBER;
+    zset -= 2 + ZSET_MEMBER;
     assert_eq!(used_memory(&mut con), start + hash + list + set + zset);
 
     // Failed writes change nothing.
@@ -681,7 +681,7 @@ impl Model {
             Model::Hash(h) => h.iter().map(|(f, v)| f.len() + v.len() + HASH_FIELD).sum(),
             Model::List(l) => l.iter().map(|i| i.len() + LIST_ITEM).sum(),
             Model::Set(s) => s.iter().map(|m| m.len() + SET_MEMBER).sum(),
-            Model::ZSet(z) => z.keys().map(|m| 2 * m.len() + ZSET_MEMBER).sum(),
+            Model::ZSet(z) => z.keys().map(|m| m.len() + ZSET_MEMBER).sum(),
         };
         key.len() + 4 + ENTRY + elements
     }

@@ -7,10 +7,12 @@
 //! which is what makes every command atomic, and write successful replies straight into `ctx.out` with
 //! the protocol-aware [`ReplyWriter`] (a handler never asks whether the client speaks RESP2 or RESP3).
 
+mod bitmaps;
 mod collection;
 mod connection;
 mod handoff;
 mod hashes;
+mod hyperloglog;
 mod keys;
 mod lists;
 mod persistence;
@@ -197,8 +199,10 @@ pub const LOADING_ERROR: &str = "LOADING Ringcache is loading the dataset in mem
 
 fn handler_for(name: &str) -> Option<Handler> {
     strings::handler(name)
+        .or_else(|| bitmaps::handler(name))
         .or_else(|| keys::handler(name))
         .or_else(|| hashes::handler(name))
+        .or_else(|| hyperloglog::handler(name))
         .or_else(|| lists::handler(name))
         .or_else(|| sets::handler(name))
         .or_else(|| zsets::handler(name))

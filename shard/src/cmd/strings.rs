@@ -1,5 +1,6 @@
-//! String commands: GET SET SETNX SETEX PSETEX GETSET GETDEL GETEX APPEND STRLEN GETRANGE SETRANGE
-//! INCR DECR INCRBY DECRBY INCRBYFLOAT MGET MSET MSETNX.
+//! String commands: GET SET SETNX SETEX PSETEX GETSET GETDEL GETEX APPEND STRLEN GETRANGE SUBSTR SETRANGE
+//! INCR DECR INCRBY DECRBY INCRBYFLOAT MGET MSET MSETNX LCS. (Bitmaps are in `bitmaps.rs`, HyperLogLog in
+//! `hyperloglog.rs`: both are string values too.)
 
 use ringcache_common::metrics::{add_hot, HotCounter};
 use ringcache_common::resp::{format_double, ReplyWriter, Request};
@@ -19,7 +20,8 @@ pub(super) fn handler(name: &str) -> Option<Handler> {
         "getex" => getex,
         "append" => append,
         "strlen" => strlen,
-        "getrange" => getrange,
+        "getrange" | "substr" => getrange,
+        "lcs" => lcs,
         "setrange" => setrange,
         "incr" => incr,
         "decr" => decr,
@@ -482,5 +484,139 @@ fn mset_generic(ctx: &mut Ctx<'_>, req: &Request, only_if_none_exist: bool) -> C
     } else {
         ctx.out.ok();
     }
+    Ok(())
+}
+
+/// The value of the string at `key` for LCS: empty when missing, an error when of another type.
+fn lcs_input(ctx: &mut Ctx<'_>, key: &[u8]) -> Result<Vec<u8>, CmdError> {
+    let h = ctx.db.hash(key);
+    let mut g = ctx.db.stripe(h)?;
+    match g.lookup(h, key, ctx.now_ms) {
+        Some(slot) if g.kind(slot) != Kind::String => {
+            Err(CmdError::Other("ERR The specified keys must contain string values".into()))
+        }
+        Some(slot) => Ok(g.string(slot).to_vec()),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// LCS key1 key2 [LEN] [IDX] [MINMATCHLEN len] [WITHMATCHLEN]: the longest common subsequence, by Redis's
+/// dynamic programming table (whose size is limited by `--proto-max-bulk-len`, as in Redis), with its
+/// matches walked back the way Redis walks them.
+fn lcs(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    let a = lcs_input(ctx, req.arg(1))?;
+    let b = lcs_input(ctx, req.arg(2))?;
+    let (mut get_len, mut get_idx, mut with_match_len, mut min_match_len) = (false, false, false, 0i64);
+    let mut j = 3;
+    while j < req.argc() {
+        let opt = req.arg(j);
+        if is(opt, "IDX") {
+            get_idx = true;
+        } else if is(opt, "LEN") {
+            get_len = true;
+        } else if is(opt, "WITHMATCHLEN") {
+            with_match_len = true;
+        } else if is(opt, "MINMATCHLEN") && j + 1 < req.argc() {
+            min_match_len = parse_i64(req.arg(j + 1))?.max(0);
+            j += 1;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+        j += 1;
+    }
+    if get_idx && get_len {
+        return Err(CmdError::Other("ERR If you want both the length and indexes, please just use IDX.".into()));
+    }
+    if a.len() >= u32::MAX as usize - 1 || b.len() >= u32::MAX as usize - 1 {
+        return Err(CmdError::Other("ERR String too long for LCS".into()));
+    }
+    let (alen, blen) = (a.len(), b.len());
+    let cells = (alen as u64 + 1) * (blen as u64 + 1);
+    if cells.saturating_mul(4) > ctx.shared.config.limits.max_bulk_len as u64 {
+        return Err(CmdError::Other(
+            "ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len".into(),
+        ));
+    }
+    let width = blen + 1;
+    let mut table = vec![0u32; cells as usize];
+    for i in 1..=alen {
+        for jj in 1..=blen {
+            table[i * width + jj] = if a[i - 1] == b[jj - 1] {
+                table[(i - 1) * width + jj - 1] + 1
+            } else {
+                table[(i - 1) * width + jj].max(table[i * width + jj - 1])
+            };
+        }
+    }
+    let total = table[alen * width + blen] as usize;
+    if get_len {
+        ctx.out.integer(total as i64);
+        return Ok(());
+    }
+    let mut result = vec![0u8; total];
+    let mut idx = total;
+    // Ranges found walking back: ([a_start, a_end], [b_start, b_end], length).
+    type Match = ((usize, usize), (usize, usize), usize);
+    let mut ranges: Vec<Match> = Vec::new();
+    let (mut i, mut jj) = (alen, blen);
+    let (mut a_start, mut a_end, mut b_start, mut b_end) = (alen, 0, 0, 0);
+    while i > 0 && jj > 0 {
+        let mut emit = false;
+        if a[i - 1] == b[jj - 1] {
+            result[idx - 1] = a[i - 1];
+            if a_start == alen {
+                (a_start, a_end, b_start, b_end) = (i - 1, i - 1, jj - 1, jj - 1);
+            } else if a_start == i && b_start == jj {
+                a_start -= 1;
+                b_start -= 1;
+            } else {
+                emit = true;
+            }
+            if a_start == 0 || b_start == 0 {
+                emit = true;
+            }
+            idx -= 1;
+            i -= 1;
+            jj -= 1;
+        } else {
+            if table[(i - 1) * width + jj] > table[i * width + jj - 1] {
+                i -= 1;
+            } else {
+                jj -= 1;
+            }
+            if a_start != alen {
+                emit = true;
+            }
+        }
+        if emit {
+            let match_len = a_end.wrapping_sub(a_start).wrapping_add(1);
+            if min_match_len == 0 || match_len as i64 >= min_match_len {
+                ranges.push(((a_start, a_end), (b_start, b_end), match_len));
+            }
+            a_start = alen;
+        }
+    }
+    if !get_idx {
+        ctx.out.bulk(&result);
+        return Ok(());
+    }
+    let out = &mut *ctx.out;
+    out.map_len(2);
+    out.bulk(b"matches");
+    out.array_len(ranges.len());
+    for ((a0, a1), (b0, b1), len) in ranges {
+        out.array_len(if with_match_len { 3 } else { 2 });
+        out.array_len(2);
+        out.integer(a0 as i64);
+        out.integer(a1 as i64);
+        out.array_len(2);
+        out.integer(b0 as i64);
+        out.integer(b1 as i64);
+        if with_match_len {
+            out.integer(len as i64);
+        }
+    }
+    out.bulk(b"len");
+    out.integer(total as i64);
     Ok(())
 }

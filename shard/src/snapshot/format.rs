@@ -21,7 +21,9 @@
 
 use std::io::{Read, Write};
 
-use crate::store::{hash_field_cost, list_item_cost, set_member_cost, zset_member_cost, Collection, Kind, ZSet};
+use crate::store::{
+    hash_field_cost, list_item_cost, set_member_cost, zset_member_cost, Collection, Hash, Kind, List, Set, ZSet,
+};
 
 pub const MAGIC: &[u8; 8] = b"RINGSNAP";
 pub const VERSION: u32 = 1;
@@ -217,29 +219,31 @@ pub fn encode_collection(out: &mut Vec<u8>, key: &[u8], value: &Collection, expi
     match value {
         Collection::Hash(h) => {
             put_len(out, h.len() as u64);
-            for (f, v) in h {
+            for (f, v) in h.iter() {
                 put_bytes(out, f);
                 put_bytes(out, v);
             }
         }
         Collection::List(l) => {
             put_len(out, l.len() as u64);
-            for item in l {
+            for item in l.iter() {
                 put_bytes(out, item);
             }
         }
         Collection::Set(s) => {
             put_len(out, s.len() as u64);
-            for m in s {
+            for m in s.iter() {
                 put_bytes(out, m);
             }
         }
         Collection::ZSet(z) => {
             put_len(out, z.len() as u64);
-            for (score, m) in &z.order {
+            // In order, so that loading appends each member after the previous one.
+            z.for_each_up(0, |m, score| {
                 put_bytes(out, m);
-                out.extend_from_slice(&score.0.to_bits().to_le_bytes());
-            }
+                out.extend_from_slice(&score.to_bits().to_le_bytes());
+                true
+            });
         }
     }
 }
@@ -476,40 +480,46 @@ impl<'a> RecordDecoder<'a> {
             0 => RecordValue::String(self.bytes()?),
             1 => {
                 let n = self.count(2)?;
-                let mut h = hashbrown::HashMap::with_capacity(n);
+                let mut h = Hash::new();
+                h.reserve(n);
                 let mut cost = 0;
                 for _ in 0..n {
                     let (f, v) = (self.bytes()?, self.bytes()?);
-                    cost += hash_field_cost(f, v);
-                    h.insert(Box::from(f), Box::from(v));
+                    match h.insert(f, v) {
+                        None => cost += hash_field_cost(f, v),
+                        Some(old) => cost = cost + v.len() - old,
+                    }
                 }
                 RecordValue::Collection(Collection::Hash(h), cost)
             }
             2 => {
                 let n = self.count(1)?;
-                let mut l = std::collections::VecDeque::with_capacity(n);
+                let mut l = List::new();
                 let mut cost = 0;
                 for _ in 0..n {
                     let item = self.bytes()?;
                     cost += list_item_cost(item);
-                    l.push_back(Box::from(item));
+                    l.push_back(item);
                 }
                 RecordValue::Collection(Collection::List(l), cost)
             }
             3 => {
                 let n = self.count(1)?;
-                let mut s = hashbrown::HashSet::with_capacity(n);
+                let mut s = Set::new();
+                s.reserve(n);
                 let mut cost = 0;
                 for _ in 0..n {
                     let m = self.bytes()?;
-                    cost += set_member_cost(m);
-                    s.insert(Box::from(m));
+                    if s.insert(m) {
+                        cost += set_member_cost(m);
+                    }
                 }
                 RecordValue::Collection(Collection::Set(s), cost)
             }
             4 => {
                 let n = self.count(9)?;
-                let mut z = ZSet::default();
+                let mut z = ZSet::new();
+                z.reserve(n);
                 let mut cost = 0;
                 for _ in 0..n {
                     let m = self.bytes()?;
@@ -517,8 +527,13 @@ impl<'a> RecordDecoder<'a> {
                     if score.is_nan() {
                         return Err(format!("record at byte {at} of the block has a NaN score"));
                     }
-                    cost += zset_member_cost(m);
-                    z.insert(m, score);
+                    // Written in order, so each member is appended (a member named twice keeps its last
+                    // score, as inserting would).
+                    if z.push_greatest(m, score) {
+                        cost += zset_member_cost(m);
+                    } else if z.score(m).is_some() {
+                        z.insert(m, score);
+                    }
                 }
                 RecordValue::Collection(Collection::ZSet(z), cost)
             }
@@ -631,12 +646,14 @@ mod tests {
 
     #[test]
     fn collections_round_trip() {
-        let mut z = ZSet::default();
+        let mut z = ZSet::new();
         z.insert(b"a", 1.5);
         z.insert(b"b", -2.0);
-        let mut h = hashbrown::HashMap::new();
-        h.insert(Box::from(&b"f"[..]), Box::from(&b"v"[..]));
-        let values = [Collection::ZSet(z), Collection::Hash(h), Collection::List([Box::from(&b"i"[..])].into())];
+        let mut h = Hash::new();
+        h.insert(b"f", b"v");
+        let list: List = [&b"i"[..]].into_iter().collect();
+        let set: Set = [&b"m"[..], b"n"].into_iter().collect();
+        let values = [Collection::ZSet(z), Collection::Hash(h), Collection::List(list), Collection::Set(set)];
         let mut raw = Vec::new();
         for v in &values {
             encode_collection(&mut raw, b"k", v, None);

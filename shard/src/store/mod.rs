@@ -22,7 +22,10 @@ use parking_lot::{Mutex, MutexGuard};
 
 pub use expire::spawn_active_expiry;
 pub use stripe::{string_entry_cost, Slot, Taken, ENTRY_OVERHEAD_BYTES};
-pub use value::{hash_field_cost, list_item_cost, set_member_cost, zset_member_cost, Collection, Kind, Score, ZSet};
+pub use value::{
+    hash_field_cost, list_item_cost, set_member_cost, zset_member_cost, Collection, Hash, Kind, List, Score, Set, ZSet,
+    HASH_FIELD_OVERHEAD_BYTES, LIST_ITEM_OVERHEAD_BYTES, SET_MEMBER_OVERHEAD_BYTES, ZSET_MEMBER_OVERHEAD_BYTES,
+};
 
 /// The hasher: fast, seeded per process so that keys cannot be chosen to collide.
 pub type KeyHasher = foldhash::fast::RandomState;
@@ -506,6 +509,13 @@ impl<'a> Db<'a> {
     pub fn stripe(&mut self, hash: u64) -> Result<KeyStripe<'_, 'a>, NotLocked> {
         let pos = self.position(self.store.stripe_index(hash)).ok_or(NotLocked)?;
         Ok(KeyStripe { db: self, pos })
+    }
+
+    /// The held stripe owning `hash`, to read (several at once: SINTER reads every set it intersects).
+    /// Keys are looked up through [`Db::stripe`] first, which expires and touches them.
+    pub fn peek(&self, hash: u64) -> Result<&StoreStripe, NotLocked> {
+        let pos = self.position(self.store.stripe_index(hash)).ok_or(NotLocked)?;
+        Ok(&self.held[pos])
     }
 
     /// Runs `f` on stripe `index`: the held guard, or (on an unlocked `Db`) the stripe locked for the call.
