@@ -5,6 +5,7 @@
 //! - [`server`]: accepting connections, limits (`--maxclients`, AUTH, idle timeout), the per-connection
 //!   loop (read everything buffered, execute in order, one write per batch) and graceful shutdown.
 //! - [`cmd`]: one file per command family; `cmd::execute` is where errors become RESP replies.
+//! - [`blocking`]: clients blocked on keys (BLPOP and friends), served first come, first served.
 //! - [`client`]: a connection's state (transaction, watches, subscriptions, tracking) and its bounded
 //!   queue of pushes (pub/sub messages, invalidations).
 //! - [`events`]: WATCH and client tracking, told of every key change by the store's one hook.
@@ -19,6 +20,7 @@
 //!
 //! Invariant: no store lock is held across I/O or an `.await` — a command's store work is synchronous.
 
+pub mod blocking;
 pub mod client;
 pub mod clock;
 pub mod cmd;

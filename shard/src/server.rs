@@ -19,6 +19,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
+use crate::blocking::{Blocking, Waiter, Wake};
 use crate::client::{PushReceiver, StateLimits};
 use crate::clock::now_ms;
 use crate::cmd::{self, Ctx, Deferred};
@@ -120,6 +121,8 @@ pub struct Shared {
     pub pubsub: Arc<PubSub>,
     /// The Lua state and the script cache.
     pub scripting: Scripting,
+    /// Clients blocked on keys.
+    pub blocking: Blocking,
     /// The push queue of every connection that has one, by client id (CLIENT TRACKING ... REDIRECT).
     pub pushers: Arc<PushQueues>,
     pub started: Instant,
@@ -151,6 +154,7 @@ impl Shared {
             events,
             pubsub,
             scripting,
+            blocking: Blocking::default(),
             pushers,
             started: Instant::now(),
             connections: Arc::default(),
@@ -309,21 +313,19 @@ async fn connection_loop(
                     return Ok(());
                 }
             };
-            let mut deferred = None;
-            // The command's context (and the stripes it locks) ends before any await.
-            command_started = {
-                let mut ctx = Ctx {
-                    shared,
-                    store: &shared.store,
-                    db: Db::unlocked(&shared.store),
-                    client,
-                    out: &mut wbuf,
-                    now_ms: now,
-                    deferred: &mut deferred,
-                };
-                cmd::execute(&mut ctx, &req, command_started)
-            };
+            let (finished, deferred) = run_one(shared, client, &mut wbuf, &req, now, command_started, false);
+            command_started = finished;
             match deferred {
+                // A blocking command that found nothing: wait (the client's later requests wait behind it).
+                Some(Deferred::Blocked { waiter, wake, deadline }) => {
+                    let blocked = Blocked { waiter, wake, deadline };
+                    if wait_blocked(&mut stream, &mut rbuf, &mut wbuf, shared, client, blocked, &mut cancelled).await?
+                        == BlockEnd::Close
+                    {
+                        return Ok(());
+                    }
+                    command_started = Instant::now();
+                }
                 // SAVE: only this client waits for the snapshot; its later requests wait behind it, in order.
                 Some(Deferred::Save(done)) => {
                     match done.await {
@@ -364,6 +366,116 @@ async fn connection_loop(
             rbuf = BytesMut::with_capacity(READ_CHUNK_BYTES);
         }
         client.touch(command_started);
+    }
+}
+
+/// Runs one request; the command's context (and the stripes it locks) ends before any await. Returns when
+/// it finished and what it left for the connection to wait for.
+fn run_one(
+    shared: &Shared,
+    client: &mut ClientState,
+    wbuf: &mut ReplyBuf,
+    req: &ringcache_common::resp::Request,
+    now_ms: u64,
+    started: Instant,
+    retrying: bool,
+) -> (Instant, Option<Deferred>) {
+    let mut deferred = None;
+    let mut ctx = Ctx {
+        shared,
+        store: &shared.store,
+        db: Db::unlocked(&shared.store),
+        client,
+        out: wbuf,
+        now_ms,
+        deferred: &mut deferred,
+        retrying,
+        ready_keys: Vec::new(),
+    };
+    let finished = cmd::execute(&mut ctx, req, started);
+    drop(ctx);
+    (finished, deferred)
+}
+
+/// A blocked client's wait.
+struct Blocked {
+    waiter: Arc<Waiter>,
+    wake: tokio::sync::oneshot::Receiver<Wake>,
+    deadline: Option<Instant>,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum BlockEnd {
+    /// The reply is in `wbuf`; carry on with the next request.
+    Continue,
+    /// The client went away (or the shard is stopping).
+    Close,
+}
+
+/// Read buffer a blocked client may fill before the shard stops reading from it.
+const BLOCKED_READ_LIMIT: usize = 1 << 20;
+
+/// Waits for a blocked client's wake-up, its timeout, or its disconnection, and writes its reply. Replies
+/// to what it sent before are written first.
+async fn wait_blocked(
+    stream: &mut TcpStream,
+    rbuf: &mut BytesMut,
+    wbuf: &mut ReplyBuf,
+    shared: &Shared,
+    client: &mut ClientState,
+    mut blocked: Blocked,
+    cancelled: &mut std::pin::Pin<&mut tokio_util::sync::WaitForCancellationFuture<'_>>,
+) -> std::io::Result<BlockEnd> {
+    loop {
+        if !wbuf.is_empty() {
+            stream.write_all(wbuf).await?;
+            wbuf.clear();
+        }
+        let deadline = blocked.deadline;
+        let sleep = async move {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(d.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        let woken = tokio::select! {
+            biased;
+            _ = cancelled.as_mut() => {
+                shared.blocking.unblock(&blocked.waiter);
+                return Ok(BlockEnd::Close);
+            }
+            w = &mut blocked.wake => w,
+            _ = sleep => {
+                if shared.blocking.unblock(&blocked.waiter) {
+                    wbuf.null_array();
+                    return Ok(BlockEnd::Continue);
+                }
+                // Someone took it to serve it just now: its wake-up is on its way.
+                (&mut blocked.wake).await
+            }
+            r = stream.read_buf(rbuf), if rbuf.len() < BLOCKED_READ_LIMIT => {
+                if r? == 0 {
+                    shared.blocking.unblock(&blocked.waiter);
+                    return Ok(BlockEnd::Close);
+                }
+                continue;
+            }
+        };
+        match woken {
+            Ok(Wake::Served(reply)) => wbuf.extend_from_slice(&reply),
+            Ok(Wake::Unblocked { error: true }) => wbuf.error("UNBLOCKED client unblocked via CLIENT UNBLOCK"),
+            Ok(Wake::Unblocked { error: false }) | Err(_) => wbuf.null_array(),
+            Ok(Wake::Retry) => {
+                let request = blocked.waiter.request.clone();
+                let (_, deferred) = run_one(shared, client, wbuf, &request, now_ms(), Instant::now(), true);
+                if let Some(Deferred::Blocked { waiter, wake, .. }) = deferred {
+                    // Still nothing: wait again, until the same deadline.
+                    blocked = Blocked { waiter, wake, deadline: blocked.deadline };
+                    continue;
+                }
+            }
+        }
+        return Ok(BlockEnd::Continue);
     }
 }
 

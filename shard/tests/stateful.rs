@@ -26,6 +26,10 @@ enum Step<'a> {
     Quiet(usize),
     /// Connection `.0` sends `.1` until the reply is `.2` (not compared: both servers must get there).
     PollUntil(usize, &'a [&'a str], &'a str),
+    /// Connection `.0` sends `.1` without waiting for the reply (a blocking command; a later `Frame` reads it).
+    Send(usize, &'a [&'a str]),
+    /// Polls INFO on connection `.0` until `.1` has the value `.2` (a blocked client has registered).
+    InfoUntil(usize, &'a str, &'a str),
 }
 use Step::*;
 
@@ -68,6 +72,23 @@ fn run(port: u16, resp3: bool, script: &[Step<'_>]) -> Vec<String> {
                     "<quiet>".into()
                 } else {
                     format!("<not quiet: {}>", String::from_utf8_lossy(&reply))
+                }
+            }
+            Send(c, args) => {
+                let args = subst(args);
+                let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+                conns[c].send(&args);
+                "<sent>".into()
+            }
+            InfoUntil(c, field, want) => {
+                let deadline = Instant::now() + Duration::from_secs(10);
+                loop {
+                    let info = String::from_utf8_lossy(&conns[c].call(&["INFO", "clients"])).into_owned();
+                    if info.lines().any(|l| l == format!("{field}:{want}")) {
+                        break "<reached>".into();
+                    }
+                    assert!(Instant::now() < deadline, "step {n}: INFO {field} never reached {want}");
+                    std::thread::sleep(Duration::from_millis(5));
                 }
             }
             PollUntil(c, args, want) => {
@@ -116,6 +137,8 @@ fn describe(step: &Step<'_>) -> String {
         Frame(c) => format!("conn {c}: next frame"),
         Quiet(c) => format!("conn {c}: nothing pending"),
         PollUntil(c, a, w) => format!("conn {c}: {} until {w:?}", a.join(" ")),
+        Send(c, a) => format!("conn {c}: send {}", a.join(" ")),
+        InfoUntil(c, f, w) => format!("conn {c}: INFO until {f}:{w}"),
     }
 }
 
@@ -666,4 +689,135 @@ fn a_script_that_needs_too_much_memory_fails_and_the_next_runs() {
     let failed = c.call(&["EVAL", "local t = {} for i = 1, 1e7 do t[i] = i end return #t", "0"]);
     assert!(failed.starts_with(b"-ERR") && String::from_utf8_lossy(&failed).contains("memory"), "{failed:?}");
     assert_eq!(&c.call(&["EVAL", "local t = {} for i = 1, 1000 do t[i] = i end return #t", "0"])[..], b":1000\r\n");
+}
+
+#[test]
+fn blocking_commands_answer_and_wake_as_redis() {
+    differential(&[
+        Call(0, &["BLPOP", "l1", "l2", "0.05"]),
+        Call(0, &["RPUSH", "l2", "a", "b", "c"]),
+        Call(0, &["BLPOP", "l1", "l2", "0"]),
+        Call(0, &["BRPOP", "l2", "0"]),
+        Call(0, &["BLMPOP", "0.05", "2", "l1", "l2", "LEFT", "COUNT", "5"]),
+        Call(0, &["BLMPOP", "0.05", "2", "nol1", "nol2", "LEFT"]),
+        Call(0, &["BLPOP", "l", "-1"]),
+        Call(0, &["BLPOP", "l", "abc"]),
+        Call(0, &["BLPOP", "l", "0.5x"]),
+        Call(0, &["ZADD", "z", "1", "a", "2", "b"]),
+        Call(0, &["BZPOPMIN", "z", "0"]),
+        Call(0, &["BZPOPMAX", "z", "0"]),
+        Call(0, &["BZPOPMIN", "z", "0.05"]),
+        Call(0, &["BZMPOP", "0.05", "1", "z", "MIN"]),
+        Call(0, &["ZADD", "z", "1", "a", "2", "b"]),
+        Call(0, &["BZMPOP", "0", "1", "z", "MAX", "COUNT", "2"]),
+        Call(0, &["RPUSH", "src", "x"]),
+        Call(0, &["BLMOVE", "src", "dst", "LEFT", "RIGHT", "0"]),
+        Call(0, &["BRPOPLPUSH", "dst", "src", "0"]),
+        Call(0, &["BLMOVE", "nosrc", "dst", "LEFT", "RIGHT", "0.05"]),
+        Call(0, &["BLMOVE", "a", "b", "UP", "RIGHT", "0"]),
+        Call(0, &["SET", "s", "str"]),
+        Call(0, &["BLPOP", "s", "0"]),
+        // Inside MULTI nothing blocks.
+        Call(0, &["MULTI"]),
+        Call(0, &["BLPOP", "nope", "0"]),
+        Call(0, &["BLMOVE", "nope", "dst", "LEFT", "LEFT", "0"]),
+        Call(0, &["BZPOPMIN", "nope", "0"]),
+        Call(0, &["EXEC"]),
+        // A push wakes a blocked client, on any connection.
+        Send(1, &["BLPOP", "q", "0"]),
+        InfoUntil(0, "blocked_clients", "1"),
+        Call(0, &["LPUSH", "q", "v"]),
+        Frame(1),
+        Call(0, &["EXISTS", "q"]),
+        // A zset too, and BLMOVE, and a move that feeds another blocked client.
+        Send(1, &["BZPOPMIN", "zq", "0"]),
+        InfoUntil(0, "blocked_clients", "1"),
+        Call(0, &["ZADD", "zq", "5", "m"]),
+        Frame(1),
+        Send(1, &["BLPOP", "moved", "0"]),
+        Send(2, &["BLMOVE", "from", "moved", "LEFT", "LEFT", "0"]),
+        InfoUntil(0, "blocked_clients", "2"),
+        Call(0, &["RPUSH", "from", "e"]),
+        Frame(2),
+        Frame(1),
+        Call(0, &["EXISTS", "from", "moved"]),
+        // A transaction that pushes and pops leaves nothing: the blocked client keeps waiting.
+        Send(1, &["BLPOP", "t", "0"]),
+        InfoUntil(0, "blocked_clients", "1"),
+        Call(0, &["MULTI"]),
+        Call(0, &["LPUSH", "t", "x"]),
+        Call(0, &["LPOP", "t"]),
+        Call(0, &["EXEC"]),
+        Call(0, &["MULTI"]),
+        Call(0, &["LPUSH", "t", "y", "z"]),
+        Call(0, &["EXEC"]),
+        Frame(1),
+        Call(0, &["LRANGE", "t", "0", "-1"]),
+        // CLIENT UNBLOCK, as a timeout and as an error.
+        Send(1, &["BLPOP", "u", "0"]),
+        InfoUntil(0, "blocked_clients", "1"),
+        Call(0, &["CLIENT", "UNBLOCK", "{id1}"]),
+        Frame(1),
+        Send(1, &["BLPOP", "u", "0"]),
+        InfoUntil(0, "blocked_clients", "1"),
+        Call(0, &["CLIENT", "UNBLOCK", "{id1}", "ERROR"]),
+        Frame(1),
+        Call(0, &["CLIENT", "UNBLOCK", "{id1}"]),
+        Call(0, &["CLIENT", "UNBLOCK", "x"]),
+        Call(0, &["CLIENT", "UNBLOCK", "{id1}", "MAYBE"]),
+    ]);
+}
+
+/// 100 clients blocked on one list are served in the order they blocked, one element each, as the
+/// elements are pushed one at a time.
+#[test]
+fn blocked_clients_are_served_first_come_first_served() {
+    let shard = Shard::start(&[]);
+    let mut waiters: Vec<Framed> = Vec::new();
+    let mut control = Framed::connect(shard.port);
+    for i in 0..100 {
+        let mut w = Framed::connect(shard.port);
+        w.call(&["CLIENT", "SETNAME", &format!("w{i}")]);
+        w.send(&[b"BLPOP", b"fifo", b"0"]);
+        waiters.push(w);
+        // Each one blocks before the next, so their order is known.
+        let want = format!("blocked_clients:{}", i + 1);
+        support::poll_until("the client blocks", || {
+            String::from_utf8_lossy(&control.call(&["INFO", "clients"])).lines().any(|l| l == want)
+        });
+    }
+    for i in 0..100 {
+        control.call(&["RPUSH", "fifo", &format!("e{i}")]);
+    }
+    for (i, w) in waiters.iter_mut().enumerate() {
+        let reply = w.frame().expect("served");
+        let want = format!("*2\r\n$4\r\nfifo\r\n${}\r\ne{i}\r\n", format!("e{i}").len());
+        assert_eq!(String::from_utf8_lossy(&reply), want, "client {i}");
+    }
+    assert_eq!(&control.call(&["EXISTS", "fifo"])[..], b":0\r\n");
+}
+
+/// Timeouts end a wait (fractional seconds), a client that disconnects while blocked takes nothing with
+/// it, and nothing is left registered.
+#[test]
+fn blocking_timeouts_and_disconnects() {
+    let shard = Shard::start(&[]);
+    let mut c = Framed::connect(shard.port);
+    let started = Instant::now();
+    assert_eq!(&c.call(&["BLPOP", "none", "0.3"])[..], b"*-1\r\n");
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_millis(290), "returned after {waited:?}");
+    {
+        let mut gone = Framed::connect(shard.port);
+        gone.send(&[b"BLPOP", b"kept", b"0"]);
+        support::poll_until("the client blocks", || {
+            String::from_utf8_lossy(&c.call(&["INFO", "clients"])).lines().any(|l| l == "blocked_clients:1")
+        });
+    }
+    support::poll_until("the disconnected client is forgotten", || {
+        String::from_utf8_lossy(&c.call(&["INFO", "clients"])).lines().any(|l| l == "blocked_clients:0")
+    });
+    assert_eq!(&c.call(&["RPUSH", "kept", "v"])[..], b":1\r\n");
+    assert_eq!(&c.call(&["LRANGE", "kept", "0", "-1"])[..], b"*1\r\n$1\r\nv\r\n", "nobody took it");
+    assert!(String::from_utf8_lossy(&c.call(&["INFO", "clients"])).contains("total_blocking_keys:0"));
 }

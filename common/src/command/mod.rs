@@ -306,7 +306,19 @@ static IMPLEMENTED: &[(&RedisCommand, &[&str])] = &[
     (&redis::SELECT, &[]),
     (
         &redis::CLIENT,
-        &["setname", "getname", "id", "list", "info", "help", "tracking", "caching", "getredir", "trackinginfo"],
+        &[
+            "setname",
+            "getname",
+            "id",
+            "list",
+            "info",
+            "help",
+            "tracking",
+            "caching",
+            "getredir",
+            "trackinginfo",
+            "unblock",
+        ],
     ),
     (&redis::RESET, &[]),
     (&redis::READONLY, &[]),
@@ -342,6 +354,15 @@ static IMPLEMENTED: &[(&RedisCommand, &[&str])] = &[
     (&redis::EVAL_RO, &[]),
     (&redis::EVALSHA_RO, &[]),
     (&redis::SCRIPT, &["load", "exists", "flush", "kill", "help"]),
+    // blocking
+    (&redis::BLPOP, &[]),
+    (&redis::BRPOP, &[]),
+    (&redis::BLMOVE, &[]),
+    (&redis::BRPOPLPUSH, &[]),
+    (&redis::BLMPOP, &[]),
+    (&redis::BZPOPMIN, &[]),
+    (&redis::BZPOPMAX, &[]),
+    (&redis::BZMPOP, &[]),
 ];
 
 /// Every command we implement, in [`IMPLEMENTED`]'s order; [`CommandSpec::index`] is the position.

@@ -23,6 +23,9 @@ fn run(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
             return Ok(());
         }
         "client" => {
+            if req.get(1).is_some_and(|s| super::is(s, "UNBLOCK")) {
+                return unblock(ctx, req);
+            }
             if let Some(result) = super::tracking::client_subcommand(ctx, req) {
                 return result;
             }
@@ -34,4 +37,22 @@ fn run(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let requirepass = ctx.shared.config.requirepass.as_deref();
     connection::execute(name, req, &mut ctx.client.conn, &ctx.shared.clients, requirepass, ctx.out)
         .map_err(CmdError::Other)
+}
+
+/// CLIENT UNBLOCK id [TIMEOUT|ERROR]: ends another client's blocking command, as at its timeout or with an
+/// `-UNBLOCKED` error. Replies 1 if that client was blocked.
+fn unblock(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    if !(3..=4).contains(&req.argc()) {
+        return Err(CmdError::WrongArity("client|unblock".into()));
+    }
+    let id = super::parse_i64(req.arg(2))?;
+    let error = match req.get(3) {
+        None => false,
+        Some(mode) if super::is(mode, "TIMEOUT") => false,
+        Some(mode) if super::is(mode, "ERROR") => true,
+        Some(_) => return Err(CmdError::Other("ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR".into())),
+    };
+    let unblocked = u64::try_from(id).is_ok_and(|id| ctx.shared.blocking.unblock_client(id, error));
+    ctx.out.integer(i64::from(unblocked));
+    Ok(())
 }

@@ -8,6 +8,7 @@
 //! the protocol-aware [`ReplyWriter`] (a handler never asks whether the client speaks RESP2 or RESP3).
 
 mod bitmaps;
+mod blocking;
 mod collection;
 mod connection;
 mod handoff;
@@ -50,6 +51,12 @@ pub struct Ctx<'a> {
     pub now_ms: u64,
     /// Set by a command whose reply must wait (SAVE); the connection awaits it and writes the reply.
     pub deferred: &'a mut Option<Deferred>,
+    /// A blocked client runs its command again after a wake-up that needed it to: if it blocks again, it
+    /// keeps its place at the head of the line.
+    pub retrying: bool,
+    /// Keys written inside a transaction or script that clients are blocked on: they are served once it
+    /// ends, not half way.
+    pub ready_keys: Vec<bytes::Bytes>,
 }
 
 /// A reply the connection loop awaits before executing the next request.
@@ -58,6 +65,12 @@ pub enum Deferred {
     Save(oneshot::Receiver<Result<(), String>>),
     /// An integer reply computed off the worker threads (`Err` is the RESP error line).
     Integer(oneshot::Receiver<Result<i64, String>>),
+    /// A blocking command found nothing: the client waits for `wake` (or until `deadline`, if any).
+    Blocked {
+        waiter: std::sync::Arc<crate::blocking::Waiter>,
+        wake: oneshot::Receiver<crate::blocking::Wake>,
+        deadline: Option<Instant>,
+    },
 }
 
 /// A command's failure; the text is the exact RESP error line (without the leading `-`).
@@ -213,6 +226,7 @@ fn handler_for(name: &str) -> Option<Handler> {
         .or_else(|| transactions::handler(name))
         .or_else(|| pubsub::handler(name))
         .or_else(|| scripting::handler(name))
+        .or_else(|| blocking::handler(name))
 }
 
 /// Runs one request and appends its reply to `ctx.out`. `started` is when the request began (for a batch
@@ -341,6 +355,15 @@ fn execute_checked(
         Ok(()) => {
             if WRITES[index] {
                 metrics::add_hot(HotCounter::Writes, 1);
+                // Keys this write may have given something to pop, for the clients blocked on them (a
+                // blocking command that is now waiting wrote nothing).
+                if shared.blocking.any() && !matches!(ctx.deferred, Some(Deferred::Blocked { .. })) {
+                    for pos in command::keys(spec, req) {
+                        if shared.blocking.is_watched(req.arg(pos)) {
+                            ctx.ready_keys.push(bytes::Bytes::copy_from_slice(req.arg(pos)));
+                        }
+                    }
+                }
             } else if ctx.client.tracking.is_some() {
                 tracking::after_read(ctx, spec, req);
             }
@@ -354,6 +377,12 @@ fn execute_checked(
     }
     drop(written);
     if locked_here {
+        // Blocked clients are served before the stripes are let go: nobody can take what they wait for
+        // first (inside a transaction or script, once it ends).
+        if !ctx.ready_keys.is_empty() {
+            let keys = std::mem::take(&mut ctx.ready_keys);
+            blocking::serve_blocked(ctx, &keys);
+        }
         ctx.db.release();
     }
     let finished = Instant::now();

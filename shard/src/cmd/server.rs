@@ -82,11 +82,13 @@ fn info_text(ctx: &mut Ctx<'_>, wanted: &[String]) -> Result<String, CmdError> {
             "clients" => {
                 field("connected_clients", &shared.clients.len());
                 field("maxclients", &shared.config.maxclients);
-                field("blocked_clients", &0);
+                let (blocked, blocking_keys) = shared.blocking.stats();
+                field("blocked_clients", &blocked);
                 field("tracking_clients", &events.tracking_clients);
                 field("pubsub_clients", &shared.pubsub.subscribed_clients());
                 field("watching_clients", &events.watching_clients);
                 field("total_watched_keys", &events.watched_keys);
+                field("total_blocking_keys", &blocking_keys);
             }
             "memory" => {
                 let used = ctx.store.used_bytes();

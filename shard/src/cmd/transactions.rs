@@ -198,6 +198,11 @@ fn run_locked(ctx: &mut Ctx<'_>, multi: &Multi, watch: Option<&Watch>) -> CmdRes
     for req in &multi.queued {
         execute_inside(ctx, req);
     }
+    // Clients blocked on keys the transaction wrote are served now that it is whole, its stripes held.
+    if !ctx.ready_keys.is_empty() {
+        let keys = std::mem::take(&mut ctx.ready_keys);
+        super::blocking::serve_blocked(ctx, &keys);
+    }
     Ok(())
 }
 

@@ -480,6 +480,12 @@ impl<'a> Db<'a> {
         self.pinned
     }
 
+    /// Pins or unpins the stripes held (a command run on them by the server itself, such as putting back
+    /// what a blocked client could not take).
+    pub fn set_pinned(&mut self, pinned: bool) {
+        self.pinned = pinned;
+    }
+
     pub fn store(&self) -> &'a Store {
         self.store
     }
