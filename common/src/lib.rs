@@ -7,6 +7,7 @@
 //! - [`hll`]: HyperLogLog in Redis's string format (PFADD/PFCOUNT/PFMERGE on shards, PFCOUNT merged by the proxy).
 //! - [`connection`]: connection commands (AUTH, HELLO, CLIENT, ...) shared by shard and proxy.
 //! - [`config`]: flag / environment / TOML-file merging, byte sizes and durations.
+//! - [`push`]: a connection's bounded queue of pushes (pub/sub messages, invalidations).
 //! - [`metrics`]: the Prometheus registry, per-thread command statistics and the `/metrics` HTTP server.
 //! - [`server`]: the accept loop (`--maxclients`, connection counters, graceful drain).
 //! - [`shutdown`]: SIGINT/SIGTERM handling as a cancellation token.
@@ -19,6 +20,7 @@ pub mod glob;
 pub mod hash;
 pub mod hll;
 pub mod metrics;
+pub mod push;
 pub mod resp;
 pub mod server;
 pub mod shutdown;

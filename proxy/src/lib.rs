@@ -9,6 +9,7 @@
 //! - [`session`]: one client connection; replies leave in request order.
 //! - [`route`]: single-key forwarding, multi-key split and merge, fan-out commands.
 //! - [`local`]: commands the proxy answers itself.
+//! - [`pubsub`]: one subscription per channel per worker towards the shards, fanned out to its clients.
 //! - [`metrics`]: the `/metrics` registry.
 //! - [`membership`]: where the ring comes from (the config file, or ZooKeeper), shared health and handoff
 //!   locks; [`reload`] re-reads the file on SIGHUP or when it changes.
@@ -31,6 +32,7 @@ pub mod handoff;
 pub mod local;
 pub mod membership;
 pub mod metrics;
+pub mod pubsub;
 pub mod reload;
 pub mod ring;
 pub mod route;
