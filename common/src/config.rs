@@ -35,6 +35,11 @@ pub struct ClientArgs {
     #[arg(long, env = "RINGCACHE_MAXCLIENTS", default_value_t = 10_000)]
     pub maxclients: usize,
 
+    /// Connections the listen queue holds before they are accepted (Redis's tcp-backlog; the kernel caps it
+    /// at net.core.somaxconn). A reconnect storm beyond it makes clients wait for SYN retries (1 s and more).
+    #[arg(long, env = "RINGCACHE_TCP_BACKLOG", default_value_t = 511)]
+    pub tcp_backlog: u32,
+
     /// Close a client connection idle for this long (e.g. 300s); 0 never closes idle clients.
     #[arg(long, env = "RINGCACHE_IDLE_TIMEOUT", default_value = "0", value_parser = parse_duration)]
     pub idle_timeout: Duration,

@@ -9,7 +9,8 @@
 //! - [`config`]: flag / environment / TOML-file merging, byte sizes and durations.
 //! - [`push`]: a connection's bounded queue of pushes (pub/sub messages, invalidations).
 //! - [`metrics`]: the Prometheus registry, per-thread command statistics and the `/metrics` HTTP server.
-//! - [`server`]: the accept loop (`--maxclients`, connection counters, graceful drain).
+//! - [`server`]: the listening socket (`--tcp-backlog`) and the accept loop (`--maxclients`, connection
+//!   counters, graceful drain).
 //! - [`shutdown`]: SIGINT/SIGTERM handling as a cancellation token.
 //! - [`workers`]: thread-per-core worker runtimes (the proxy's client sessions and shard connections).
 

@@ -1,10 +1,14 @@
-//! The accept loop both servers run: `--maxclients`, connection counters, and a graceful drain.
+//! The accept loop both servers run: `--tcp-backlog`, `--maxclients`, connection counters, and a graceful
+//! drain.
 //!
-//! [`accept_loop`] accepts until `shutdown` fires, refuses clients past `maxclients` with Redis's error,
-//! runs each connection as a tracked task, then closes the listener and waits (up to a grace period) for
-//! open connections to finish the work they have already read. Connections run on the accepting runtime, or
-//! are dealt round-robin to thread-per-core [`crate::workers`], each socket registered with its worker's
-//! reactor so that its reads wake that worker only.
+//! [`bind_listener`] opens the port with a listen queue of `--tcp-backlog` connections (Redis's 511 by
+//! default, capped by the kernel's `net.core.somaxconn`). [`accept_loop`] accepts until `shutdown` fires,
+//! draining the queue in batches per wake-up (a reconnect storm after a restart is thousands of connects at
+//! once), refuses clients past `maxclients` with Redis's error, runs each connection as a tracked task,
+//! then closes the listener and waits (up to a grace period) for open connections to finish the work they
+//! have already read. Connections run on the accepting runtime, or are dealt round-robin to thread-per-core
+//! [`crate::workers`], each socket registered with its worker's reactor so that its reads wake that worker
+//! only.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -12,14 +16,25 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 /// How long shutdown waits for open connections.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Connections accepted per wake-up before other tasks get a turn.
+const ACCEPT_BATCH: usize = 256;
+
+/// Opens a listening socket on `addr` whose queue holds `backlog` connections not yet accepted (the kernel
+/// caps it at `net.core.somaxconn`). Must be called on a tokio runtime.
+pub fn bind_listener(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog)
+}
 
 /// Connection counts for INFO and metrics.
 #[derive(Debug, Default)]
@@ -60,52 +75,63 @@ where
     let serve = Arc::new(serve);
     let mut next_worker = 0usize;
     loop {
-        let (stream, addr) = tokio::select! {
+        let first = tokio::select! {
             _ = shutdown.cancelled() => break,
-            accepted = listener.accept() => match accepted {
+            accepted = listener.accept() => accepted,
+        };
+        // Then whatever else is queued, without waiting: a storm is accepted in batches per wake-up.
+        let mut waiting = std::task::Context::from_waker(std::task::Waker::noop());
+        let rest = (1..ACCEPT_BATCH).map_while(|_| match listener.poll_accept(&mut waiting) {
+            std::task::Poll::Ready(accepted) => Some(accepted),
+            std::task::Poll::Pending => None,
+        });
+        for accepted in std::iter::once(first).chain(rest).collect::<Vec<_>>() {
+            let (stream, addr) = match accepted {
                 Ok(a) => a,
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionAborted => continue,
                 Err(e) => {
                     // Out of file descriptors and the like: log, back off briefly, keep serving.
                     tracing::warn!("accept failed: {e}");
                     tokio::time::sleep(Duration::from_millis(10)).await;
-                    continue;
+                    break;
                 }
-            },
-        };
-        counters.total.fetch_add(1, Ordering::Relaxed);
-        if counters.connected.fetch_add(1, Ordering::AcqRel) >= maxclients {
-            counters.connected.fetch_sub(1, Ordering::AcqRel);
-            counters.rejected.fetch_add(1, Ordering::Relaxed);
-            tracker.spawn(async move {
-                let mut stream = stream;
-                let _ = stream.write_all(b"-ERR max number of clients reached\r\n").await;
-                let _ = stream.shutdown().await;
-            });
-            continue;
-        }
-        let counters = counters.clone();
-        let worker = match workers {
-            [] => Handle::current(),
-            _ => workers[next_worker % workers.len()].clone(),
-        };
-        next_worker = next_worker.wrapping_add(1);
-        // The socket leaves this runtime's reactor and joins its worker's.
-        let stream = match stream.into_std() {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!("cannot hand a connection to a worker: {e}");
+            };
+            counters.total.fetch_add(1, Ordering::Relaxed);
+            if counters.connected.fetch_add(1, Ordering::AcqRel) >= maxclients {
                 counters.connected.fetch_sub(1, Ordering::AcqRel);
+                counters.rejected.fetch_add(1, Ordering::Relaxed);
+                // A fresh socket takes one line at once; whatever happens, the connection closes on drop.
+                let _ = stream.try_write(b"-ERR max number of clients reached\r\n");
                 continue;
             }
-        };
-        let serve = serve.clone();
-        worker.spawn(tracker.track_future(async move {
-            match TcpStream::from_std(stream) {
-                Ok(stream) => serve(stream, addr).await,
-                Err(e) => tracing::warn!("cannot register a connection with its worker: {e}"),
-            }
-            counters.connected.fetch_sub(1, Ordering::AcqRel);
-        }));
+            let counters = counters.clone();
+            let serve = serve.clone();
+            let Some(worker) = (!workers.is_empty()).then(|| &workers[next_worker % workers.len()]) else {
+                // Served on this runtime, whose reactor the socket is registered with already.
+                tracker.spawn(async move {
+                    serve(stream, addr).await;
+                    counters.connected.fetch_sub(1, Ordering::AcqRel);
+                });
+                continue;
+            };
+            next_worker = next_worker.wrapping_add(1);
+            // The socket leaves this runtime's reactor and joins its worker's.
+            let stream = match stream.into_std() {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!("cannot hand a connection to a worker: {e}");
+                    counters.connected.fetch_sub(1, Ordering::AcqRel);
+                    continue;
+                }
+            };
+            worker.spawn(tracker.track_future(async move {
+                match TcpStream::from_std(stream) {
+                    Ok(stream) => serve(stream, addr).await,
+                    Err(e) => tracing::warn!("cannot register a connection with its worker: {e}"),
+                }
+                counters.connected.fetch_sub(1, Ordering::AcqRel);
+            }));
+        }
     }
     drop(listener);
     tracker.close();

@@ -1,12 +1,19 @@
 //! Pipelined connections to one shard, shared by every client.
 //!
 //! A [`BackendConn`] is a queue in front of one TCP connection. Its task takes everything queued, writes it
-//! with one write, and records a reply slot per request in a first-in, first-out list; the reader frames
-//! replies with [`ReplyScanner`] and hands each, as raw bytes, to the oldest slot. Requests and replies are
-//! never decoded or re-encoded. If the oldest request has waited longer than `--timeout`, every request on
-//! the connection fails with a timeout and the connection is replaced (its replies could no longer be
-//! matched). While the shard is unreachable, queued requests fail at once; reconnects back off from 50 ms
-//! to 2 s.
+//! with one write (a large request is written from its own buffer, never copied into the batch), and
+//! records a reply slot per request in a first-in, first-out list; the reader frames replies with
+//! [`ReplyScanner`] and hands each, as raw bytes, to the oldest slot. Requests and replies are never decoded
+//! or re-encoded.
+//!
+//! `--timeout` measures silence, not size: the oldest request fails when nothing has moved for it for that
+//! long — no byte of any reply read since it became the oldest, and, while it is still being written, no
+//! byte of it written. A 512 MB value streaming in either direction never times out, nor do the requests
+//! queued behind it. When the oldest request does time out, every request on the connection fails (their
+//! replies could no longer be matched) with an error that says the shard may have applied them, and the
+//! connection is replaced. While the shard is unreachable, queued requests fail at once; reconnects back
+//! off from 50 ms to 2 s. A shard that refuses the proxy's password (or wants one it was not given) fails
+//! requests with an `auth` error that says so.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -27,26 +34,47 @@ use crate::metrics::BackendMetrics;
 pub enum BackendError {
     #[error("is unreachable")]
     Unreachable,
-    #[error("timed out")]
+    #[error("sent nothing for longer than --timeout; the shard may have applied the request")]
     Timeout,
     #[error("closed the connection")]
     Closed,
     #[error("sent a reply that is not valid RESP")]
     Protocol,
+    #[error("rejected the proxy's password: check --shard-password")]
+    AuthRejected,
+    #[error("requires a password: set --shard-password")]
+    AuthRequired,
 }
 
 impl BackendError {
-    pub const ALL: [BackendError; 4] =
-        [BackendError::Unreachable, BackendError::Timeout, BackendError::Closed, BackendError::Protocol];
+    /// The `kind` labels of `ringcache_proxy_backend_errors_total`, in [`Self::kind_index`] order.
+    pub const KINDS: [&'static str; 5] = ["unreachable", "timeout", "closed", "protocol", "auth"];
 
     /// The `kind` label of `ringcache_proxy_backend_errors_total`.
     pub fn kind(self) -> &'static str {
+        Self::KINDS[self.kind_index()]
+    }
+
+    pub fn kind_index(self) -> usize {
         match self {
-            BackendError::Unreachable => "unreachable",
-            BackendError::Timeout => "timeout",
-            BackendError::Closed => "closed",
-            BackendError::Protocol => "protocol",
+            BackendError::Unreachable => 0,
+            BackendError::Timeout => 1,
+            BackendError::Closed => 2,
+            BackendError::Protocol => 3,
+            BackendError::AuthRejected | BackendError::AuthRequired => 4,
         }
+    }
+
+    /// Whether the shard's authentication failed (the proxy's `--shard-password` is wrong or missing).
+    pub fn is_auth(self) -> bool {
+        matches!(self, BackendError::AuthRejected | BackendError::AuthRequired)
+    }
+
+    /// The error line a client gets (without `-` and `\r\n`): `TIMEOUT` for a timeout, whose outcome is
+    /// unknown, `ERR` otherwise.
+    pub fn client_message(self, shard: &str) -> String {
+        let prefix = if self == BackendError::Timeout { "TIMEOUT" } else { "ERR" };
+        format!("{prefix} ringcache-proxy: shard '{shard}' {self}")
     }
 }
 
@@ -105,13 +133,47 @@ impl BackendConn {
     }
 }
 
-/// Reply slots in request order, with when each request was written (`None` for the connection's own
-/// CLIENT SETNAME, which neither times out by itself nor counts in the latency histogram).
-type InFlight = Arc<Mutex<VecDeque<(oneshot::Sender<ReplyResult>, Option<Instant>)>>>;
+/// A request written (or being written) to the shard, waiting for its reply.
+struct InFlight {
+    /// `None` for the connection's own CLIENT SETNAME, whose reply is only checked for `-NOAUTH`.
+    reply: Option<oneshot::Sender<ReplyResult>>,
+    /// When it was queued for writing (the latency histogram starts here).
+    queued: Instant,
+    /// When its last byte was written (its silence clock starts here when nothing is ahead of it).
+    written: Instant,
+}
+
+/// What the two halves of a live connection share (one task, so the lock is never contended).
+struct Wire {
+    /// Reply slots in request order.
+    in_flight: VecDeque<InFlight>,
+    /// The last `unwritten` requests of `in_flight` are still being written.
+    unwritten: usize,
+    /// When the write in progress last made progress.
+    last_write: Instant,
+}
+
+impl Wire {
+    /// Whether the oldest client request has been silent (see the module docs) for longer than `timeout`.
+    /// The connection's own CLIENT SETNAME never times out by itself: a request behind it does.
+    fn oldest_timed_out(&self, last_read: Instant, timeout: Duration, now: Instant) -> bool {
+        let Some((index, oldest)) = self.in_flight.iter().enumerate().find(|(_, f)| f.reply.is_some()) else {
+            return false;
+        };
+        let mut progress = oldest.written.max(last_read);
+        if self.in_flight.len() - index <= self.unwritten {
+            progress = progress.max(self.last_write);
+        }
+        now.saturating_duration_since(progress) > timeout
+    }
+}
 
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
 const MAX_BATCH_BYTES: usize = 256 * 1024;
+/// Requests at least this large are written from their own buffer instead of being copied into the batch.
+const DIRECT_WRITE_BYTES: usize = 64 * 1024;
+const READ_CHUNK_BYTES: usize = 16 * 1024;
 const SET_NAME: &[u8] = b"*3\r\n$6\r\nCLIENT\r\n$7\r\nSETNAME\r\n$15\r\nringcache-proxy\r\n";
 /// The first request on a RESP3 connection: switches it to RESP3 and names it, as SET_NAME does.
 const HELLO_3: &[u8] = b"*4\r\n$5\r\nHELLO\r\n$1\r\n3\r\n$7\r\nSETNAME\r\n$15\r\nringcache-proxy\r\n";
@@ -139,23 +201,41 @@ async fn run(
             _ = shutdown.cancelled() => return,
             c = tokio::time::timeout(timeout, connect(&addr, password.as_deref())) => c,
         };
-        match connected {
+        let failure = match connected {
             Ok(Ok(stream)) => {
-                backoff = BACKOFF_MIN;
                 let _ = stream.set_nodelay(true);
                 match serve(stream, timeout, &mut rx, &metrics, hello).await {
                     Ok(()) => return, // every sender is gone
-                    Err(e) => tracing::debug!("backend {addr}: {e}"),
-                }
-                // A connection that worked and then failed (a timeout, a shard restart) is replaced at
-                // once; the backoff is for a shard that refuses connections.
-                if !shutdown.is_cancelled() {
-                    continue;
+                    // Reconnecting at once would be refused the same way.
+                    Err(e) if e.is_auth() => {
+                        tracing::debug!("backend {addr}: {e}");
+                        e
+                    }
+                    Err(e) => {
+                        tracing::debug!("backend {addr}: {e}");
+                        backoff = BACKOFF_MIN;
+                        // A connection that worked and then failed (a timeout, a shard restart) is replaced
+                        // at once; the backoff is for a shard that refuses connections.
+                        if !shutdown.is_cancelled() {
+                            continue;
+                        }
+                        BackendError::Unreachable
+                    }
                 }
             }
-            Ok(Err(e)) => tracing::debug!("backend {addr}: connect failed: {e}"),
-            Err(_) => tracing::debug!("backend {addr}: connect timed out"),
-        }
+            Ok(Err(ConnectError::Auth(e, reply))) => {
+                tracing::debug!("backend {addr}: {e} (it replied {reply})");
+                e
+            }
+            Ok(Err(ConnectError::Io(e))) => {
+                tracing::debug!("backend {addr}: connect failed: {e}");
+                BackendError::Unreachable
+            }
+            Err(_) => {
+                tracing::debug!("backend {addr}: connect timed out");
+                BackendError::Unreachable
+            }
+        };
         // Unreachable: fail what is queued at once, and keep failing new requests until the next attempt.
         let retry_at = tokio::time::Instant::now() + backoff;
         backoff = (backoff * 2).min(BACKOFF_MAX);
@@ -167,8 +247,8 @@ async fn run(
                 _ = tokio::time::sleep_until(retry_at) => break,
                 p = rx.recv() => match p {
                     Some(p) => {
-                        metrics.error(BackendError::Unreachable);
-                        let _ = p.reply.send(Err(BackendError::Unreachable));
+                        metrics.error(failure);
+                        let _ = p.reply.send(Err(failure));
                     }
                     None => return,
                 },
@@ -177,17 +257,35 @@ async fn run(
     }
 }
 
-/// Connects and, when the shard wants a password, authenticates.
-async fn connect(addr: &str, password: Option<&str>) -> std::io::Result<TcpStream> {
+/// Why a connection could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// The shard refused the password or wants one; with the shard's reply line.
+    #[error("shard {0} (it replied {1})")]
+    Auth(BackendError, String),
+}
+
+/// Connects, and authenticates when the proxy has a password.
+async fn connect(addr: &str, password: Option<&str>) -> Result<TcpStream, ConnectError> {
     let mut stream = TcpStream::connect(addr).await?;
-    if let Some(pw) = password {
-        let auth = format!("*2\r\n$4\r\nAUTH\r\n${}\r\n{pw}\r\n", pw.len());
-        stream.write_all(auth.as_bytes()).await?;
-        if read_line(&mut stream).await? != b"+OK" {
-            return Err(std::io::Error::other("shard refused the password"));
-        }
-    }
+    authenticate(&mut stream, password).await?;
     Ok(stream)
+}
+
+/// Sends `AUTH` when there is a password, and checks the answer.
+pub(crate) async fn authenticate(stream: &mut TcpStream, password: Option<&str>) -> Result<(), ConnectError> {
+    let Some(pw) = password else {
+        return Ok(());
+    };
+    let auth = format!("*2\r\n$4\r\nAUTH\r\n${}\r\n{pw}\r\n", pw.len());
+    stream.write_all(auth.as_bytes()).await?;
+    let reply = read_line(stream).await?;
+    if reply != b"+OK" {
+        return Err(ConnectError::Auth(BackendError::AuthRejected, String::from_utf8_lossy(&reply).into_owned()));
+    }
+    Ok(())
 }
 
 /// Reads one reply line (without its `\r\n`), at most 512 bytes.
@@ -214,33 +312,37 @@ async fn serve(
     hello: &'static [u8],
 ) -> Result<(), BackendError> {
     let (mut reader, mut writer) = stream.into_split();
-    let in_flight: InFlight = Arc::new(Mutex::new(VecDeque::new()));
+    let wire = Mutex::new(Wire { in_flight: VecDeque::new(), unwritten: 0, last_write: Instant::now() });
     // The connection is named `ringcache-proxy` (CLIENT SETNAME, or HELLO 3 SETNAME on a RESP3 connection):
-    // a ringcache-shard that gets SIGTERM waits to be drained only while a proxy is connected. Its reply
-    // (any: a server without CLIENT SETNAME is still a backend) takes the first reply slot and is dropped;
-    // a shard that never answers it times out with the first request.
-    let (name_reply, _) = oneshot::channel();
-    in_flight.lock().push_back((name_reply, None));
+    // a ringcache-shard that gets SIGTERM waits to be drained only while a proxy is connected. Its reply takes
+    // the first slot: any reply will do (a server without CLIENT SETNAME is still a backend) but `-NOAUTH`,
+    // which says the shard wants a password the proxy lacks.
+    let now = Instant::now();
+    wire.lock().in_flight.push_back(InFlight { reply: None, queued: now, written: now });
     writer.write_all(hello).await.map_err(|_| BackendError::Closed)?;
     // Requests taken off the queue but not yet written; failed with the rest if the connection fails.
     let mut staged: Vec<oneshot::Sender<ReplyResult>> = Vec::with_capacity(16);
     let write_side = async {
-        let mut out = BytesMut::with_capacity(16 * 1024);
+        let mut out = BytesMut::with_capacity(READ_CHUNK_BYTES);
+        // Used only for a batch with a large request in it: the batch as a list of buffers, in order.
+        let mut segments: Vec<Bytes> = Vec::new();
         loop {
             let Some(first) = rx.recv().await else {
                 return Ok(());
             };
             out.clear();
-            out.extend_from_slice(&first.request);
+            let mut batch_bytes = first.request.len();
+            add_to_batch(first.request, &mut out, &mut segments);
             staged.push(first.reply);
             // Let the other tasks already runnable on this worker (client sessions that just read a request)
             // queue theirs first, so one write carries many clients' requests: without this, a shard
             // connection wrote about 1.2 requests per write under 50 unpipelined clients.
             tokio::task::yield_now().await;
-            while out.len() < MAX_BATCH_BYTES {
+            while batch_bytes < MAX_BATCH_BYTES {
                 match rx.try_recv() {
                     Ok(p) => {
-                        out.extend_from_slice(&p.request);
+                        batch_bytes += p.request.len();
+                        add_to_batch(p.request, &mut out, &mut segments);
                         staged.push(p.reply);
                     }
                     Err(_) => break,
@@ -249,17 +351,42 @@ async fn serve(
             metrics.requests(staged.len() as u64);
             {
                 let now = Instant::now();
-                let mut q = in_flight.lock();
-                q.extend(staged.drain(..).map(|s| (s, Some(now))));
+                let mut w = wire.lock();
+                w.unwritten = staged.len();
+                w.last_write = now;
+                w.in_flight.extend(staged.drain(..).map(|reply| InFlight {
+                    reply: Some(reply),
+                    queued: now,
+                    written: now,
+                }));
             }
-            writer.write_all(&out).await.map_err(|_| BackendError::Closed)?;
+            let mut waited = false;
+            if segments.is_empty() {
+                waited = write_tracked(&mut writer, &out, &wire).await?;
+            } else {
+                if !out.is_empty() {
+                    segments.push(out.split().freeze());
+                }
+                for segment in segments.drain(..) {
+                    waited |= write_tracked(&mut writer, &segment, &wire).await?;
+                }
+            }
+            let mut w = wire.lock();
+            if waited {
+                // Their last bytes left just now: that is when they start waiting for their replies.
+                let now = Instant::now();
+                let batch = w.in_flight.len().saturating_sub(w.unwritten);
+                w.in_flight.iter_mut().skip(batch).for_each(|f| f.written = now);
+            }
+            w.unwritten = 0;
         }
     };
     let read_side = async {
-        let mut buf = BytesMut::with_capacity(16 * 1024);
+        let mut buf = BytesMut::with_capacity(READ_CHUNK_BYTES);
         let mut scanner = ReplyScanner::new();
         let mut tick = tokio::time::interval(tick_for(timeout));
         let latency = metrics.local_duration();
+        let mut last_read = Instant::now();
         loop {
             tokio::select! {
                 r = reader.read_buf(&mut buf) => {
@@ -268,28 +395,34 @@ async fn serve(
                         return Err(BackendError::Closed);
                     }
                     let now = Instant::now();
+                    last_read = now;
                     while let Some(reply) = scanner.next(&mut buf).map_err(|_| BackendError::Protocol)? {
                         // A RESP3 push answers no request (nothing on a shared connection subscribes or
                         // tracks, so none is expected); it must not take a request's reply slot.
                         if is_push(&reply) {
                             continue;
                         }
-                        let Some((slot, sent)) = in_flight.lock().pop_front() else {
+                        let Some(done) = wire.lock().in_flight.pop_front() else {
                             return Err(BackendError::Protocol);
                         };
-                        if let Some(sent) = sent {
-                            latency.observe(now.saturating_duration_since(sent).as_secs_f64());
-                        }
+                        let Some(slot) = done.reply else {
+                            if reply.starts_with(b"-NOAUTH") {
+                                return Err(BackendError::AuthRequired);
+                            }
+                            continue;
+                        };
+                        latency.observe(now.saturating_duration_since(done.queued).as_secs_f64());
                         let _ = slot.send(Ok(reply));
                     }
                     latency.flush();
-                    if buf.capacity() - buf.len() < 4096 {
-                        buf.reserve(16 * 1024);
+                    // A large reply's whole payload is reserved at once rather than grown step by step.
+                    let wanted = scanner.bytes_needed_hint(buf.len()).max(4096);
+                    if buf.capacity() - buf.len() < wanted {
+                        buf.reserve(wanted.max(READ_CHUNK_BYTES));
                     }
                 }
                 _ = tick.tick() => {
-                    let oldest = in_flight.lock().iter().find_map(|(_, sent)| *sent);
-                    if oldest.is_some_and(|sent| sent.elapsed() > timeout) {
+                    if wire.lock().oldest_timed_out(last_read, timeout, Instant::now()) {
                         return Err(BackendError::Timeout);
                     }
                 }
@@ -304,7 +437,8 @@ async fn serve(
     };
     // Whatever is still waiting on this connection cannot be answered any more.
     let failed = result.err().unwrap_or(BackendError::Closed);
-    let orphans: Vec<_> = in_flight.lock().drain(..).map(|(slot, _)| slot).chain(staged.drain(..)).collect();
+    let orphans: Vec<_> =
+        wire.lock().in_flight.drain(..).filter_map(|done| done.reply).chain(staged.drain(..)).collect();
     for slot in orphans {
         metrics.error(failed);
         let _ = slot.send(Err(failed));
@@ -312,6 +446,86 @@ async fn serve(
     result
 }
 
+/// Appends a request to the batch being built: copied into `out`, or, when large, added as a buffer of its
+/// own after whatever `out` holds so far.
+fn add_to_batch(request: Bytes, out: &mut BytesMut, segments: &mut Vec<Bytes>) {
+    if request.len() >= DIRECT_WRITE_BYTES {
+        if !out.is_empty() {
+            segments.push(out.split().freeze());
+        }
+        segments.push(request);
+    } else {
+        out.extend_from_slice(&request);
+    }
+}
+
+/// Writes all of `buf`, noting each partial write as progress for the timeout; true when it took more than
+/// one write.
+async fn write_tracked(
+    writer: &mut tokio::net::tcp::OwnedWriteHalf,
+    mut buf: &[u8],
+    wire: &Mutex<Wire>,
+) -> Result<bool, BackendError> {
+    let mut partial = false;
+    while !buf.is_empty() {
+        let n = writer.write(buf).await.map_err(|_| BackendError::Closed)?;
+        if n == 0 {
+            return Err(BackendError::Closed);
+        }
+        buf = &buf[n..];
+        if !buf.is_empty() {
+            partial = true;
+            wire.lock().last_write = Instant::now();
+        }
+    }
+    Ok(partial)
+}
+
 fn tick_for(timeout: Duration) -> Duration {
     (timeout / 4).clamp(Duration::from_millis(5), Duration::from_millis(250))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wire_with(queued_ago: &[u64], unwritten: usize, last_write_ago: u64, now: Instant) -> Wire {
+        let in_flight = queued_ago
+            .iter()
+            .map(|ms| {
+                let at = now - Duration::from_millis(*ms);
+                InFlight { reply: Some(oneshot::channel().0), queued: at, written: at }
+            })
+            .collect();
+        Wire { in_flight, unwritten, last_write: now - Duration::from_millis(last_write_ago) }
+    }
+
+    #[test]
+    fn the_timeout_counts_silence_on_the_oldest_request() {
+        let timeout = Duration::from_millis(1000);
+        let now = Instant::now() + Duration::from_secs(60);
+        let ago = |ms: u64| now - Duration::from_millis(ms);
+        // Nothing in flight never times out.
+        assert!(!wire_with(&[], 0, 5000, now).oldest_timed_out(ago(5000), timeout, now));
+        // Written 1.5 s ago, nothing read since: silent too long.
+        assert!(wire_with(&[1500], 0, 1500, now).oldest_timed_out(ago(5000), timeout, now));
+        // Queued long ago behind a reply that streamed until 100 ms ago: it has waited its turn, not in silence.
+        assert!(!wire_with(&[9000, 9000], 0, 9000, now).oldest_timed_out(ago(100), timeout, now));
+        // A large request still being written, whose last bytes left 100 ms ago.
+        assert!(!wire_with(&[9000], 1, 100, now).oldest_timed_out(ago(9000), timeout, now));
+        // The same once it is written: write progress no longer counts for it, but its clock starts when its
+        // last byte left.
+        assert!(wire_with(&[9000], 0, 100, now).oldest_timed_out(ago(9000), timeout, now));
+        let mut written = wire_with(&[9000], 0, 100, now);
+        written.in_flight[0].written = ago(100);
+        assert!(!written.oldest_timed_out(ago(9000), timeout, now));
+        // Writes of later requests are no progress for an older one that was written in full.
+        assert!(wire_with(&[9000, 9000], 1, 100, now).oldest_timed_out(ago(9000), timeout, now));
+        // An unanswered CLIENT SETNAME does not time out by itself, nor start the clock of a request behind it.
+        let mut named = wire_with(&[100], 0, 9000, now);
+        named.in_flight.push_front(InFlight { reply: None, queued: ago(9000), written: ago(9000) });
+        assert!(!named.oldest_timed_out(ago(9000), timeout, now));
+        named.in_flight.pop_back();
+        assert!(!named.oldest_timed_out(ago(9000), timeout, now));
+    }
 }

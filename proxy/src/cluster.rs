@@ -6,17 +6,24 @@
 //! every `--health-interval`: `--failure-limit` consecutive failures mark it down (its keys go to the next
 //! live shard on the ring) and two successful probes in a row readmit it, after the writes made elsewhere
 //! while it was away have been handed back to it ([`crate::handoff`]).
+//!
+//! Passive ejection: a request that finds its shard's connection refused or reset asks the health checker
+//! to judge the shard at once ([`ShardHandle::judged_down`]); a probe on a fresh connection that is refused,
+//! reset or answered `-LOADING` ejects it there and then, exactly as failed health checks do (hints opened
+//! first), and the request is sent again on the new route ([`crate::failover`]). Readmission is still
+//! decided by the health checks alone.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::backend::{read_line, BackendConn};
+use crate::backend::{authenticate, read_line, BackendConn, BackendError, ConnectError};
 use crate::config::ShardSpec;
 use crate::handoff::{self, HandoffError};
 use crate::membership::{ControlPlane, HandoffKind, Registration, SHARD_LEASES};
@@ -46,11 +53,69 @@ pub struct ShardHandle {
     /// only what follows it on that connection, never clients' requests.
     pub admin: BackendConn,
     pub metrics: Arc<BackendMetrics>,
+    /// The cluster this shard belongs to (for requests that fail over to another shard).
+    cluster: Weak<Cluster>,
+    /// Suspicions raised by requests that found the shard's connection refused or reset, and how many of
+    /// them the health checker has judged: see [`Self::judged_down`].
+    suspicions: AtomicU64,
+    judged: AtomicU64,
+    suspect: Notify,
+    verdict: Notify,
+    /// Why the last health check failed, when the shard refused to authenticate the proxy: 0, or a
+    /// [`BackendError`] auth kind (see [`Self::auth_failure`]).
+    auth_failure: AtomicU8,
 }
 
 impl ShardHandle {
     pub fn is_up(&self) -> bool {
         self.up.load(Ordering::Acquire)
+    }
+
+    /// The cluster, unless it is gone (the proxy is stopping).
+    pub fn cluster(&self) -> Option<Arc<Cluster>> {
+        self.cluster.upgrade()
+    }
+
+    /// A request found this shard's connection refused or reset: has the shard's health checker, probing
+    /// it at once on a fresh connection, ejected it? Waits for that judgement (at most `timeout`); true when
+    /// the shard is down.
+    pub async fn judged_down(&self, timeout: Duration) -> bool {
+        if !self.is_up() {
+            return true;
+        }
+        let verdict = self.verdict.notified();
+        tokio::pin!(verdict);
+        // Registered before the suspicion is raised, so the verdict cannot slip past unseen.
+        verdict.as_mut().enable();
+        let mine = self.suspicions.fetch_add(1, Ordering::AcqRel) + 1;
+        self.suspect.notify_one();
+        let deadline = tokio::time::Instant::now() + timeout;
+        while self.is_up() && self.judged.load(Ordering::Acquire) < mine {
+            if tokio::time::timeout_at(deadline, verdict.as_mut()).await.is_err() {
+                break;
+            }
+            verdict.set(self.verdict.notified());
+            verdict.as_mut().enable();
+        }
+        !self.is_up()
+    }
+
+    /// The shard's last health check failed because it refused to authenticate the proxy.
+    pub fn auth_failure(&self) -> Option<BackendError> {
+        match self.auth_failure.load(Ordering::Relaxed) {
+            1 => Some(BackendError::AuthRejected),
+            2 => Some(BackendError::AuthRequired),
+            _ => None,
+        }
+    }
+
+    fn set_auth_failure(&self, e: Option<BackendError>) {
+        let code = match e {
+            Some(BackendError::AuthRejected) => 1,
+            Some(BackendError::AuthRequired) => 2,
+            _ => 0,
+        };
+        self.auth_failure.store(code, Ordering::Relaxed);
     }
 
     /// The connection a client session uses for replies in `proto`: always the same one, so that one
@@ -258,6 +323,10 @@ pub struct Cluster {
     membership: OnceLock<Arc<dyn ControlPlane>>,
     /// The ring version this proxy routes on: its source's (ZooKeeper), or the reloads applied (file).
     ring_version: AtomicU64,
+    /// Bumped whenever a shard goes down: a client session that has requests in flight from before holds
+    /// its next ones back until those are answered (or sent again elsewhere), so that its requests still
+    /// run in the order it sent them.
+    ejections: AtomicU64,
 }
 
 impl Cluster {
@@ -289,6 +358,7 @@ impl Cluster {
             token: format!("proxy-{:016x}", rand::random::<u64>()),
             membership: OnceLock::new(),
             ring_version: AtomicU64::new(1),
+            ejections: AtomicU64::new(0),
         });
         cluster.install(shards, &[]);
         cluster
@@ -304,6 +374,18 @@ impl Cluster {
 
     pub fn topology(&self) -> arc_swap::Guard<Arc<Topology>> {
         self.topology.load()
+    }
+
+    /// How many times a shard has gone down (see `ejections`).
+    pub fn ejection_epoch(&self) -> u64 {
+        self.ejections.load(Ordering::Acquire)
+    }
+
+    /// Routes `shard`'s keys elsewhere from now on.
+    fn mark_down(&self, shard: &ShardHandle) {
+        shard.up.store(false, Ordering::Release);
+        self.ejections.fetch_add(1, Ordering::AcqRel);
+        shard.metrics.up.set(0);
     }
 
     /// Installs the membership source's control plane (once, before the health checks start).
@@ -348,13 +430,12 @@ impl Cluster {
     async fn eject_shard(&self, shard: &ShardHandle, why: &str) {
         // The other shards must accept hinted writes before this one's keys are routed to them.
         self.open_handoff(shard).await;
-        shard.up.store(false, Ordering::Release);
+        self.mark_down(shard);
         tracing::warn!(
             "shard '{}' ({}) {why}: ejected, its keys go to the next shard",
             shard.spec.name,
             shard.spec.addr
         );
-        shard.metrics.up.set(0);
         shard.metrics.ejections.inc();
     }
 
@@ -558,8 +639,7 @@ impl Cluster {
         };
         match handoff::drain(self, shard, owners).await {
             Ok(keys) => {
-                shard.up.store(false, Ordering::Release);
-                shard.metrics.up.set(0);
+                self.mark_down(shard);
                 shard.metrics.handoff_keys.inc_by(keys);
                 tracing::info!(
                     "shard '{}' drained: {keys} keys copied to the shards that take its place",
@@ -573,8 +653,7 @@ impl Cluster {
             Err(e) => {
                 shard.metrics.handoff_failures.inc();
                 tracing::warn!("draining shard '{}' failed: {e}; it is ejected without its keys", shard.spec.name);
-                shard.up.store(false, Ordering::Release);
-                shard.metrics.up.set(0);
+                self.mark_down(shard);
             }
         }
     }
@@ -592,8 +671,7 @@ impl Cluster {
                 for shard in shards.iter().filter(|s| names.contains(&s.spec.name)) {
                     let joining = matches!(handoff::member_state(self, shard).await.as_deref(), Ok("joining"));
                     shard.joining.store(joining, Ordering::SeqCst);
-                    shard.up.store(false, Ordering::Release);
-                    shard.metrics.up.set(0);
+                    self.mark_down(shard);
                     tracing::info!(
                         "shard '{}' has writes waiting for it on other shards: it is readmitted once they are handed over",
                         shard.spec.name
@@ -785,11 +863,18 @@ impl Cluster {
             per_worker,
             admin,
             metrics,
+            cluster: Arc::downgrade(self),
+            suspicions: AtomicU64::new(0),
+            judged: AtomicU64::new(0),
+            suspect: Notify::new(),
+            verdict: Notify::new(),
+            auth_failure: AtomicU8::new(0),
         })
     }
 }
 
-/// PINGs one shard forever (until shutdown, or until the shard leaves the topology).
+/// PINGs one shard forever (until shutdown, or until the shard leaves the topology); also judges it at once
+/// when a request raises a suspicion (see [`ShardHandle::judged_down`]).
 async fn health_check(cluster: Arc<Cluster>, shard: Arc<ShardHandle>) {
     let settings = cluster.settings.clone();
     let mut failures = 0u32;
@@ -801,59 +886,100 @@ async fn health_check(cluster: Arc<Cluster>, shard: Arc<ShardHandle>) {
         tokio::select! {
             _ = cluster.shutdown.cancelled() => return,
             _ = tick.tick() => {}
+            _ = shard.suspect.notified() => {}
         }
         if !cluster.topology().shards.iter().any(|s| Arc::ptr_eq(s, &shard)) {
             return; // removed by a config change
+        }
+        // The suspicions this probe answers: every one raised before it starts (whichever woke it).
+        let judging = shard.suspicions.load(Ordering::Acquire);
+        let suspected = judging > shard.judged.load(Ordering::Acquire);
+        if suspected {
+            // The connection this checker holds may still look fine: ask on a fresh one, as requests do.
+            conn = None;
         }
         let result = tokio::time::timeout(
             settings.timeout,
             probe(&mut conn, &shard.spec.addr, settings.shard_password.as_deref()),
         )
         .await
-        .unwrap_or(Probe::Failed);
-        if result == Probe::Draining && shard.is_up() && cluster.handoff_on() {
-            cluster.drain_shard(&shard).await;
-            shard.metrics.ejections.inc();
-            continue;
-        }
-        if result == Probe::Pong {
-            failures = 0;
-            successes = successes.saturating_add(1);
-            // Once per probe connection, so also after the shard restarted under this proxy.
-            if successes == 1 && shard.is_up() && cluster.handoff_on() {
-                let _ = handoff::mark_member(&cluster, &shard).await;
-            }
-            if !shard.is_up() {
-                // Reconnect before its keys route here again: after a long outage the connections may be in
-                // a backoff of up to 2 s, failing every request as unreachable until it ends.
-                shard.client_conns().chain([&shard.admin]).for_each(BackendConn::retry_now);
-                // A shard that was paused (SIGSTOP, a stall) still holds the requests that timed out here in
-                // its socket buffers and runs them when it resumes. Readmitting on the second answer in a row
-                // gives it a health interval to do so before the hand-back writes the newer values.
-                // Down for every proxy while its registration is gone (ZooKeeper): readmitted once it is back.
-                if successes >= 2 && cluster.control().registration(&shard.spec.name) != Registration::Absent {
-                    cluster.readmit(&shard).await;
+        .unwrap_or(Probe::Down(Failure::TimedOut));
+        report_auth(&shard, &result);
+        match result {
+            Probe::Draining => {
+                if shard.is_up() && cluster.handoff_on() {
+                    cluster.drain_shard(&shard).await;
+                    shard.metrics.ejections.inc();
                 }
             }
-        } else {
-            successes = 0;
-            conn = None;
-            failures += 1;
-            if failures >= settings.failure_limit && shard.is_up() {
-                cluster.eject_shard(&shard, &format!("failed {failures} health checks")).await;
+            Probe::Pong => {
+                failures = 0;
+                successes = successes.saturating_add(1);
+                // Once per probe connection, so also after the shard restarted under this proxy.
+                if successes == 1 && shard.is_up() && cluster.handoff_on() {
+                    let _ = handoff::mark_member(&cluster, &shard).await;
+                }
+                if !shard.is_up() {
+                    // Reconnect before its keys route here again: after a long outage the connections may be
+                    // in a backoff of up to 2 s, failing every request as unreachable until it ends.
+                    shard.client_conns().chain([&shard.admin]).for_each(BackendConn::retry_now);
+                    // A shard that was paused (SIGSTOP, a stall) still holds the requests that timed out here
+                    // in its socket buffers and runs them when it resumes. Readmitting on the second answer in
+                    // a row gives it a health interval to do so before the hand-back writes the newer values.
+                    // Down for every proxy while its registration is gone (ZooKeeper): readmitted once it is
+                    // back.
+                    if successes >= 2 && cluster.control().registration(&shard.spec.name) != Registration::Absent {
+                        cluster.readmit(&shard).await;
+                    }
+                }
+            }
+            Probe::Down(failure) => {
+                successes = 0;
+                conn = None;
+                failures += 1;
+                if shard.is_up() {
+                    if suspected && failure.is_definite() {
+                        shard.metrics.passive_ejections.inc();
+                        cluster
+                            .eject_shard(&shard, &format!("refused or reset a connection, and a probe {failure}"))
+                            .await;
+                    } else if failures >= settings.failure_limit {
+                        cluster
+                            .eject_shard(&shard, &format!("failed {failures} health checks (the last {failure})"))
+                            .await;
+                    }
+                }
             }
         }
+        shard.judged.fetch_max(judging, Ordering::AcqRel);
+        shard.verdict.notify_waiters();
+    }
+}
+
+/// Logs (once, not at every probe) that a shard refuses to authenticate the proxy, or that it does again.
+fn report_auth(shard: &ShardHandle, result: &Probe) {
+    let now = match result {
+        Probe::Down(Failure::Auth(e, _)) => Some(*e),
+        Probe::Down(Failure::TimedOut | Failure::Refused(_)) => return, // says nothing about the password
+        _ => None,
+    };
+    let before = shard.auth_failure();
+    if now == before {
+        return;
+    }
+    shard.set_auth_failure(now);
+    match result {
+        Probe::Down(Failure::Auth(e, reply)) => {
+            tracing::warn!("shard '{}' ({}) {e} (it replied {reply})", shard.spec.name, shard.spec.addr)
+        }
+        _ => tracing::info!("shard '{}' ({}) accepts the proxy's password again", shard.spec.name, shard.spec.addr),
     }
 }
 
 /// A shard's `RINGCACHE MEMBER` state, asked on a connection of its own (`None` if it cannot say).
 async fn member_state(addr: &str, password: Option<&str>) -> Option<String> {
     let mut s = TcpStream::connect(addr).await.ok()?;
-    if let Some(pw) = password {
-        let auth = format!("*2\r\n$4\r\nAUTH\r\n${}\r\n{pw}\r\n", pw.len());
-        s.write_all(auth.as_bytes()).await.ok()?;
-        (read_line(&mut s).await.ok()? == b"+OK").then_some(())?;
-    }
+    authenticate(&mut s, password).await.ok()?;
     s.write_all(b"*2\r\n$9\r\nRINGCACHE\r\n$6\r\nMEMBER\r\n").await.ok()?;
     let header = read_line(&mut s).await.ok()?;
     header.starts_with(b"$").then_some(())?;
@@ -861,38 +987,71 @@ async fn member_state(addr: &str, password: Option<&str>) -> Option<String> {
 }
 
 /// What a health check found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Probe {
     Pong,
     /// `-DRAINING`: the shard got SIGTERM and waits for its keys to be handed over before it exits.
     Draining,
-    Failed,
+    Down(Failure),
+}
+
+/// Why a health check failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum Failure {
+    /// The connection was refused, reset or closed: nothing is serving there.
+    #[error("found the connection refused or closed ({0})")]
+    Refused(String),
+    #[error("got no answer within --timeout")]
+    TimedOut,
+    /// The shard refused the proxy's password, or wants one (with its reply).
+    #[error("found that the shard {0}")]
+    Auth(BackendError, String),
+    /// Any other answer than PONG.
+    #[error("got {0}")]
+    Reply(String),
+}
+
+impl Failure {
+    /// Whether the shard is certainly not serving: its port refuses connections or resets them, or it is
+    /// loading a snapshot after a restart.
+    fn is_definite(&self) -> bool {
+        match self {
+            Failure::Refused(_) => true,
+            Failure::Reply(reply) => reply.starts_with("-LOADING"),
+            Failure::TimedOut | Failure::Auth(..) => false,
+        }
+    }
 }
 
 /// One PING on the health connection (reconnecting if needed).
 async fn probe(conn: &mut Option<TcpStream>, addr: &str, password: Option<&str>) -> Probe {
+    let refused = |e: std::io::Error| Probe::Down(Failure::Refused(e.to_string()));
     if conn.is_none() {
-        let Ok(mut s) = TcpStream::connect(addr).await else {
-            return Probe::Failed;
+        let mut s = match TcpStream::connect(addr).await {
+            Ok(s) => s,
+            Err(e) => return refused(e),
         };
-        if let Some(pw) = password {
-            let auth = format!("*2\r\n$4\r\nAUTH\r\n${}\r\n{pw}\r\n", pw.len());
-            if s.write_all(auth.as_bytes()).await.is_err() || read_line(&mut s).await.ok().as_deref() != Some(b"+OK") {
-                return Probe::Failed;
-            }
+        match authenticate(&mut s, password).await {
+            Ok(()) => {}
+            Err(ConnectError::Io(e)) => return refused(e),
+            Err(ConnectError::Auth(e, reply)) => return Probe::Down(Failure::Auth(e, reply)),
         }
         *conn = Some(s);
     }
     let Some(s) = conn.as_mut() else {
-        return Probe::Failed;
+        return Probe::Down(Failure::Refused("no connection".into()));
     };
-    if s.write_all(b"*1\r\n$4\r\nPING\r\n").await.is_err() {
-        return Probe::Failed;
+    if let Err(e) = s.write_all(b"*1\r\n$4\r\nPING\r\n").await {
+        return refused(e);
     }
-    match read_line(s).await.ok().as_deref() {
-        Some(b"+PONG") => Probe::Pong,
-        Some(line) if line.starts_with(b"-DRAINING") => Probe::Draining,
-        _ => Probe::Failed,
+    match read_line(s).await {
+        Ok(line) if line == b"+PONG" => Probe::Pong,
+        Ok(line) if line.starts_with(b"-DRAINING") => Probe::Draining,
+        Ok(line) if line.starts_with(b"-NOAUTH") => {
+            Probe::Down(Failure::Auth(BackendError::AuthRequired, String::from_utf8_lossy(&line).into_owned()))
+        }
+        Ok(line) => Probe::Down(Failure::Reply(String::from_utf8_lossy(&line).into_owned())),
+        Err(e) => refused(e),
     }
 }
 

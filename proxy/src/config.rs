@@ -6,6 +6,7 @@ use clap::Parser;
 use ringcache_common::config::{parse_duration, ClientArgs};
 use ringcache_common::hash::KeyHash;
 
+use crate::output::OutputLimits;
 use crate::ring::Member;
 
 /// ringcache-proxy: the endpoint clients talk to. Hashes each key onto a ketama ring of shards (compatible
@@ -60,9 +61,23 @@ pub struct ProxyArgs {
     #[arg(long, env = "RINGCACHE_FAILURE_LIMIT", default_value_t = 3)]
     pub failure_limit: u32,
 
-    /// A request to a shard fails with an error after this long without a reply.
+    /// A request to a shard fails after this long without progress: no byte of a reply read since it became
+    /// the oldest on its connection (nor, while it is being written, a byte of it written). Large values
+    /// never time out while they stream. The error (-TIMEOUT) says the shard may have applied the request.
     #[arg(long, env = "RINGCACHE_TIMEOUT", default_value = "1s", value_parser = parse_duration)]
     pub timeout: Duration,
+
+    /// Redis's `client-output-buffer-limit normal`: "<hard> <soft> <soft-seconds>". A client whose unsent
+    /// replies reach <soft> is not read from until it catches up (and is disconnected if that lasts
+    /// <soft-seconds>, 0 = never); one with more than <hard> queued behind the reply being written is
+    /// disconnected. 0 turns a limit off.
+    #[arg(
+        long,
+        env = "RINGCACHE_CLIENT_OUTPUT_BUFFER_LIMIT",
+        default_value = "256mb 8mb 0",
+        value_parser = OutputLimits::parse
+    )]
+    pub client_output_buffer_limit: OutputLimits,
 
     /// Pipelined connections to each shard per worker thread, shared by that thread's clients.
     #[arg(long, env = "RINGCACHE_BACKEND_CONNECTIONS", default_value_t = 1)]

@@ -6,7 +6,9 @@
 //! - [`cluster`]: shard handles, health checks, and the atomically swapped topology.
 //! - [`handoff`]: hinted handoff, so a shard that flaps never serves a value overwritten while it was away.
 //! - [`backend`]: pipelined connections to one shard, shared by all clients.
+//! - [`failover`]: a request whose shard dies under it is sent again once the shard is ejected.
 //! - [`session`]: one client connection; replies leave in request order.
+//! - [`output`]: a client's unsent replies and `--client-output-buffer-limit`.
 //! - [`route`]: single-key forwarding, multi-key split and merge, fan-out commands.
 //! - [`local`]: commands the proxy answers itself.
 //! - [`pubsub`]: one subscription per channel per worker towards the shards, fanned out to its clients.
@@ -20,18 +22,22 @@
 //! reply stay on one thread; health checks, handoffs, reloads and `/metrics` run on the main thread.
 //!
 //! Invariants: a client's replies leave in the order its requests arrived; a request to a shard that is
-//! dead or slow fails within `--timeout`; request and reply bytes are forwarded, not re-encoded, except
-//! where a multi-key command is split or merged.
+//! silent fails after `--timeout` without progress, and one to a shard that refuses or resets connections is
+//! sent again elsewhere once a probe has it ejected ([`failover`]); a client that does not read is no longer
+//! read from ([`output`]); request and reply bytes are forwarded, not re-encoded, except where a multi-key
+//! command is split or merged.
 
 pub mod admin;
 pub mod backend;
 pub mod cluster;
 pub mod config;
 pub mod crossshard;
+pub mod failover;
 pub mod handoff;
 pub mod local;
 pub mod membership;
 pub mod metrics;
+pub mod output;
 pub mod pubsub;
 pub mod reload;
 pub mod ring;

@@ -47,8 +47,9 @@ fn config(shared: &ProxyShared, req: &Request, out: &mut ReplyBuf) -> Result<(),
     if req.argc() < 3 {
         return Err("ERR wrong number of arguments for 'config|get' command".into());
     }
-    let params: [(&str, String); 7] = [
+    let params: [(&str, String); 8] = [
         ("port", shared.port.to_string()),
+        ("client-output-buffer-limit", shared.output_limits.describe()),
         ("maxclients", shared.maxclients.to_string()),
         ("timeout", shared.idle_timeout.as_secs().to_string()),
         ("proto-max-bulk-len", shared.limits.max_bulk_len.to_string()),
@@ -95,15 +96,23 @@ pub fn proxy_info(shared: &ProxyShared, sections: &[String]) -> String {
         );
     }
     if sections.iter().any(|s| s == "clients") {
-        let _ =
-            write!(out, "connected_clients:{}\r\nmaxclients:{}\r\n", shared.connections.connected(), shared.maxclients);
+        let output = &shared.output_stats;
+        let _ = write!(
+            out,
+            "connected_clients:{}\r\nmaxclients:{}\r\nclient_recent_max_output_buffer:{}\r\noutput_limited_clients:{}\r\n",
+            shared.connections.connected(),
+            shared.maxclients,
+            output.recent_max(uptime),
+            output.limited_clients()
+        );
     }
     if sections.iter().any(|s| s == "stats") {
         let _ = write!(
             out,
-            "total_connections_received:{}\r\nrejected_connections:{}\r\n",
+            "total_connections_received:{}\r\nrejected_connections:{}\r\nclient_output_buffer_limit_disconnections:{}\r\n",
             shared.connections.total(),
-            shared.connections.rejected()
+            shared.connections.rejected(),
+            shared.output_stats.disconnections()
         );
     }
     if sections.iter().any(|s| s == "membership") {
@@ -195,8 +204,12 @@ pub fn merge_info(proxy_text: &str, sections: &[String], shard_infos: &[String])
                 "shards",
                 "shards_up",
             ],
-            "clients" => &["connected_clients", "maxclients"],
-            "stats" => &["total_connections_received", "rejected_connections"],
+            "clients" => {
+                &["connected_clients", "maxclients", "client_recent_max_output_buffer", "output_limited_clients"]
+            }
+            "stats" => {
+                &["total_connections_received", "rejected_connections", "client_output_buffer_limit_disconnections"]
+            }
             "membership" => &["membership_source", "zookeeper_connected", "ring_version", "ring_shards"],
             _ => &[],
         };

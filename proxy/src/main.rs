@@ -54,7 +54,8 @@ async fn serve(args: ProxyArgs, workers: &[tokio::runtime::Handle]) -> anyhow::R
     // Before the port is open to clients: a shard with writes waiting for it elsewhere must not be read yet.
     cluster.recover_handoffs().await;
     cluster.start_health_checks();
-    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+    let listener = ringcache_common::server::bind_listener(addr, args.client.tcp_backlog)
+        .with_context(|| format!("cannot listen on {addr}"))?;
     let local = listener.local_addr()?;
     let advertised = if local.ip().is_unspecified() {
         format!("{}:{}", ringcache_coord::session::host_name(), local.port())
@@ -69,17 +70,21 @@ async fn serve(args: ProxyArgs, workers: &[tokio::runtime::Handle]) -> anyhow::R
             .with_context(|| format!("cannot listen for metrics on {metrics_addr}"))?;
         tracing::info!("metrics on http://{bound}/metrics");
     }
-    let shared = Arc::new(ProxyShared::new(
-        cluster,
-        args.client.password(),
-        args.client.limits(),
-        args.client.maxclients,
-        args.client.idle_timeout,
-        local.port(),
-    ));
+    let shared = Arc::new(
+        ProxyShared::new(
+            cluster,
+            args.client.password(),
+            args.client.limits(),
+            args.client.maxclients,
+            args.client.idle_timeout,
+            local.port(),
+        )
+        .with_output_limits(args.client_output_buffer_limit),
+    );
     // The registry is shared with the metrics server already running, so this is visible from now on.
     let counters = shared.connections.clone();
     let (c1, c2, c3) = (counters.clone(), counters.clone(), counters);
+    let (o1, o2, o3) = (shared.clone(), shared.clone(), shared.clone());
     metrics.registry.register(Box::new(ValueCollector::new(vec![
         Value::gauge("ringcache_connected_clients", "Open client connections.", move || c1.connected() as f64),
         Value::counter("ringcache_connections_received_total", "Client connections accepted.", move || {
@@ -89,6 +94,21 @@ async fn serve(args: ProxyArgs, workers: &[tokio::runtime::Handle]) -> anyhow::R
             "ringcache_rejected_connections_total",
             "Client connections refused by maxclients.",
             move || c3.rejected() as f64,
+        ),
+        Value::gauge(
+            "ringcache_proxy_output_limited_clients",
+            "Clients not read from because their unsent replies reached the soft output limit.",
+            move || o1.output_stats.limited_clients() as f64,
+        ),
+        Value::counter(
+            "ringcache_proxy_output_limit_disconnections_total",
+            "Clients disconnected by --client-output-buffer-limit (hard limit, or soft limit for soft-seconds).",
+            move || o2.output_stats.disconnections() as f64,
+        ),
+        Value::gauge(
+            "ringcache_proxy_client_recent_max_output_buffer_bytes",
+            "The most unsent reply bytes any client had in the last 8 seconds.",
+            move || o3.output_stats.recent_max(o3.started.elapsed().as_secs()) as f64,
         ),
     ])))?;
     tracing::info!("ringcache-proxy {} listening on {local}, shards: {}", env!("CARGO_PKG_VERSION"), names.join(", "));

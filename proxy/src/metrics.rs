@@ -13,6 +13,7 @@ pub struct ProxyMetrics {
     errors: IntCounterVec,
     duration: HistogramVec,
     ejections: IntCounterVec,
+    passive_ejections: IntCounterVec,
     handoff_keys: IntCounterVec,
     handoff_failures: IntCounterVec,
 }
@@ -41,6 +42,14 @@ impl ProxyMetrics {
             Opts::new("ringcache_proxy_ejections_total", "Times the shard was marked down by health checks."),
             &["shard"],
         )?;
+        let passive_ejections = IntCounterVec::new(
+            Opts::new(
+                "ringcache_proxy_passive_ejections_total",
+                "Ejections (counted in ringcache_proxy_ejections_total too) made at once because requests found the \
+                 shard's connection refused or reset and a probe confirmed it.",
+            ),
+            &["shard"],
+        )?;
         let handoff_keys = IntCounterVec::new(
             Opts::new(
                 "ringcache_proxy_handoff_keys_total",
@@ -62,8 +71,19 @@ impl ProxyMetrics {
         registry.register(Box::new(errors.clone()))?;
         registry.register(Box::new(duration.clone()))?;
         registry.register(Box::new(ejections.clone()))?;
+        registry.register(Box::new(passive_ejections.clone()))?;
         registry.register(Box::new(CommandCollector::new()))?;
-        Ok(ProxyMetrics { registry, up, requests, errors, duration, ejections, handoff_keys, handoff_failures })
+        Ok(ProxyMetrics {
+            registry,
+            up,
+            requests,
+            errors,
+            duration,
+            ejections,
+            passive_ejections,
+            handoff_keys,
+            handoff_failures,
+        })
     }
 
     /// The metrics of one shard.
@@ -71,9 +91,10 @@ impl ProxyMetrics {
         BackendMetrics {
             up: self.up.with_label_values(&[shard]),
             requests: self.requests.with_label_values(&[shard]),
-            errors: BackendError::ALL.map(|k| self.errors.with_label_values(&[shard, k.kind()])),
+            errors: BackendError::KINDS.map(|kind| self.errors.with_label_values(&[shard, kind])),
             duration: self.duration.with_label_values(&[shard]),
             ejections: self.ejections.with_label_values(&[shard]),
+            passive_ejections: self.passive_ejections.with_label_values(&[shard]),
             handoff_keys: self.handoff_keys.with_label_values(&[shard]),
             handoff_failures: self.handoff_failures.with_label_values(&[shard]),
         }
@@ -84,9 +105,10 @@ impl ProxyMetrics {
 pub struct BackendMetrics {
     pub up: prometheus::IntGauge,
     requests: prometheus::IntCounter,
-    errors: [prometheus::IntCounter; 4],
+    errors: [prometheus::IntCounter; BackendError::KINDS.len()],
     duration: prometheus::Histogram,
     pub ejections: prometheus::IntCounter,
+    pub passive_ejections: prometheus::IntCounter,
     pub handoff_keys: prometheus::IntCounter,
     pub handoff_failures: prometheus::IntCounter,
 }
@@ -97,7 +119,7 @@ impl BackendMetrics {
     }
 
     pub fn error(&self, e: BackendError) {
-        self.errors[e as usize].inc();
+        self.errors[e.kind_index()].inc();
     }
 
     /// A thread-local view of the latency histogram: observations are added to the shared one only when

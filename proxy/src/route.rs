@@ -12,8 +12,9 @@ use ringcache_common::command::{self, CommandSpec};
 use ringcache_common::resp::{encode_request, Protocol, ReplyBuf, ReplyValue, ReplyWriter, Request};
 use tokio::sync::oneshot;
 
-use crate::backend::ReplyResult;
+use crate::backend::{BackendError, ReplyResult};
 use crate::cluster::{ShardHandle, View, WriteCopies};
+use crate::failover::{self, CopyFailover, Resend};
 use crate::handoff::hinted_wire;
 use crate::session::{shard_error, ProxyShared, ReplyFut, Session};
 
@@ -65,6 +66,24 @@ static REFUSED: std::sync::LazyLock<Vec<bool>> =
 /// SCAN cursors carry the shard index in their low bits.
 const SCAN_SHARD_BITS: u32 = 10;
 
+/// What routing needs of the client a request comes from.
+#[derive(Debug, Clone, Copy)]
+pub struct Requester {
+    /// The client's id: it picks the shard connections its requests share.
+    pub id: u64,
+    /// Whether a request that finds its shard dead may be sent again elsewhere ([`crate::failover`]); off
+    /// for a request that is already being sent again.
+    pub failover: bool,
+    /// The client's protocol: replies forwarded untouched must be in it, and merged ones are written in it.
+    pub proto: Protocol,
+}
+
+impl Requester {
+    pub fn of(session: &Session) -> Requester {
+        Requester { id: session.id, failover: true, proto: session.proto }
+    }
+}
+
 /// Routes one request; the returned future yields its reply bytes. Known commands come back with their
 /// spec, so the session can count and time them.
 pub fn route(session: &mut Session, shared: &ProxyShared, req: Request) -> (Option<&'static CommandSpec>, ReplyFut) {
@@ -97,90 +116,113 @@ fn route_command(
     // One reading of the shards' health for the whole request (see `Topology::view`).
     let topology = shared.cluster.topology();
     let topo = topology.view();
+    let requester = Requester::of(session);
     match spec.name {
-        "mget" => split(session, &topo, &req, spec, 1, Merge::Mget),
-        "del" | "unlink" | "exists" | "touch" => split(session, &topo, &req, spec, 1, Merge::SumIntegers),
-        "mset" => {
-            if req.argc().is_multiple_of(2) {
-                return ReplyFut::error("ERR wrong number of arguments for 'mset' command");
-            }
-            split(session, &topo, &req, spec, 2, Merge::AllOk)
+        "mset" | "msetnx" if req.argc().is_multiple_of(2) => {
+            ReplyFut::error(&format!("ERR wrong number of arguments for '{}' command", spec.name))
         }
-        "msetnx" if req.argc().is_multiple_of(2) => {
-            ReplyFut::error("ERR wrong number of arguments for 'msetnx' command")
-        }
-        "dbsize" => broadcast(session, &topo, &req, Merge::SumIntegers),
+        "dbsize" => broadcast(requester, &topo, &req, Merge::SumIntegers),
         "flushall" | "flushdb" => match topo.absent_names() {
             // The absent shards are flushed too when they return.
-            Some(absent) => broadcast_bytes(session, &topo, hinted_wire(&req, &absent), Merge::AllOk),
-            None => broadcast(session, &topo, &req, Merge::AllOk),
+            Some(absent) => broadcast_bytes(requester, &topo, hinted_wire(&req, &absent), Merge::AllOk),
+            None => broadcast(requester, &topo, &req, Merge::AllOk),
         },
         "ringcache" => {
             ReplyFut::error("ERR RINGCACHE is internal to ringcache shards: ringcache-proxy does not forward it")
         }
         // SAVE makes a shard connection wait for the snapshot, which would stall every client sharing it.
         "save" => ReplyFut::error("ERR SAVE is not supported by ringcache-proxy: use BGSAVE, then LASTSAVE"),
-        "bgsave" => broadcast(session, &topo, &req, Merge::FirstStatus),
-        "lastsave" => broadcast(session, &topo, &req, Merge::MinInteger),
-        "keys" => broadcast(session, &topo, &req, Merge::ConcatArrays { distinct: topo.replicas > 1 }),
-        "info" => info(session, shared, &topo, &req),
-        "scan" => scan(session, &topo, &req),
-        "randomkey" => randomkey(session, &topo, &req),
+        "bgsave" => broadcast(requester, &topo, &req, Merge::FirstStatus),
+        "lastsave" => broadcast(requester, &topo, &req, Merge::MinInteger),
+        "keys" => broadcast(requester, &topo, &req, Merge::ConcatArrays { distinct: topo.replicas > 1 }),
+        "info" => info(requester, shared, &topo, &req),
+        "scan" => scan(requester, &topo, &req),
+        "randomkey" => randomkey(requester, &topo, &req),
         // Keyless, and the same on every shard: any one answers.
         "pfselftest" => match topo.live().next() {
-            Some((_, shard)) => forward(session, shard, &req),
-            None => no_live_shard(),
+            Some((_, shard)) => forward(requester, shard, &req),
+            None => no_live_shard(&topo),
         },
         "spop" if topo.replicas > 1 => ReplyFut::error(
             "ERR SPOP is not supported by ringcache-proxy with --replicas above 1 (each copy would pop a different \
              member); use SRANDMEMBER and SREM",
         ),
-        _ if spec.has_one_key() => one_key(session, &topo, &req, spec, req.arg(spec.first_key as usize)),
-        _ if spec.is_keyed() => many_keys(session, &topo, &req, spec),
-        _ => crate::local::reply(session, shared, &req, spec),
+        _ => match route_keyed(requester, &topo, &req, spec) {
+            Some(fut) => fut,
+            None => crate::local::reply(session, shared, &req, spec),
+        },
     }
 }
 
-fn no_live_shard() -> ReplyFut {
-    ReplyFut::error("CLUSTERDOWN ringcache-proxy: no shard is available")
+/// Routes a command on keys (single-key, or split over shards); `None` for a command without keys. Also
+/// how [`crate::failover`] sends a request again, from a newer view.
+pub(crate) fn route_keyed(
+    requester: Requester,
+    topo: &View<'_>,
+    req: &Request,
+    spec: &'static CommandSpec,
+) -> Option<ReplyFut> {
+    Some(match spec.name {
+        "mget" => split(requester, topo, req, spec, 1, Merge::Mget),
+        "del" | "unlink" | "exists" | "touch" => split(requester, topo, req, spec, 1, Merge::SumIntegers),
+        "mset" => split(requester, topo, req, spec, 2, Merge::AllOk),
+        _ if spec.has_one_key() => one_key(requester, topo, req, spec, req.arg(spec.first_key as usize)),
+        _ if spec.is_keyed() => many_keys(requester, topo, req, spec),
+        _ => return None,
+    })
+}
+
+/// CLUSTERDOWN, saying why when shards refused the proxy's password.
+pub(crate) fn no_live_shard(topo: &View<'_>) -> ReplyFut {
+    let refusing: Vec<(&str, BackendError)> =
+        topo.shards.iter().filter_map(|s| Some((s.spec.name.as_str(), s.auth_failure()?))).collect();
+    match refusing.first() {
+        None => ReplyFut::error("CLUSTERDOWN ringcache-proxy: no shard is available"),
+        Some((name, e)) => ReplyFut::error(&format!(
+            "CLUSTERDOWN ringcache-proxy: no shard is available ({} of {} failed to authenticate: shard '{name}' {e})",
+            refusing.len(),
+            topo.shards.len()
+        )),
+    }
 }
 
 /// The request's bytes as the client sent them (re-encoded only for inline commands).
-fn wire(req: &Request) -> Bytes {
+pub(crate) fn wire(req: &Request) -> Bytes {
     match req.raw() {
         Some(raw) => raw.clone(),
         None => encode_request(req.args_from(0)),
     }
 }
 
-fn forward(session: &Session, shard: &Arc<ShardHandle>, req: &Request) -> ReplyFut {
-    forward_bytes(session, shard, wire(req))
+fn forward(requester: Requester, shard: &Arc<ShardHandle>, req: &Request) -> ReplyFut {
+    forward_bytes(requester, shard, wire(req))
 }
 
-/// Sends a request whose reply goes back to the client as the shard wrote it: on a connection that speaks
-/// the client's protocol.
-fn forward_bytes(session: &Session, shard: &Arc<ShardHandle>, request: Bytes) -> ReplyFut {
-    let rx = shard.conn_for(session.id, session.proto).send(request);
-    ReplyFut::One { rx, shard: shard.clone() }
+/// Sends a whole request to one shard, on a connection that speaks the client's protocol (its reply goes
+/// back as the shard wrote it); if the shard dies under it, it is routed again ([`failover`]).
+fn forward_bytes(requester: Requester, shard: &Arc<ShardHandle>, request: Bytes) -> ReplyFut {
+    let resend = requester.failover.then(|| Resend { requester, sent: request.clone() });
+    let rx = shard.conn_for(requester.id, requester.proto).send(request);
+    ReplyFut::One { rx, shard: shard.clone(), resend }
 }
 
 /// A command with one key goes to that key's shard: a write to every copy (wrapped for hinted handoff
 /// where a copy stands in for an absent shard), a read to the first copy.
-fn one_key(session: &Session, topo: &View<'_>, req: &Request, spec: &CommandSpec, key: &[u8]) -> ReplyFut {
+fn one_key(requester: Requester, topo: &View<'_>, req: &Request, spec: &CommandSpec, key: &[u8]) -> ReplyFut {
     if spec.is_write() && (topo.replicas > 1 || topo.hinting()) {
-        return replicated(session, topo, req, &topo.write_copies(key));
+        return replicated(requester, topo, req, &topo.write_copies(key));
     }
     if topo.hinting() {
         // A read from a stand-in is wrapped too: it passes the guard of a joining shard's ranges.
         return match topo.write_copies(key).into_iter().next() {
-            Some((i, None)) => forward(session, &topo.shards[i], req),
-            Some((i, Some(absent))) => forward_bytes(session, &topo.shards[i], hinted_wire(req, &absent)),
-            None => no_live_shard(),
+            Some((i, None)) => forward(requester, &topo.shards[i], req),
+            Some((i, Some(absent))) => forward_bytes(requester, &topo.shards[i], hinted_wire(req, &absent)),
+            None => no_live_shard(topo),
         };
     }
     match topo.owner(key) {
-        Some(i) => forward(session, &topo.shards[i], req),
-        None => no_live_shard(),
+        Some(i) => forward(requester, &topo.shards[i], req),
+        None => no_live_shard(topo),
     }
 }
 
@@ -188,13 +230,13 @@ fn one_key(session: &Session, topo: &View<'_>, req: &Request, spec: &CommandSpec
 /// its keys live there (with a `{hash tag}`), as Redis Cluster runs it in one slot. Across shards, a few
 /// reads are computed here from each key's value (SUNION SINTER SDIFF SINTERCARD, PFCOUNT); anything else
 /// is refused with `CROSSSLOT`, since its effect would not be atomic.
-fn many_keys(session: &Session, topo: &View<'_>, req: &Request, spec: &CommandSpec) -> ReplyFut {
+fn many_keys(requester: Requester, topo: &View<'_>, req: &Request, spec: &CommandSpec) -> ReplyFut {
     let positions = command::keys(spec, req);
     let Some(&first) = positions.first() else {
         // No key found (a bad count): any shard answers with the command's own error.
         return match topo.live().next() {
-            Some((_, shard)) => forward(session, shard, req),
-            None => no_live_shard(),
+            Some((_, shard)) => forward(requester, shard, req),
+            None => no_live_shard(topo),
         };
     };
     // While a shard is down, a write's keys must also stand in for the same absent shards (the stand-in
@@ -219,10 +261,10 @@ fn many_keys(session: &Session, topo: &View<'_>, req: &Request, spec: &CommandSp
         }
     }
     if positions.iter().all(|&p| placement(req.arg(p)) == first_place) {
-        return one_key(session, topo, req, spec, req.arg(first));
+        return one_key(requester, topo, req, spec, req.arg(first));
     }
     match crate::crossshard::plan(spec, req, &positions) {
-        Some(Ok(plan)) => gather_per_key(session, topo, plan),
+        Some(Ok(plan)) => gather_per_key(requester, topo, plan),
         Some(Err(e)) => ReplyFut::error(&e),
         None => ReplyFut::error(&format!(
             "CROSSSLOT Keys in request don't hash to the same shard: ringcache-proxy runs {} only when all keys \
@@ -233,7 +275,7 @@ fn many_keys(session: &Session, topo: &View<'_>, req: &Request, spec: &CommandSp
 }
 
 /// Sends one read per key to its shard and merges the replies as `plan` says.
-fn gather_per_key(session: &Session, topo: &View<'_>, plan: crate::crossshard::Plan) -> ReplyFut {
+fn gather_per_key(requester: Requester, topo: &View<'_>, plan: crate::crossshard::Plan) -> ReplyFut {
     let mut parts = Vec::with_capacity(plan.reads.len());
     for (key, request) in &plan.reads {
         let target = if topo.hinting() {
@@ -244,25 +286,25 @@ fn gather_per_key(session: &Session, topo: &View<'_>, plan: crate::crossshard::P
         } else {
             topo.owner(key).map(|i| (i, encode_request(request.iter().map(|a| &a[..]))))
         };
-        let Some((i, bytes)) = target else { return no_live_shard() };
+        let Some((i, bytes)) = target else { return no_live_shard(topo) };
         let shard = topo.shards[i].clone();
-        let rx = shard.conn_for(session.id, session.proto).send(bytes);
-        parts.push(Part { rx, shard, result: None, positions: Vec::new(), counted: true });
+        let rx = shard.conn_for(requester.id, requester.proto).send(bytes);
+        parts.push(Part::fan_out(rx, shard));
     }
     ReplyFut::Gather(Box::new(Gather {
         parts,
         merge: Merge::CrossShard(plan.combine),
         total_keys: 0,
-        proto: session.proto,
+        proto: requester.proto,
     }))
 }
 
 /// Sends a write to every shard holding a copy of its key, wrapped for hinted handoff on the copies that
 /// stand in for absent shards; the reply is the owner's, or the first error.
-fn replicated(session: &Session, topo: &View<'_>, req: &Request, copies: &WriteCopies) -> ReplyFut {
+fn replicated(requester: Requester, topo: &View<'_>, req: &Request, copies: &WriteCopies) -> ReplyFut {
     match copies.as_slice() {
-        [] => no_live_shard(),
-        [(only, None)] => forward(session, &topo.shards[*only], req),
+        [] => no_live_shard(topo),
+        [(only, None)] => forward(requester, &topo.shards[*only], req),
         all => {
             let request = wire(req);
             let parts = all
@@ -274,12 +316,13 @@ fn replicated(session: &Session, topo: &View<'_>, req: &Request, copies: &WriteC
                         Some(absent) => hinted_wire(req, absent),
                         None => request.clone(),
                     };
-                    // The owner's reply is passed through, so every copy answers in the client's protocol.
-                    let rx = shard.conn_for(session.id, session.proto).send(bytes);
-                    Part { rx, shard, result: None, positions: Vec::new(), counted: i == 0 }
+                    let resend =
+                        requester.failover.then(|| PartResend::Copy(Resend { requester, sent: bytes.clone() }));
+                    let rx = shard.conn_for(requester.id, requester.proto).send(bytes);
+                    Part::new(rx, shard, Vec::new(), i == 0, resend)
                 })
                 .collect();
-            ReplyFut::Gather(Box::new(Gather { parts, merge: Merge::Owner, total_keys: 0, proto: session.proto }))
+            ReplyFut::Gather(Box::new(Gather { parts, merge: Merge::Owner, total_keys: 0, proto: requester.proto }))
         }
     }
 }
@@ -326,6 +369,36 @@ struct Part {
     /// Whether this part's value counts in the merge (false for the extra copies of a replicated write,
     /// whose errors still count).
     counted: bool,
+    /// How to send this part again if its shard dies under it ([`failover`]).
+    resend: Option<PartResend>,
+    /// The part being sent again.
+    failover: Option<Pin<Box<dyn Future<Output = CopyFailover> + Send>>>,
+    /// A copy of a replicated write that turned out not to be needed any more: it has no reply.
+    vacant: bool,
+}
+
+/// How a part is sent again when its shard dies: routed again as a request of its own (a read, or a write
+/// with one copy per key), or as the copies of a replicated write that it has not reached yet.
+pub(crate) enum PartResend {
+    Reroute(Resend),
+    Copy(Resend),
+}
+
+impl Part {
+    fn new(
+        rx: oneshot::Receiver<ReplyResult>,
+        shard: Arc<ShardHandle>,
+        positions: Vec<usize>,
+        counted: bool,
+        resend: Option<PartResend>,
+    ) -> Part {
+        Part { rx, shard, result: None, positions, counted, resend, failover: None, vacant: false }
+    }
+
+    /// A part of a fan-out (DBSIZE, KEYS, INFO, SCAN...): a shard that fails fails it.
+    fn fan_out(rx: oneshot::Receiver<ReplyResult>, shard: Arc<ShardHandle>) -> Part {
+        Part::new(rx, shard, Vec::new(), true, None)
+    }
 }
 
 /// Replies from several shards being gathered. Every part is sent on the connection in the client's
@@ -344,17 +417,64 @@ impl Future for Gather {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Bytes> {
         let this = self.get_mut();
         let mut all = true;
-        for part in &mut this.parts {
-            if part.result.is_some() {
+        for i in 0..this.parts.len() {
+            if this.parts[i].result.is_some() || this.parts[i].vacant {
                 continue;
             }
-            match part.rx.poll_unpin(cx) {
-                Poll::Ready(Ok(Ok(reply))) => part.result = Some(reply),
-                Poll::Ready(Ok(Err(e))) => part.result = Some(shard_error(&part.shard, e)),
-                Poll::Ready(Err(_)) => {
-                    part.result = Some(shard_error(&part.shard, crate::backend::BackendError::Closed))
+            if this.parts[i].failover.is_none() {
+                let part = &mut this.parts[i];
+                let e = match part.rx.poll_unpin(cx) {
+                    Poll::Ready(Ok(Ok(reply))) => {
+                        part.result = Some(reply);
+                        continue;
+                    }
+                    Poll::Ready(Ok(Err(e))) => e,
+                    Poll::Ready(Err(_)) => BackendError::Closed,
+                    Poll::Pending => {
+                        all = false;
+                        continue;
+                    }
+                };
+                match part.resend.take() {
+                    Some(resend) if failover::may_fail_over(e) => {
+                        let others: Vec<Arc<ShardHandle>> = this
+                            .parts
+                            .iter()
+                            .enumerate()
+                            .filter(|(j, _)| *j != i)
+                            .map(|(_, p)| p.shard.clone())
+                            .collect();
+                        let part = &mut this.parts[i];
+                        part.failover = Some(match resend {
+                            PartResend::Reroute(r) => Box::pin(failover::reroute_part(part.shard.clone(), e, r)),
+                            PartResend::Copy(r) => Box::pin(failover::resend_copy(part.shard.clone(), e, r, others)),
+                        });
+                    }
+                    _ => {
+                        part.result = Some(shard_error(&part.shard, e));
+                        continue;
+                    }
                 }
-                Poll::Pending => all = false,
+            }
+            let Some(fut) = this.parts[i].failover.as_mut() else { continue };
+            let Poll::Ready(outcome) = fut.poll_unpin(cx) else {
+                all = false;
+                continue;
+            };
+            let part = &mut this.parts[i];
+            part.failover = None;
+            match outcome.reply {
+                Some(reply) => part.result = Some(reply),
+                None => part.vacant = true,
+            }
+            if let Some(shard) = outcome.shard {
+                part.shard = shard;
+            }
+            // A copy of a replicated write moved: the reply is now the new owner's.
+            if let Some(owner) = outcome.new_owner {
+                for p in &mut this.parts {
+                    p.counted = !p.vacant && Arc::ptr_eq(&p.shard, &owner);
+                }
             }
         }
         if !all {
@@ -366,6 +486,8 @@ impl Future for Gather {
 
 impl Gather {
     fn merge(&mut self) -> Bytes {
+        // Copies of a replicated write that were not needed after a failover have no reply.
+        self.parts.retain(|p| !p.vacant);
         // Any shard's error (or a reply we cannot read) is the reply.
         let mut values = Vec::with_capacity(self.parts.len());
         for part in &self.parts {
@@ -376,7 +498,8 @@ impl Gather {
             }
         }
         if matches!(self.merge, Merge::Owner) {
-            return self.parts[0].result.clone().unwrap_or_default();
+            let owner = self.parts.iter().find(|p| p.counted).or(self.parts.first());
+            return owner.and_then(|p| p.result.clone()).unwrap_or_default();
         }
         // Extra copies of replicated writes only had to succeed.
         let counted: Vec<bool> = self.parts.iter().map(|p| p.counted).collect();
@@ -521,7 +644,7 @@ type SubRequest = (usize, bool, Option<Arc<str>>, Vec<usize>);
 /// Splits a multi-key command into one sub-request per shard: the command name followed by the key
 /// groups (each key with the `group - 1` arguments after it) that shard owns, in their original order.
 fn split(
-    session: &Session,
+    requester: Requester,
     topo: &View<'_>,
     req: &Request,
     spec: &CommandSpec,
@@ -543,7 +666,7 @@ fn split(
             topo.owner(req.arg(pos)).into_iter().map(|i| (i, None)).collect()
         };
         if copies.is_empty() {
-            return no_live_shard();
+            return no_live_shard(topo);
         }
         for (i, (shard, stands_in_for)) in copies.into_iter().enumerate() {
             let is_owner = i == 0;
@@ -555,9 +678,12 @@ fn split(
     }
     if let [(shard, _, None, _)] = per_shard.as_slice() {
         // Everything on one shard: forward the original bytes.
-        return forward(session, &topo.shards[*shard], req);
+        return forward(requester, &topo.shards[*shard], req);
     }
     let total_keys = (req.argc() - 1) / group;
+    // A part whose shard dies is routed again, unless it is one of several copies of a write: its other
+    // copies may have run it, and a count (DEL) could no longer be told apart.
+    let reroutable = requester.failover && !(spec.is_write() && topo.replicas > 1);
     let parts = per_shard
         .into_iter()
         .map(|(shard_index, is_owner, stands_in_for, positions)| {
@@ -578,60 +704,54 @@ fn split(
                     sub.bulk(req.arg(i));
                 }
             }
-            let rx = shard.conn_for(session.id, session.proto).send(sub.freeze());
+            let sub = sub.freeze();
+            let resend = reroutable.then(|| PartResend::Reroute(Resend { requester, sent: sub.clone() }));
+            let rx = shard.conn_for(requester.id, requester.proto).send(sub);
             let positions = positions.iter().map(|p| (p - 1) / group).collect();
-            Part { rx, shard, result: None, positions, counted: is_owner }
+            Part::new(rx, shard, positions, is_owner, resend)
         })
         .collect();
-    ReplyFut::Gather(Box::new(Gather { parts, merge, total_keys, proto: session.proto }))
+    ReplyFut::Gather(Box::new(Gather { parts, merge, total_keys, proto: requester.proto }))
 }
 
 /// Sends the request to every live shard.
-fn broadcast(session: &Session, topo: &View<'_>, req: &Request, merge: Merge) -> ReplyFut {
-    broadcast_bytes(session, topo, wire(req), merge)
+fn broadcast(requester: Requester, topo: &View<'_>, req: &Request, merge: Merge) -> ReplyFut {
+    broadcast_bytes(requester, topo, wire(req), merge)
 }
 
-fn broadcast_bytes(session: &Session, topo: &View<'_>, request: Bytes, merge: Merge) -> ReplyFut {
+fn broadcast_bytes(requester: Requester, topo: &View<'_>, request: Bytes, merge: Merge) -> ReplyFut {
     let parts: Vec<Part> = topo
         .live()
-        .map(|(_, shard)| Part {
-            rx: shard.conn_for(session.id, session.proto).send(request.clone()),
-            shard: shard.clone(),
-            result: None,
-            positions: Vec::new(),
-            counted: true,
+        .map(|(_, shard)| {
+            Part::fan_out(shard.conn_for(requester.id, requester.proto).send(request.clone()), shard.clone())
         })
         .collect();
     if parts.is_empty() {
-        return no_live_shard();
+        return no_live_shard(topo);
     }
-    ReplyFut::Gather(Box::new(Gather { parts, merge, total_keys: 0, proto: session.proto }))
+    ReplyFut::Gather(Box::new(Gather { parts, merge, total_keys: 0, proto: requester.proto }))
 }
 
-fn info(session: &Session, shared: &ProxyShared, topo: &View<'_>, req: &Request) -> ReplyFut {
+fn info(requester: Requester, shared: &ProxyShared, topo: &View<'_>, req: &Request) -> ReplyFut {
     let sections = crate::local::info_sections(req);
     let text = crate::local::proxy_info(shared, &sections);
     let shard_req = encode_request([&b"INFO"[..], b"all"].into_iter());
     let parts: Vec<Part> = topo
         .live()
-        .map(|(_, shard)| Part {
-            rx: shard.conn_for(session.id, session.proto).send(shard_req.clone()),
-            shard: shard.clone(),
-            result: None,
-            positions: Vec::new(),
-            counted: true,
+        .map(|(_, shard)| {
+            Part::fan_out(shard.conn_for(requester.id, requester.proto).send(shard_req.clone()), shard.clone())
         })
         .collect();
     ReplyFut::Gather(Box::new(Gather {
         parts,
         merge: Merge::Info { text, sections },
         total_keys: 0,
-        proto: session.proto,
+        proto: requester.proto,
     }))
 }
 
 /// SCAN walks the shards one after another; the cursor's low bits say which shard it is on.
-fn scan(session: &Session, topo: &View<'_>, req: &Request) -> ReplyFut {
+fn scan(requester: Requester, topo: &View<'_>, req: &Request) -> ReplyFut {
     let Some(cursor) = std::str::from_utf8(req.arg(1)).ok().and_then(|c| c.parse::<u64>().ok()) else {
         return ReplyFut::error("ERR invalid cursor");
     };
@@ -650,22 +770,16 @@ fn scan(session: &Session, topo: &View<'_>, req: &Request) -> ReplyFut {
     let inner_text = inner.to_string();
     let args = std::iter::once(&b"SCAN"[..]).chain(std::iter::once(inner_text.as_bytes())).chain(req.args_from(2));
     let sub = encode_request(args.collect::<Vec<_>>().into_iter());
-    let part = Part {
-        rx: shard.conn_for(session.id, session.proto).send(sub),
-        shard: shard.clone(),
-        result: None,
-        positions: Vec::new(),
-        counted: true,
-    };
+    let part = Part::fan_out(shard.conn_for(requester.id, requester.proto).send(sub), shard.clone());
     ReplyFut::Gather(Box::new(Gather {
         parts: vec![part],
         merge: Merge::Scan { shard: shard_index, shards },
         total_keys: 0,
-        proto: session.proto,
+        proto: requester.proto,
     }))
 }
 
 /// Asks every live shard: one picked at random could be empty while others hold keys.
-fn randomkey(session: &Session, topo: &View<'_>, req: &Request) -> ReplyFut {
-    broadcast(session, topo, req, Merge::RandomKey)
+fn randomkey(requester: Requester, topo: &View<'_>, req: &Request) -> ReplyFut {
+    broadcast(requester, topo, req, Merge::RandomKey)
 }

@@ -4,6 +4,11 @@
 //! in the order the requests arrived however the shards answer. Whatever replies are ready are written together with
 //! one write. Requests for keys are forwarded as the bytes the client sent; multi-key commands are split
 //! into one sub-request per shard ([`crate::route`]).
+//!
+//! A client that does not read its replies stops being read from, and one that falls too far behind is
+//! disconnected ([`crate::output`]); replies waiting for it never hold up a shard connection. When a shard
+//! goes down while a client has requests in flight, its next requests wait until those are answered (or
+//! sent again elsewhere, [`crate::failover`]), so that they still run in the order it sent them.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -18,18 +23,22 @@ use futures::FutureExt;
 use ringcache_common::connection::{ClientConn, ClientRegistry};
 use ringcache_common::resp::{Limits, ReplyWriter, RequestScanner};
 use ringcache_common::server::{accept_loop, ConnectionCounters};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
-use crate::backend::ReplyResult;
+use crate::backend::{BackendError, ReplyResult};
 use crate::cluster::{Cluster, ShardHandle};
+use crate::failover::{self, Resend};
+use crate::output::{Limited, OutputLimits, OutputStats, ReplyQueue};
 use crate::route::{self, Gather};
 
 /// Most requests a client may have waiting for replies before the proxy stops reading from it.
 const MAX_PENDING_PER_CLIENT: usize = 4096;
 const READ_CHUNK_BYTES: usize = 16 * 1024;
+/// A read buffer that grew past this (a large request) is given back once it is empty.
+const KEEP_BUFFER_BYTES: usize = 1 << 20;
 
 /// Settings and counters shared by all sessions.
 pub struct ProxyShared {
@@ -42,6 +51,9 @@ pub struct ProxyShared {
     pub started: Instant,
     pub connections: Arc<ConnectionCounters>,
     pub clients: ClientRegistry,
+    /// `--client-output-buffer-limit`, and how often it acts.
+    pub output_limits: OutputLimits,
+    pub output_stats: OutputStats,
     next_id: AtomicU64,
 }
 
@@ -64,8 +76,15 @@ impl ProxyShared {
             started: Instant::now(),
             connections: Arc::default(),
             clients: ClientRegistry::new(),
+            output_limits: OutputLimits::default(),
+            output_stats: OutputStats::default(),
             next_id: AtomicU64::new(1),
         }
+    }
+
+    pub fn with_output_limits(mut self, limits: OutputLimits) -> Self {
+        self.output_limits = limits;
+        self
     }
 }
 
@@ -75,8 +94,15 @@ pub type Session = ClientConn;
 /// A reply that may still be on its way.
 pub enum ReplyFut {
     Ready(Option<Bytes>),
-    One { rx: oneshot::Receiver<ReplyResult>, shard: Arc<ShardHandle> },
+    /// A whole request sent to one shard; sent again elsewhere if the shard dies under it (`resend`).
+    One {
+        rx: oneshot::Receiver<ReplyResult>,
+        shard: Arc<ShardHandle>,
+        resend: Option<Resend>,
+    },
     Gather(Box<Gather>),
+    /// A request being sent again after its shard died ([`crate::failover`]).
+    Failover(Pin<Box<dyn Future<Output = Bytes> + Send>>),
 }
 
 impl ReplyFut {
@@ -92,9 +118,9 @@ impl ReplyFut {
 }
 
 /// The error reply for a request a shard could not answer.
-pub fn shard_error(shard: &ShardHandle, e: crate::backend::BackendError) -> Bytes {
+pub fn shard_error(shard: &ShardHandle, e: BackendError) -> Bytes {
     let mut out = BytesMut::new();
-    out.error(&format!("ERR ringcache-proxy: shard '{}' {e}", shard.spec.name));
+    out.error(&e.client_message(&shard.spec.name));
     out.freeze()
 }
 
@@ -102,15 +128,28 @@ impl Future for ReplyFut {
     type Output = Bytes;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Bytes> {
-        match self.get_mut() {
+        let this = self.get_mut();
+        match this {
             ReplyFut::Ready(b) => Poll::Ready(b.take().unwrap_or_default()),
-            ReplyFut::One { rx, shard } => match rx.poll_unpin(cx) {
-                Poll::Ready(Ok(Ok(reply))) => Poll::Ready(reply),
-                Poll::Ready(Ok(Err(e))) => Poll::Ready(shard_error(shard, e)),
-                Poll::Ready(Err(_)) => Poll::Ready(shard_error(shard, crate::backend::BackendError::Closed)),
-                Poll::Pending => Poll::Pending,
-            },
+            ReplyFut::One { rx, shard, resend } => {
+                let e = match rx.poll_unpin(cx) {
+                    Poll::Ready(Ok(Ok(reply))) => return Poll::Ready(reply),
+                    Poll::Ready(Ok(Err(e))) => e,
+                    Poll::Ready(Err(_)) => BackendError::Closed,
+                    Poll::Pending => return Poll::Pending,
+                };
+                match resend.take() {
+                    Some(resend) if failover::may_fail_over(e) => {
+                        let mut again = ReplyFut::failover(shard.clone(), e, resend);
+                        let poll = again.poll_unpin(cx);
+                        *this = again;
+                        poll
+                    }
+                    _ => Poll::Ready(shard_error(shard, e)),
+                }
+            }
             ReplyFut::Gather(g) => g.poll_unpin(cx),
+            ReplyFut::Failover(f) => f.poll_unpin(cx),
         }
     }
 }
@@ -138,11 +177,13 @@ pub struct Timed {
     fut: ReplyFut,
     command: Option<usize>,
     started: Instant,
+    /// The cluster's ejection count when it was routed (see [`Cluster::ejection_epoch`]).
+    epoch: u64,
 }
 
 impl Timed {
     fn untimed(fut: ReplyFut) -> Self {
-        Timed { fut, command: None, started: Instant::now() }
+        Timed { fut, command: None, started: Instant::now(), epoch: 0 }
     }
 
     fn record(&self, now: Instant) {
@@ -179,81 +220,198 @@ pub async fn run(
 }
 
 async fn serve(
-    stream: TcpStream,
+    mut stream: TcpStream,
     session: &mut Session,
     shared: &ProxyShared,
     shutdown: &CancellationToken,
 ) -> std::io::Result<()> {
     let _ = stream.set_nodelay(true);
-    let (mut reader, mut writer) = stream.into_split();
-    let mut scanner = RequestScanner::new();
-    let mut rbuf = BytesMut::with_capacity(READ_CHUNK_BYTES);
-    let mut wbuf = BytesMut::with_capacity(READ_CHUNK_BYTES);
+    let limits = shared.output_limits;
+    let mut input = Input {
+        scanner: RequestScanner::new(),
+        // Allocated at the first read: a connection that only opens costs no buffer.
+        buf: BytesMut::new(),
+        closing: false,
+        eof: false,
+        held_back: false,
+        stalled: false,
+    };
+    let mut out = ReplyQueue::default();
     let mut pending: VecDeque<Timed> = VecDeque::new();
-    let mut closing = false; // no more requests will be read; finish the pending replies
+    // The largest reply lately, which sizes how many requests may be in flight (see `crate::output`).
+    let mut reply_estimate = limits.initial_estimate();
+    let mut write_blocked = false;
+    let mut limited: Option<Limited<'_>> = None;
     let cancelled = shutdown.cancelled();
     tokio::pin!(cancelled);
     let idle = shared.idle_timeout;
-    let idle_sleep = tokio::time::sleep(if idle.is_zero() { Duration::from_secs(86_400 * 365) } else { idle });
+    let far = Duration::from_secs(86_400 * 365);
+    let idle_sleep = tokio::time::sleep(if idle.is_zero() { far } else { idle });
     tokio::pin!(idle_sleep);
+    let soft_sleep = tokio::time::sleep(far);
+    tokio::pin!(soft_sleep);
     let mut last_read = Instant::now();
     loop {
-        if closing && pending.is_empty() {
+        let nothing_more = input.closing || (input.eof && !input.held_back && !input.stalled);
+        if nothing_more && pending.is_empty() && out.is_empty() {
             return Ok(());
         }
+        // The soft limit: a client this far behind is not read from (and is timed while it stays so).
+        match (&limited, limits.over_soft(out.unsent())) {
+            (None, true) => {
+                let now = Instant::now();
+                limited = Some(Limited::new(&shared.output_stats, now));
+                if !limits.soft_duration.is_zero() {
+                    soft_sleep.as_mut().reset((now + limits.soft_duration).into());
+                }
+            }
+            (Some(_), false) => limited = None,
+            _ => {}
+        }
+        // How many more requests may go to the shards now (see `crate::output`).
+        let window = if limited.is_some() { 0 } else { limits.window(reply_estimate, MAX_PENDING_PER_CLIENT) };
+        // Requests read earlier and held back go first.
+        if (input.held_back || input.stalled) && window > pending.len() {
+            let room = window - pending.len();
+            input.route_buffered(session, shared, &mut pending, room);
+        }
+        let room = window.saturating_sub(pending.len());
+        let can_read = !input.closing && !input.eof && !input.held_back && !input.stalled && room > 0;
         tokio::select! {
             biased;
             (reply, done) = oldest_reply(&mut pending), if !pending.is_empty() => {
                 let now = Instant::now();
-                done.record(now);
-                wbuf.extend_from_slice(&reply);
-                while let Some((reply, done)) = oldest_reply(&mut pending).now_or_never() {
+                let mut take = |reply: Bytes, done: Timed| {
                     done.record(now);
-                    wbuf.extend_from_slice(&reply);
+                    reply_estimate = reply.len().max(reply_estimate - reply_estimate / 16);
+                    out.push(reply);
+                };
+                take(reply, done);
+                while let Some((reply, done)) = oldest_reply(&mut pending).now_or_never() {
+                    take(reply, done);
                 }
-                writer.write_all(&wbuf).await?;
-                wbuf.clear();
+                shared.output_stats.observe(out.unsent(), now.saturating_duration_since(shared.started).as_secs());
+                if limits.over_hard(out.queued_behind_first()) {
+                    shared.output_stats.disconnected();
+                    tracing::warn!(
+                        "client {} closed: {} bytes of replies waiting behind the one being written, over the hard \
+                         limit of --client-output-buffer-limit ({} bytes)",
+                        session.id,
+                        out.queued_behind_first(),
+                        limits.hard_bytes
+                    );
+                    return Ok(());
+                }
+                write_blocked = !out.write_to(&stream)?;
             }
-            r = reader.read_buf(&mut rbuf), if !closing && pending.len() < MAX_PENDING_PER_CLIENT => {
-                if r? == 0 {
-                    closing = true;
-                    continue;
+            r = stream.writable(), if write_blocked => {
+                r?;
+                write_blocked = !out.write_to(&stream)?;
+            }
+            r = stream.readable(), if can_read => {
+                r?;
+                input.buf.reserve(input.scanner.bytes_needed_hint(input.buf.len()).max(READ_CHUNK_BYTES));
+                // `read_buf` rather than `try_read_buf`: a short read clears the readiness, which saves a read
+                // that would block on every request of an unpipelined client.
+                match stream.read_buf(&mut input.buf).now_or_never() {
+                    None => continue,
+                    Some(Ok(0)) => {
+                        input.eof = true;
+                        continue;
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => return Err(e),
                 }
                 // The idle timer is not moved on every read (a timer-wheel update per read): when it
                 // fires, it checks the last read and sleeps again if there was one since.
-                let started = Instant::now();
-                last_read = started;
-                loop {
-                    let limits = if session.authenticated { shared.limits } else { shared.limits.unauthenticated() };
-                    match scanner.next(&mut rbuf, &limits) {
-                        Ok(Some(req)) => {
-                            let (spec, fut) = route::route(session, shared, req);
-                            pending.push_back(Timed { fut, command: spec.map(|s| s.index()), started });
-                            if session.close_after_reply {
-                                closing = true;
-                                break;
-                            }
-                        }
-                        Ok(None) => break,
-                        Err(e) => {
-                            let mut msg = BytesMut::new();
-                            msg.error(&format!("ERR Protocol error: {e}"));
-                            pending.push_back(Timed::untimed(ReplyFut::ready(msg.freeze())));
-                            closing = true;
-                            break;
-                        }
-                    }
-                }
-                rbuf.reserve(scanner.bytes_needed_hint(rbuf.len()).max(READ_CHUNK_BYTES));
+                last_read = Instant::now();
+                input.route_buffered(session, shared, &mut pending, room);
             }
-            _ = &mut cancelled, if !closing => closing = true,
-            _ = &mut idle_sleep, if !closing && pending.is_empty() && !idle.is_zero() => {
+            _ = &mut cancelled, if !input.closing => input.closing = true,
+            _ = &mut idle_sleep, if !input.closing && pending.is_empty() && !idle.is_zero() => {
                 let deadline = last_read + idle;
                 if Instant::now() >= deadline {
                     return Ok(());
                 }
                 idle_sleep.as_mut().reset(deadline.into());
             }
+            _ = &mut soft_sleep, if limited.is_some() && !limits.soft_duration.is_zero() => {
+                if limited.as_ref().is_some_and(|l| l.since.elapsed() >= limits.soft_duration) {
+                    shared.output_stats.disconnected();
+                    tracing::warn!(
+                        "client {} closed: its unsent replies stayed over the soft limit of \
+                         --client-output-buffer-limit ({} bytes) for {:?}",
+                        session.id,
+                        limits.soft_bytes,
+                        limits.soft_duration
+                    );
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
+/// A client's requests as read: the bytes not yet routed, and whether reading has ended.
+struct Input {
+    scanner: RequestScanner,
+    buf: BytesMut,
+    /// No more requests are routed (QUIT, a protocol error, shutdown); the pending replies are finished.
+    closing: bool,
+    /// The client sent everything it will send: what is buffered is still routed.
+    eof: bool,
+    /// Requests wait in `buf` because a shard went down while older ones were in flight.
+    held_back: bool,
+    /// Requests may wait in `buf` because the client has as many at the shards as it may.
+    stalled: bool,
+}
+
+impl Input {
+    /// Routes up to `room` complete requests from the buffer, in order, unless a shard went down since the
+    /// oldest one still in flight was routed: then the rest wait until those are answered (or sent again
+    /// elsewhere), so that a later request cannot overtake an earlier one that is being failed over.
+    fn route_buffered(
+        &mut self,
+        session: &mut Session,
+        shared: &ProxyShared,
+        pending: &mut VecDeque<Timed>,
+        mut room: usize,
+    ) {
+        let started = Instant::now();
+        let epoch = shared.cluster.ejection_epoch();
+        self.held_back = false;
+        self.stalled = false;
+        while !self.closing {
+            if pending.front().is_some_and(|oldest| oldest.epoch != epoch) {
+                self.held_back = true;
+                break;
+            }
+            if room == 0 {
+                self.stalled = !self.buf.is_empty();
+                break;
+            }
+            room -= 1;
+            let limits = if session.authenticated { shared.limits } else { shared.limits.unauthenticated() };
+            match self.scanner.next(&mut self.buf, &limits) {
+                Ok(Some(req)) => {
+                    let (spec, fut) = route::route(session, shared, req);
+                    pending.push_back(Timed { fut, command: spec.map(|s| s.index()), started, epoch });
+                    if session.close_after_reply {
+                        self.closing = true;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    let mut msg = BytesMut::new();
+                    msg.error(&format!("ERR Protocol error: {e}"));
+                    pending.push_back(Timed::untimed(ReplyFut::ready(msg.freeze())));
+                    self.closing = true;
+                }
+            }
+        }
+        // A buffer that grew for a large request is given back (the request keeps its own bytes alive).
+        if self.buf.is_empty() && self.buf.capacity() > KEEP_BUFFER_BYTES {
+            self.buf = BytesMut::new();
         }
     }
 }

@@ -20,16 +20,7 @@ const PATIENT: [&str; 2] = ["--timeout", "10s"];
 // ---------------------------------------------------------------------------------------------------------
 // RESP helpers (raw bytes, so the tests see exactly what the proxy sends).
 
-/// A RESP request as bytes.
-fn cmd(args: &[&[u8]]) -> Vec<u8> {
-    let mut out = format!("*{}\r\n", args.len()).into_bytes();
-    for a in args {
-        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-        out.extend_from_slice(a);
-        out.extend_from_slice(b"\r\n");
-    }
-    out
-}
+use ringcache_testkit::resp as cmd;
 
 fn cmd_s(args: &[&str]) -> Vec<u8> {
     cmd(&args.iter().map(|a| a.as_bytes()).collect::<Vec<_>>())

@@ -52,7 +52,8 @@ async fn drain(shared: Arc<Shared>, timeout: std::time::Duration, signal: &'stat
 
 async fn serve(args: ShardArgs) -> anyhow::Result<()> {
     let addr = socket_addr(&args.bind, args.port).map_err(anyhow::Error::msg)?;
-    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+    let listener = ringcache_common::server::bind_listener(addr, args.client.tcp_backlog)
+        .with_context(|| format!("cannot listen on {addr}"))?;
     let local = listener.local_addr()?;
     let store = Arc::new(store::Store::new(args.maxmemory as usize, args.stripes));
     let persistence = Persistence::open(args.snapshot_config(), store.clone())?;

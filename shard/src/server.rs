@@ -34,8 +34,9 @@ pub use ringcache_common::connection::REDIS_COMPAT_VERSION;
 
 /// Replies are flushed early once this much is buffered, so one huge pipeline cannot grow memory unbounded.
 const EARLY_FLUSH_BYTES: usize = 1 << 20;
-/// Read and write buffers larger than this are dropped after use rather than kept per connection.
-const KEEP_BUFFER_BYTES: usize = 1 << 20;
+/// Read and write buffers larger than this are dropped after use rather than kept per connection; what a
+/// connection's buffers hold beyond it is charged to the memory budget while they hold it.
+const KEEP_BUFFER_BYTES: usize = 64 * 1024;
 const READ_CHUNK_BYTES: usize = 16 * 1024;
 
 /// Server settings that commands can see.
@@ -266,15 +267,15 @@ async fn connection_loop(
     client: &mut ClientState,
     shutdown: &CancellationToken,
 ) -> std::io::Result<()> {
-    let mut rbuf = BytesMut::with_capacity(READ_CHUNK_BYTES);
-    let mut wbuf = ReplyBuf::with_capacity(READ_CHUNK_BYTES, Protocol::Resp2);
+    // Allocated when the first request arrives: a connection that only opens costs no buffer.
+    let mut rbuf = BytesMut::new();
+    let mut wbuf = ReplyBuf::new(Protocol::Resp2);
+    let mut charge = BufferCharge::new(&shared.store);
     let mut scanner = RequestScanner::new();
     let idle_timeout = shared.config.idle_timeout;
     let cancelled = shutdown.cancelled();
     tokio::pin!(cancelled);
     loop {
-        let hint = scanner.bytes_needed_hint(rbuf.len());
-        rbuf.reserve(hint.max(READ_CHUNK_BYTES));
         // Subscribers and tracking clients only listen: the idle timeout does not apply to them (as Redis).
         let timeout = if client.pushes.is_some() { Duration::ZERO } else { idle_timeout };
         let read = tokio::select! {
@@ -291,7 +292,7 @@ async fn connection_loop(
                 write_pushes(&mut stream, &mut wbuf, frame, client).await?;
                 continue;
             }
-            r = read_some(&mut stream, &mut rbuf, timeout) => r?,
+            r = read_some(&mut stream, &mut rbuf, &scanner, &mut charge, timeout) => r?,
         };
         let Some(n) = read else {
             return Ok(()); // idle timeout
@@ -305,7 +306,10 @@ async fn connection_loop(
             let limits =
                 if client.authenticated { shared.config.limits } else { shared.config.limits.unauthenticated() };
             let req = match scanner.next(&mut rbuf, &limits) {
-                Ok(Some(req)) => req,
+                Ok(Some(req)) => {
+                    charge.request_read();
+                    req
+                }
                 Ok(None) => break,
                 Err(e) => {
                     wbuf.error(&format!("ERR Protocol error: {e}"));
@@ -351,20 +355,23 @@ async fn connection_loop(
                 return Ok(());
             }
             if wbuf.len() >= EARLY_FLUSH_BYTES {
+                charge.cover_write(wbuf.capacity());
                 stream.write_all(&wbuf).await?;
                 wbuf.clear();
             }
         }
         if !wbuf.is_empty() {
+            charge.cover_write(wbuf.capacity());
             stream.write_all(&wbuf).await?;
             wbuf.clear();
         }
         if wbuf.capacity() > KEEP_BUFFER_BYTES {
-            wbuf.reset_with_capacity(READ_CHUNK_BYTES);
+            wbuf.reset_with_capacity(0);
         }
         if rbuf.is_empty() && rbuf.capacity() > KEEP_BUFFER_BYTES {
-            rbuf = BytesMut::with_capacity(READ_CHUNK_BYTES);
+            rbuf = BytesMut::new();
         }
+        charge.cover_write(wbuf.capacity());
         client.touch(command_started);
     }
 }
@@ -501,17 +508,98 @@ async fn write_pushes(
     Ok(())
 }
 
-/// Reads what is available; `Ok(None)` when the idle timeout passed first.
+/// Waits for the client's next bytes, then reads what is available into `buf`, grown first to hold what the
+/// request being read still needs (charged to the memory budget: see [`BufferCharge::cover_read`]);
+/// `Ok(None)` when the idle timeout passed first.
 async fn read_some(
     stream: &mut TcpStream,
     buf: &mut BytesMut,
+    scanner: &RequestScanner,
+    charge: &mut BufferCharge<'_>,
     idle_timeout: Duration,
 ) -> std::io::Result<Option<usize>> {
     if idle_timeout.is_zero() {
-        return stream.read_buf(buf).await.map(Some);
+        stream.readable().await?;
+    } else if tokio::time::timeout(idle_timeout, stream.readable()).await.is_err() {
+        return Ok(None);
     }
-    match tokio::time::timeout(idle_timeout, stream.read_buf(buf)).await {
-        Ok(r) => r.map(Some),
-        Err(_) => Ok(None),
+    let needed = scanner.bytes_needed_hint(buf.len()).max(READ_CHUNK_BYTES);
+    if buf.capacity() - buf.len() < needed {
+        charge.cover_read(buf.len() + needed).await;
+        buf.reserve(needed);
+    }
+    // `read_buf` rather than `try_read_buf`: a short read clears the readiness, which saves a read that would
+    // block on every request of an unpipelined client. Readiness said data is there: it returns at once.
+    stream.read_buf(buf).await.map(Some)
+}
+
+/// What a connection's buffers hold beyond [`KEEP_BUFFER_BYTES`] each, charged to the store's memory budget
+/// (evicting keys to make room) while they hold it, as Redis counts client buffers in `used_memory`: many
+/// clients moving large values cannot push the process far past `--maxmemory`.
+struct BufferCharge<'a> {
+    store: &'a Store,
+    /// For the request being read.
+    reading: usize,
+    /// For replies being written.
+    writing: usize,
+    /// Held while reading a request larger than the whole budget (one at a time; it is refused).
+    oversize: Option<tokio::sync::SemaphorePermit<'a>>,
+}
+
+impl<'a> BufferCharge<'a> {
+    fn new(store: &'a Store) -> Self {
+        BufferCharge { store, reading: 0, writing: 0, oversize: None }
+    }
+
+    /// Before a read buffer grows to `capacity`: charges what it holds beyond [`KEEP_BUFFER_BYTES`],
+    /// waiting (the client is not read from meanwhile) while other clients' buffers fill the budget.
+    async fn cover_read(&mut self, capacity: usize) {
+        let wanted = capacity.saturating_sub(KEEP_BUFFER_BYTES);
+        if wanted <= self.reading || self.oversize.is_some() {
+            return;
+        }
+        let max = self.store.maxmemory_bytes();
+        if max != 0 && wanted > max {
+            // It can only be refused once read: one such request at a time, uncharged.
+            self.oversize = self.store.oversize_read().await;
+            return;
+        }
+        loop {
+            let released = self.store.buffers_released();
+            tokio::pin!(released);
+            released.as_mut().enable();
+            if self.store.charge_buffer(wanted - self.reading) {
+                self.reading = wanted;
+                return;
+            }
+            released.await;
+        }
+    }
+
+    /// A request is read in full: its buffer's charge is given back before it runs (a value it stores is
+    /// charged as data; the buffer is dropped once the batch is done).
+    fn request_read(&mut self) {
+        self.store.release_buffer(std::mem::take(&mut self.reading));
+        self.oversize = None;
+    }
+
+    /// Charges (or gives back) what write buffers of `capacity` bytes hold beyond [`KEEP_BUFFER_BYTES`].
+    /// Replies are never held back: if nothing can be evicted, they go out uncharged.
+    fn cover_write(&mut self, capacity: usize) {
+        let wanted = capacity.saturating_sub(KEEP_BUFFER_BYTES);
+        if wanted > self.writing {
+            if self.store.charge_buffer(wanted - self.writing) {
+                self.writing = wanted;
+            }
+        } else if wanted < self.writing {
+            self.store.release_buffer(self.writing - wanted);
+            self.writing = wanted;
+        }
+    }
+}
+
+impl Drop for BufferCharge<'_> {
+    fn drop(&mut self) {
+        self.store.release_buffer(self.reading + self.writing);
     }
 }

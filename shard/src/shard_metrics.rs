@@ -27,8 +27,13 @@ pub fn registry(shared: Arc<Shared>) -> prometheus::Result<Registry> {
         ),
         Value::gauge(
             "ringcache_memory_used_bytes",
-            "Bytes charged for keys, values and per-key overhead.",
+            "Bytes charged for keys, values and per-key overhead, and for large client buffers being used.",
             s(|sh| sh.store.used_bytes() as f64),
+        ),
+        Value::gauge(
+            "ringcache_memory_rss_bytes",
+            "Resident set size of the process (INFO used_memory_rss).",
+            s(|_| crate::cmd::rss_bytes() as f64),
         ),
         Value::gauge(
             "ringcache_memory_max_bytes",

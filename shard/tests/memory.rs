@@ -6,7 +6,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::Shard;
+use support::{resp, Shard};
 
 fn pipeline_sets(con: &mut redis::Connection, from: usize, to: usize, value: &[u8]) {
     let mut p = redis::pipe();
@@ -127,4 +127,79 @@ fn active_expiry_frees_untouched_keys() {
     assert_eq!(shard.info_field(&mut con, "expired_keys"), 100_000);
     let used = shard.info_field(&mut con, "used_memory");
     assert!(used < base + 200, "used_memory {used} did not return to ~{base}");
+}
+
+/// A large value being received counts against maxmemory while its request is read, as Redis counts client
+/// buffers in `used_memory`: keys are evicted to make room for it, and `used_memory` never passes maxmemory.
+#[test]
+fn large_client_buffers_count_against_maxmemory() {
+    let maxmemory: u64 = 8 << 20;
+    let shard = Shard::start(&["--maxmemory", "8mb"]);
+    let mut con = shard.client();
+    pipeline_sets(&mut con, 0, 6000, &[b'v'; 1024]);
+    let used_before = shard.info_field(&mut con, "used_memory");
+    assert_eq!(shard.info_field(&mut con, "evicted_keys"), 0);
+    // Half of a 4 MB SET: the shard is holding a 4 MB buffer for it.
+    let value = vec![b'x'; 4 << 20];
+    let mut request = resp(&[b"SET", b"big", &value]);
+    let rest = request.split_off(2 << 20);
+    let mut raw = shard.raw();
+    raw.send(&request);
+    support::poll_until("keys are evicted for the buffer", || shard.info_field(&mut con, "evicted_keys") > 0);
+    let used_while_reading = shard.info_field(&mut con, "used_memory");
+    assert!(used_while_reading <= maxmemory, "used_memory {used_while_reading} > {maxmemory}");
+    // 6000 keys of about 1 KB fit in 8 MB; next to a 4 MB buffer, fewer than 4000 do.
+    let keys: u64 = redis::cmd("DBSIZE").query(&mut con).unwrap();
+    assert!(keys < 4000, "{keys} of 6000 keys left: the buffer was not charged");
+    raw.send(&rest);
+    raw.0.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    assert_eq!(raw.read_exact_or_eof(5), b"+OK\r\n");
+    // The buffer's charge is gone once the value is stored: used_memory is the keys' cost again.
+    let used_after = shard.info_field(&mut con, "used_memory");
+    assert!(used_after <= maxmemory && used_after > 4 << 20, "used_memory {used_after} (before {used_before})");
+    let got: Vec<u8> = redis::cmd("GET").arg("big").query(&mut con).unwrap();
+    assert!(got == value);
+}
+
+/// A request larger than maxmemory is refused with -OOM without evicting anything, and the memory it took
+/// to read it is given back.
+#[test]
+fn a_request_larger_than_maxmemory_is_refused_and_its_memory_given_back() {
+    let shard = Shard::start(&["--maxmemory", "8mb"]);
+    let mut con = shard.client();
+    pipeline_sets(&mut con, 0, 1000, &[b'v'; 1024]);
+    let used_before = shard.info_field(&mut con, "used_memory");
+    let rss_before = shard.rss_bytes();
+    let mut raw = shard.raw();
+    let value = vec![b'x'; 64 << 20];
+    raw.0.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    raw.expect(&resp(&[b"SET", b"big", &value]), b"-OOM command not allowed when used memory > 'maxmemory'.\r\n");
+    drop(value);
+    assert_eq!(shard.info_field(&mut con, "evicted_keys"), 0);
+    assert_eq!(shard.info_field(&mut con, "used_memory"), used_before);
+    // The allocator gives freed memory back at its next bookkeeping, which requests trigger.
+    support::poll_until("the request's memory is given back", || {
+        raw.expect(b"PING\r\n", b"+PONG\r\n");
+        shard.rss_bytes() < rss_before + (16 << 20)
+    });
+}
+
+/// INFO memory reports the resident size and the fragmentation ratio as Redis does.
+#[test]
+fn info_memory_reports_rss_and_fragmentation() {
+    let shard = Shard::start(&[]);
+    let mut con = shard.client();
+    pipeline_sets(&mut con, 0, 10_000, &[b'v'; 100]);
+    let info: String = redis::cmd("INFO").arg("memory").query(&mut con).unwrap();
+    let field = |name: &str| -> String {
+        info.lines().find_map(|l| l.strip_prefix(&format!("{name}:"))).unwrap_or_else(|| panic!("{info}")).to_string()
+    };
+    let used: f64 = field("used_memory").parse().unwrap();
+    let rss: f64 = field("used_memory_rss").parse().unwrap();
+    let ratio: f64 = field("mem_fragmentation_ratio").parse().unwrap();
+    let bytes: f64 = field("mem_fragmentation_bytes").parse().unwrap();
+    assert!(rss > used && used > 1e6, "{info}");
+    assert!((ratio - rss / used).abs() < 0.05, "{info}");
+    assert!((bytes - (rss - used)).abs() < 1e6, "{info}");
+    assert!(field("used_memory_rss_human").ends_with('M'), "{info}");
 }

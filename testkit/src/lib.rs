@@ -3,6 +3,7 @@
 //! Tests start real servers on loopback ports they pick beforehand, and many tests of one binary run at
 //! once. [`free_port`] never hands the same port to two of them, and [`wait_listening`] polls until the
 //! server started on it accepts connections (or fails with what went wrong), never sleeping a fixed time.
+//! [`resp`] writes a request as the bytes a client sends.
 #![allow(clippy::expect_used)]
 
 use std::collections::BTreeSet;
@@ -43,6 +44,17 @@ pub fn wait_listening(name: &str, port: u16, child: &mut Child) {
         assert!(Instant::now() < deadline, "{name} did not listen on {port} within {LISTEN_TIMEOUT:?}");
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// A request as a RESP array of bulk strings, the bytes a client library sends.
+pub fn resp(args: &[&[u8]]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for a in args {
+        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+        out.extend_from_slice(a);
+        out.extend_from_slice(b"\r\n");
+    }
+    out
 }
 
 #[cfg(test)]

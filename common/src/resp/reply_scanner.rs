@@ -31,6 +31,8 @@ pub struct ReplyScanner {
     open: Vec<Open>,
     /// Inside a streamed string (`$?`): only `;` chunks until `;0`.
     in_streamed_string: bool,
+    /// Where the blob payload being waited for ends (its `\r\n` included), when `next` stopped inside one.
+    payload_end: usize,
 }
 
 impl ReplyScanner {
@@ -56,7 +58,7 @@ impl ReplyScanner {
                     self.pos = line_end + 2;
                     self.in_streamed_string = false;
                 } else {
-                    match blob_end(buf, line_end, len)? {
+                    match blob_end(buf, line_end, len, &mut self.payload_end)? {
                         Some(end) => self.pos = end,
                         None => return Ok(None),
                     }
@@ -75,7 +77,7 @@ impl ReplyScanner {
                         if len < 0 {
                             self.pos = line_end + 2;
                         } else {
-                            match blob_end(buf, line_end, len)? {
+                            match blob_end(buf, line_end, len, &mut self.payload_end)? {
                                 Some(end) => self.pos = end,
                                 None => return Ok(None),
                             }
@@ -112,9 +114,17 @@ impl ReplyScanner {
             if element_done && self.complete_element() {
                 let reply = buf.split_to(self.pos).freeze();
                 self.pos = 0;
+                self.payload_end = 0;
                 return Ok(Some(reply));
             }
         }
+    }
+
+    /// How many more bytes the blob payload that [`Self::next`] stopped in needs, given `buffered` bytes in
+    /// the buffer (0 when it did not stop in one): a reader reserves that much at once instead of growing
+    /// its buffer step by step under a large reply.
+    pub fn bytes_needed_hint(&self, buffered: usize) -> usize {
+        self.payload_end.saturating_sub(buffered)
     }
 
     /// One element finished: closes every aggregate it completes. Returns whether that completed a whole
@@ -138,10 +148,12 @@ impl ReplyScanner {
     }
 }
 
-/// The offset after a blob of `len` bytes whose header line ends at `line_end`, once it has all arrived.
-fn blob_end(buf: &[u8], line_end: usize, len: i64) -> Result<Option<usize>, ProtocolError> {
+/// The offset after a blob of `len` bytes whose header line ends at `line_end`, once it has all arrived
+/// (until then, `waiting_for` is set to that offset).
+fn blob_end(buf: &[u8], line_end: usize, len: i64, waiting_for: &mut usize) -> Result<Option<usize>, ProtocolError> {
     let end = line_end + 2 + len as usize;
     if buf.len() < end + 2 {
+        *waiting_for = end + 2;
         return Ok(None);
     }
     if &buf[end..end + 2] != b"\r\n" {

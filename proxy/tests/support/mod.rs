@@ -235,6 +235,57 @@ pub fn reply_end(buf: &[u8], from: usize) -> Option<usize> {
     }
 }
 
+/// The arguments of one whole RESP request (an array of bulk strings).
+pub fn request_args(request: &[u8]) -> Vec<Vec<u8>> {
+    let header_end = line_end(request, 0).unwrap();
+    let count: usize = std::str::from_utf8(&request[1..header_end]).unwrap().parse().unwrap();
+    let mut at = header_end + 2;
+    (0..count)
+        .map(|_| {
+            let end = line_end(request, at).unwrap();
+            let len: usize = std::str::from_utf8(&request[at + 1..end]).unwrap().parse().unwrap();
+            at = end + 2 + len + 2;
+            request[end + 2..end + 2 + len].to_vec()
+        })
+        .collect()
+}
+
+/// A raw client connection that reads whole replies.
+pub struct RawClient {
+    pub s: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl RawClient {
+    pub fn connect(port: u16) -> RawClient {
+        let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_nodelay(true).unwrap();
+        RawClient { s, buf: Vec::new() }
+    }
+
+    /// Reads one whole reply; fails the test if none arrives by `deadline` or the server closes.
+    pub fn read_reply(&mut self, deadline: Instant) -> Vec<u8> {
+        let mut chunk = vec![0u8; 256 * 1024];
+        loop {
+            if !self.buf.is_empty() {
+                if let Some(end) = reply_end(&self.buf, 0) {
+                    return self.buf.drain(..end).collect();
+                }
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            let have = String::from_utf8_lossy(&self.buf[..self.buf.len().min(300)]).into_owned();
+            assert!(!left.is_zero(), "no reply in time (have {} bytes: {have:?})", self.buf.len());
+            self.s.set_read_timeout(Some(left)).unwrap();
+            match self.s.read(&mut chunk) {
+                Ok(0) => panic!("the server closed the connection"),
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+                Err(e) => panic!("read failed: {e}"),
+            }
+        }
+    }
+}
+
 /// Polls `f` every 20 ms until it returns true; fails the test after `limit`.
 pub fn poll_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + limit;

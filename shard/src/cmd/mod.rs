@@ -37,6 +37,8 @@ use tokio::sync::oneshot;
 use crate::server::{ClientState, Membership, Shared};
 use crate::store::{Db, NotLocked, OutOfMemory, Store};
 
+pub use server::rss_bytes;
+
 /// What a handler needs: the keyspace it holds, the connection's state, the reply buffer and the batch's
 /// clock.
 pub struct Ctx<'a> {

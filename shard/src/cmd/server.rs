@@ -93,12 +93,16 @@ fn info_text(ctx: &mut Ctx<'_>, wanted: &[String]) -> Result<String, CmdError> {
             "memory" => {
                 let used = ctx.store.used_bytes();
                 let max = ctx.store.maxmemory_bytes();
+                let rss = rss_bytes();
                 field("used_memory", &used);
                 field("used_memory_human", &human_bytes(used));
-                field("used_memory_rss", &rss_bytes());
+                field("used_memory_rss", &rss);
+                field("used_memory_rss_human", &human_bytes(rss));
                 field("maxmemory", &max);
                 field("maxmemory_human", &human_bytes(max));
                 field("maxmemory_policy", &"allkeys-lru");
+                field("mem_fragmentation_ratio", &format!("{:.2}", rss as f64 / used.max(1) as f64));
+                field("mem_fragmentation_bytes", &(rss as i64 - used as i64));
                 field("mem_allocator", &"mimalloc");
             }
             "persistence" => {

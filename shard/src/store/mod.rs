@@ -159,6 +159,10 @@ pub struct Store {
     budget: Arc<Budget>,
     hooks: Arc<KeyHooks>,
     evict_cursor: AtomicUsize,
+    /// Notified whenever client buffers charged to the budget are given back.
+    buffers_released: tokio::sync::Notify,
+    /// One request larger than the whole budget is read at a time (it can only be refused).
+    oversize_reads: tokio::sync::Semaphore,
 }
 
 /// Totals over all stripes, for INFO and metrics.
@@ -188,6 +192,8 @@ impl Store {
             budget,
             hooks,
             evict_cursor: AtomicUsize::new(0),
+            buffers_released: tokio::sync::Notify::new(),
+            oversize_reads: tokio::sync::Semaphore::new(1),
         }
     }
 
@@ -251,8 +257,19 @@ impl Store {
         if held[target].reserve_local(bytes, protect) {
             return Ok(());
         }
-        // Our own stripe is exhausted: evict elsewhere. Stripes we hold are evicted directly; others are
-        // only try-locked, so this never waits on a lock while holding one.
+        // Our own stripe is exhausted: evict elsewhere.
+        let skip = held[target].index;
+        if self.evict_to_charge(held, Some(skip), bytes) {
+            Ok(())
+        } else {
+            Err(OutOfMemory)
+        }
+    }
+
+    /// Evicts least recently used keys, one per stripe in turn (except `skip`), until `bytes` can be
+    /// charged; false once nothing more can be evicted. Stripes in `held` are evicted directly; others are
+    /// only try-locked, so this never waits on a lock while holding one.
+    fn evict_to_charge(&self, held: &mut [StripeGuard<'_>], skip: Option<usize>, bytes: usize) -> bool {
         let n = self.stripes.len();
         let mut idle_rounds = 0;
         while idle_rounds < 2 {
@@ -260,7 +277,7 @@ impl Store {
             let start = self.evict_cursor.fetch_add(1, Ordering::Relaxed);
             for k in 0..n {
                 let i = (start + k) % n;
-                if held[target].index == i {
+                if skip == Some(i) {
                     continue;
                 }
                 let evicted = if let Some(h) = held.iter_mut().find(|g| g.index == i) {
@@ -272,12 +289,12 @@ impl Store {
                 };
                 evicted_any |= evicted;
                 if self.budget.try_charge(bytes) {
-                    return Ok(());
+                    return true;
                 }
             }
             idle_rounds = if evicted_any { 0 } else { idle_rounds + 1 };
         }
-        Err(OutOfMemory)
+        false
     }
 
     /// Walks live keys from a SCAN cursor (stripe index in the high 32 bits, slot in the low), calling `f`
@@ -298,6 +315,36 @@ impl Store {
 
     pub fn used_bytes(&self) -> usize {
         self.budget.used()
+    }
+
+    /// Charges `bytes` of client buffers (a large request being read, large replies being written) to the
+    /// budget, evicting least recently used keys to make room, as Redis counts client buffers in
+    /// `used_memory`. Charges nothing (false) when that is impossible: more than `maxmemory`, or nothing left
+    /// to evict.
+    pub fn charge_buffer(&self, bytes: usize) -> bool {
+        let max = self.budget.max();
+        if max != 0 && bytes > max {
+            return false;
+        }
+        self.budget.try_charge(bytes) || self.evict_to_charge(&mut [], None, bytes)
+    }
+
+    /// Gives back bytes charged by [`Self::charge_buffer`].
+    pub fn release_buffer(&self, bytes: usize) {
+        if bytes > 0 {
+            self.budget.release(bytes);
+            self.buffers_released.notify_waiters();
+        }
+    }
+
+    /// Completes when client buffers charged to the budget are next given back.
+    pub fn buffers_released(&self) -> tokio::sync::futures::Notified<'_> {
+        self.buffers_released.notified()
+    }
+
+    /// Waits for the right to read one request larger than the whole budget.
+    pub async fn oversize_read(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        self.oversize_reads.acquire().await.ok()
     }
 
     /// Charges `bytes` even past the limit (only where refusing would lose data, as in RENAME).

@@ -232,16 +232,8 @@ impl Raw {
     }
 }
 
-/// Encodes a command as a RESP array of bulk strings.
-pub fn resp(args: &[&[u8]]) -> Vec<u8> {
-    let mut out = format!("*{}\r\n", args.len()).into_bytes();
-    for a in args {
-        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-        out.extend_from_slice(a);
-        out.extend_from_slice(b"\r\n");
-    }
-    out
-}
+#[allow(unused_imports)] // not every test binary sends raw requests
+pub use ringcache_testkit::resp;
 
 /// A field of `INFO ALL`, as text.
 pub fn info_value(con: &mut redis::Connection, field: &str) -> String {
