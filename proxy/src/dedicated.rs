@@ -13,7 +13,9 @@ use tokio::net::TcpStream;
 use crate::backend::{authenticate, BackendError, ConnectError};
 use crate::cluster::ShardHandle;
 
-const HELLO_3: &[u8] = b"*2\r\n$5\r\nHELLO\r\n$1\r\n3\r\n";
+/// The first request: names the connection (and switches a RESP3 one to RESP3).
+const SET_NAME: &[u8] = b"*3\r\n$6\r\nCLIENT\r\n$7\r\nSETNAME\r\n$21\r\nringcache-proxy-watch\r\n";
+const HELLO_3: &[u8] = b"*4\r\n$5\r\nHELLO\r\n$1\r\n3\r\n$7\r\nSETNAME\r\n$21\r\nringcache-proxy-watch\r\n";
 
 /// One client's own connection to one shard.
 pub struct Dedicated {
@@ -47,11 +49,10 @@ impl Dedicated {
             timeout,
             shard: shard.spec.name.clone(),
         };
-        if proto == Protocol::Resp3 {
-            let hello = conn.call(HELLO_3, 1).await?;
-            if hello.first().is_some_and(|r| r.first() == Some(&b'-')) {
-                return Err(BackendError::Protocol);
-            }
+        let first = if proto == Protocol::Resp3 { HELLO_3 } else { SET_NAME };
+        let hello = conn.call(first, 1).await?;
+        if hello.first().is_some_and(|r| r.first() == Some(&b'-')) {
+            return Err(BackendError::Protocol);
         }
         Ok(conn)
     }

@@ -305,6 +305,7 @@ async fn serve(
         }
         let room = window.saturating_sub(pending.len());
         let can_read = !input.closing && !input.eof && !input.held_back && !input.stalled && room > 0;
+        let push_writable = pending.is_empty() && !write_blocked;
         tokio::select! {
             biased;
             (reply, done) = oldest_reply(&mut pending), if !pending.is_empty() => {
@@ -360,7 +361,8 @@ async fn serve(
             }
             // Pushes are written only between replies, when none is pending: an invalidation never
             // overtakes the reply to the read it invalidates, nor a message its subscription's confirmation.
-            frame = next_push(&mut pushes), if pushes.is_some() && pending.is_empty() => {
+            // While the socket is full they stay in the push queue, whose limit (`pubsub`) then applies.
+            frame = next_push(&mut pushes, push_writable), if pushes.is_some() => {
                 let Some(frame) = frame else {
                     tracing::warn!(
                         "client {} closed: its unsent pub/sub messages and invalidations went over \
@@ -403,10 +405,15 @@ async fn serve(
     }
 }
 
-/// The next push for the client; `None` when it went over its output limit (it is disconnected).
-async fn next_push(pushes: &mut Option<PushReceiver>) -> Option<Bytes> {
+/// The next push for the client, when it may be written now (`writable`); `None` when it went over its
+/// output limit (it is disconnected), which is watched for also while pushes are not being written.
+async fn next_push(pushes: &mut Option<PushReceiver>, writable: bool) -> Option<Bytes> {
     match pushes {
-        Some(receiver) => receiver.recv().await,
+        Some(receiver) if writable => receiver.recv().await,
+        Some(receiver) => {
+            receiver.until_overflowed().await;
+            None
+        }
         None => std::future::pending().await,
     }
 }
