@@ -78,7 +78,8 @@ pub fn route(session: &mut Session, shared: &ProxyShared, req: Request) -> (Opti
     (spec, route_command(session, shared, req, spec))
 }
 
-fn route_command(
+/// Routes one request whose command was already looked up.
+pub fn route_command(
     session: &mut Session,
     shared: &ProxyShared,
     req: Request,

@@ -19,6 +19,8 @@ pub mod subscriber;
 pub mod tracking;
 pub mod transaction;
 
+use std::sync::LazyLock;
+
 use ringcache_common::command::{self, CommandSpec};
 use ringcache_common::push::{push_queue, PushReceiver, PushSender};
 use ringcache_common::resp::{Protocol, Request};
@@ -97,14 +99,64 @@ impl SessionState {
     }
 }
 
+/// What a command is to the session's state, looked up once per command of the table.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// Routed on its own, unless the session is in a state (in MULTI, subscribed, tracking).
+    Plain,
+    Transaction,
+    Subscription,
+    Publish,
+    Pubsub,
+    Script,
+    /// CLIENT: its tracking subcommands are the session's.
+    Client,
+    Reset,
+    Ping,
+}
+
+static ROLES: LazyLock<Vec<Role>> = LazyLock::new(|| {
+    command::COMMANDS
+        .iter()
+        .map(|c| match c.name {
+            "multi" | "exec" | "discard" | "watch" | "unwatch" => Role::Transaction,
+            "subscribe" | "psubscribe" | "ssubscribe" | "unsubscribe" | "punsubscribe" | "sunsubscribe" => {
+                Role::Subscription
+            }
+            "publish" | "spublish" => Role::Publish,
+            "pubsub" => Role::Pubsub,
+            "eval" | "eval_ro" | "evalsha" | "evalsha_ro" | "script" => Role::Script,
+            "client" => Role::Client,
+            "reset" => Role::Reset,
+            "ping" => Role::Ping,
+            _ => Role::Plain,
+        })
+        .collect()
+});
+
 /// Routes one request with the session's state (see the module docs).
 pub fn route(state: &mut SessionState, session: &mut Session, shared: &ProxyShared, req: Request) -> Routed {
     let spec = command::lookup(req.name());
+    let role = spec.map_or(Role::Plain, |s| ROLES[s.index()]);
+    // The hot path: a plain command of a client in no state.
+    if role == Role::Plain && state.multi.is_none() && state.push.is_none() && state.tracking.is_none() {
+        return Routed::plain(spec, crate::route::route_command(session, shared, req, spec));
+    }
+    route_stateful(state, session, shared, req, spec, role)
+}
+
+fn route_stateful(
+    state: &mut SessionState,
+    session: &mut Session,
+    shared: &ProxyShared,
+    req: Request,
+    spec: Option<&'static CommandSpec>,
+    role: Role,
+) -> Routed {
     let name = spec.map(|s| s.name);
     let authenticated = session.authenticated || spec.is_some_and(|s| s.flags.contains(&"no_auth"));
     if !authenticated {
-        let (spec, fut) = crate::route::route(session, shared, req);
-        return Routed::plain(spec, fut);
+        return Routed::plain(spec, crate::route::route_command(session, shared, req, spec));
     }
     if state.multi.is_some() && !matches!(name, Some("exec" | "discard" | "multi" | "watch" | "quit" | "reset")) {
         return Routed::plain(spec, transaction::queue(state, session, shared, spec, req));
@@ -120,35 +172,30 @@ pub fn route(state: &mut SessionState, session: &mut Session, shared: &ProxyShar
         );
     }
     let Some(spec) = spec else {
-        let (spec, fut) = crate::route::route(session, shared, req);
-        return Routed::plain(spec, fut);
+        return Routed::plain(None, crate::route::route_command(session, shared, req, None));
     };
-    if let Err(e) = command::check_arity(spec, &req) {
-        return Routed::plain(Some(spec), ReplyFut::error(&e));
+    if role != Role::Plain {
+        if let Err(e) = command::check_arity(spec, &req) {
+            return Routed::plain(Some(spec), ReplyFut::error(&e));
+        }
     }
-    let fut = match spec.name {
-        "multi" | "exec" | "discard" | "watch" | "unwatch" => {
-            return transaction::command(state, session, shared, spec, req);
-        }
-        "subscribe" | "psubscribe" | "ssubscribe" | "unsubscribe" | "punsubscribe" | "sunsubscribe" => {
-            subscriber::command(state, session, shared, spec, &req)
-        }
-        "ping" if state.resp2_subscribed(session.proto) => subscriber::ping(&req),
-        "publish" | "spublish" => subscriber::publish(session, shared, &req),
-        "pubsub" => subscriber::pubsub(session, shared, &req),
-        "eval" | "eval_ro" | "evalsha" | "evalsha_ro" | "script" => {
-            return scripts::command(session, shared, spec, req);
-        }
-        "client" if tracking::is_tracking_subcommand(&req) => tracking::command(state, session, shared, &req),
-        "reset" => {
+    let fut = match role {
+        Role::Transaction => return transaction::command(state, session, shared, spec, req),
+        Role::Subscription => subscriber::command(state, session, shared, spec, &req),
+        Role::Ping if state.resp2_subscribed(session.proto) => subscriber::ping(&req),
+        Role::Publish => subscriber::publish(session, shared, &req),
+        Role::Pubsub => subscriber::pubsub(session, shared, &req),
+        Role::Script => return scripts::command(session, shared, spec, req),
+        Role::Client if tracking::is_tracking_subcommand(&req) => tracking::command(state, session, shared, &req),
+        Role::Reset => {
             state.reset();
-            crate::route::route(session, shared, req).1
+            crate::route::route_command(session, shared, req, Some(spec))
         }
         _ => {
             if let Some(tracking) = state.tracking.as_mut() {
                 tracking.before_read(spec, &req);
             }
-            crate::route::route(session, shared, req).1
+            crate::route::route_command(session, shared, req, Some(spec))
         }
     };
     Routed::plain(Some(spec), fut)

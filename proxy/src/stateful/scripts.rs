@@ -98,12 +98,11 @@ pub fn command(session: &mut Session, shared: &ProxyShared, spec: &'static Comma
     match spec.name {
         "eval" | "eval_ro" => {
             remember(req.arg(1));
-            let (spec, fut) = crate::route::route(session, shared, req);
-            Routed::plain(spec, fut)
+            Routed::plain(Some(spec), crate::route::route_command(session, shared, req, Some(spec)))
         }
         "evalsha" | "evalsha_ro" => {
             let sha = Bytes::copy_from_slice(req.arg(1));
-            let (_, first) = crate::route::route(session, shared, req.clone());
+            let first = crate::route::route_command(session, shared, req.clone(), Some(spec));
             let cluster = shared.cluster.clone();
             let fut = async move {
                 let reply = first.await;
