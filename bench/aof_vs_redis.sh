@@ -49,7 +49,7 @@ set_rps() {
 }
 
 declare -A RESULTS
-CASES="off,16 no,16 everysec,16 always,16 always,1 off,1"
+CASES=${CASES:-"off,16 no,16 everysec,16 always,16 always,1 off,1"}
 for round in $(seq 1 "$ROUNDS"); do
   for case in $CASES; do
     policy=${case%,*}; pipeline=${case#*,}

@@ -6,8 +6,9 @@
 #
 #   bash bench/crash_checker.sh                 # 10 rounds of 30,000 keys per setting
 #   ROUNDS=3 KEYS=10000 bash bench/crash_checker.sh
+#   CARGO_FLAGS= bash bench/crash_checker.sh    # debug build (no release build of the proxy's tests)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CHECKER_ROUNDS=${ROUNDS:-10} CHECKER_KEYS=${KEYS:-30000} \
-  cargo test --release -p ringcache-proxy --test crash_checker -- --ignored --nocapture every_durability_setting_counted \
+  cargo test ${CARGO_FLAGS---release} -p ringcache-proxy --test crash_checker -- --ignored --nocapture every_durability_setting_counted \
   2>/dev/null | grep '^CHECKER'

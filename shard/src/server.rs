@@ -313,7 +313,7 @@ async fn connection_loop(
                 Ok(None) => break,
                 Err(e) => {
                     wbuf.error(&format!("ERR Protocol error: {e}"));
-                    commit_log(shared, client)?;
+                    commit_log(shared, client).await?;
                     stream.write_all(&wbuf).await?;
                     return Ok(());
                 }
@@ -357,13 +357,13 @@ async fn connection_loop(
                 None => {}
             }
             if client.close_after_reply {
-                commit_log(shared, client)?;
+                commit_log(shared, client).await?;
                 stream.write_all(&wbuf).await?;
                 return Ok(());
             }
             if wbuf.len() >= EARLY_FLUSH_BYTES {
                 charge.cover_write(wbuf.capacity());
-                commit_log(shared, client)?;
+                commit_log(shared, client).await?;
                 stream.write_all(&wbuf).await?;
                 wbuf.clear();
             }
@@ -371,7 +371,7 @@ async fn connection_loop(
         if !wbuf.is_empty() {
             charge.cover_write(wbuf.capacity());
             // One write (and, with appendfsync always, one fsync) of the log covers the whole batch.
-            commit_log(shared, client)?;
+            commit_log(shared, client).await?;
             stream.write_all(&wbuf).await?;
             wbuf.clear();
         }
@@ -424,12 +424,12 @@ fn run_one(
 /// Writes (with `always`, fsyncs) the append-only log as far as this connection's writes reach, before
 /// their replies are sent. A log that cannot be written closes the connection: replies are never sent for
 /// writes that are not in the log.
-fn commit_log(shared: &Shared, client: &mut ClientState) -> std::io::Result<()> {
+async fn commit_log(shared: &Shared, client: &mut ClientState) -> std::io::Result<()> {
     if client.aof_upto == 0 {
         return Ok(());
     }
     if let Some(aof) = shared.store.aof() {
-        aof.commit(client.aof_upto).map_err(|e| std::io::Error::other(e.to_string()))?;
+        aof.commit_async(client.aof_upto).await.map_err(|e| std::io::Error::other(e.to_string()))?;
     }
     client.aof_upto = 0;
     Ok(())
@@ -466,7 +466,7 @@ async fn wait_blocked(
 ) -> std::io::Result<BlockEnd> {
     loop {
         if !wbuf.is_empty() {
-            commit_log(shared, client)?;
+            commit_log(shared, client).await?;
             stream.write_all(wbuf).await?;
             wbuf.clear();
         }

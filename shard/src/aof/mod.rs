@@ -122,6 +122,11 @@ pub struct AofLog {
     pub last_replay: Mutex<replay::ReplaySummary>,
     stop: Mutex<bool>,
     wakeup: Condvar,
+    /// With `always`: the highest position a connection waits to see fsynced, and (position fsynced,
+    /// failed fsyncs so far) published by the background writer, which fsyncs for every waiting connection
+    /// at once.
+    wanted: AtomicU64,
+    synced_watch: tokio::sync::watch::Sender<(u64, u64)>,
 }
 
 /// Keys written by the command (transaction, script) running on this thread, not yet logged.
@@ -201,6 +206,8 @@ impl AofLog {
             last_replay: Mutex::new(replay::ReplaySummary::default()),
             stop: Mutex::new(false),
             wakeup: Condvar::new(),
+            wanted: AtomicU64::new(0),
+            synced_watch: tokio::sync::watch::Sender::new((0, 0)),
         }))
     }
 
@@ -289,6 +296,34 @@ impl AofLog {
         self.appended.load(Ordering::Acquire)
     }
 
+    /// [`AofLog::commit`] for a connection: with `always`, the fsync is left to the background writer and
+    /// awaited, so the worker thread serves other connections meanwhile, whose frames the same fsync then
+    /// covers (one fsync per round of the writer, not per batch). Other policies write here.
+    pub async fn commit_async(&self, upto: u64) -> Result<(), AofError> {
+        if self.config.fsync != AppendFsync::Always {
+            return self.commit(upto);
+        }
+        if upto == 0 || self.synced.load(Ordering::Acquire) >= upto {
+            return Ok(());
+        }
+        let mut rx = self.synced_watch.subscribe();
+        let failures_before = rx.borrow().1;
+        self.wanted.fetch_max(upto, Ordering::AcqRel);
+        {
+            let _stop = self.stop.lock();
+            self.wakeup.notify_all();
+        }
+        let outcome = rx.wait_for(|&(synced, failures)| synced >= upto || failures > failures_before).await;
+        match outcome {
+            Ok(state) if state.0 >= upto => Ok(()),
+            _ => Err(AofError {
+                what: "fsync",
+                path: self.config.dir.display().to_string(),
+                source: std::io::Error::other(self.last_write_error.lock().clone()),
+            }),
+        }
+    }
+
     /// Makes sure everything up to stream position `upto` is written (and, with `always`, fsynced) before
     /// the caller sends replies. One caller writes (and fsyncs) for every connection waiting.
     pub fn commit(&self, upto: u64) -> Result<(), AofError> {
@@ -368,6 +403,7 @@ impl AofLog {
         let written = self.written.load(Ordering::Acquire);
         file.sync_data().map_err(|source| {
             self.write_failed(&source);
+            self.synced_watch.send_modify(|s| s.1 += 1);
             AofError {
                 what: "fsync",
                 path: self.config.dir.join(manifest::incr_name(f.seq)).display().to_string(),
@@ -375,6 +411,12 @@ impl AofLog {
             }
         })?;
         self.synced.fetch_max(written, Ordering::Release);
+        let synced = self.synced.load(Ordering::Acquire);
+        self.synced_watch.send_if_modified(|s| {
+            let changed = s.0 < synced;
+            s.0 = s.0.max(synced);
+            changed
+        });
         Ok(())
     }
 
@@ -462,8 +504,9 @@ impl AofLog {
     }
 
     /// The background writer: writes buffered frames every 100 ms (frames appended outside a connection's
-    /// batch, by handoffs), and with `everysec` fsyncs once a second, outside the file's lock (appends and
-    /// writes go on meanwhile).
+    /// batch, by handoffs), with `everysec` fsyncs once a second, outside the file's lock (appends and
+    /// writes go on meanwhile), and with `always` writes and fsyncs as soon as a connection waits for it,
+    /// for everything appended by then.
     pub fn start_background(self: &Arc<Self>) -> std::io::Result<std::thread::JoinHandle<()>> {
         let this = self.clone();
         std::thread::Builder::new().name("aof".into()).spawn(move || this.background())
@@ -471,10 +514,12 @@ impl AofLog {
 
     fn background(&self) {
         let mut last_sync = Instant::now();
+        let always = self.config.fsync == AppendFsync::Always;
         loop {
             {
                 let mut stop = self.stop.lock();
-                if !*stop {
+                let waited_for = || always && self.wanted.load(Ordering::Acquire) > self.synced.load(Ordering::Acquire);
+                if !*stop && !waited_for() {
                     self.wakeup.wait_for(&mut stop, Duration::from_millis(100));
                 }
                 if *stop {
