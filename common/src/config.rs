@@ -8,6 +8,8 @@
 use std::ffi::OsString;
 use std::time::Duration;
 
+use crate::push::PushLimits;
+
 /// Errors reading configuration.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -21,6 +23,77 @@ pub enum ConfigError {
     BadValue { path: String, key: String },
     #[error(transparent)]
     Clap(#[from] clap::Error),
+}
+
+/// Limits on what one connection's state may hold (each a flag of [`StateArgs`]).
+#[derive(Debug, Clone, Copy)]
+pub struct StateLimits {
+    /// Most commands queued between MULTI and EXEC.
+    pub multi_max_commands: usize,
+    /// Most bytes of arguments queued between MULTI and EXEC.
+    pub multi_max_bytes: usize,
+    /// Most channels, patterns and shard channels one connection may subscribe to.
+    pub max_subscriptions: usize,
+    /// Output limits of connections that receive pushes.
+    pub pubsub_output: PushLimits,
+}
+
+impl Default for StateLimits {
+    fn default() -> Self {
+        StateLimits {
+            multi_max_commands: 100_000,
+            multi_max_bytes: 512 << 20,
+            max_subscriptions: 100_000,
+            pubsub_output: PushLimits::default(),
+        }
+    }
+}
+
+/// Flags bounding a connection's state (transactions, subscriptions, pushes), shared by shard and proxy.
+#[derive(clap::Args, Debug, Clone)]
+pub struct StateArgs {
+    /// Most commands a client may queue between MULTI and EXEC; past it the transaction is refused.
+    #[arg(long, env = "RINGCACHE_MULTI_MAX_COMMANDS", default_value_t = 100_000)]
+    pub multi_max_commands: usize,
+
+    /// Most bytes of arguments a client may queue between MULTI and EXEC (b/kb/mb/gb).
+    #[arg(long, env = "RINGCACHE_MULTI_MAX_BYTES", default_value = "512mb", value_parser = parse_byte_size)]
+    pub multi_max_bytes: u64,
+
+    /// Most channels, patterns and shard channels one client may subscribe to.
+    #[arg(long, env = "RINGCACHE_MAX_SUBSCRIPTIONS", default_value_t = 100_000)]
+    pub max_subscriptions: usize,
+
+    /// Output limit of clients that receive pub/sub messages or invalidations, as Redis's
+    /// `client-output-buffer-limit pubsub`: "<hard> <soft> <soft-seconds>". A client whose unsent pushes pass
+    /// the hard limit, or stay above the soft limit that long, is disconnected (0 turns a limit off).
+    #[arg(long, env = "RINGCACHE_CLIENT_OUTPUT_BUFFER_LIMIT_PUBSUB", default_value = "32mb 8mb 60", value_parser = parse_push_limits)]
+    pub client_output_buffer_limit_pubsub: PushLimits,
+}
+
+impl StateArgs {
+    pub fn limits(&self) -> StateLimits {
+        StateLimits {
+            multi_max_commands: self.multi_max_commands,
+            multi_max_bytes: self.multi_max_bytes as usize,
+            max_subscriptions: self.max_subscriptions,
+            pubsub_output: self.client_output_buffer_limit_pubsub,
+        }
+    }
+}
+
+/// Parses Redis's "<hard> <soft> <soft-seconds>" output limit.
+pub fn parse_push_limits(s: &str) -> Result<PushLimits, String> {
+    let parts: Vec<&str> = s.split_whitespace().collect();
+    let [hard, soft, seconds] = parts.as_slice() else {
+        return Err(format!("expected \"<hard> <soft> <soft-seconds>\", got '{s}'"));
+    };
+    let seconds: u64 = seconds.parse().map_err(|_| format!("'{seconds}' is not a number of seconds"))?;
+    Ok(PushLimits {
+        hard_bytes: parse_byte_size(hard)? as usize,
+        soft_bytes: parse_byte_size(soft)? as usize,
+        soft_for: Duration::from_secs(seconds),
+    })
 }
 
 /// Flags every client-facing server shares (shard and proxy): authentication, client and request limits,

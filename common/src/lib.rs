@@ -25,4 +25,5 @@ pub mod push;
 pub mod resp;
 pub mod server;
 pub mod shutdown;
+pub mod tracking;
 pub mod workers;

@@ -125,6 +125,14 @@ impl PushReceiver {
     pub fn overflowed(&self) -> bool {
         self.shared.overflowed.load(Ordering::Relaxed)
     }
+
+    /// Completes once the connection went over its output limit (for a connection not reading its
+    /// pushes right now, say because its socket is full).
+    pub async fn until_overflowed(&self) {
+        while !self.overflowed() {
+            self.shared.wake.notified().await;
+        }
+    }
 }
 
 /// A new push queue for client `client_id`.

@@ -146,6 +146,12 @@ impl ShardHandle {
         }
     }
 
+    /// What opening a connection of its own to this shard takes: address, password and `--timeout`
+    /// (see [`crate::dedicated`]).
+    pub fn connect_settings(&self) -> (&str, Option<&str>, Duration) {
+        (&self.spec.addr, self.conn_settings.password.as_deref(), self.conn_settings.timeout)
+    }
+
     /// Every client connection to this shard that has been started (RESP2 and RESP3).
     pub fn client_conns(&self) -> impl Iterator<Item = &BackendConn> {
         self.conns.iter().chain(self.conns_resp3.iter().filter_map(OnceLock::get))

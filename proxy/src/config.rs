@@ -98,6 +98,14 @@ pub struct ProxyArgs {
     pub client: ClientArgs,
 
     #[command(flatten)]
+    pub state: ringcache_common::config::StateArgs,
+
+    /// Most keys each worker thread remembers for client-side caching (which client read which key);
+    /// past it, keys are invalidated for their readers to make room (Redis's tracking-table-max-keys).
+    #[arg(long, env = "RINGCACHE_TRACKING_TABLE_MAX_KEYS", default_value_t = crate::session::DEFAULT_TRACKING_TABLE_MAX_KEYS)]
+    pub tracking_table_max_keys: usize,
+
+    #[command(flatten)]
     pub membership: crate::membership::MembershipArgs,
 }
 

@@ -1,8 +1,8 @@
 //! Pub/sub through the proxy: one subscription per channel per worker thread towards the shards, fanned out
 //! to the worker's subscribed clients.
 //!
-//! Every worker has a [`Hub`] (a thread-local; its mutex is only ever taken by the worker's own thread, so
-//! it is never contended). The hub keeps one *link* per shard: a RESP3 connection that does nothing but subscribe.
+//! Every worker has a [`Hub`] (a thread-local; its mutex is taken by the worker's own thread, and by
+//! PUBSUB NUMSUB and NUMPAT, which count over every worker's hub). The hub keeps one *link* per shard: a RESP3 connection that does nothing but subscribe.
 //! A channel, pattern or shard channel is subscribed on every shard's link when the worker's first client
 //! subscribes to it, and unsubscribed when its last one leaves; PUBLISH goes, like a key, to the shard that
 //! owns the channel on the ring. A message therefore comes from exactly one shard, once per subscribing
@@ -91,15 +91,52 @@ thread_local! {
     static HUB: RefCell<Option<SharedHub>> = const { RefCell::new(None) };
 }
 
+/// Every worker's hub, for PUBSUB NUMSUB and NUMPAT (the only cross-thread use of a hub's mutex).
+static HUBS: Mutex<Vec<Weak<Mutex<Hub>>>> = Mutex::new(Vec::new());
+
 /// This worker's hub (made on first use).
 pub fn hub(cluster: &Arc<Cluster>) -> SharedHub {
     HUB.with(|h| {
         h.borrow_mut()
             .get_or_insert_with(|| {
-                Arc::new(Mutex::new(Hub { cluster: cluster.clone(), entries: HashMap::new(), links: HashMap::new() }))
+                let hub = Arc::new(Mutex::new(Hub {
+                    cluster: cluster.clone(),
+                    entries: HashMap::new(),
+                    links: HashMap::new(),
+                }));
+                HUBS.lock().push(Arc::downgrade(&hub));
+                hub
             })
             .clone()
     })
+}
+
+/// This proxy's clients subscribed to `name` (a channel or shard channel), over every worker.
+pub fn subscribers(kind: Kind, name: &[u8]) -> usize {
+    let key = (kind, Bytes::copy_from_slice(name));
+    HUBS.lock()
+        .iter()
+        .filter_map(Weak::upgrade)
+        .map(|hub| hub.lock().entries.get(&key).map_or(0, |e| e.subscribers.len()))
+        .sum()
+}
+
+/// Whether client `id` subscribes to `name` through this proxy.
+pub fn is_subscribed(kind: Kind, name: &[u8], id: u64) -> bool {
+    let key = (kind, Bytes::copy_from_slice(name));
+    HUBS.lock()
+        .iter()
+        .filter_map(Weak::upgrade)
+        .any(|hub| hub.lock().entries.get(&key).is_some_and(|e| e.subscribers.contains_key(&id)))
+}
+
+/// Distinct patterns this proxy's clients subscribe to, over every worker.
+pub fn patterns() -> usize {
+    let mut all: HashSet<Bytes> = HashSet::new();
+    for hub in HUBS.lock().iter().filter_map(Weak::upgrade) {
+        all.extend(hub.lock().entries.keys().filter(|(k, _)| *k == Kind::Pattern).map(|(_, n)| n.clone()));
+    }
+    all.len()
 }
 
 /// The request a link sends for one subscription change.

@@ -18,13 +18,9 @@ use crate::failover::{self, CopyFailover, Resend};
 use crate::handoff::hinted_wire;
 use crate::session::{shard_error, ProxyShared, ReplyFut, Session};
 
-/// Redis commands that cannot work through a sharding proxy.
+/// Redis commands that cannot work through a sharding proxy (the stateful ones that can are answered by
+/// [`crate::stateful`] before a request gets here).
 const UNSUPPORTED: &[&str] = &[
-    "multi",
-    "exec",
-    "discard",
-    "watch",
-    "unwatch",
     "blpop",
     "brpop",
     "brpoplpush",
@@ -33,20 +29,6 @@ const UNSUPPORTED: &[&str] = &[
     "bzpopmin",
     "bzpopmax",
     "bzmpop",
-    "subscribe",
-    "unsubscribe",
-    "psubscribe",
-    "punsubscribe",
-    "ssubscribe",
-    "sunsubscribe",
-    "publish",
-    "spublish",
-    "pubsub",
-    "eval",
-    "evalsha",
-    "eval_ro",
-    "evalsha_ro",
-    "script",
     "function",
     "fcall",
     "fcall_ro",
@@ -58,6 +40,11 @@ const UNSUPPORTED: &[&str] = &[
     "swapdb",
     "migrate",
 ];
+
+/// Whether the proxy refuses `spec` (see [`UNSUPPORTED`]).
+pub(crate) fn is_refused(spec: &'static CommandSpec) -> bool {
+    REFUSED[spec.index()]
+}
 
 /// Per command of the table (indexed like `COMMANDS`): whether it is in [`UNSUPPORTED`], looked up once.
 static REFUSED: std::sync::LazyLock<Vec<bool>> =
@@ -192,6 +179,11 @@ pub(crate) fn wire(req: &Request) -> Bytes {
         Some(raw) => raw.clone(),
         None => encode_request(req.args_from(0)),
     }
+}
+
+/// Sends a whole request to `shard` (see [`forward_bytes`]).
+pub(crate) fn forward_to(requester: Requester, shard: &Arc<ShardHandle>, req: &Request) -> ReplyFut {
+    forward(requester, shard, req)
 }
 
 fn forward(requester: Requester, shard: &Arc<ShardHandle>, req: &Request) -> ReplyFut {

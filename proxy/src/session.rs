@@ -20,7 +20,9 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use futures::FutureExt;
+use ringcache_common::config::StateLimits;
 use ringcache_common::connection::{ClientConn, ClientRegistry};
+use ringcache_common::push::PushReceiver;
 use ringcache_common::resp::{Limits, ReplyWriter, RequestScanner};
 use ringcache_common::server::{accept_loop, ConnectionCounters};
 use tokio::io::AsyncReadExt;
@@ -32,8 +34,11 @@ use crate::backend::{BackendError, ReplyResult};
 use crate::cluster::{Cluster, ShardHandle};
 use crate::failover::{self, Resend};
 use crate::output::{Limited, OutputLimits, OutputStats, ReplyQueue};
-use crate::route::{self, Gather};
+use crate::route::Gather;
+use crate::stateful::{self, SessionState};
 
+/// Redis's default `tracking-table-max-keys`.
+pub const DEFAULT_TRACKING_TABLE_MAX_KEYS: usize = 1_000_000;
 /// Most requests a client may have waiting for replies before the proxy stops reading from it.
 const MAX_PENDING_PER_CLIENT: usize = 4096;
 const READ_CHUNK_BYTES: usize = 16 * 1024;
@@ -54,6 +59,10 @@ pub struct ProxyShared {
     /// `--client-output-buffer-limit`, and how often it acts.
     pub output_limits: OutputLimits,
     pub output_stats: OutputStats,
+    /// Bounds on transactions, subscriptions and pushes (`--multi-max-commands` ...).
+    pub state_limits: StateLimits,
+    /// Most keys a worker's client-tracking table holds (`--tracking-table-max-keys`).
+    pub tracking_table_max_keys: usize,
     next_id: AtomicU64,
 }
 
@@ -78,12 +87,20 @@ impl ProxyShared {
             clients: ClientRegistry::new(),
             output_limits: OutputLimits::default(),
             output_stats: OutputStats::default(),
+            state_limits: StateLimits::default(),
+            tracking_table_max_keys: DEFAULT_TRACKING_TABLE_MAX_KEYS,
             next_id: AtomicU64::new(1),
         }
     }
 
     pub fn with_output_limits(mut self, limits: OutputLimits) -> Self {
         self.output_limits = limits;
+        self
+    }
+
+    pub fn with_state_limits(mut self, limits: StateLimits, tracking_table_max_keys: usize) -> Self {
+        self.state_limits = limits;
+        self.tracking_table_max_keys = tracking_table_max_keys;
         self
     }
 }
@@ -103,6 +120,9 @@ pub enum ReplyFut {
     Gather(Box<Gather>),
     /// A request being sent again after its shard died ([`crate::failover`]).
     Failover(Pin<Box<dyn Future<Output = Bytes> + Send>>),
+    /// A reply that takes several steps ([`crate::stateful`]: a transaction, a script reloaded, a
+    /// subscription confirmed).
+    Task(Pin<Box<dyn Future<Output = Bytes> + Send>>),
 }
 
 impl ReplyFut {
@@ -149,7 +169,7 @@ impl Future for ReplyFut {
                 }
             }
             ReplyFut::Gather(g) => g.poll_unpin(cx),
-            ReplyFut::Failover(f) => f.poll_unpin(cx),
+            ReplyFut::Failover(f) | ReplyFut::Task(f) => f.poll_unpin(cx),
         }
     }
 }
@@ -179,11 +199,13 @@ pub struct Timed {
     started: Instant,
     /// The cluster's ejection count when it was routed (see [`Cluster::ejection_epoch`]).
     epoch: u64,
+    /// Nothing is routed after it until it is answered (see [`crate::stateful`]).
+    barrier: bool,
 }
 
 impl Timed {
     fn untimed(fut: ReplyFut) -> Self {
-        Timed { fut, command: None, started: Instant::now(), epoch: 0 }
+        Timed { fut, command: None, started: Instant::now(), epoch: 0, barrier: false }
     }
 
     fn record(&self, now: Instant) {
@@ -235,7 +257,10 @@ async fn serve(
         eof: false,
         held_back: false,
         stalled: false,
+        state: SessionState::default(),
     };
+    // Pub/sub messages and invalidations for this client, once it has subscribed or turned tracking on.
+    let mut pushes: Option<PushReceiver> = None;
     let mut out = ReplyQueue::default();
     let mut pending: VecDeque<Timed> = VecDeque::new();
     // The largest reply lately, which sizes how many requests may be in flight (see `crate::output`).
@@ -274,9 +299,13 @@ async fn serve(
         if (input.held_back || input.stalled) && window > pending.len() {
             let room = window - pending.len();
             input.route_buffered(session, shared, &mut pending, room);
+            if let Some(rx) = input.state.take_new_receiver() {
+                pushes = Some(rx);
+            }
         }
         let room = window.saturating_sub(pending.len());
         let can_read = !input.closing && !input.eof && !input.held_back && !input.stalled && room > 0;
+        let push_writable = pending.is_empty() && !write_blocked;
         tokio::select! {
             biased;
             (reply, done) = oldest_reply(&mut pending), if !pending.is_empty() => {
@@ -326,6 +355,30 @@ async fn serve(
                 // fires, it checks the last read and sleeps again if there was one since.
                 last_read = Instant::now();
                 input.route_buffered(session, shared, &mut pending, room);
+                if let Some(rx) = input.state.take_new_receiver() {
+                    pushes = Some(rx);
+                }
+            }
+            // Pushes are written only between replies, when none is pending: an invalidation never
+            // overtakes the reply to the read it invalidates, nor a message its subscription's confirmation.
+            // While the socket is full they stay in the push queue, whose limit (`pubsub`) then applies.
+            frame = next_push(&mut pushes, push_writable), if pushes.is_some() => {
+                let Some(frame) = frame else {
+                    tracing::warn!(
+                        "client {} closed: its unsent pub/sub messages and invalidations went over \
+                         --client-output-buffer-limit-pubsub",
+                        session.id
+                    );
+                    return Ok(());
+                };
+                let Some(receiver) = pushes.as_mut() else { continue };
+                receiver.written(frame.len());
+                out.push(frame);
+                while let Some(frame) = receiver.try_recv() {
+                    receiver.written(frame.len());
+                    out.push(frame);
+                }
+                write_blocked = !out.write_to(&stream)?;
             }
             _ = &mut cancelled, if !input.closing => input.closing = true,
             _ = &mut idle_sleep, if !input.closing && pending.is_empty() && !idle.is_zero() => {
@@ -352,6 +405,19 @@ async fn serve(
     }
 }
 
+/// The next push for the client, when it may be written now (`writable`); `None` when it went over its
+/// output limit (it is disconnected), which is watched for also while pushes are not being written.
+async fn next_push(pushes: &mut Option<PushReceiver>, writable: bool) -> Option<Bytes> {
+    match pushes {
+        Some(receiver) if writable => receiver.recv().await,
+        Some(receiver) => {
+            receiver.until_overflowed().await;
+            None
+        }
+        None => std::future::pending().await,
+    }
+}
+
 /// A client's requests as read: the bytes not yet routed, and whether reading has ended.
 struct Input {
     scanner: RequestScanner,
@@ -364,6 +430,8 @@ struct Input {
     held_back: bool,
     /// Requests may wait in `buf` because the client has as many at the shards as it may.
     stalled: bool,
+    /// Transaction, WATCH, subscriptions, tracking.
+    state: SessionState,
 }
 
 impl Input {
@@ -382,7 +450,9 @@ impl Input {
         self.held_back = false;
         self.stalled = false;
         while !self.closing {
-            if pending.front().is_some_and(|oldest| oldest.epoch != epoch) {
+            // After a barrier (see `crate::stateful`), nothing until it is answered.
+            if pending.front().is_some_and(|oldest| oldest.epoch != epoch) || pending.back().is_some_and(|t| t.barrier)
+            {
                 self.held_back = true;
                 break;
             }
@@ -394,8 +464,10 @@ impl Input {
             let limits = if session.authenticated { shared.limits } else { shared.limits.unauthenticated() };
             match self.scanner.next(&mut self.buf, &limits) {
                 Ok(Some(req)) => {
-                    let (spec, fut) = route::route(session, shared, req);
-                    pending.push_back(Timed { fut, command: spec.map(|s| s.index()), started, epoch });
+                    let routed = stateful::route(&mut self.state, session, shared, req);
+                    let command = routed.spec.map(|s| s.index());
+                    let barrier = routed.barrier;
+                    pending.push_back(Timed { fut: routed.fut, command, started, epoch, barrier });
                     if session.close_after_reply {
                         self.closing = true;
                     }

@@ -16,29 +16,7 @@ use ringcache_common::resp::{Protocol, Request};
 
 pub use ringcache_common::push::{push_queue, PushLimits, PushReceiver, PushSender};
 
-/// Limits on what one connection's state may hold (each a flag; see `config.rs`).
-#[derive(Debug, Clone, Copy)]
-pub struct StateLimits {
-    /// Most commands queued between MULTI and EXEC.
-    pub multi_max_commands: usize,
-    /// Most bytes of arguments queued between MULTI and EXEC.
-    pub multi_max_bytes: usize,
-    /// Most channels, patterns and shard channels one connection may subscribe to.
-    pub max_subscriptions: usize,
-    /// Output limits of connections that receive pushes.
-    pub pubsub_output: PushLimits,
-}
-
-impl Default for StateLimits {
-    fn default() -> Self {
-        StateLimits {
-            multi_max_commands: 100_000,
-            multi_max_bytes: 512 << 20,
-            max_subscriptions: 100_000,
-            pubsub_output: PushLimits::default(),
-        }
-    }
-}
+pub use ringcache_common::config::StateLimits;
 
 /// A transaction being queued (between MULTI and EXEC).
 #[derive(Debug, Default)]
@@ -71,19 +49,7 @@ impl Subscriptions {
     }
 }
 
-/// How a connection tracks the keys it reads (CLIENT TRACKING).
-#[derive(Debug, Clone, Default)]
-pub struct Tracking {
-    /// Where invalidations go: another client's id (REDIRECT), or this connection (0).
-    pub redirect: u64,
-    pub bcast: bool,
-    pub prefixes: Vec<Bytes>,
-    pub optin: bool,
-    pub optout: bool,
-    pub noloop: bool,
-    /// CLIENT CACHING yes|no, for the next command only.
-    pub caching_next: Option<bool>,
-}
+pub use ringcache_common::tracking::Tracking;
 
 /// Per-connection state commands can change.
 pub struct ClientState {

@@ -7,7 +7,7 @@ use clap::{ArgAction, Parser};
 use ringcache_common::config::{parse_byte_size, parse_duration, ClientArgs};
 
 use crate::aof::{AofConfig, AppendFsync};
-use crate::client::{PushLimits, StateLimits};
+use crate::client::StateLimits;
 use crate::scripting::ScriptLimits;
 use crate::snapshot::{Codec, OnCorrupt, SnapshotConfig};
 
@@ -101,23 +101,8 @@ pub struct ShardArgs {
     #[arg(long, env = "RINGCACHE_DRAIN_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub drain_timeout: Duration,
 
-    /// Most commands a client may queue between MULTI and EXEC; past it the transaction is refused.
-    #[arg(long, env = "RINGCACHE_MULTI_MAX_COMMANDS", default_value_t = 100_000)]
-    pub multi_max_commands: usize,
-
-    /// Most bytes of arguments a client may queue between MULTI and EXEC (b/kb/mb/gb).
-    #[arg(long, env = "RINGCACHE_MULTI_MAX_BYTES", default_value = "512mb", value_parser = parse_byte_size)]
-    pub multi_max_bytes: u64,
-
-    /// Most channels, patterns and shard channels one client may subscribe to.
-    #[arg(long, env = "RINGCACHE_MAX_SUBSCRIPTIONS", default_value_t = 100_000)]
-    pub max_subscriptions: usize,
-
-    /// Output limit of clients that receive pub/sub messages or invalidations, as Redis's
-    /// `client-output-buffer-limit pubsub`: "<hard> <soft> <soft-seconds>". A client whose unsent pushes pass
-    /// the hard limit, or stay above the soft limit that long, is disconnected (0 turns a limit off).
-    #[arg(long, env = "RINGCACHE_CLIENT_OUTPUT_BUFFER_LIMIT_PUBSUB", default_value = "32mb 8mb 60", value_parser = parse_output_limit)]
-    pub client_output_buffer_limit_pubsub: PushLimits,
+    #[command(flatten)]
+    pub state: ringcache_common::config::StateArgs,
 
     /// A Lua script running longer than this makes the shard busy: other clients get -BUSY until it ends
     /// or SCRIPT KILL stops it (Redis's lua-time-limit; 0 = as soon as it starts).
@@ -144,32 +129,13 @@ fn parse_yes_no(s: &str) -> Result<bool, String> {
     }
 }
 
-/// Parses Redis's "<hard> <soft> <soft-seconds>" output limit.
-fn parse_output_limit(s: &str) -> Result<PushLimits, String> {
-    let parts: Vec<&str> = s.split_whitespace().collect();
-    let [hard, soft, seconds] = parts.as_slice() else {
-        return Err(format!("expected \"<hard> <soft> <soft-seconds>\", got '{s}'"));
-    };
-    let seconds: u64 = seconds.parse().map_err(|_| format!("'{seconds}' is not a number of seconds"))?;
-    Ok(PushLimits {
-        hard_bytes: parse_byte_size(hard)? as usize,
-        soft_bytes: parse_byte_size(soft)? as usize,
-        soft_for: Duration::from_secs(seconds),
-    })
-}
-
 impl ShardArgs {
     pub fn script_limits(&self) -> ScriptLimits {
         ScriptLimits { time_limit: self.lua_time_limit, memory_bytes: self.lua_memory_limit as usize }
     }
 
     pub fn state_limits(&self) -> StateLimits {
-        StateLimits {
-            multi_max_commands: self.multi_max_commands,
-            multi_max_bytes: self.multi_max_bytes as usize,
-            max_subscriptions: self.max_subscriptions,
-            pubsub_output: self.client_output_buffer_limit_pubsub,
-        }
+        self.state.limits()
     }
 
     pub fn snapshot_config(&self) -> SnapshotConfig {

@@ -214,8 +214,8 @@ pub fn reply_end(buf: &[u8], from: usize) -> Option<usize> {
     let end = line_end(buf, from)?;
     let after = end + 2;
     match buf[from] {
-        b'+' | b'-' | b':' => Some(after),
-        b'$' => {
+        b'+' | b'-' | b':' | b'_' | b',' | b'#' | b'(' => Some(after),
+        b'$' | b'=' | b'!' => {
             let n: i64 = std::str::from_utf8(&buf[from + 1..end]).unwrap().parse().unwrap();
             if n < 0 {
                 return Some(after);
@@ -223,10 +223,11 @@ pub fn reply_end(buf: &[u8], from: usize) -> Option<usize> {
             let stop = after + n as usize + 2;
             (buf.len() >= stop).then_some(stop)
         }
-        b'*' => {
+        b'*' | b'>' | b'~' | b'%' => {
             let n: i64 = std::str::from_utf8(&buf[from + 1..end]).unwrap().parse().unwrap();
+            let items = if buf[from] == b'%' { 2 * n } else { n };
             let mut at = after;
-            for _ in 0..n.max(0) {
+            for _ in 0..items.max(0) {
                 at = reply_end(buf, at)?;
             }
             Some(at)

@@ -549,6 +549,24 @@ fn new_state(limits: ScriptLimits) -> mlua::Result<Lua> {
     Ok(lua)
 }
 
+/// What `redis.error_reply(s)` puts in its table, as Redis 7.0 does: `-CODE msg` and `CODE msg` keep their
+/// code, a message without a space gets `ERR` (`boom` → `ERR boom`), and the message is trimmed of CR/LF.
+fn error_reply_text(s: &[u8]) -> Vec<u8> {
+    let body = s.strip_prefix(b"-").unwrap_or(s);
+    let (code, msg) = match body.iter().position(|&b| b == b' ') {
+        Some(i) => (&body[..i], &body[i + 1..]),
+        None => (&b"ERR"[..], body),
+    };
+    let trim = |b: &u8| *b == b'\r' || *b == b'\n';
+    let start = msg.iter().position(|b| !trim(b)).unwrap_or(msg.len());
+    let end = msg.iter().rposition(|b| !trim(b)).map_or(start, |i| i + 1);
+    let mut out = Vec::with_capacity(code.len() + 1 + end - start);
+    out.extend_from_slice(code);
+    out.push(b' ');
+    out.extend_from_slice(&msg[start..end]);
+    out
+}
+
 /// The `redis` table (its `call`, `pcall` and `setresp` are added per run and by the prelude).
 fn redis_table(lua: &Lua) -> mlua::Result<Table> {
     let t = lua.create_table()?;
@@ -557,7 +575,7 @@ fn redis_table(lua: &Lua) -> mlua::Result<Table> {
         "error_reply",
         lua.create_function(|lua, s: mlua::String| {
             let t = lua.create_table()?;
-            t.raw_set("err", s)?;
+            t.raw_set("err", lua.create_string(error_reply_text(&s.as_bytes()))?)?;
             Ok(t)
         })?,
     )?;
