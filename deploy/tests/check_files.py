@@ -49,6 +49,8 @@ def check_compose():
         cmd = s["command"]
         check(arg_value(cmd, "--bind") == "0.0.0.0", f"{name}: must --bind 0.0.0.0 in a container")
         check(arg_value(cmd, "--dir") == "/data", f"{name}: snapshots must go to --dir /data")
+        check(arg_value(cmd, "--appendonly") == "yes" and arg_value(cmd, "--appendfsync") == "everysec",
+              f"{name}: the append-only log must be on with everysec (the README's durability table)")
         check(arg_value(cmd, "--port") == "7001" and arg_value(cmd, "--metrics-port") == "9121",
               f"{name}: ports must be 7001 and 9121 (the proxy list and Prometheus targets use them)")
         mounts = [v for v in s.get("volumes", []) if v.endswith(":/data")]
@@ -146,6 +148,8 @@ def check_k8s():
     shard_args = sts["spec"]["template"]["spec"]["containers"][0]["args"]
     mounts = {m["mountPath"] for m in sts["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]}
     check(arg_value(shard_args, "--dir") in mounts, "the shard's --dir must be its volume")
+    check(arg_value(shard_args, "--appendonly") == "yes" and arg_value(shard_args, "--appendfsync") == "everysec",
+          "the shards' append-only log must be on with everysec (the README's durability table)")
     replicas = sts["spec"]["replicas"]
     config = docs[("ConfigMap", "ringcache-proxy")]
     listed = tomllib.loads(config["data"]["proxy.toml"])["shards"]

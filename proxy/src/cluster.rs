@@ -40,6 +40,9 @@ pub struct ShardHandle {
     draining: AtomicBool,
     /// New to the ring: its keys must be seeded on their old owners before it is first admitted.
     joining: AtomicBool,
+    /// This proxy has seen the shard as a ring member: if it later answers as a new process (`RINGCACHE
+    /// MEMBER` says `joining`), it restarted and may have missed writes.
+    seen_member: AtomicBool,
     /// `--backend-connections` per worker thread, worker by worker: a session uses only its own worker's,
     /// so a request and its reply never cross threads. RESP2 connections.
     pub conns: Vec<BackendConn>,
@@ -577,6 +580,50 @@ impl Cluster {
         Ok(())
     }
 
+    /// A shard that is a new process (restarted after a crash, or any restart) and whose keys have other
+    /// copies: it is emptied and given its co-owners' keys for every arc it holds, arc by arc from the first
+    /// live co-owner. Writes meanwhile reach those co-owners and, hinted, its stand-ins, which hand them back
+    /// next (newer than this copy). An arc with no live co-owner cannot be checked: then nothing is emptied
+    /// (the shard keeps what it restored there) and that is logged.
+    async fn reconcile_restarted(&self, shard: &ShardHandle) -> Result<(), HandoffError> {
+        let topo = self.topology();
+        let Some(index) = topo.shards.iter().position(|s| std::ptr::eq(Arc::as_ptr(s), shard)) else {
+            return Ok(());
+        };
+        let mut by_owner: Vec<handoff::StandIn> = Vec::new();
+        let mut uncovered = 0usize;
+        for (arc, owners) in topo.ring.co_owner_arcs(index, topo.replicas) {
+            match owners.into_iter().find(|&m| topo.shards[m].is_up()) {
+                Some(m) => match by_owner.iter_mut().find(|(s, _)| Arc::ptr_eq(s, &topo.shards[m])) {
+                    Some((_, arcs)) => arcs.push(arc),
+                    None => by_owner.push((topo.shards[m].clone(), vec![arc])),
+                },
+                None => uncovered += 1,
+            }
+        }
+        drop(topo);
+        if uncovered == 0 {
+            handoff::flush(self, shard).await?;
+        } else {
+            tracing::warn!(
+                "shard '{}' restarted and {uncovered} of its arcs have no live copy: it keeps what it restored \
+                 there (keys deleted meanwhile may come back until it is written)",
+                shard.spec.name
+            );
+        }
+        let mut keys = 0;
+        for (owner, arcs) in &by_owner {
+            keys += handoff::copy_arcs(self, shard, owner, arcs).await?;
+        }
+        tracing::info!(
+            "shard '{}' is a new process: reconciled with its copies ({keys} keys from {} shards{})",
+            shard.spec.name,
+            by_owner.len(),
+            if uncovered == 0 { ", after emptying it" } else { "" }
+        );
+        Ok(())
+    }
+
     /// `shard` leaves (removed from the config, or draining after SIGTERM): its keys are copied to the
     /// shards that own them without it, then it is marked down and told it is drained.
     async fn drain_shard(&self, shard: &ShardHandle) {
@@ -761,6 +808,7 @@ impl Cluster {
     fn mark_up(&self, shard: &ShardHandle) {
         shard.draining.store(false, Ordering::SeqCst);
         shard.joining.store(false, Ordering::SeqCst);
+        shard.seen_member.store(true, Ordering::SeqCst);
         if !shard.up.swap(true, Ordering::AcqRel) {
             tracing::info!("shard '{}' ({}) is back: readmitted", shard.spec.name, shard.spec.addr);
             shard.metrics.up.set(1);
@@ -776,6 +824,28 @@ impl Cluster {
                 Err(e) => {
                     shard.metrics.handoff_failures.inc();
                     tracing::warn!("shard '{}' joins the ring, but seeding its keys failed: {e}", shard.spec.name);
+                    return;
+                }
+            }
+        }
+        // A new process (it restarted, or joins) where keys have other copies: it takes its copies' keys
+        // before anything else, so it never serves a value older than one they acknowledged.
+        if self.handoff_on() && self.settings.replicas > 1 {
+            match handoff::member_state(self, shard).await.as_deref() {
+                Ok("joining") => {
+                    if let Err(e) = self.reconcile_restarted(shard).await {
+                        shard.metrics.handoff_failures.inc();
+                        tracing::warn!(
+                            "shard '{}' restarted, but reconciling it with its copies failed: {e}",
+                            shard.spec.name
+                        );
+                        return;
+                    }
+                }
+                Ok(_) => {}
+                Err(e @ HandoffError::Unsupported(_)) => self.handoff_unsupported(e),
+                Err(e) => {
+                    tracing::warn!("shard '{}' answers again, but not RINGCACHE MEMBER: {e}", shard.spec.name);
                     return;
                 }
             }
@@ -863,6 +933,7 @@ impl Cluster {
             up: AtomicBool::new(up),
             draining: AtomicBool::new(false),
             joining: AtomicBool::new(!up),
+            seen_member: AtomicBool::new(false),
             conns,
             conns_resp3,
             conn_settings,
@@ -923,7 +994,16 @@ async fn health_check(cluster: Arc<Cluster>, shard: Arc<ShardHandle>) {
                 successes = successes.saturating_add(1);
                 // Once per probe connection, so also after the shard restarted under this proxy.
                 if successes == 1 && shard.is_up() && cluster.handoff_on() {
-                    let _ = handoff::mark_member(&cluster, &shard).await;
+                    // With copies elsewhere, a shard that restarted unseen (a new process where this proxy
+                    // knew a member) may lack writes its copies acknowledged: out until they reconcile it.
+                    if cluster.settings.replicas > 1
+                        && shard.seen_member.load(Ordering::SeqCst)
+                        && matches!(handoff::member_state(&cluster, &shard).await.as_deref(), Ok("joining"))
+                    {
+                        cluster.eject_shard(&shard, "restarted: its copies reconcile it before it serves again").await;
+                    } else if handoff::mark_member(&cluster, &shard).await.is_ok() {
+                        shard.seen_member.store(true, Ordering::SeqCst);
+                    }
                 }
                 if !shard.is_up() {
                     // Reconnect before its keys route here again: after a long outage the connections may be

@@ -439,6 +439,45 @@ pub async fn flush(cluster: &Cluster, shard: &ShardHandle) -> Result<(), Handoff
     call(shard, command(&[b"FLUSHALL"]), cluster.settings.timeout).await.map(drop)
 }
 
+/// A shard that restarted gets its copies' keys back: pages `from`'s keys in `arcs` (`HANDOFF DUMP` with
+/// arcs) onto `returning` (`RINGCACHE RESTORE`). Returns the keys copied.
+pub async fn copy_arcs(
+    cluster: &Cluster,
+    returning: &ShardHandle,
+    from: &ShardHandle,
+    arcs: &[(u32, u32)],
+) -> Result<u64, HandoffError> {
+    let timeout = cluster.settings.timeout;
+    let key_hash = cluster.settings.key_hash.name();
+    let bounds: Vec<String> = arcs.iter().flat_map(|(a, b)| [a.to_string(), b.to_string()]).collect();
+    let batch = TAKE_BATCH.to_string();
+    let mut cursor = 0i64;
+    let mut copied = 0;
+    loop {
+        if !cluster.handoff_lock(returning, HandoffKind::HandBack).await? {
+            return Err(HandoffError::Shard {
+                shard: returning.spec.name.clone(),
+                reason: "lost its handoff lock".into(),
+            });
+        }
+        let cursor_text = cursor.to_string();
+        let mut args: Vec<&[u8]> =
+            vec![b"RINGCACHE", b"HANDOFF", b"DUMP", cursor_text.as_bytes(), batch.as_bytes(), key_hash.as_bytes()];
+        args.extend(bounds.iter().map(|b| b.as_bytes()));
+        let ReplyValue::Array(Some(reply)) = call(from, command(&args), timeout).await? else {
+            return Err(unexpected(from, "HANDOFF DUMP"));
+        };
+        let [ReplyValue::Integer(next), ReplyValue::Array(Some(items))] = reply.as_slice() else {
+            return Err(unexpected(from, "HANDOFF DUMP"));
+        };
+        copied += apply(returning, from, items, timeout).await?.0;
+        if *next == 0 {
+            return Ok(copied);
+        }
+        cursor = *next;
+    }
+}
+
 /// Marks a shard this proxy routes to as a member (a shard in the ring from the start, or restarted under
 /// it), so that a proxy that later finds it new in its config does not take it for a joiner and flush it.
 pub async fn mark_member(cluster: &Cluster, shard: &ShardHandle) -> Result<(), HandoffError> {

@@ -185,6 +185,34 @@ impl Ring {
         out
     }
 
+    /// Every arc `member` holds a copy of (with `replicas` copies), each with the other members that hold
+    /// copies of it (its co-owners, in ring order). A member that restarted gets its keys back from these.
+    pub fn co_owner_arcs(&self, member: usize, replicas: usize) -> Vec<((u32, u32), Vec<usize>)> {
+        let n = self.points.len();
+        let mut out = Vec::new();
+        for i in 0..n {
+            let after = self.points[(i + n - 1) % n].0;
+            let up_to = self.points[i].0;
+            if after == up_to && n > 1 {
+                continue;
+            }
+            let mut natural: smallvec::SmallVec<[usize; 8]> = smallvec::SmallVec::new();
+            for k in 0..n {
+                let m = self.points[(i + k) % n].1 as usize;
+                if !natural.contains(&m) {
+                    natural.push(m);
+                    if natural.len() == replicas {
+                        break;
+                    }
+                }
+            }
+            if natural.contains(&member) {
+                out.push(((after, up_to), natural.into_iter().filter(|&m| m != member).collect()));
+            }
+        }
+        out
+    }
+
     pub fn members(&self) -> usize {
         self.members
     }
@@ -322,6 +350,37 @@ mod tests {
                     let expected = natural.contains(&absent) && live.contains(&m) && !natural.contains(&m);
                     let covered = stand_ins.iter().any(|(s, arcs)| *s == m && ringcache_common::hash::ArcSet::new(arcs).contains(h));
                     prop_assert_eq!(covered, expected, "key {} member {}", key, m);
+                }
+            }
+        }
+
+        /// The co-owner arcs of a member cover exactly the keys it holds a copy of, each with the other
+        /// members holding one.
+        #[test]
+        fn co_owner_arcs_name_every_other_copy_of_a_members_keys(
+            n in 2usize..6, copies in 1usize..4, member_pick in any::<usize>(), salt in any::<u32>(),
+        ) {
+            let names: Vec<String> = (0..n).map(|i| format!("co-{salt}-{i}")).collect();
+            let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+            let ring = Ring::new(&members(&refs), KeyHash::Fnv1a_64);
+            let member = member_pick % n;
+            let arcs = ring.co_owner_arcs(member, copies);
+            for i in 0..1000 {
+                let key = format!("c{salt}:{i}");
+                let mut natural: Vec<usize> = Vec::new();
+                ring.live_owners(key.as_bytes(), copies, |_| true, &mut natural);
+                let h = ring.hash_key(key.as_bytes());
+                let found: Vec<&Vec<usize>> = arcs
+                    .iter()
+                    .filter(|(arc, _)| ringcache_common::hash::ArcSet::new(&[*arc]).contains(h))
+                    .map(|(_, co)| co)
+                    .collect();
+                if natural.contains(&member) {
+                    prop_assert_eq!(found.len(), 1, "key {}", key);
+                    let expected: Vec<usize> = natural.iter().copied().filter(|&m| m != member).collect();
+                    prop_assert_eq!(found[0], &expected);
+                } else {
+                    prop_assert!(found.is_empty(), "key {} is not {}'s", key, member);
                 }
             }
         }

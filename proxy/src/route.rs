@@ -120,7 +120,7 @@ pub fn route_command(
         }
         // SAVE makes a shard connection wait for the snapshot, which would stall every client sharing it.
         "save" => ReplyFut::error("ERR SAVE is not supported by ringcache-proxy: use BGSAVE, then LASTSAVE"),
-        "bgsave" => broadcast(requester, &topo, &req, Merge::FirstStatus),
+        "bgsave" | "bgrewriteaof" => broadcast(requester, &topo, &req, Merge::FirstStatus),
         "lastsave" => broadcast(requester, &topo, &req, Merge::MinInteger),
         "keys" => broadcast(requester, &topo, &req, Merge::ConcatArrays { distinct: topo.replicas > 1 }),
         "info" => info(requester, shared, &topo, &req),

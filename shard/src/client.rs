@@ -62,6 +62,9 @@ pub struct ClientState {
     /// This connection's push queue, made on first need (SUBSCRIBE, CLIENT TRACKING).
     pub pusher: Option<PushSender>,
     pub pushes: Option<PushReceiver>,
+    /// How far the append-only log must be written (fsynced, with `always`) before this connection's
+    /// pending replies may be sent: the end of the last frame its commands appended.
+    pub aof_upto: u64,
 }
 
 impl ClientState {
@@ -74,6 +77,7 @@ impl ClientState {
             tracking: None,
             pusher: None,
             pushes: None,
+            aof_upto: 0,
         }
     }
 

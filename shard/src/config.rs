@@ -6,6 +6,7 @@ use std::time::Duration;
 use clap::{ArgAction, Parser};
 use ringcache_common::config::{parse_byte_size, parse_duration, ClientArgs};
 
+use crate::aof::{AofConfig, AppendFsync};
 use crate::client::StateLimits;
 use crate::scripting::ScriptLimits;
 use crate::snapshot::{Codec, OnCorrupt, SnapshotConfig};
@@ -67,6 +68,29 @@ pub struct ShardArgs {
     #[arg(long, env = "RINGCACHE_ON_CORRUPT_SNAPSHOT", value_enum, default_value = "refuse")]
     pub on_corrupt_snapshot: OnCorrupt,
 
+    /// Log every change to an append-only file beside the snapshots (yes|no, as Redis's `appendonly`): written
+    /// before the reply is sent, replayed over the snapshot at start, compacted into each snapshot.
+    #[arg(long, env = "RINGCACHE_APPENDONLY", default_value = "no", value_parser = parse_yes_no, action = ArgAction::Set)]
+    pub appendonly: bool,
+
+    /// When the append-only log is fsynced: always (before the replies of each batch of writes are sent),
+    /// everysec (once a second in the background), no (left to the operating system).
+    #[arg(long, env = "RINGCACHE_APPENDFSYNC", value_enum, default_value = "everysec")]
+    pub appendfsync: AppendFsync,
+
+    /// Directory of the append-only log's files and manifest, inside --dir.
+    #[arg(long, env = "RINGCACHE_APPENDDIRNAME", default_value = "appendonlydir")]
+    pub appenddirname: String,
+
+    /// Rewrite the log (take a snapshot, which becomes its base) when its incremental files have grown by
+    /// this percentage of the base since the last rewrite; 0 turns automatic rewrites off.
+    #[arg(long, env = "RINGCACHE_AUTO_AOF_REWRITE_PERCENTAGE", default_value_t = 100)]
+    pub auto_aof_rewrite_percentage: u64,
+
+    /// ... and the log (base and incremental files) is at least this large (b/kb/mb/gb).
+    #[arg(long, env = "RINGCACHE_AUTO_AOF_REWRITE_MIN_SIZE", default_value = "64mb", value_parser = parse_byte_size)]
+    pub auto_aof_rewrite_min_size: u64,
+
     /// Most keys remembered per absent shard while standing in for it (hinted handoff). Past it the absent
     /// shard is flushed when it returns, instead of risking stale values.
     #[arg(long, env = "RINGCACHE_HANDOFF_MAX_KEYS", default_value_t = 1_000_000)]
@@ -96,6 +120,15 @@ pub struct ShardArgs {
     pub registry: crate::registry::RegistryArgs,
 }
 
+/// Parses Redis's yes|no.
+fn parse_yes_no(s: &str) -> Result<bool, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "yes" | "true" => Ok(true),
+        "no" | "false" => Ok(false),
+        _ => Err(format!("expected yes or no, got '{s}'")),
+    }
+}
+
 impl ShardArgs {
     pub fn script_limits(&self) -> ScriptLimits {
         ScriptLimits { time_limit: self.lua_time_limit, memory_bytes: self.lua_memory_limit as usize }
@@ -112,6 +145,13 @@ impl ShardArgs {
             on_shutdown: self.snapshot_on_shutdown,
             codec: self.snapshot_compression,
             on_corrupt: self.on_corrupt_snapshot,
+            aof_dir: self.dir.join(&self.appenddirname),
+            aof: self.appendonly.then(|| AofConfig {
+                dir: self.dir.join(&self.appenddirname),
+                fsync: self.appendfsync,
+                rewrite_percentage: self.auto_aof_rewrite_percentage,
+                rewrite_min_bytes: self.auto_aof_rewrite_min_size,
+            }),
         }
     }
 }

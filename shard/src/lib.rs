@@ -12,6 +12,8 @@
 //! - [`pubsub`]: the subscription registry and PUBLISH delivery.
 //! - [`scripting`]: Lua 5.1 as Redis embeds it (EVAL, the script cache, busy scripts).
 //! - [`store`]: the stripes, the LRU, the memory budget and active expiry. No I/O and no async in here.
+//! - [`aof`]: the append-only log (`--appendonly yes`): every change written before its reply, replayed
+//!   over the snapshot at start.
 //! - [`snapshot`]: the snapshot file format, writing (stripe by stripe, atomic rename), restoring at start,
 //!   and the background thread that takes them.
 //! - [`handoff`]: hinted handoff, the keys written here while standing in for an absent shard.
@@ -20,6 +22,7 @@
 //!
 //! Invariant: no store lock is held across I/O or an `.await` — a command's store work is synchronous.
 
+pub mod aof;
 pub mod blocking;
 pub mod client;
 pub mod clock;

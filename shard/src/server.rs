@@ -313,6 +313,7 @@ async fn connection_loop(
                 Ok(None) => break,
                 Err(e) => {
                     wbuf.error(&format!("ERR Protocol error: {e}"));
+                    commit_log(shared, client).await?;
                     stream.write_all(&wbuf).await?;
                     return Ok(());
                 }
@@ -341,7 +342,12 @@ async fn connection_loop(
                 }
                 // Long work done off the worker threads (HANDOFF SEED walks the whole keyspace).
                 Some(Deferred::Integer(done)) => {
-                    match done.await {
+                    let outcome = done.await;
+                    // The work ran on another thread: whatever it logged is committed before the reply.
+                    if let Some(aof) = shared.store.aof() {
+                        client.aof_upto = aof.appended();
+                    }
+                    match outcome {
                         Ok(Ok(n)) => wbuf.integer(n),
                         Ok(Err(e)) => wbuf.error(&e),
                         Err(_) => wbuf.error("ERR the background task stopped"),
@@ -351,17 +357,21 @@ async fn connection_loop(
                 None => {}
             }
             if client.close_after_reply {
+                commit_log(shared, client).await?;
                 stream.write_all(&wbuf).await?;
                 return Ok(());
             }
             if wbuf.len() >= EARLY_FLUSH_BYTES {
                 charge.cover_write(wbuf.capacity());
+                commit_log(shared, client).await?;
                 stream.write_all(&wbuf).await?;
                 wbuf.clear();
             }
         }
         if !wbuf.is_empty() {
             charge.cover_write(wbuf.capacity());
+            // One write (and, with appendfsync always, one fsync) of the log covers the whole batch.
+            commit_log(shared, client).await?;
             stream.write_all(&wbuf).await?;
             wbuf.clear();
         }
@@ -392,16 +402,37 @@ fn run_one(
         shared,
         store: &shared.store,
         db: Db::unlocked(&shared.store),
-        client,
+        client: &mut *client,
         out: wbuf,
         now_ms,
         deferred: &mut deferred,
         retrying,
         ready_keys: Vec::new(),
     };
+    let logging = shared.store.aof().is_some();
+    if logging {
+        crate::aof::take_mark();
+    }
     let finished = cmd::execute(&mut ctx, req, started);
     drop(ctx);
+    if logging {
+        client.aof_upto = client.aof_upto.max(crate::aof::take_mark());
+    }
     (finished, deferred)
+}
+
+/// Writes (with `always`, fsyncs) the append-only log as far as this connection's writes reach, before
+/// their replies are sent. A log that cannot be written closes the connection: replies are never sent for
+/// writes that are not in the log.
+async fn commit_log(shared: &Shared, client: &mut ClientState) -> std::io::Result<()> {
+    if client.aof_upto == 0 {
+        return Ok(());
+    }
+    if let Some(aof) = shared.store.aof() {
+        aof.commit_async(client.aof_upto).await.map_err(|e| std::io::Error::other(e.to_string()))?;
+    }
+    client.aof_upto = 0;
+    Ok(())
 }
 
 /// A blocked client's wait.
@@ -435,6 +466,7 @@ async fn wait_blocked(
 ) -> std::io::Result<BlockEnd> {
     loop {
         if !wbuf.is_empty() {
+            commit_log(shared, client).await?;
             stream.write_all(wbuf).await?;
             wbuf.clear();
         }
@@ -469,7 +501,14 @@ async fn wait_blocked(
             }
         };
         match woken {
-            Ok(Wake::Served(reply)) => wbuf.extend_from_slice(&reply),
+            Ok(Wake::Served(reply)) => {
+                // Served by another client's write: that write's frame (with what this client took) is
+                // committed before this reply too.
+                if let Some(aof) = shared.store.aof() {
+                    client.aof_upto = aof.appended();
+                }
+                wbuf.extend_from_slice(&reply)
+            }
             Ok(Wake::Unblocked { error: true }) => wbuf.error("UNBLOCKED client unblocked via CLIENT UNBLOCK"),
             Ok(Wake::Unblocked { error: false }) | Err(_) => wbuf.null_array(),
             Ok(Wake::Retry) => {

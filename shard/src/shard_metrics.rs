@@ -118,6 +118,46 @@ pub fn registry(shared: Arc<Shared>) -> prometheus::Result<Registry> {
             s(|sh| sh.persistence.saves().1 as f64),
         ),
         Value::gauge(
+            "ringcache_aof_enabled",
+            "1 when the append-only log is on (--appendonly yes).",
+            s(|sh| f64::from(u8::from(sh.persistence.aof.is_some()))),
+        ),
+        Value::gauge(
+            "ringcache_aof_last_write_status",
+            "1 if the last write (and fsync) of the append-only log succeeded, 0 if it failed (writes are refused).",
+            s(|sh| f64::from(u8::from(sh.persistence.aof.as_ref().is_none_or(|a| a.write_ok())))),
+        ),
+        Value::gauge(
+            "ringcache_aof_current_size_bytes",
+            "Size of the append-only log: its base (the snapshot) and its incremental files.",
+            s(|sh| sh.persistence.aof.as_ref().map_or(0.0, |a| (a.base_bytes() + a.incr_bytes()) as f64)),
+        ),
+        Value::gauge(
+            "ringcache_aof_base_size_bytes",
+            "Size of the snapshot the append-only log's incremental files follow.",
+            s(|sh| sh.persistence.aof.as_ref().map_or(0.0, |a| a.base_bytes() as f64)),
+        ),
+        Value::gauge(
+            "ringcache_aof_buffer_length",
+            "Bytes appended to the append-only log and not yet written to its file.",
+            s(|sh| sh.persistence.aof.as_ref().map_or(0.0, |a| a.buffer_bytes() as f64)),
+        ),
+        Value::counter(
+            "ringcache_aof_rewrites_total",
+            "Rewrites of the append-only log (snapshots that became its base).",
+            s(|sh| sh.persistence.aof.as_ref().map_or(0.0, |a| a.rewrites() as f64)),
+        ),
+        Value::gauge(
+            "ringcache_aof_last_load_truncated_bytes",
+            "Bytes of a torn tail cut off the append-only log at the last start (0: none).",
+            s(|sh| {
+                sh.persistence
+                    .aof
+                    .as_ref()
+                    .map_or(0.0, |a| a.last_replay.lock().truncated.as_ref().map_or(0.0, |t| t.bytes_dropped as f64))
+            }),
+        ),
+        Value::gauge(
             "ringcache_snapshot_keys_restored",
             "Keys restored from the snapshot at start-up.",
             s(|sh| sh.persistence.last_load().keys_loaded as f64),

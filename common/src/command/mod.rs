@@ -332,6 +332,7 @@ static IMPLEMENTED: &[(&RedisCommand, &[&str])] = &[
     (&redis::BGSAVE, &[]),
     (&RINGCACHE, &[]),
     (&redis::LASTSAVE, &[]),
+    (&redis::BGREWRITEAOF, &[]),
     // transactions
     (&redis::MULTI, &[]),
     (&redis::EXEC, &[]),

@@ -203,7 +203,12 @@ fn blocking(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 /// first come first served, as long as there is something to take.
 pub fn serve_blocked(ctx: &mut Ctx<'_>, keys: &[Bytes]) {
     let blocking = &ctx.shared.blocking;
+    let logging = ctx.store.aof().is_some();
     for key in keys {
+        if logging && blocking.is_watched(key) {
+            // What the waiters take is logged with the write that fed them.
+            crate::aof::touch(ctx.db.hash(key), key);
+        }
         while blocking.is_watched(key) {
             let Some(waiter) = blocking.take_first(key) else { break };
             match serve_one(ctx, &waiter, key) {

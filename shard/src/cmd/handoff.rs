@@ -21,7 +21,8 @@
 //! - `RINGCACHE HANDOFF DIRTY <cursor> <count>`: on a draining shard, the keys written while it was leaving:
 //!   `[next-cursor, [key, record-or-nil, ...]]`.
 //! - `RINGCACHE HANDOFF FORGET <shard>`: `shard` left the ring; drop its hints and guard.
-//! - `RINGCACHE HANDOFF DUMP <cursor> <count>`: `[next-cursor, [key, record, ...]]` over every key here.
+//! - `RINGCACHE HANDOFF DUMP <cursor> <count> [<key-hash> <after> <up-to> ...]`: `[next-cursor, [key, record,
+//!   ...]]` over every key here, or those in the arcs given (a restarted shard's copies hand it its keys).
 //! - `RINGCACHE MEMBER [JOINED|LEAVING|DRAINING|DRAINED]`: this shard's membership state, or set it.
 //! - `RINGCACHE MEMBER LOCK <token> <lease-ms>` / `UNLOCK <token>`: one proxy at a time hands keys to this
 //!   shard (`-TRYAGAIN` while another token's lease runs).
@@ -171,18 +172,7 @@ fn handoff(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         *ctx.deferred = Some(Deferred::Integer(reply));
     } else if is(op, "SEED") {
         arity(req, req.argc() >= 7 && !req.argc().is_multiple_of(2))?;
-        let key_hash = std::str::from_utf8(req.arg(4))
-            .ok()
-            .and_then(|n| KeyHash::from_name(n).ok())
-            .ok_or_else(|| CmdError::Other("ERR unknown key hash".into()))?;
-        let mut arcs = Vec::with_capacity((req.argc() - 5) / 2);
-        for pair in req.args_from(5).collect::<Vec<_>>().chunks(2) {
-            let bound = |b: &[u8]| std::str::from_utf8(b).ok().and_then(|t| t.parse::<u32>().ok());
-            match (bound(pair[0]), bound(pair[1])) {
-                (Some(after), Some(up_to)) => arcs.push((after, up_to)),
-                _ => return Err(CmdError::Other("ERR ring bounds must be integers from 0 to 4294967295".into())),
-            }
-        }
+        let (key_hash, arcs) = parse_arcs(req, 4)?;
         // It walks the whole keyspace: on a blocking thread, while this client alone waits for the reply.
         let (done, reply) = tokio::sync::oneshot::channel();
         let (handoffs, store, target, now_ms) =
@@ -221,7 +211,7 @@ fn handoff(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         metrics::add_hot(HotCounter::Writes, applied as u64);
         ctx.out.integer(applied as i64);
     } else if is(op, "DUMP") {
-        arity(req, req.argc() == 5)?;
+        arity(req, req.argc() == 5 || (req.argc() >= 8 && req.argc().is_multiple_of(2)))?;
         dump(ctx, req)?;
     } else if is(op, "LIST") {
         arity(req, req.argc() == 3)?;
@@ -257,16 +247,49 @@ fn write_records(ctx: &mut Ctx<'_>, number: usize, keys: &[bytes::Bytes]) {
     }
 }
 
-/// `HANDOFF DUMP <cursor> <count>`: `[next-cursor, [key, record, ...]]` over every key (a SCAN cursor).
+/// `<key-hash> <after> <up-to> [<after> <up-to> ...]` from argument `from` on.
+fn parse_arcs(req: &Request, from: usize) -> Result<(KeyHash, Vec<(u32, u32)>), CmdError> {
+    let key_hash = std::str::from_utf8(req.arg(from))
+        .ok()
+        .and_then(|n| KeyHash::from_name(n).ok())
+        .ok_or_else(|| CmdError::Other("ERR unknown key hash".into()))?;
+    let mut arcs = Vec::with_capacity((req.argc() - from - 1) / 2);
+    for pair in req.args_from(from + 1).collect::<Vec<_>>().chunks(2) {
+        let bound = |b: &[u8]| std::str::from_utf8(b).ok().and_then(|t| t.parse::<u32>().ok());
+        match pair {
+            [a, b] => match (bound(a), bound(b)) {
+                (Some(after), Some(up_to)) => arcs.push((after, up_to)),
+                _ => return Err(CmdError::Other("ERR ring bounds must be integers from 0 to 4294967295".into())),
+            },
+            _ => return Err(CmdError::Syntax),
+        }
+    }
+    Ok((key_hash, arcs))
+}
+
+/// `HANDOFF DUMP <cursor> <count> [<key-hash> <after> <up-to> ...]`: `[next-cursor, [key, record, ...]]`
+/// over every key (a SCAN cursor), or only those in the ring arcs given (`count` keys are looked at per
+/// call, whether they match or not). The arcs are how a restarted shard's copies hand it their keys.
 fn dump(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let cursor = std::str::from_utf8(req.arg(3))
         .ok()
         .and_then(|c| c.parse::<u64>().ok())
         .ok_or_else(|| CmdError::Other("ERR invalid cursor".into()))?;
     let count = usize::try_from(super::parse_i64(req.arg(4))?).map_err(|_| CmdError::NotInteger)?.clamp(1, 10_000);
+    let filter = if req.argc() > 5 {
+        let (key_hash, arcs) = parse_arcs(req, 5)?;
+        Some((key_hash, ringcache_common::hash::ArcSet::new(&arcs)))
+    } else {
+        None
+    };
     let mut records: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+    let mut visited = 0;
     let next_cursor = ctx.store.scan(cursor, ctx.now_ms, |s, at| {
         let key = s.key(at);
+        visited += 1;
+        if filter.as_ref().is_some_and(|(h, arcs)| !arcs.contains(h.ring_hash(key))) {
+            return visited < count;
+        }
         let mut record = Vec::new();
         let expire = s.expire_at(at);
         match s.kind(at) {
@@ -274,7 +297,7 @@ fn dump(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
             _ => encode_collection(&mut record, key, s.collection(at), expire),
         }
         records.push((key.to_vec(), record));
-        records.len() < count
+        visited < count
     });
     ctx.out.array_len(2);
     ctx.out.integer(next_cursor as i64);

@@ -320,7 +320,21 @@ fn flushall(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         Some(mode) if req.argc() == 2 && (is(mode, "ASYNC") || is(mode, "SYNC")) => {}
         Some(_) => return Err(CmdError::Syntax),
     }
-    ctx.db.clear()?;
+    match ctx.store.aof() {
+        // Logged: the store is emptied atomically (every stripe held), so no write is logged before the
+        // FLUSHALL but applied after it, or the other way round.
+        Some(aof) if !ctx.db.holds_all() => {
+            let mut all = crate::store::Db::lock_all(ctx.store);
+            all.clear()?;
+            crate::aof::touch_flush();
+            aof.emit(&all, ctx.now_ms);
+        }
+        Some(_) => {
+            ctx.db.clear()?;
+            crate::aof::touch_flush();
+        }
+        None => ctx.db.clear()?,
+    }
     ctx.out.ok();
     Ok(())
 }

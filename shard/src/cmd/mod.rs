@@ -325,6 +325,11 @@ fn execute_checked(
         return started;
     }
     let shared = ctx.shared;
+    let aof = ctx.store.aof();
+    if WRITES[index] && aof.is_some_and(|a| !a.write_ok()) {
+        ctx.out.error(&aof.map(|a| a.misconf_error()).unwrap_or_default());
+        return started;
+    }
     let pinned = ctx.db.is_pinned();
     // While a script runs past its time limit, other clients get BUSY (the script's own calls are pinned).
     if !pinned && shared.scripting.is_busy() && !allowed_while_busy(spec) {
@@ -357,6 +362,12 @@ fn execute_checked(
         Ok(()) => {
             if WRITES[index] {
                 metrics::add_hot(HotCounter::Writes, 1);
+                if aof.is_some() && spec.is_keyed() {
+                    for pos in command::keys(spec, req) {
+                        let key = req.arg(pos);
+                        crate::aof::touch(ctx.db.hash(key), key);
+                    }
+                }
                 // Keys this write may have given something to pop, for the clients blocked on them (a
                 // blocking command that is now waiting wrote nothing).
                 if shared.blocking.any() && !matches!(ctx.deferred, Some(Deferred::Blocked { .. })) {
@@ -384,6 +395,10 @@ fn execute_checked(
         if !ctx.ready_keys.is_empty() {
             let keys = std::mem::take(&mut ctx.ready_keys);
             blocking::serve_blocked(ctx, &keys);
+        }
+        // What the command (transaction, script) wrote is logged before its stripes are let go.
+        if let Some(aof) = aof {
+            aof.emit(&ctx.db, ctx.now_ms);
         }
         ctx.db.release();
     }

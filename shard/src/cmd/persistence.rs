@@ -1,4 +1,4 @@
-//! Snapshot commands: SAVE BGSAVE LASTSAVE.
+//! Snapshot commands: SAVE BGSAVE LASTSAVE BGREWRITEAOF.
 
 use ringcache_common::resp::{ReplyWriter, Request};
 
@@ -10,6 +10,7 @@ pub(super) fn handler(name: &str) -> Option<Handler> {
         "save" => save,
         "bgsave" => bgsave,
         "lastsave" => lastsave,
+        "bgrewriteaof" => bgrewriteaof,
         _ => return None,
     })
 }
@@ -40,6 +41,20 @@ fn bgsave(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
             Ok(())
         }
     }
+}
+
+/// BGREWRITEAOF: the log's base is the snapshot, so a rewrite is a snapshot (which starts a new incremental
+/// file and drops the ones before it). Redis's replies.
+fn bgrewriteaof(ctx: &mut Ctx<'_>, _req: &Request) -> CmdResult {
+    let persistence = &ctx.shared.persistence;
+    if persistence.in_progress() {
+        persistence.request_background_save(true);
+        ctx.out.simple("Background append only file rewriting scheduled");
+        return Ok(());
+    }
+    persistence.request_background_save(true);
+    ctx.out.simple("Background append only file rewriting started");
+    Ok(())
 }
 
 fn lastsave(ctx: &mut Ctx<'_>, _req: &Request) -> CmdResult {

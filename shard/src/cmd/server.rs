@@ -132,7 +132,41 @@ fn info_text(ctx: &mut Ctx<'_>, wanted: &[String]) -> Result<String, CmdError> {
                 let load = p.last_load();
                 field("rdb_last_load_keys_expired", &load.keys_expired);
                 field("rdb_last_load_keys_loaded", &load.keys_loaded);
-                field("aof_enabled", &0);
+                let aof = p.aof.as_deref();
+                field("aof_enabled", &u8::from(aof.is_some()));
+                let rewriting = aof.is_some() && p.in_progress();
+                field("aof_rewrite_in_progress", &u8::from(rewriting));
+                field("aof_rewrite_scheduled", &0);
+                let rewrites = aof.map_or(0, |a| a.rewrites());
+                field(
+                    "aof_last_rewrite_time_sec",
+                    &if rewrites == 0 { -1 } else { (p.last_duration_ms() / 1000) as i64 },
+                );
+                field(
+                    "aof_current_rewrite_time_sec",
+                    &if rewriting { (p.current_duration_ms() / 1000) as i64 } else { -1 },
+                );
+                field("aof_last_bgrewrite_status", &if aof.is_none_or(|a| a.last_rewrite_ok()) { "ok" } else { "err" });
+                field("aof_rewrites", &rewrites);
+                field("aof_rewrites_consecutive_failures", &aof.map_or(0, |a| a.rewrite_failures_in_a_row()));
+                field("aof_last_write_status", &if aof.is_none_or(|a| a.write_ok()) { "ok" } else { "err" });
+                field("aof_last_cow_size", &0);
+                field("module_fork_in_progress", &0);
+                field("module_fork_last_cow_size", &0);
+                if let Some(a) = aof {
+                    field("aof_current_size", &(a.base_bytes() + a.incr_bytes()));
+                    field("aof_base_size", &a.base_bytes());
+                    field("aof_pending_rewrite", &0);
+                    field("aof_buffer_length", &a.buffer_bytes());
+                    field("aof_pending_bio_fsync", &0);
+                    field("aof_delayed_fsync", &a.delayed_fsyncs());
+                    field("aof_fsync", &a.config.fsync.name());
+                    field("aof_incr_files", &a.listed().len());
+                    let replay = a.last_replay.lock().clone();
+                    field("aof_last_load_frames", &replay.frames);
+                    field("aof_last_load_truncated", &u8::from(replay.truncated.is_some()));
+                    field("aof_last_load_truncated_bytes", &replay.truncated.as_ref().map_or(0, |t| t.bytes_dropped));
+                }
                 field("snapshot_dir", &p.config.dir.display());
                 field("snapshot_interval_ms", &p.config.interval.as_millis());
                 field("snapshot_failed", &saves_failed);

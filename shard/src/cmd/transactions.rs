@@ -177,6 +177,10 @@ fn run_transaction(ctx: &mut Ctx<'_>, multi: Multi, watch: Option<&Watch>) -> Cm
     };
     let outer = std::mem::replace(&mut ctx.db, db.pinned());
     let result = run_locked(ctx, &multi, watch);
+    // The whole transaction is one frame of the log, written with its stripes still held.
+    if let Some(aof) = store.aof() {
+        aof.emit(&ctx.db, ctx.now_ms);
+    }
     ctx.db = outer;
     result
 }

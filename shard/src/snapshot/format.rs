@@ -3,11 +3,14 @@
 //! All integers are little-endian.
 //!
 //! ```text
-//! header (32 bytes)   magic "RINGSNAP" | version u32 | flags u32 | created_unix_ms u64 | reserved u32 | crc32 u32
+//! header (32 bytes)   magic "RINGSNAP" | version u32 | flags u32 | created_unix_ms u64 | aof_seq u32 | crc32 u32
 //! block  (32 + n)     tag u8 ('B') | codec u8 | reserved u16 | records u32 | raw_len u64 | stored_len u64
 //!                     | payload_crc32 u32 | header_crc32 u32 | payload (stored_len bytes)
 //! end    (32 + 16)    a block with tag 'E', codec 0, whose payload is total_records u64 | total_blocks u64
 //! ```
+//!
+//! `aof_seq` is the append-only log's incremental file that was current when the snapshot began (0: the log
+//! was off): replay after this snapshot starts at that file.
 //!
 //! Each block header has its own checksum, verified before its lengths are trusted, and the payload has
 //! another, so damage is located to one block and never makes the reader allocate absurd amounts. The
@@ -87,11 +90,12 @@ pub struct BlockWriter<W: Write> {
 }
 
 impl<W: Write> BlockWriter<W> {
-    pub fn new(mut out: W, codec: Codec, created_unix_ms: u64) -> std::io::Result<Self> {
+    pub fn new(mut out: W, codec: Codec, created_unix_ms: u64, aof_seq: u32) -> std::io::Result<Self> {
         let mut header = [0u8; FILE_HEADER_BYTES];
         header[..8].copy_from_slice(MAGIC);
         header[8..12].copy_from_slice(&VERSION.to_le_bytes());
         header[16..24].copy_from_slice(&created_unix_ms.to_le_bytes());
+        header[24..28].copy_from_slice(&aof_seq.to_le_bytes());
         let crc = crc32fast::hash(&header[..28]);
         header[28..32].copy_from_slice(&crc.to_le_bytes());
         out.write_all(&header)?;
@@ -270,6 +274,8 @@ pub struct BlockReader<R: Read> {
     raw: Vec<u8>,
     finished: bool,
     pub created_unix_ms: u64,
+    /// The first incremental file of the append-only log to replay after this snapshot (0: all listed).
+    pub aof_seq: u32,
 }
 
 impl<R: Read> BlockReader<R> {
@@ -311,6 +317,7 @@ impl<R: Read> BlockReader<R> {
             raw: Vec::new(),
             finished: false,
             created_unix_ms: u64_at(&header, 16),
+            aof_seq: u32_at(&header, 24),
         })
     }
 
@@ -607,7 +614,7 @@ mod tests {
     use super::*;
 
     fn sample_file(codec: Codec, records: usize) -> Vec<u8> {
-        let mut w = BlockWriter::new(Vec::new(), codec, 1234).unwrap();
+        let mut w = BlockWriter::new(Vec::new(), codec, 1234, 0).unwrap();
         for i in 0..records {
             let key = format!("key:{i}");
             encode_string(w.record_buffer(), key.as_bytes(), &[b'x'; 100], (i % 2 == 0).then_some(99 + i as u64));

@@ -21,6 +21,8 @@ pub struct LoadSummary {
     pub keys_too_large: u64,
     pub bytes: u64,
     pub duration: Duration,
+    /// The append-only log's first incremental file to replay after it (from the snapshot's header).
+    pub aof_seq: u32,
 }
 
 /// Why a load did not finish.
@@ -65,7 +67,7 @@ pub fn load_snapshot(
     // Pass 2: decode and insert.
     let (input, file_len) = open()?;
     let mut reader = BlockReader::new(input, file_len)?;
-    let mut summary = LoadSummary { bytes: file_len, ..LoadSummary::default() };
+    let mut summary = LoadSummary { bytes: file_len, aof_seq: reader.aof_seq, ..LoadSummary::default() };
     while let Some(block) = reader.next_block(true)? {
         let (index, offset) = (block.index, block.offset);
         let mut decoder = RecordDecoder::new(block.raw);
@@ -101,7 +103,7 @@ pub fn load_snapshot(
 }
 
 /// Inserts one record (a later record for the same key replaces an earlier one). False if it cannot fit.
-pub(super) fn insert(store: &Store, record: super::format::Record<'_>, now_ms: u64) -> bool {
+pub(crate) fn insert(store: &Store, record: super::format::Record<'_>, now_ms: u64) -> bool {
     let key = record.key;
     let hash = store.hash(key);
     let mut g = store.lock(hash);

@@ -32,6 +32,7 @@ use tokio_util::sync::CancellationToken;
 pub use format::Codec;
 use load::{LoadError, LoadProgress, LoadSummary};
 
+use crate::aof::{AofConfig, AofLog};
 use crate::clock::now_ms;
 use crate::store::Store;
 
@@ -57,6 +58,10 @@ pub struct SnapshotConfig {
     pub on_shutdown: bool,
     pub codec: Codec,
     pub on_corrupt: OnCorrupt,
+    /// The append-only log's directory (`--dir/<appenddirname>`), whether or not the log is on.
+    pub aof_dir: PathBuf,
+    /// The append-only log's settings, when `--appendonly yes`.
+    pub aof: Option<AofConfig>,
 }
 
 /// Why a snapshot could not be written.
@@ -69,6 +74,8 @@ pub enum SnapshotError {
         #[source]
         source: std::io::Error,
     },
+    #[error("the append-only log cannot switch files: {0}")]
+    Aof(#[from] crate::aof::AofError),
 }
 
 /// Why the shard cannot use its directory.
@@ -78,12 +85,17 @@ pub enum DirError {
     Io { path: String, source: std::io::Error },
     #[error("--dir {path} is in use by another ringcache-shard (its LOCK file is held)")]
     Locked { path: String },
+    #[error(transparent)]
+    Aof(#[from] crate::aof::AofError),
 }
 
 /// The snapshot state shared by the background thread, commands (SAVE, BGSAVE, LASTSAVE, INFO) and metrics.
 pub struct Persistence {
     pub config: SnapshotConfig,
     store: Arc<Store>,
+    /// The append-only log, when on: replayed after the snapshot, and rewritten by every snapshot.
+    pub aof: Option<Arc<AofLog>>,
+    aof_thread: Mutex<Option<JoinHandle<()>>>,
     loading: AtomicBool,
     /// Set once restore has finished (or there was nothing to restore); snapshots are never written before.
     ready: AtomicBool,
@@ -139,10 +151,33 @@ impl Persistence {
             std::fs::remove_file(&tmp).map_err(io)?;
         }
         let has_snapshot = dir.join(SNAPSHOT_FILE).exists();
+        let config_has_aof = config.aof.is_some();
+        let aof = match &config.aof {
+            Some(aof_config) => {
+                let log = AofLog::open(aof_config.clone())?;
+                store.set_aof(log.clone());
+                Some(log)
+            }
+            None => {
+                let manifest = config.aof_dir.join(crate::aof::manifest::MANIFEST_FILE);
+                if manifest.exists() {
+                    // Replayed after a later snapshot, these files would bring back older values: the log
+                    // starts afresh the next time it is turned on.
+                    tracing::warn!(
+                        "--appendonly no: removing {} (the append-only log is off, its files are not replayed)",
+                        manifest.display()
+                    );
+                    std::fs::remove_file(&manifest).map_err(io)?;
+                }
+                None
+            }
+        };
         Ok(Arc::new(Persistence {
             config,
             store,
-            loading: AtomicBool::new(has_snapshot),
+            aof,
+            aof_thread: Mutex::new(None),
+            loading: AtomicBool::new(has_snapshot || config_has_aof),
             ready: AtomicBool::new(false),
             in_progress: AtomicBool::new(false),
             last_save_unix_ms: AtomicU64::new(now_ms()),
@@ -248,7 +283,7 @@ impl Persistence {
     }
 
     fn run(&self, shutdown: CancellationToken) -> Result<(), String> {
-        match self.restore() {
+        match self.restore().and_then(|ready| if ready { self.restore_log() } else { Ok(false) }) {
             Ok(true) => {}
             Ok(false) => return Ok(()), // interrupted by shutdown: not ready, so no snapshot overwrites the file
             Err(message) => {
@@ -263,11 +298,15 @@ impl Persistence {
         loop {
             let (background, waiters) = {
                 let mut r = self.requests.lock();
-                let wait = if self.config.interval.is_zero() {
+                let mut wait = if self.config.interval.is_zero() {
                     Duration::from_secs(3600)
                 } else {
                     self.config.interval.saturating_sub(last_attempt.elapsed())
                 };
+                if self.aof.is_some() {
+                    // The log's size is checked ten times a second for an automatic rewrite.
+                    wait = wait.min(Duration::from_millis(100));
+                }
                 if !r.background && r.waiters.is_empty() && !self.stop.load(Ordering::Relaxed) {
                     self.wakeup.wait_for(&mut r, wait);
                 }
@@ -282,9 +321,15 @@ impl Persistence {
             let periodic_due = !self.config.interval.is_zero()
                 && last_attempt.elapsed() >= self.config.interval
                 && self.changes_since_last_save() > 0;
-            if background || !waiters.is_empty() || periodic_due {
+            let rewrite_due = self.aof.as_ref().is_some_and(|a| a.rewrite_due());
+            if background || !waiters.is_empty() || periodic_due || rewrite_due {
                 last_attempt = Instant::now();
-                let result = self.snapshot_now("background");
+                let why = if rewrite_due && !background && waiters.is_empty() && !periodic_due {
+                    "append-only log rewrite"
+                } else {
+                    "background"
+                };
+                let result = self.snapshot_now(why);
                 for w in waiters {
                     let _ = w.send(result.clone());
                 }
@@ -349,6 +394,66 @@ impl Persistence {
         }
     }
 
+    /// Replays the append-only log over what [`Persistence::restore`] loaded, then opens a new incremental
+    /// file and starts the log's background writer. Same results as `restore`.
+    fn restore_log(&self) -> Result<bool, String> {
+        let Some(aof) = &self.aof else { return Ok(true) };
+        let dir = &aof.config.dir;
+        let listed = crate::aof::manifest::read(dir)
+            .map_err(|e| format!("cannot read the append-only log's manifest in {}: {e}", dir.display()))?
+            .unwrap_or_default();
+        // Only the files from the one current when the snapshot began: earlier ones are in it.
+        let from = self.last_load().aof_seq;
+        let to_replay: Vec<u32> = listed.iter().copied().filter(|&s| s >= from).collect();
+        let discard = self.config.on_corrupt == OnCorrupt::Discard;
+        let started = Instant::now();
+        let (summary, used) =
+            match crate::aof::replay::replay(&self.store, dir, &to_replay, now_ms(), &self.stop, discard) {
+                Ok(r) => r,
+                Err(crate::aof::replay::ReplayError::Interrupted) => {
+                    self.store.clear();
+                    return Ok(false);
+                }
+                Err(e) => {
+                    self.store.clear();
+                    return Err(format!(
+                        "the append-only log cannot be replayed: {e}. Refusing to start; to replay what can be and \
+                         drop the rest, pass --on-corrupt-snapshot discard"
+                    ));
+                }
+            };
+        if let Some(t) = &summary.truncated {
+            tracing::error!(
+                "append-only log: {} ends with an incomplete write ({}): cut {} bytes at offset {}; every frame \
+                 before it was replayed (a write cut by a crash was never acknowledged with appendfsync always)",
+                t.file,
+                t.reason,
+                t.bytes_dropped,
+                t.at_offset
+            );
+        }
+        if !to_replay.is_empty() {
+            tracing::info!(
+                "append-only log: replayed {} frames ({} bytes) from {} files in {:.3}s{}",
+                summary.frames,
+                summary.bytes,
+                summary.files,
+                started.elapsed().as_secs_f64(),
+                if summary.keys_too_large > 0 {
+                    format!(", {} keys did not fit in --maxmemory", summary.keys_too_large)
+                } else {
+                    String::new()
+                }
+            );
+        }
+        *aof.last_replay.lock() = summary;
+        let base_bytes = std::fs::metadata(self.snapshot_path()).map(|m| m.len()).unwrap_or(0);
+        aof.start_writing(to_replay[..used].to_vec(), base_bytes).map_err(|e| e.to_string())?;
+        let handle = aof.start_background().map_err(|e| format!("cannot start the append-only log's writer: {e}"))?;
+        *self.aof_thread.lock() = Some(handle);
+        Ok(true)
+    }
+
     /// Writes a snapshot now, on the calling thread. `Err` is the RESP error line.
     pub fn snapshot_now(&self, why: &str) -> Result<(), String> {
         if !self.ready.load(Ordering::Acquire) {
@@ -358,7 +463,27 @@ impl Persistence {
         self.current_started_ms.store(now_ms(), Ordering::Relaxed);
         let writes_before = metrics::hot_total(HotCounter::Writes);
         let tmp = self.config.dir.join(TMP_FILE);
-        let result = write::write_snapshot(&self.store, &tmp, &self.snapshot_path(), self.config.codec);
+        // With the log on, a snapshot is its rewrite: later writes go to a new incremental file, the only
+        // one (with those after it) replayed over this snapshot.
+        let aof_seq = match self.aof.as_ref().map(|a| a.begin_rewrite()) {
+            None => Ok(0),
+            Some(r) => r,
+        };
+        let result = match aof_seq {
+            Ok(seq) => {
+                let written = write::write_snapshot(&self.store, &tmp, &self.snapshot_path(), self.config.codec, seq);
+                if let Some(aof) = &self.aof {
+                    aof.end_rewrite(seq, written.as_ref().map(|s| s.bytes).map_err(|_| ()));
+                }
+                written
+            }
+            Err(e) => {
+                if let Some(aof) = &self.aof {
+                    aof.end_rewrite(0, Err(()));
+                }
+                Err(SnapshotError::Aof(e))
+            }
+        };
         self.in_progress.store(false, Ordering::Relaxed);
         match result {
             Ok(s) => {
@@ -416,6 +541,14 @@ impl PersistenceThread {
         outcome?;
         if p.final_snapshot_due() {
             p.snapshot_now("final").map_err(|e| e.trim_start_matches("ERR ").to_string())?;
+        }
+        if let Some(aof) = &p.aof {
+            if p.ready.load(Ordering::Acquire) {
+                aof.close().map_err(|e| format!("append-only log: {e}"))?;
+            }
+            if let Some(handle) = p.aof_thread.lock().take() {
+                let _ = handle.join();
+            }
         }
         Ok(())
     }

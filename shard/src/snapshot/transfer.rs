@@ -35,6 +35,9 @@ pub fn remove(store: &Store, key: &[u8], now_ms: u64) {
     let mut g = store.lock(hash);
     if let Some(slot) = g.lookup(hash, key, now_ms) {
         g.remove(slot);
+        if let Some(aof) = store.aof() {
+            aof.log_key(&g, hash, key, now_ms);
+        }
     }
 }
 
@@ -61,6 +64,11 @@ pub fn restore<'a>(store: &Store, record: &'a [u8], now_ms: u64) -> Result<&'a [
         return Ok(key);
     }
     if super::load::insert(store, parsed, now_ms) {
+        if let Some(aof) = store.aof() {
+            let hash = store.hash(key);
+            let g = store.lock(hash);
+            aof.log_key(&g, hash, key, now_ms);
+        }
         Ok(key)
     } else {
         Err(RestoreError::OutOfMemory)

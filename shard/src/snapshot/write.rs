@@ -31,6 +31,7 @@ pub fn write_snapshot(
     tmp_path: &Path,
     final_path: &Path,
     codec: Codec,
+    aof_seq: u32,
 ) -> Result<WriteSummary, SnapshotError> {
     let started = Instant::now();
     let io = |what: &'static str, path: &Path| {
@@ -40,7 +41,7 @@ pub fn write_snapshot(
     let file = File::create(tmp_path).map_err(io("create", tmp_path))?;
     let result = (|| {
         let out = BufWriter::with_capacity(1 << 20, file);
-        let mut w = BlockWriter::new(out, codec, now_ms())?;
+        let mut w = BlockWriter::new(out, codec, now_ms(), aof_seq)?;
         let mut longest_lock_hold = Duration::ZERO;
         for index in 0..store.stripe_count() {
             let mut cursor = Some(0u32);

@@ -158,6 +158,8 @@ pub struct Store {
     stripe_mask: u64,
     budget: Arc<Budget>,
     hooks: Arc<KeyHooks>,
+    /// The append-only log, when `--appendonly yes` (set once at start).
+    aof: OnceLock<Arc<crate::aof::AofLog>>,
     evict_cursor: AtomicUsize,
     /// Notified whenever client buffers charged to the budget are given back.
     buffers_released: tokio::sync::Notify,
@@ -192,12 +194,24 @@ impl Store {
             budget,
             hooks,
             evict_cursor: AtomicUsize::new(0),
+            aof: OnceLock::new(),
             buffers_released: tokio::sync::Notify::new(),
             oversize_reads: tokio::sync::Semaphore::new(1),
         }
     }
 
     /// The hook every key change passes through (WATCH, client tracking).
+    /// The append-only log, if it is on.
+    #[inline]
+    pub fn aof(&self) -> Option<&Arc<crate::aof::AofLog>> {
+        self.aof.get()
+    }
+
+    /// Turns the append-only log on (once, at start).
+    pub fn set_aof(&self, log: Arc<crate::aof::AofLog>) {
+        let _ = self.aof.set(log);
+    }
+
     pub fn hooks(&self) -> &KeyHooks {
         &self.hooks
     }

@@ -208,6 +208,12 @@ impl<S: BuildHasher + Clone> Stripe<S> {
         self.budget.release(bytes);
     }
 
+    /// The key's slot if it exists and has not expired, without counting a lookup, refreshing its recency
+    /// or removing it (the append-only log reads what a write left this way).
+    pub fn find_live(&self, hash: u64, key: &[u8], now_ms: u64) -> Option<Slot> {
+        self.find(hash, key).filter(|&slot| !self.is_expired(slot, now_ms))
+    }
+
     #[inline]
     fn find(&self, hash: u64, key: &[u8]) -> Option<Slot> {
         let entries = &self.entries;
