@@ -53,9 +53,6 @@ const UNSUPPORTED: &[&str] = &[
     "monitor",
     "sync",
     "psync",
-    "wait",
-    "move",
-    "swapdb",
     "migrate",
 ];
 
@@ -138,8 +135,11 @@ fn route_command(
         "info" => info(requester, shared, &topo, &req),
         "scan" => scan(requester, &topo, &req),
         "randomkey" => randomkey(requester, &topo, &req),
-        // Keyless, and the same on every shard: any one answers.
-        "pfselftest" => match topo.live().next() {
+        // OBJECT's subcommands name their key second; HELP and malformed requests go to any shard.
+        "object" if req.argc() >= 3 => one_key(requester, &topo, &req, spec, req.arg(2)),
+        "wait" => wait(&topo, &req),
+        // Keyless, and the same on every shard: any one answers (SWAPDB as Redis with one database).
+        "pfselftest" | "object" | "swapdb" => match topo.live().next() {
             Some((_, shard)) => forward(requester, shard, &req),
             None => no_live_shard(&topo),
         },
@@ -151,6 +151,25 @@ fn route_command(
             Some(fut) => fut,
             None => crate::local::reply(session, shared, &req, spec),
         },
+    }
+}
+
+/// WAIT numreplicas timeout, answered here: every write the proxy acknowledged was acknowledged by each
+/// of its copies first (`--replicas`), so the count is the number of extra copies, at once. Arguments are
+/// checked as Redis checks them.
+fn wait(topo: &View<'_>, req: &Request) -> ReplyFut {
+    let parse = |a: &[u8]| ringcache_common::connection::parse_integer(a);
+    let Some(_wanted) = parse(req.arg(1)) else {
+        return ReplyFut::error("ERR value is not an integer or out of range");
+    };
+    match parse(req.arg(2)) {
+        None => ReplyFut::error("ERR timeout is not an integer or out of range"),
+        Some(t) if t < 0 => ReplyFut::error("ERR timeout is negative"),
+        Some(_) => {
+            let mut out = BytesMut::new();
+            out.integer(topo.replicas.saturating_sub(1) as i64);
+            ReplyFut::ready(out.freeze())
+        }
     }
 }
 
