@@ -25,14 +25,6 @@ const UNSUPPORTED: &[&str] = &[
     "discard",
     "watch",
     "unwatch",
-    "blpop",
-    "brpop",
-    "brpoplpush",
-    "blmove",
-    "blmpop",
-    "bzpopmin",
-    "bzpopmax",
-    "bzmpop",
     "subscribe",
     "unsubscribe",
     "psubscribe",
@@ -143,6 +135,7 @@ fn route_command(
             Some((_, shard)) => forward(requester, shard, &req),
             None => no_live_shard(&topo),
         },
+        _ if crate::blocking::is_blocking(spec) => crate::blocking::route(requester, &topo, &req, spec),
         "spop" if topo.replicas > 1 => ReplyFut::error(
             "ERR SPOP is not supported by ringcache-proxy with --replicas above 1 (each copy would pop a different \
              member); use SRANDMEMBER and SREM",

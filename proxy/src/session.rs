@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use futures::FutureExt;
 use ringcache_common::connection::{ClientConn, ClientRegistry};
-use ringcache_common::resp::{Limits, ReplyWriter, RequestScanner};
+use ringcache_common::resp::{Limits, ReplyWriter, Request, RequestScanner};
 use ringcache_common::server::{accept_loop, ConnectionCounters};
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
@@ -103,6 +103,8 @@ pub enum ReplyFut {
     Gather(Box<Gather>),
     /// A request being sent again after its shard died ([`crate::failover`]).
     Failover(Pin<Box<dyn Future<Output = Bytes> + Send>>),
+    /// A blocking command on a connection of its own ([`crate::blocking`]); dropping it closes that connection.
+    Dedicated(Pin<Box<dyn Future<Output = Bytes> + Send>>),
 }
 
 impl ReplyFut {
@@ -149,7 +151,7 @@ impl Future for ReplyFut {
                 }
             }
             ReplyFut::Gather(g) => g.poll_unpin(cx),
-            ReplyFut::Failover(f) => f.poll_unpin(cx),
+            ReplyFut::Failover(f) | ReplyFut::Dedicated(f) => f.poll_unpin(cx),
         }
     }
 }
@@ -182,6 +184,11 @@ pub struct Timed {
 }
 
 impl Timed {
+    /// Whether this is a blocking command on a connection of its own ([`crate::blocking`]).
+    pub(crate) fn is_dedicated(&self) -> bool {
+        matches!(self.fut, ReplyFut::Dedicated(_))
+    }
+
     fn untimed(fut: ReplyFut) -> Self {
         Timed { fut, command: None, started: Instant::now(), epoch: 0 }
     }
@@ -235,6 +242,7 @@ async fn serve(
         eof: false,
         held_back: false,
         stalled: false,
+        parked: None,
     };
     let mut out = ReplyQueue::default();
     let mut pending: VecDeque<Timed> = VecDeque::new();
@@ -316,6 +324,11 @@ async fn serve(
                 match stream.read_buf(&mut input.buf).now_or_never() {
                     None => continue,
                     Some(Ok(0)) => {
+                        // A client that leaves while blocked is gone at once, as in Redis (its blocked
+                        // command's connection is closed, so the shard forgets it too).
+                        if crate::blocking::is_waiting(&pending) {
+                            return Ok(());
+                        }
                         input.eof = true;
                         continue;
                     }
@@ -362,8 +375,11 @@ struct Input {
     eof: bool,
     /// Requests wait in `buf` because a shard went down while older ones were in flight.
     held_back: bool,
-    /// Requests may wait in `buf` because the client has as many at the shards as it may.
+    /// Requests may wait in `buf` because the client has as many at the shards as it may, or because a
+    /// blocking command is in the way ([`crate::blocking::must_wait`]).
     stalled: bool,
+    /// A blocking command read but not yet routed: it waits for the client's earlier requests.
+    parked: Option<Request>,
 }
 
 impl Input {
@@ -386,13 +402,22 @@ impl Input {
                 self.held_back = true;
                 break;
             }
-            if room == 0 {
-                self.stalled = !self.buf.is_empty();
+            if room == 0 || crate::blocking::is_waiting(pending) {
+                self.stalled = !self.buf.is_empty() || self.parked.is_some();
                 break;
             }
             room -= 1;
             let limits = if session.authenticated { shared.limits } else { shared.limits.unauthenticated() };
-            match self.scanner.next(&mut self.buf, &limits) {
+            let next = match self.parked.take() {
+                Some(req) => Ok(Some(req)),
+                None => self.scanner.next(&mut self.buf, &limits),
+            };
+            match next {
+                Ok(Some(req)) if crate::blocking::must_wait(&req, pending) => {
+                    self.parked = Some(req);
+                    self.stalled = true;
+                    break;
+                }
                 Ok(Some(req)) => {
                     let (spec, fut) = route::route(session, shared, req);
                     pending.push_back(Timed { fut, command: spec.map(|s| s.index()), started, epoch });

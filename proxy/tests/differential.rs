@@ -956,9 +956,6 @@ fn unsupported_commands_are_refused_and_the_connection_survives() {
             &["EVAL", "return 1", "0"],
             &["EVALSHA", "abc", "0"],
             &["SCRIPT", "LOAD", "return 1"],
-            &["BLPOP", "l", "0"],
-            &["BRPOP", "l", "0"],
-            &["BZPOPMIN", "z", "0"],
             &["multi"],
             &["Subscribe", "x"],
         ] {
@@ -2130,4 +2127,43 @@ fn cross_shard_copy_renamenx_and_sort_store_are_crossslot() {
         assert_eq!(sorted, vec![1, 2], "{name}");
         let _: i64 = redis::cmd("DEL").arg(&k1).query(&mut conn).unwrap();
     }
+}
+
+/// Blocking commands through the proxy (each on a connection of its own to its keys' shard): with
+/// something to pop, and timing out, in both protocols.
+#[test]
+fn blocking_commands_answer_as_redis() {
+    let targets = Targets::start();
+    differential(
+        &targets,
+        &table(&[
+            (Exact, &["FLUSHALL"]),
+            (Exact, &["RPUSH", "{b}l", "a", "b", "c", "d"]),
+            (Exact, &["BLPOP", "{b}none", "{b}l", "0"]),
+            (Exact, &["BRPOP", "{b}l", "0.01"]),
+            (Exact, &["BRPOPLPUSH", "{b}l", "{b}m", "0"]),
+            (Exact, &["BLMOVE", "{b}l", "{b}m", "LEFT", "LEFT", "0"]),
+            (Exact, &["LRANGE", "{b}m", "0", "-1"]),
+            (Exact, &["BLMPOP", "0", "2", "{b}none", "{b}m", "RIGHT", "COUNT", "5"]),
+            (Exact, &["BLPOP", "{b}l", "0.01"]),
+            (Exact, &["BRPOPLPUSH", "{b}l", "{b}m", "0.01"]),
+            (Exact, &["BLMOVE", "{b}l", "{b}m", "LEFT", "LEFT", "0.01"]),
+            (Exact, &["BLMPOP", "0.01", "1", "{b}l", "LEFT"]),
+            (Exact, &["ZADD", "{b}z", "1", "a", "2", "b", "3", "c"]),
+            (Exact, &["BZPOPMIN", "{b}z", "0"]),
+            (Exact, &["BZPOPMAX", "{b}none", "{b}z", "0"]),
+            (Exact, &["BZMPOP", "0", "1", "{b}z", "MIN", "COUNT", "3"]),
+            (Exact, &["BZPOPMIN", "{b}z", "0.01"]),
+            (Exact, &["BZMPOP", "0.01", "1", "{b}z", "MAX"]),
+            (Exact, &["SET", "{b}s", "x"]),
+            (Exact, &["BLPOP", "{b}s", "0"]),
+            (Exact, &["BZPOPMIN", "{b}s", "0"]),
+            (Exact, &["BLPOP", "{b}l", "-1"]),
+            (Exact, &["BLPOP", "{b}l", "x"]),
+            (Exact, &["BLMPOP", "0", "0", "{b}l", "LEFT"]),
+            (Exact, &["BLMPOP", "0", "x", "{b}l", "LEFT"]),
+            (Exact, &["BZMPOP", "0", "1", "{b}z", "BOGUS"]),
+            (Exact, &["BLPOP", "{b}l"]),
+        ]),
+    );
 }
