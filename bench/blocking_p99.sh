@@ -37,9 +37,9 @@ blocked_total() {
   echo "$n"
 }
 
-# Holds $1 clients blocked until killed.
-hold_blocked() {
-  python3 - "$PROXY" "$1" <<'PY'
+# Starts a process holding $1 clients blocked until killed; sets HOLDER to its pid.
+start_holder() {
+  python3 -c '
 import socket, sys, time
 port, n = int(sys.argv[1]), int(sys.argv[2])
 socks = []
@@ -48,8 +48,9 @@ for i in range(n):
     key = b"{b%d}l" % i
     s.sendall(b"*3\r\n$5\r\nBLPOP\r\n$%d\r\n%s\r\n$1\r\n0\r\n" % (len(key), key))
     socks.append(s)
-time.sleep(3600)
-PY
+time.sleep(3600)' "$PROXY" "$1" &
+  HOLDER=$!
+  PIDS+=("$HOLDER")
 }
 
 # Prints "get_p50 get_p99 set_p50 set_p99" in ms.
@@ -64,11 +65,11 @@ print(rows["GET"]["p50_latency_ms"], rows["GET"]["p99_latency_ms"], rows["SET"][
 : >"$WORK/before"; : >"$WORK/during"
 for round in $(seq 1 "$ROUNDS"); do
   measure >>"$WORK/before"
-  hold_blocked "$BLOCKED" & holder=$!
+  start_holder "$BLOCKED"
   for _ in $(seq 1 3000); do [ "$(blocked_total)" -ge "$BLOCKED" ] && break; sleep 0.01; done
   [ "$(blocked_total)" -ge "$BLOCKED" ] || { echo "only $(blocked_total) of $BLOCKED clients blocked"; exit 1; }
   measure >>"$WORK/during"
-  kill "$holder"; wait "$holder" 2>/dev/null || true
+  kill "$HOLDER"; wait "$HOLDER" 2>/dev/null || true
   for _ in $(seq 1 3000); do [ "$(blocked_total)" -eq 0 ] && break; sleep 0.01; done
   echo "round $round: before $(tail -1 "$WORK/before")  during $(tail -1 "$WORK/during")"
 done
