@@ -121,6 +121,11 @@ impl ShardHandle {
         self.auth_failure.store(code, Ordering::Relaxed);
     }
 
+    /// What opening a connection of its own to this shard takes: the connect timeout and the password.
+    pub fn connection_settings(&self) -> (Duration, Option<String>) {
+        (self.conn_settings.timeout, self.conn_settings.password.clone())
+    }
+
     /// The connection a client session uses for replies in `proto`: always the same one, so that one
     /// client's requests to a shard stay in order, and one on the session's own worker thread.
     pub fn conn_for(&self, session_id: u64, proto: Protocol) -> &BackendConn {

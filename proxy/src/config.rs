@@ -67,6 +67,12 @@ pub struct ProxyArgs {
     #[arg(long, env = "RINGCACHE_TIMEOUT", default_value = "1s", value_parser = parse_duration)]
     pub timeout: Duration,
 
+    /// Idle connections kept per worker thread, shard and protocol for blocking commands (BLPOP and the
+    /// others each wait on a connection of their own, so they never hold up other clients' requests); a
+    /// blocked client beyond them gets a new connection, closed after its reply.
+    #[arg(long, env = "RINGCACHE_BLOCKING_IDLE_CONNECTIONS", default_value_t = crate::blocking::DEFAULT_MAX_IDLE)]
+    pub blocking_idle_connections: usize,
+
     /// Redis's `client-output-buffer-limit normal`: "<hard> <soft> <soft-seconds>". A client whose unsent
     /// replies reach <soft> is not read from until it catches up (and is disconnected if that lasts
     /// <soft-seconds>, 0 = never); one with more than <hard> queued behind the reply being written is

@@ -6,6 +6,7 @@
 //! - [`cluster`]: shard handles, health checks, and the atomically swapped topology.
 //! - [`handoff`]: hinted handoff, so a shard that flaps never serves a value overwritten while it was away.
 //! - [`backend`]: pipelined connections to one shard, shared by all clients.
+//! - [`blocking`]: blocking commands, each on a pooled connection of its own to its keys' shard.
 //! - [`failover`]: a request whose shard dies under it is sent again once the shard is ejected.
 //! - [`session`]: one client connection; replies leave in request order.
 //! - [`output`]: a client's unsent replies and `--client-output-buffer-limit`.
@@ -29,6 +30,7 @@
 
 pub mod admin;
 pub mod backend;
+pub mod blocking;
 pub mod cluster;
 pub mod config;
 pub mod crossshard;

@@ -70,6 +70,7 @@ async fn serve(args: ProxyArgs, workers: &[tokio::runtime::Handle]) -> anyhow::R
             .with_context(|| format!("cannot listen for metrics on {metrics_addr}"))?;
         tracing::info!("metrics on http://{bound}/metrics");
     }
+    ringcache_proxy::blocking::set_max_idle(args.blocking_idle_connections);
     let shared = Arc::new(
         ProxyShared::new(
             cluster,

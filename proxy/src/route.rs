@@ -21,23 +21,12 @@ use crate::session::{shard_error, ProxyShared, ReplyFut, Session};
 /// Redis commands that cannot work through a sharding proxy (the stateful ones that can are answered by
 /// [`crate::stateful`] before a request gets here).
 const UNSUPPORTED: &[&str] = &[
-    "blpop",
-    "brpop",
-    "brpoplpush",
-    "blmove",
-    "blmpop",
-    "bzpopmin",
-    "bzpopmax",
-    "bzmpop",
     "function",
     "fcall",
     "fcall_ro",
     "monitor",
     "sync",
     "psync",
-    "wait",
-    "move",
-    "swapdb",
     "migrate",
 ];
 
@@ -126,11 +115,15 @@ pub fn route_command(
         "info" => info(requester, shared, &topo, &req),
         "scan" => scan(requester, &topo, &req),
         "randomkey" => randomkey(requester, &topo, &req),
-        // Keyless, and the same on every shard: any one answers.
-        "pfselftest" => match topo.live().next() {
+        // OBJECT's subcommands name their key second; HELP and malformed requests go to any shard.
+        "object" if req.argc() >= 3 => one_key(requester, &topo, &req, spec, req.arg(2)),
+        "wait" => wait(&topo, &req),
+        // Keyless, and the same on every shard: any one answers (SWAPDB as Redis with one database).
+        "pfselftest" | "object" | "swapdb" => match topo.live().next() {
             Some((_, shard)) => forward(requester, shard, &req),
             None => no_live_shard(&topo),
         },
+        _ if crate::blocking::is_blocking(spec) => crate::blocking::route(requester, &topo, &req, spec),
         "spop" if topo.replicas > 1 => ReplyFut::error(
             "ERR SPOP is not supported by ringcache-proxy with --replicas above 1 (each copy would pop a different \
              member); use SRANDMEMBER and SREM",
@@ -139,6 +132,25 @@ pub fn route_command(
             Some(fut) => fut,
             None => crate::local::reply(session, shared, &req, spec),
         },
+    }
+}
+
+/// WAIT numreplicas timeout, answered here: every write the proxy acknowledged was acknowledged by each
+/// of its copies first (`--replicas`), so the count is the number of extra copies, at once. Arguments are
+/// checked as Redis checks them.
+fn wait(topo: &View<'_>, req: &Request) -> ReplyFut {
+    let parse = |a: &[u8]| ringcache_common::connection::parse_integer(a);
+    let Some(_wanted) = parse(req.arg(1)) else {
+        return ReplyFut::error("ERR value is not an integer or out of range");
+    };
+    match parse(req.arg(2)) {
+        None => ReplyFut::error("ERR timeout is not an integer or out of range"),
+        Some(t) if t < 0 => ReplyFut::error("ERR timeout is negative"),
+        Some(_) => {
+            let mut out = BytesMut::new();
+            out.integer(topo.replicas.saturating_sub(1) as i64);
+            ReplyFut::ready(out.freeze())
+        }
     }
 }
 

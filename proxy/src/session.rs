@@ -23,7 +23,7 @@ use futures::FutureExt;
 use ringcache_common::config::StateLimits;
 use ringcache_common::connection::{ClientConn, ClientRegistry};
 use ringcache_common::push::PushReceiver;
-use ringcache_common::resp::{Limits, ReplyWriter, RequestScanner};
+use ringcache_common::resp::{Limits, ReplyWriter, Request, RequestScanner};
 use ringcache_common::server::{accept_loop, ConnectionCounters};
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
@@ -123,6 +123,8 @@ pub enum ReplyFut {
     /// A reply that takes several steps ([`crate::stateful`]: a transaction, a script reloaded, a
     /// subscription confirmed).
     Task(Pin<Box<dyn Future<Output = Bytes> + Send>>),
+    /// A blocking command on a connection of its own ([`crate::blocking`]); dropping it closes that connection.
+    Dedicated(Pin<Box<dyn Future<Output = Bytes> + Send>>),
 }
 
 impl ReplyFut {
@@ -169,7 +171,7 @@ impl Future for ReplyFut {
                 }
             }
             ReplyFut::Gather(g) => g.poll_unpin(cx),
-            ReplyFut::Failover(f) | ReplyFut::Task(f) => f.poll_unpin(cx),
+            ReplyFut::Failover(f) | ReplyFut::Task(f) | ReplyFut::Dedicated(f) => f.poll_unpin(cx),
         }
     }
 }
@@ -204,6 +206,11 @@ pub struct Timed {
 }
 
 impl Timed {
+    /// Whether this is a blocking command on a connection of its own ([`crate::blocking`]).
+    pub(crate) fn is_dedicated(&self) -> bool {
+        matches!(self.fut, ReplyFut::Dedicated(_))
+    }
+
     fn untimed(fut: ReplyFut) -> Self {
         Timed { fut, command: None, started: Instant::now(), epoch: 0, barrier: false }
     }
@@ -258,6 +265,7 @@ async fn serve(
         held_back: false,
         stalled: false,
         state: SessionState::default(),
+        parked: None,
     };
     // Pub/sub messages and invalidations for this client, once it has subscribed or turned tracking on.
     let mut pushes: Option<PushReceiver> = None;
@@ -345,6 +353,11 @@ async fn serve(
                 match stream.read_buf(&mut input.buf).now_or_never() {
                     None => continue,
                     Some(Ok(0)) => {
+                        // A client that leaves while blocked is gone at once, as in Redis (its blocked
+                        // command's connection is closed, so the shard forgets it too).
+                        if crate::blocking::is_waiting(&pending) {
+                            return Ok(());
+                        }
                         input.eof = true;
                         continue;
                     }
@@ -428,10 +441,13 @@ struct Input {
     eof: bool,
     /// Requests wait in `buf` because a shard went down while older ones were in flight.
     held_back: bool,
-    /// Requests may wait in `buf` because the client has as many at the shards as it may.
+    /// Requests may wait in `buf` because the client has as many at the shards as it may, or because a
+    /// blocking command is in the way ([`crate::blocking::must_wait`]).
     stalled: bool,
     /// Transaction, WATCH, subscriptions, tracking.
     state: SessionState,
+    /// A blocking command read but not yet routed: it waits for the client's earlier requests.
+    parked: Option<Request>,
 }
 
 impl Input {
@@ -456,13 +472,22 @@ impl Input {
                 self.held_back = true;
                 break;
             }
-            if room == 0 {
-                self.stalled = !self.buf.is_empty();
+            if room == 0 || crate::blocking::is_waiting(pending) {
+                self.stalled = !self.buf.is_empty() || self.parked.is_some();
                 break;
             }
             room -= 1;
             let limits = if session.authenticated { shared.limits } else { shared.limits.unauthenticated() };
-            match self.scanner.next(&mut self.buf, &limits) {
+            let next = match self.parked.take() {
+                Some(req) => Ok(Some(req)),
+                None => self.scanner.next(&mut self.buf, &limits),
+            };
+            match next {
+                Ok(Some(req)) if crate::blocking::must_wait(&req, pending) => {
+                    self.parked = Some(req);
+                    self.stalled = true;
+                    break;
+                }
                 Ok(Some(req)) => {
                     let routed = stateful::route(&mut self.state, session, shared, req);
                     let command = routed.spec.map(|s| s.index());

@@ -18,6 +18,7 @@
 //!   and the background thread that takes them.
 //! - [`handoff`]: hinted handoff, the keys written here while standing in for an absent shard.
 //! - [`registry`]: registering this shard in ZooKeeper (`--zookeeper`), when proxies take the ring from there.
+//! - [`rdb`]: DUMP/RESTORE payloads in Redis's RDB object format (CRC-64, LZF, listpacks, intsets).
 //! - [`shard_metrics`]: the `/metrics` registry.
 //!
 //! Invariant: no store lock is held across I/O or an `.await` — a command's store work is synchronous.
@@ -31,6 +32,7 @@ pub mod config;
 pub mod events;
 pub mod handoff;
 pub mod pubsub;
+pub mod rdb;
 pub mod registry;
 pub mod scripting;
 pub mod server;

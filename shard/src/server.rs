@@ -331,6 +331,14 @@ async fn connection_loop(
                     }
                     command_started = Instant::now();
                 }
+                Some(Deferred::WaitReplicas { deadline }) => {
+                    if wait_replicas(&mut stream, &mut rbuf, &mut wbuf, deadline, &mut cancelled).await?
+                        == BlockEnd::Close
+                    {
+                        return Ok(());
+                    }
+                    command_started = Instant::now();
+                }
                 // SAVE: only this client waits for the snapshot; its later requests wait behind it, in order.
                 Some(Deferred::Save(done)) => {
                     match done.await {
@@ -522,6 +530,42 @@ async fn wait_blocked(
             }
         }
         return Ok(BlockEnd::Continue);
+    }
+}
+
+/// WAIT for replicas: nothing can arrive, so the client waits out its timeout (or leaves), then gets 0.
+async fn wait_replicas(
+    stream: &mut TcpStream,
+    rbuf: &mut BytesMut,
+    wbuf: &mut ReplyBuf,
+    deadline: Option<Instant>,
+    cancelled: &mut std::pin::Pin<&mut tokio_util::sync::WaitForCancellationFuture<'_>>,
+) -> std::io::Result<BlockEnd> {
+    if !wbuf.is_empty() {
+        stream.write_all(wbuf).await?;
+        wbuf.clear();
+    }
+    let sleep = async move {
+        match deadline {
+            Some(d) => tokio::time::sleep_until(d.into()).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(sleep);
+    loop {
+        tokio::select! {
+            biased;
+            _ = cancelled.as_mut() => return Ok(BlockEnd::Close),
+            _ = &mut sleep => {
+                wbuf.integer(0);
+                return Ok(BlockEnd::Continue);
+            }
+            r = stream.read_buf(rbuf), if rbuf.len() < BLOCKED_READ_LIMIT => {
+                if r? == 0 {
+                    return Ok(BlockEnd::Close);
+                }
+            }
+        }
     }
 }
 

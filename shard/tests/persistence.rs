@@ -285,3 +285,61 @@ fn two_shards_cannot_share_a_directory() {
     let stderr = refuses_to_start(dir.path());
     assert!(stderr.contains("is in use by another ringcache-shard"), "{stderr}");
 }
+
+/// A sorted set of 1,000,000 members and a list of 1,000,000 elements: loaded, ranged (by rank, score and
+/// index, from both ends), snapshotted, and the same after a restart from the snapshot.
+#[test]
+fn a_million_member_zset_and_list_survive_a_snapshot() {
+    const N: usize = 1_000_000;
+    const BATCH: usize = 10_000;
+    let dir = tempfile::tempdir().unwrap();
+    let mut shard = Shard::start_in(dir.path(), &["--snapshot-interval", "0", "--maxmemory", "0"], false);
+    let mut con = shard.client();
+    for start in (0..N).step_by(BATCH) {
+        // Scores in a shuffled order (member i has score i), so the tree is built by inserts everywhere.
+        let mut zadd = redis::cmd("ZADD");
+        zadd.arg("big:z");
+        for i in start..start + BATCH {
+            let j = (i * 7919) % N;
+            zadd.arg(j).arg(format!("m{j}"));
+        }
+        let mut rpush = redis::cmd("RPUSH");
+        rpush.arg("big:l");
+        for i in start..start + BATCH {
+            rpush.arg(format!("e{i}"));
+        }
+        let _: () = redis::pipe().add_command(zadd).ignore().add_command(rpush).ignore().query(&mut con).unwrap();
+    }
+    let check = |con: &mut redis::Connection, when: &str| {
+        let card: usize = redis::cmd("ZCARD").arg("big:z").query(con).unwrap();
+        let len: usize = redis::cmd("LLEN").arg("big:l").query(con).unwrap();
+        assert_eq!((card, len), (N, N), "{when}");
+        let mid: Vec<String> = redis::cmd("ZRANGE").arg("big:z").arg(500_000).arg(500_002).query(con).unwrap();
+        assert_eq!(mid, ["m500000", "m500001", "m500002"], "{when}");
+        let top: Vec<String> = redis::cmd("ZREVRANGE").arg("big:z").arg(0).arg(1).query(con).unwrap();
+        assert_eq!(top, ["m999999", "m999998"], "{when}");
+        let by_score: Vec<String> =
+            redis::cmd("ZRANGEBYSCORE").arg("big:z").arg("(750000").arg(750002).query(con).unwrap();
+        assert_eq!(by_score, ["m750001", "m750002"], "{when}");
+        let rank: usize = redis::cmd("ZRANK").arg("big:z").arg("m123456").query(con).unwrap();
+        assert_eq!(rank, 123_456, "{when}");
+        let count: usize = redis::cmd("ZCOUNT").arg("big:z").arg(100).arg(199).query(con).unwrap();
+        assert_eq!(count, 100, "{when}");
+        let middle: Vec<String> = redis::cmd("LRANGE").arg("big:l").arg(499_999).arg(500_001).query(con).unwrap();
+        assert_eq!(middle, ["e499999", "e500000", "e500001"], "{when}");
+        let tail: Vec<String> = redis::cmd("LRANGE").arg("big:l").arg(-2).arg(-1).query(con).unwrap();
+        assert_eq!(tail, ["e999998", "e999999"], "{when}");
+        let at: String = redis::cmd("LINDEX").arg("big:l").arg(777_777).query(con).unwrap();
+        assert_eq!(at, "e777777", "{when}");
+    };
+    check(&mut con, "loaded");
+    let _: () = redis::cmd("SAVE").query(&mut con).unwrap();
+    let used_before: usize = info_value(&mut con, "used_memory").parse().unwrap();
+    assert_eq!(shard.stop_with("TERM"), Some(0));
+    let shard = Shard::start_in(dir.path(), &["--snapshot-interval", "0", "--maxmemory", "0"], false);
+    let mut con = shard.client();
+    wait_until_loaded(&mut con);
+    check(&mut con, "restored");
+    let used_after: usize = info_value(&mut con, "used_memory").parse().unwrap();
+    assert_eq!(used_after, used_before, "the restored collections are charged as the originals were");
+}

@@ -821,3 +821,36 @@ fn blocking_timeouts_and_disconnects() {
     assert_eq!(&c.call(&["LRANGE", "kept", "0", "-1"])[..], b"*1\r\n$1\r\nv\r\n", "nobody took it");
     assert!(String::from_utf8_lossy(&c.call(&["INFO", "clients"])).contains("total_blocking_keys:0"));
 }
+
+/// WAIT with no replicas: 0 at once when none are wanted or inside MULTI, else 0 after the timeout (as
+/// redis-server without replicas); a client that leaves while waiting is gone, and the others were served.
+#[test]
+fn wait_for_replicas_times_out_with_zero() {
+    let shard = Shard::start(&[]);
+    let redis = RedisServer::start();
+    for port in [shard.port, redis.port] {
+        let mut c = Framed::connect(port);
+        assert_eq!(&c.call(&["WAIT", "0", "0"])[..], b":0\r\n");
+        let started = Instant::now();
+        assert_eq!(&c.call(&["WAIT", "1", "300"])[..], b":0\r\n");
+        let waited = started.elapsed();
+        assert!(waited >= Duration::from_millis(290), "port {port}: returned after {waited:?}");
+        assert_eq!(&c.call(&["MULTI"])[..], b"+OK\r\n");
+        assert_eq!(&c.call(&["WAIT", "1", "0"])[..], b"+QUEUED\r\n");
+        assert_eq!(&c.call(&["EXEC"])[..], b"*1\r\n:0\r\n");
+        let clients = |c: &mut Framed| {
+            String::from_utf8_lossy(&c.call(&["INFO", "clients"]))
+                .lines()
+                .find_map(|l| l.strip_prefix("connected_clients:").map(str::to_string))
+                .unwrap()
+        };
+        let before = clients(&mut c);
+        {
+            let mut gone = Framed::connect(port);
+            gone.send(&[b"WAIT", b"1", b"0"]);
+            let mut other = Framed::connect(port);
+            assert_eq!(&other.call(&["PING"])[..], b"+PONG\r\n");
+        }
+        support::poll_until("the waiting client is gone", || clients(&mut c) == before);
+    }
+}

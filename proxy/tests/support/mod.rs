@@ -152,7 +152,9 @@ pub fn start_redis() -> Proc {
 
 pub fn start_redis_on(port: u16) -> Proc {
     let mut cmd = Command::new("redis-server");
+    // One database, as a shard has: MOVE, SWAPDB and COPY ... DB answer the same behind the proxy.
     cmd.args(["--port", &port.to_string(), "--save", "", "--appendonly", "no", "--bind", "127.0.0.1"])
+        .args(["--databases", "1"])
         .stdout(Stdio::null());
     Proc::spawn("redis-server", cmd, port)
 }

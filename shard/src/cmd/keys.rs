@@ -1,11 +1,13 @@
 //! Key commands: DEL UNLINK EXISTS TOUCH TYPE EXPIRE PEXPIRE EXPIREAT PEXPIREAT EXPIRETIME PEXPIRETIME
-//! TTL PTTL PERSIST RENAME SCAN KEYS RANDOMKEY DBSIZE FLUSHDB FLUSHALL.
+//! TTL PTTL PERSIST RENAME RENAMENX COPY MOVE SWAPDB SCAN KEYS RANDOMKEY DBSIZE FLUSHDB FLUSHALL. A shard has
+//! one database (0), so MOVE, SWAPDB and COPY's DB option answer as redis-server started with
+//! `--databases 1` does. (DUMP/RESTORE: `dump.rs`; OBJECT: `object.rs`; SORT: `sort.rs`.)
 
 use rand::Rng;
 use ringcache_common::resp::{ReplyWriter, Request};
 
 use super::{is, parse_i64, CmdError, CmdResult, Ctx, Handler};
-use crate::store::{string_entry_cost, Taken, NO_SLOT};
+use crate::store::{string_entry_cost, Collection, Kind, Taken, NO_SLOT};
 pub(crate) use ringcache_common::glob::glob_match;
 
 pub(super) fn handler(name: &str) -> Option<Handler> {
@@ -24,6 +26,10 @@ pub(super) fn handler(name: &str) -> Option<Handler> {
         "pttl" => pttl,
         "persist" => persist,
         "rename" => rename,
+        "renamenx" => renamenx,
+        "copy" => copy,
+        "move" => move_,
+        "swapdb" => swapdb,
         "scan" => scan,
         "keys" => keys,
         "randomkey" => randomkey,
@@ -189,16 +195,43 @@ fn persist(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 }
 
 fn rename(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    rename_generic(ctx, req, false)
+}
+
+fn renamenx(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    rename_generic(ctx, req, true)
+}
+
+/// RENAME and RENAMENX (`nx`: only if the new name is free; replies 1 or 0 instead of OK). The value keeps
+/// its deadline, as in Redis.
+fn rename_generic(ctx: &mut Ctx<'_>, req: &Request, nx: bool) -> CmdResult {
     let (src, dst) = (req.arg(1), req.arg(2));
     let (hs, hd) = (ctx.db.hash(src), ctx.db.hash(dst));
+    let reply = |ctx: &mut Ctx<'_>, done: bool| {
+        if nx {
+            ctx.out.integer(i64::from(done));
+        } else {
+            ctx.out.ok();
+        }
+    };
+    if ctx.db.stripe(hs)?.lookup(hs, src, ctx.now_ms).is_none() {
+        return Err(CmdError::NoSuchKey);
+    }
+    if src == dst {
+        reply(ctx, false);
+        return Ok(());
+    }
+    if nx {
+        let mut to = ctx.db.stripe(hd)?;
+        if to.lookup(hd, dst, ctx.now_ms).is_some() {
+            reply(ctx, false);
+            return Ok(());
+        }
+    }
     let mut from = ctx.db.stripe(hs)?;
     let Some(src_slot) = from.lookup(hs, src, ctx.now_ms) else {
         return Err(CmdError::NoSuchKey);
     };
-    if src == dst {
-        ctx.out.ok();
-        return Ok(());
-    }
     let (taken, expire) = from.take(src_slot);
     let mut to = ctx.db.stripe(hd)?;
     if let Some(dst_slot) = to.lookup(hd, dst, ctx.now_ms) {
@@ -215,6 +248,119 @@ fn rename(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     }
     let slot = to.insert_taken(hd, dst, taken);
     to.set_expire(slot, expire);
+    reply(ctx, true);
+    Ok(())
+}
+
+/// A value taken out of the keyspace to be written under another key (COPY, RESTORE).
+pub(super) enum Value {
+    String(Vec<u8>),
+    Collection(Collection),
+}
+
+impl From<crate::rdb::Value> for Value {
+    fn from(v: crate::rdb::Value) -> Value {
+        match v {
+            crate::rdb::Value::String(s) => Value::String(s),
+            crate::rdb::Value::Collection(c) => Value::Collection(c),
+        }
+    }
+}
+
+/// Writes `value` under `key`, which the caller made sure is absent, with the deadline `expire_at_ms`.
+pub(super) fn insert_value(ctx: &mut Ctx<'_>, key: &[u8], value: Value, expire_at_ms: Option<u64>) -> CmdResult {
+    let h = ctx.db.hash(key);
+    let mut g = ctx.db.stripe(h)?;
+    let slot = match value {
+        Value::String(v) => {
+            g.reserve(string_entry_cost(key.len(), v.len()), NO_SLOT)?;
+            g.insert_string(h, key, &v)
+        }
+        Value::Collection(c) => {
+            let cost = c.cost();
+            g.reserve(cost + string_entry_cost(key.len(), 4), NO_SLOT)?;
+            g.insert_collection(h, key, c, cost)
+        }
+    };
+    if expire_at_ms.is_some() {
+        g.set_expire(slot, expire_at_ms);
+    }
+    Ok(())
+}
+
+/// Parses a database index as Redis's `getIntFromObjectOrReply` does.
+fn parse_db(arg: &[u8], error: &str) -> Result<i64, CmdError> {
+    match parse_i64(arg) {
+        Ok(n) if i32::try_from(n).is_ok() => Ok(n),
+        _ => Err(CmdError::Other(format!("ERR {error}"))),
+    }
+}
+
+const DB_OUT_OF_RANGE: &str = "ERR DB index is out of range";
+const NOT_AN_INTEGER: &str = "value is not an integer or out of range";
+
+/// COPY source destination [DB 0] [REPLACE]: the copy keeps the source's deadline.
+fn copy(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    let (src, dst) = (req.arg(1), req.arg(2));
+    let mut replace = false;
+    let mut i = 3;
+    while i < req.argc() {
+        let opt = req.arg(i);
+        if is(opt, "REPLACE") {
+            replace = true;
+        } else if is(opt, "DB") && i + 1 < req.argc() {
+            if parse_db(req.arg(i + 1), NOT_AN_INTEGER)? != 0 {
+                return Err(CmdError::Other(DB_OUT_OF_RANGE.into()));
+            }
+            i += 1;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+        i += 1;
+    }
+    if src == dst {
+        return Err(CmdError::Other("ERR source and destination objects are the same".into()));
+    }
+    let hs = ctx.db.hash(src);
+    let mut from = ctx.db.stripe(hs)?;
+    let Some(slot) = from.lookup(hs, src, ctx.now_ms) else {
+        ctx.out.integer(0);
+        return Ok(());
+    };
+    let expire = from.expire_at(slot);
+    let value = match from.kind(slot) {
+        Kind::String => Value::String(from.string(slot).to_vec()),
+        _ => Value::Collection(from.collection(slot).duplicate()),
+    };
+    let hd = ctx.db.hash(dst);
+    let mut to = ctx.db.stripe(hd)?;
+    if let Some(existing) = to.lookup(hd, dst, ctx.now_ms) {
+        if !replace {
+            ctx.out.integer(0);
+            return Ok(());
+        }
+        to.remove(existing);
+    }
+    insert_value(ctx, dst, value, expire)?;
+    ctx.out.integer(1);
+    Ok(())
+}
+
+/// MOVE key db: with one database, every valid index is either this one or out of range.
+fn move_(_ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    match parse_db(req.arg(2), NOT_AN_INTEGER)? {
+        0 => Err(CmdError::Other("ERR source and destination objects are the same".into())),
+        _ => Err(CmdError::Other(DB_OUT_OF_RANGE.into())),
+    }
+}
+
+/// SWAPDB index1 index2: swapping database 0 with itself is all one database allows.
+fn swapdb(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    let first = parse_db(req.arg(1), "invalid first DB index")?;
+    let second = parse_db(req.arg(2), "invalid second DB index")?;
+    if first != 0 || second != 0 {
+        return Err(CmdError::Other(DB_OUT_OF_RANGE.into()));
+    }
     ctx.out.ok();
     Ok(())
 }

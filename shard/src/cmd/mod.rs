@@ -11,16 +11,19 @@ mod bitmaps;
 mod blocking;
 mod collection;
 mod connection;
+mod dump;
 mod handoff;
 mod hashes;
 mod hyperloglog;
 mod keys;
 mod lists;
+mod object;
 mod persistence;
 mod pubsub;
 mod scripting;
 mod server;
 mod sets;
+mod sort;
 mod strings;
 mod tracking;
 mod transactions;
@@ -67,6 +70,9 @@ pub enum Deferred {
     Save(oneshot::Receiver<Result<(), String>>),
     /// An integer reply computed off the worker threads (`Err` is the RESP error line).
     Integer(oneshot::Receiver<Result<i64, String>>),
+    /// WAIT for replicas a shard does not have: the client waits until `deadline` (forever if `None`),
+    /// then gets 0.
+    WaitReplicas { deadline: Option<Instant> },
     /// A blocking command found nothing: the client waits for `wake` (or until `deadline`, if any).
     Blocked {
         waiter: std::sync::Arc<crate::blocking::Waiter>,
@@ -141,6 +147,10 @@ enum LockMode {
     Walk,
     /// It holds every stripe while it runs (scripts: they may touch any key, and are atomic).
     All,
+    /// SORT: its keys' stripes, or every stripe when its BY or GET patterns read other keys.
+    Sort,
+    /// A container whose subcommands name one key as their second argument (OBJECT ENCODING key).
+    SubcommandKey,
 }
 
 static LOCK_MODES: LazyLock<Vec<LockMode>> = LazyLock::new(|| {
@@ -152,6 +162,8 @@ static LOCK_MODES: LazyLock<Vec<LockMode>> = LazyLock::new(|| {
             // Shard channels are named like keys (for cluster routing) but are not keys; EXEC locks for its
             // whole transaction itself.
             "ssubscribe" | "sunsubscribe" | "spublish" | "exec" => LockMode::None,
+            "sort" | "sort_ro" => LockMode::Sort,
+            "object" => LockMode::SubcommandKey,
             _ if c.is_keyed() => LockMode::Keys,
             _ => LockMode::None,
         })
@@ -160,11 +172,9 @@ static LOCK_MODES: LazyLock<Vec<LockMode>> = LazyLock::new(|| {
 
 /// Whether a command needs more than its keys' stripes (a transaction that runs one holds every stripe).
 fn needs_every_stripe(spec: &'static CommandSpec) -> bool {
-    matches!(LOCK_MODES[spec.index()], LockMode::Walk | LockMode::All)
+    matches!(LOCK_MODES[spec.index()], LockMode::Walk | LockMode::All | LockMode::Sort | LockMode::SubcommandKey)
 }
 
-/// Locks what a command needs: the stripes of its keys, all of them, or nothing. `None` when a script
-/// became busy while this waited for a stripe it holds (the command is answered `-BUSY`).
 /// Locks into `db` (unlocked) what a command needs: the stripes of its keys, all of them, or nothing.
 /// False when a script became busy while this waited for a stripe it holds (the command is answered
 /// `-BUSY`).
@@ -178,12 +188,13 @@ fn lock_into<'a>(db: &mut Db<'a>, shared: &Shared, spec: &'static CommandSpec, r
             return db.acquire_one(key, &give_up);
         }
     }
+    let all = mode == LockMode::All || mode == LockMode::Sort && sort::reads_other_keys(req);
     let hashes: smallvec::SmallVec<[u64; 8]> = match mode {
-        LockMode::Keys => command::keys(spec, req).iter().map(|&p| store.hash(req.arg(p))).collect(),
-        LockMode::None | LockMode::Walk => return true,
-        LockMode::All => smallvec::SmallVec::new(),
+        _ if all => smallvec::SmallVec::new(),
+        LockMode::Keys | LockMode::Sort => command::keys(spec, req).iter().map(|&p| store.hash(req.arg(p))).collect(),
+        LockMode::SubcommandKey => req.get(2).map(|k| store.hash(k)).into_iter().collect(),
+        LockMode::None | LockMode::Walk | LockMode::All => return true,
     };
-    let all = mode == LockMode::All;
     // A stripe held by a script is waited for in slices, giving up once the script is busy; while a script
     // runs, the wait is announced to the runtime (it may last until the script ends or is killed).
     let locked = if shared.scripting.is_running() {
@@ -229,6 +240,9 @@ fn handler_for(name: &str) -> Option<Handler> {
         .or_else(|| pubsub::handler(name))
         .or_else(|| scripting::handler(name))
         .or_else(|| blocking::handler(name))
+        .or_else(|| dump::handler(name))
+        .or_else(|| object::handler(name))
+        .or_else(|| sort::handler(name))
 }
 
 /// Runs one request and appends its reply to `ctx.out`. `started` is when the request began (for a batch

@@ -15,6 +15,7 @@ pub(super) fn handler(name: &str) -> Option<Handler> {
         "info" => info,
         "command" => command,
         "config" => config,
+        "wait" => wait,
         _ => return None,
     })
 }
@@ -296,5 +297,26 @@ fn config(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
             sub: String::from_utf8_lossy(sub).into_owned(),
         });
     }
+    Ok(())
+}
+
+/// WAIT numreplicas timeout: a shard has no replicas, so 0 at once when none are wanted, else 0 after the
+/// timeout (in milliseconds; 0 waits forever), as redis-server without replicas answers. Inside a
+/// transaction, at once.
+fn wait(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    let wanted = super::parse_i64(req.arg(1))?;
+    let timeout_ms = super::parse_i64(req.arg(2))
+        .map_err(|_| CmdError::Other("ERR timeout is not an integer or out of range".into()))?;
+    if timeout_ms < 0 {
+        return Err(CmdError::Other("ERR timeout is negative".into()));
+    }
+    if wanted <= 0 || ctx.db.is_pinned() {
+        ctx.out.integer(0);
+        return Ok(());
+    }
+    let deadline = (timeout_ms > 0)
+        .then(|| std::time::Instant::now().checked_add(std::time::Duration::from_millis(timeout_ms as u64)))
+        .flatten();
+    *ctx.deferred = Some(super::Deferred::WaitReplicas { deadline });
     Ok(())
 }

@@ -101,6 +101,37 @@ impl Collection {
         self.len() == 0
     }
 
+    /// A copy of this collection (COPY), built element by element in the source's order.
+    pub fn duplicate(&self) -> Collection {
+        match self {
+            Collection::List(l) => Collection::List(l.clone()),
+            Collection::Hash(h) => {
+                let mut copy = Hash::new();
+                copy.reserve(h.len());
+                for (f, v) in h.iter() {
+                    copy.insert(f, v);
+                }
+                Collection::Hash(copy)
+            }
+            Collection::Set(s) => {
+                let mut copy = Set::new();
+                copy.reserve(s.len());
+                for m in s.iter() {
+                    copy.insert(m);
+                }
+                Collection::Set(copy)
+            }
+            Collection::ZSet(z) => {
+                let mut copy = ZSet::new();
+                copy.reserve(z.len());
+                for (m, score) in z.iter_ordered() {
+                    copy.push_greatest(m, score);
+                }
+                Collection::ZSet(copy)
+            }
+        }
+    }
+
     /// What this collection is charged against `maxmemory` (its elements' bytes plus per-element overhead).
     /// O(n): callers that change a collection by a few elements adjust the charge by those instead.
     pub fn cost(&self) -> usize {
