@@ -20,6 +20,12 @@ fn is(arg: &[u8], word: &str) -> bool {
 pub fn reply(session: &mut Session, shared: &ProxyShared, req: &Request, spec: &CommandSpec) -> ReplyFut {
     let mut out = ReplyBuf::new(session.proto);
     let result = match spec.name {
+        "client" => match tracking_probe(req, &mut out) {
+            Some(result) => result,
+            None => {
+                connection::execute("client", req, session, &shared.clients, shared.requirepass.as_deref(), &mut out)
+            }
+        },
         name if connection::is_connection_command(name) => {
             connection::execute(name, req, session, &shared.clients, shared.requirepass.as_deref(), &mut out)
         }
@@ -32,6 +38,48 @@ pub fn reply(session: &mut Session, shared: &ProxyShared, req: &Request, spec: &
         out.error(&e);
     }
     ReplyFut::ready(out.take())
+}
+
+/// The client-tracking subcommands a client may send to find out whether tracking is on, answered for a
+/// connection without tracking (as redis-server answers them before CLIENT TRACKING ON). Turning tracking
+/// on through the proxy is refused. `None` for the other CLIENT subcommands.
+fn tracking_probe(req: &Request, out: &mut ReplyBuf) -> Option<Result<(), String>> {
+    let sub = req.get(1)?;
+    let lower = String::from_utf8_lossy(sub).to_lowercase();
+    let arity = |ok: bool| {
+        if ok {
+            Ok(())
+        } else {
+            Err(format!("ERR wrong number of arguments for 'client|{lower}' command"))
+        }
+    };
+    Some(match lower.as_str() {
+        "tracking" => arity(req.argc() >= 3).and_then(|()| {
+            if is(req.arg(2), "OFF") {
+                out.ok();
+                Ok(())
+            } else if is(req.arg(2), "ON") {
+                Err("ERR CLIENT TRACKING ON is not supported by ringcache-proxy".into())
+            } else {
+                Err("ERR syntax error".into())
+            }
+        }),
+        "getredir" => arity(req.argc() == 2).map(|()| out.integer(-1)),
+        "trackinginfo" => arity(req.argc() == 2).map(|()| {
+            out.map_len(3);
+            out.bulk(b"flags");
+            out.set_len(1);
+            out.bulk(b"off");
+            out.bulk(b"redirect");
+            out.integer(-1);
+            out.bulk(b"prefixes");
+            out.array_len(0);
+        }),
+        "caching" => arity(req.argc() == 3).and_then(|()| {
+            Err("ERR CLIENT CACHING can be called only when the client is in tracking mode with OPTIN or OPTOUT mode enabled".into())
+        }),
+        _ => return None,
+    })
 }
 
 fn config(shared: &ProxyShared, req: &Request, out: &mut ReplyBuf) -> Result<(), String> {
