@@ -332,6 +332,8 @@ static IMPLEMENTED: &[(&RedisCommand, &[&str])] = &[
     (&redis::BGSAVE, &[]),
     (&RINGCACHE, &[]),
     (&redis::LASTSAVE, &[]),
+    (&redis::SLOWLOG, &["get", "len", "reset", "help"]),
+    (&redis::LATENCY, &["latest", "history", "reset", "doctor", "histogram", "help"]),
     // transactions
     (&redis::MULTI, &[]),
     (&redis::EXEC, &[]),
