@@ -136,6 +136,10 @@ pub struct ClientArgs {
     /// Log filter (tracing's env-filter syntax), e.g. info or ringcache_shard=debug.
     #[arg(long, env = "RINGCACHE_LOG", default_value = "info")]
     pub log: String,
+
+    /// SLOWLOG and LATENCY settings.
+    #[command(flatten)]
+    pub diagnostics: crate::diagnostics::DiagnosticsArgs,
 }
 
 impl ClientArgs {

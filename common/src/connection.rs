@@ -328,23 +328,29 @@ fn client(req: &Request, session: &mut ClientConn, clients: &ClientRegistry, out
             arity(2)?;
             out.integer(session.id as i64);
         }
+        // Redis 7.2's CLIENT SETINFO (7.0 has none: it answers "unknown subcommand", which clients ignore
+        // as well). The attribute is checked first, and errors name it as the client spelled it.
         "setinfo" => {
             arity(4)?;
             let (attr, value) = (req.arg(2), req.arg(3));
+            let lib_name = is(attr, "LIB-NAME");
+            if !lib_name && !is(attr, "LIB-VER") {
+                return Err(format!("ERR Unrecognized option '{}'", String::from_utf8_lossy(attr)));
+            }
             if !printable_word(value) {
                 return Err(format!(
                     "ERR {} cannot contain spaces, newlines or special characters.",
-                    String::from_utf8_lossy(attr).to_lowercase()
+                    String::from_utf8_lossy(attr)
                 ));
             }
             let value = String::from_utf8_lossy(value).into_owned();
-            if is(attr, "LIB-NAME") {
-                session.info.lock().lib_name = value;
-            } else if is(attr, "LIB-VER") {
-                session.info.lock().lib_ver = value;
+            let mut info = session.info.lock();
+            if lib_name {
+                info.lib_name = value;
             } else {
-                return Err(format!("ERR Unrecognized option '{}'", String::from_utf8_lossy(attr)));
+                info.lib_ver = value;
             }
+            drop(info);
             out.ok();
         }
         "list" => {

@@ -6,6 +6,8 @@
 //! - [`hash`]: key hashing for shard placement (twemproxy-compatible functions, `{hash tags}`).
 //! - [`hll`]: HyperLogLog in Redis's string format (PFADD/PFCOUNT/PFMERGE on shards, PFCOUNT merged by the proxy).
 //! - [`connection`]: connection commands (AUTH, HELLO, CLIENT, ...) shared by shard and proxy.
+//! - [`info`]: INFO in Redis 7's layout (every field exporters read), commandstats, errorstats, latencystats.
+//! - [`diagnostics`]: SLOWLOG, LATENCY and the error counts, with their flags.
 //! - [`config`]: flag / environment / TOML-file merging, byte sizes and durations.
 //! - [`push`]: a connection's bounded queue of pushes (pub/sub messages, invalidations).
 //! - [`metrics`]: the Prometheus registry, per-thread command statistics and the `/metrics` HTTP server.
@@ -17,9 +19,11 @@
 pub mod command;
 pub mod config;
 pub mod connection;
+pub mod diagnostics;
 pub mod glob;
 pub mod hash;
 pub mod hll;
+pub mod info;
 pub mod metrics;
 pub mod push;
 pub mod resp;

@@ -134,17 +134,34 @@ pub fn command_stats() -> Vec<(&'static str, u64, u64)> {
         .collect()
 }
 
-/// Renders `INFO commandstats` lines in Redis's format (`cmdstat_get:calls=..,usec=..,usec_per_call=..`).
-pub fn commandstats_lines(out: &mut String) {
-    use std::fmt::Write as _;
-    for (name, calls, sum_ns) in command_stats() {
-        let usec = sum_ns / 1000;
-        let per_call = usec as f64 / calls as f64;
-        let _ = write!(
-            out,
-            "cmdstat_{name}:calls={calls},usec={usec},usec_per_call={per_call:.2},rejected_calls=0,failed_calls=0\r\n"
-        );
-    }
+/// Per command that has run at least once: its calls and cumulative counts at the duration buckets' upper
+/// bounds in microseconds, where the count grows (for LATENCY HISTOGRAM and `INFO latencystats`).
+pub fn command_histograms() -> Vec<crate::diagnostics::CommandHistogram> {
+    let slots = slots();
+    COMMANDS
+        .iter()
+        .enumerate()
+        .filter_map(|(i, spec)| {
+            let calls: u64 = slots.iter().map(|s| s.commands[i].count.get()).sum();
+            if calls == 0 {
+                return None;
+            }
+            let mut cumulative = Vec::new();
+            let mut seen = 0;
+            for (b, bound_ns) in BUCKET_BOUNDS_NS.iter().enumerate() {
+                let n: u64 = slots.iter().map(|s| s.commands[i].buckets[b].get()).sum();
+                if n > 0 {
+                    seen += n;
+                    cumulative.push((bound_ns / 1000, seen));
+                }
+            }
+            // Commands slower than the last bound are in no bucket.
+            if seen < calls {
+                cumulative.push((u64::MAX / 1000, calls));
+            }
+            Some(crate::diagnostics::CommandHistogram { name: spec.name, calls, cumulative })
+        })
+        .collect()
 }
 
 fn slots() -> Vec<Arc<ThreadSlot>> {

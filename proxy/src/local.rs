@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use ringcache_common::command::{self, CommandSpec};
 use ringcache_common::connection;
 use ringcache_common::glob::glob_match;
+use ringcache_common::info::{human_bytes, Info, Sections};
 use ringcache_common::resp::{ReplyBuf, ReplyWriter, Request};
 
 use crate::session::{ProxyShared, ReplyFut, Session};
@@ -25,6 +26,8 @@ pub fn reply(session: &mut Session, shared: &ProxyShared, req: &Request, spec: &
         }
         "command" => command::reply_command(req, &mut out),
         "config" => config(shared, req, &mut out),
+        "slowlog" => shared.diagnostics.slowlog_command(req, &mut out),
+        "latency" => shared.diagnostics.latency_command(req, &mut out, &ringcache_common::metrics::command_histograms),
         other => Err(format!("ERR {} is not supported by ringcache-proxy", other.to_uppercase())),
     };
     if let Err(e) = result {
@@ -47,7 +50,9 @@ fn config(shared: &ProxyShared, req: &Request, out: &mut ReplyBuf) -> Result<(),
     if req.argc() < 3 {
         return Err("ERR wrong number of arguments for 'config|get' command".into());
     }
-    let params: [(&str, String); 8] = [
+    let (slower_than, max_len, latency) = shared.diagnostics.settings();
+    // The proxy keeps no data: its maxmemory is 0, as Redis prints an unlimited one.
+    let params: [(&str, String); 14] = [
         ("port", shared.port.to_string()),
         ("client-output-buffer-limit", shared.output_limits.describe()),
         ("maxclients", shared.maxclients.to_string()),
@@ -56,6 +61,12 @@ fn config(shared: &ProxyShared, req: &Request, out: &mut ReplyBuf) -> Result<(),
         ("databases", "1".into()),
         ("save", String::new()),
         ("appendonly", "no".into()),
+        ("io-threads", "1".into()),
+        ("maxmemory", "0".into()),
+        ("maxmemory-policy", "allkeys-lru".into()),
+        ("slowlog-log-slower-than", slower_than.to_string()),
+        ("slowlog-max-len", max_len.to_string()),
+        ("latency-monitor-threshold", latency.to_string()),
     ];
     let patterns: Vec<Vec<u8>> = req.args_from(2).map(|p| p.to_ascii_lowercase()).collect();
     let matched: Vec<_> = params.iter().filter(|(n, _)| patterns.iter().any(|p| glob_match(p, n.as_bytes()))).collect();
@@ -67,58 +78,44 @@ fn config(shared: &ProxyShared, req: &Request, out: &mut ReplyBuf) -> Result<(),
     Ok(())
 }
 
-const SECTIONS: [&str; 6] = ["server", "clients", "memory", "stats", "membership", "keyspace"];
+/// The proxy's own INFO section, after Redis's.
+const OWN_SECTIONS: [&str; 1] = ["membership"];
 
 /// The INFO sections a request asks for.
-pub fn info_sections(req: &Request) -> Vec<String> {
-    let wanted: Vec<String> = req.args_from(1).map(|a| String::from_utf8_lossy(a).to_lowercase()).collect();
-    if wanted.is_empty() || wanted.iter().any(|w| w == "all" || w == "everything" || w == "default") {
-        SECTIONS.iter().map(|s| s.to_string()).collect()
-    } else {
-        wanted
-    }
+pub fn info_sections(req: &Request) -> Sections {
+    Sections::parse(req.args_from(1), &OWN_SECTIONS)
 }
 
-/// The proxy's own fields, per section (shard totals are added by [`merge_info`]).
-pub fn proxy_info(shared: &ProxyShared, sections: &[String]) -> String {
+/// The proxy's own INFO fields (shard totals are added by [`merge_info`]). Commandstats, errorstats and
+/// latencystats are the proxy's: commands as clients sent them, timed from request read to reply ready.
+pub fn proxy_info(shared: &ProxyShared) -> Info {
     let uptime = shared.started.elapsed().as_secs();
     let topo = shared.cluster.topology();
-    let mut out = String::new();
-    if sections.iter().any(|s| s == "server") {
-        let _ = write!(
-            out,
-            "redis_version:{REDIS_COMPAT_VERSION}\r\nringcache_version:{}\r\nringcache_mode:proxy\r\nredis_mode:standalone\r\nprocess_id:{}\r\ntcp_port:{}\r\nuptime_in_seconds:{uptime}\r\nshards:{}\r\nshards_up:{}\r\n",
-            env!("CARGO_PKG_VERSION"),
-            std::process::id(),
-            shared.port,
-            topo.shards.len(),
-            topo.view().live().count()
-        );
+    let mut info = Info::new();
+    info.common_fields(shared.port, shared.started, shared.config_file.as_deref());
+    info.set("server", "ringcache_version", env!("CARGO_PKG_VERSION"));
+    info.set("server", "ringcache_mode", "proxy");
+    info.set("server", "shards", topo.shards.len());
+    info.set("server", "shards_up", topo.view().live().count());
+    let output = &shared.output_stats;
+    info.set("clients", "connected_clients", shared.connections.connected());
+    info.set("clients", "maxclients", shared.maxclients);
+    info.set("clients", "client_recent_max_output_buffer", output.recent_max(uptime));
+    info.set("clients", "output_limited_clients", output.limited_clients());
+    info.set("stats", "total_connections_received", shared.connections.total());
+    info.set("stats", "rejected_connections", shared.connections.rejected());
+    info.set("stats", "client_output_buffer_limit_disconnections", output.disconnections());
+    let rss = ringcache_common::info::rss_bytes();
+    info.set("memory", "used_memory_rss", rss);
+    info.set("memory", "used_memory_rss_human", human_bytes(rss));
+    let mut membership = String::new();
+    membership_info(shared, &topo, &mut membership);
+    for line in membership.split("\r\n").filter(|l| !l.is_empty()) {
+        if let Some((name, value)) = line.split_once(':') {
+            info.set("membership", name, value);
+        }
     }
-    if sections.iter().any(|s| s == "clients") {
-        let output = &shared.output_stats;
-        let _ = write!(
-            out,
-            "connected_clients:{}\r\nmaxclients:{}\r\nclient_recent_max_output_buffer:{}\r\noutput_limited_clients:{}\r\n",
-            shared.connections.connected(),
-            shared.maxclients,
-            output.recent_max(uptime),
-            output.limited_clients()
-        );
-    }
-    if sections.iter().any(|s| s == "stats") {
-        let _ = write!(
-            out,
-            "total_connections_received:{}\r\nrejected_connections:{}\r\nclient_output_buffer_limit_disconnections:{}\r\n",
-            shared.connections.total(),
-            shared.connections.rejected(),
-            shared.output_stats.disconnections()
-        );
-    }
-    if sections.iter().any(|s| s == "membership") {
-        membership_info(shared, &topo, &mut out);
-    }
-    out
+    info
 }
 
 /// This proxy's view of the membership: where it comes from, the ring version it routes on, and each
@@ -151,90 +148,71 @@ fn membership_info(shared: &ProxyShared, topo: &crate::cluster::Topology, out: &
     }
 }
 
-/// Shard fields that INFO sums across shards, by section.
-const SUMMED: [(&str, &str); 9] = [
+/// Shard fields that INFO sums across shards, by section (the proxy has no value of its own for them,
+/// except `total_error_replies`, to which the shards' are added).
+const SUMMED: [(&str, &str); 13] = [
     ("memory", "used_memory"),
+    ("memory", "used_memory_peak"),
+    ("memory", "used_memory_dataset"),
     ("memory", "maxmemory"),
+    ("memory", "number_of_cached_scripts"),
     ("stats", "total_commands_processed"),
     ("stats", "keyspace_hits"),
     ("stats", "keyspace_misses"),
     ("stats", "expired_keys"),
     ("stats", "evicted_keys"),
-    ("keyspace", "keys"),
-    ("keyspace", "expires"),
+    ("stats", "pubsub_channels"),
+    ("stats", "pubsub_patterns"),
+    ("stats", "total_error_replies"),
 ];
 
-/// Combines the proxy's INFO fields with sums of the shards' fields, in Redis's section layout.
-pub fn merge_info(proxy_text: &str, sections: &[String], shard_infos: &[String]) -> String {
+/// Combines the proxy's own INFO fields with the shards' (`shard_infos`, their `INFO all` texts): the
+/// fields of [`SUMMED`], the key counts and the error counts are summed (the proxy's own errors added).
+pub fn merge_info(own: &Info, sections: &Sections, shard_infos: &[String]) -> String {
+    let mut info = own.clone();
     let mut sums = [0u64; SUMMED.len()];
-    for info in shard_infos {
-        for line in info.lines() {
-            let Some((k, v)) = line.trim_end().split_once(':') else { continue };
-            if k == "db0" {
-                for part in v.split(',') {
-                    if let Some((name, n)) = part.split_once('=') {
-                        if let Some(i) = SUMMED.iter().position(|(s, f)| *s == "keyspace" && *f == name) {
-                            sums[i] += n.parse::<u64>().unwrap_or(0);
+    let (mut keys, mut expires) = (0u64, 0u64);
+    let mut errors: Vec<(String, u64)> = Vec::new();
+    for text in shard_infos {
+        for (section, fields) in ringcache_common::info::parse(text) {
+            for (name, value) in fields {
+                if section == "keyspace" && name == "db0" {
+                    for part in value.split(',') {
+                        match part.split_once('=') {
+                            Some(("keys", n)) => keys += n.parse::<u64>().unwrap_or(0),
+                            Some(("expires", n)) => expires += n.parse::<u64>().unwrap_or(0),
+                            _ => {}
                         }
                     }
+                } else if section == "errorstats" {
+                    let n = value.strip_prefix("count=").and_then(|n| n.parse::<u64>().ok()).unwrap_or(0);
+                    match errors.iter_mut().find(|(k, _)| *k == name) {
+                        Some(e) => e.1 += n,
+                        None => errors.push((name, n)),
+                    }
+                } else if let Some(i) = SUMMED.iter().position(|(s, f)| *s == section && *f == name) {
+                    sums[i] += value.parse::<u64>().unwrap_or(0);
                 }
-            } else if let Some(i) = SUMMED.iter().position(|(s, f)| *s != "keyspace" && *f == k) {
-                sums[i] += v.parse::<u64>().unwrap_or(0);
             }
         }
     }
-    let proxy_lines: Vec<&str> = proxy_text.split("\r\n").filter(|l| !l.is_empty()).collect();
-    let mut out = String::new();
-    for section in SECTIONS.iter().filter(|s| sections.iter().any(|w| w == *s)) {
-        if !out.is_empty() {
-            out.push_str("\r\n");
-        }
-        let mut title = section.to_string();
-        title[..1].make_ascii_uppercase();
-        let _ = write!(out, "# {title}\r\n");
-        let own: &[&str] = match *section {
-            "server" => &[
-                "redis_version",
-                "ringcache_version",
-                "ringcache_mode",
-                "redis_mode",
-                "process_id",
-                "tcp_port",
-                "uptime_in_seconds",
-                "shards",
-                "shards_up",
-            ],
-            "clients" => {
-                &["connected_clients", "maxclients", "client_recent_max_output_buffer", "output_limited_clients"]
-            }
-            "stats" => {
-                &["total_connections_received", "rejected_connections", "client_output_buffer_limit_disconnections"]
-            }
-            "membership" => &["membership_source", "zookeeper_connected", "ring_version", "ring_shards"],
-            _ => &[],
-        };
-        for l in &proxy_lines {
-            let ring_shard = *section == "membership" && l.starts_with("ring_shard") && !l.starts_with("ring_shards:");
-            if ring_shard || own.iter().any(|f| l.starts_with(&format!("{f}:"))) {
-                let _ = write!(out, "{l}\r\n");
-            }
-        }
-        if *section == "keyspace" {
-            let keys = sums[SUMMED.iter().position(|(_, f)| *f == "keys").unwrap_or(0)];
-            let expires = sums[SUMMED.iter().position(|(_, f)| *f == "expires").unwrap_or(0)];
-            if keys > 0 {
-                let _ = write!(out, "db0:keys={keys},expires={expires},avg_ttl=0\r\n");
-            }
-        } else {
-            for (i, (s, f)) in SUMMED.iter().enumerate() {
-                if s == section {
-                    let _ = write!(out, "{f}:{}\r\n", sums[i]);
-                }
-            }
-            if *section == "memory" {
-                out.push_str("maxmemory_policy:allkeys-lru\r\n");
-            }
-        }
+    for (i, (section, name)) in SUMMED.iter().enumerate() {
+        let own_value = own.get(section, name).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        info.set(section, name, sums[i] + own_value);
     }
-    out
+    let used = sums[0];
+    info.set("memory", "used_memory_human", human_bytes(used));
+    info.set("memory", "used_memory_peak_human", human_bytes(sums[1]));
+    info.set("memory", "maxmemory_human", human_bytes(sums[3]));
+    info.set("memory", "used_memory_peak_perc", format!("{:.2}%", used as f64 * 100.0 / sums[1].max(1) as f64));
+    info.set("memory", "used_memory_dataset_perc", if used > 0 { "100.00%" } else { "0.00%" });
+    for (name, n) in errors {
+        let own_value =
+            own.get("errorstats", &name).and_then(|v| v.strip_prefix("count=")?.parse::<u64>().ok()).unwrap_or(0);
+        info.set("errorstats", &name, format!("count={}", n + own_value));
+    }
+    if keys > 0 {
+        info.set("keyspace", "db0", format!("keys={keys},expires={expires},avg_ttl=0"));
+    }
+    info.render(sections)
 }

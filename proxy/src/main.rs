@@ -81,7 +81,8 @@ async fn serve(args: ProxyArgs, workers: &[tokio::runtime::Handle]) -> anyhow::R
             local.port(),
         )
         .with_output_limits(args.client_output_buffer_limit)
-        .with_state_limits(args.state.limits(), args.tracking_table_max_keys),
+        .with_state_limits(args.state.limits(), args.tracking_table_max_keys)
+        .with_diagnostics(&args.client.diagnostics, args.config.clone()),
     );
     // The registry is shared with the metrics server already running, so this is visible from now on.
     let counters = shared.connections.clone();

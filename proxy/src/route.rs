@@ -360,8 +360,8 @@ pub enum Merge {
     CrossShard(crate::crossshard::Combine),
     /// INFO from every shard, summed into the proxy's own INFO.
     Info {
-        text: String,
-        sections: Vec<String>,
+        own: Box<ringcache_common::info::Info>,
+        sections: ringcache_common::info::Sections,
     },
 }
 
@@ -622,14 +622,14 @@ impl Gather {
                     out.error(&e);
                 }
             }
-            Merge::Info { text, sections } => {
+            Merge::Info { own, sections } => {
                 let mut infos = Vec::new();
                 for v in values {
                     if let Some(b) = v.as_bytes() {
                         infos.push(String::from_utf8_lossy(b).into_owned());
                     }
                 }
-                out.verbatim(crate::local::merge_info(text, sections, &infos).as_bytes());
+                out.verbatim(crate::local::merge_info(own, sections, &infos).as_bytes());
             }
         }
         out.take()
@@ -739,7 +739,7 @@ fn broadcast_bytes(requester: Requester, topo: &View<'_>, request: Bytes, merge:
 
 fn info(requester: Requester, shared: &ProxyShared, topo: &View<'_>, req: &Request) -> ReplyFut {
     let sections = crate::local::info_sections(req);
-    let text = crate::local::proxy_info(shared, &sections);
+    let own = Box::new(crate::local::proxy_info(shared));
     let shard_req = encode_request([&b"INFO"[..], b"all"].into_iter());
     let parts: Vec<Part> = topo
         .live()
@@ -749,7 +749,7 @@ fn info(requester: Requester, shared: &ProxyShared, topo: &View<'_>, req: &Reque
         .collect();
     ReplyFut::Gather(Box::new(Gather {
         parts,
-        merge: Merge::Info { text, sections },
+        merge: Merge::Info { own, sections },
         total_keys: 0,
         proto: requester.proto,
     }))

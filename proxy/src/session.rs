@@ -63,6 +63,10 @@ pub struct ProxyShared {
     pub state_limits: StateLimits,
     /// Most keys a worker's client-tracking table holds (`--tracking-table-max-keys`).
     pub tracking_table_max_keys: usize,
+    /// The proxy's slow log and latency monitor (client-visible durations: request read to reply ready).
+    pub diagnostics: ringcache_common::diagnostics::Diagnostics,
+    /// The `--config` file, for INFO's `config_file`.
+    pub config_file: Option<String>,
     next_id: AtomicU64,
 }
 
@@ -89,6 +93,8 @@ impl ProxyShared {
             output_stats: OutputStats::default(),
             state_limits: StateLimits::default(),
             tracking_table_max_keys: DEFAULT_TRACKING_TABLE_MAX_KEYS,
+            diagnostics: ringcache_common::diagnostics::Diagnostics::new(&Default::default()),
+            config_file: None,
             next_id: AtomicU64::new(1),
         }
     }
@@ -101,6 +107,17 @@ impl ProxyShared {
     pub fn with_state_limits(mut self, limits: StateLimits, tracking_table_max_keys: usize) -> Self {
         self.state_limits = limits;
         self.tracking_table_max_keys = tracking_table_max_keys;
+        self
+    }
+
+    /// `--slowlog-*` and `--latency-monitor-threshold`, and the `--config` file INFO names.
+    pub fn with_diagnostics(
+        mut self,
+        args: &ringcache_common::diagnostics::DiagnosticsArgs,
+        config_file: Option<String>,
+    ) -> Self {
+        self.diagnostics = ringcache_common::diagnostics::Diagnostics::new(args);
+        self.config_file = config_file;
         self
     }
 }
@@ -215,9 +232,19 @@ impl Timed {
         Timed { fut, command: None, started: Instant::now(), epoch: 0, barrier: false }
     }
 
-    fn record(&self, now: Instant) {
+    /// Counts and times the command; a notable duration goes to the slow log and latency monitor (with
+    /// the command's name only: the proxy does not keep a request's arguments once it is routed).
+    fn record(&self, now: Instant, shared: &ProxyShared, session: &Session) {
         if let Some(index) = self.command {
-            ringcache_common::metrics::record_command(index, now.saturating_duration_since(self.started));
+            let elapsed = now.saturating_duration_since(self.started);
+            ringcache_common::metrics::record_command(index, elapsed);
+            if shared.diagnostics.is_notable(elapsed) {
+                let name = ringcache_common::command::COMMANDS.get(index).map_or("", |s| s.name);
+                let info = session.info.lock();
+                let (peer, client_name) = (info.addr.to_string(), info.name.clone());
+                drop(info);
+                shared.diagnostics.record(elapsed, std::iter::once(name.as_bytes()), &peer, &client_name);
+            }
         }
     }
 }
@@ -319,7 +346,7 @@ async fn serve(
             (reply, done) = oldest_reply(&mut pending), if !pending.is_empty() => {
                 let now = Instant::now();
                 let mut take = |reply: Bytes, done: Timed| {
-                    done.record(now);
+                    done.record(now, shared, session);
                     reply_estimate = reply.len().max(reply_estimate - reply_estimate / 16);
                     out.push(reply);
                 };

@@ -66,6 +66,8 @@ async fn serve(args: ShardArgs) -> anyhow::Result<()> {
         limits: args.client.limits(),
         state: args.state_limits(),
         scripts: args.script_limits(),
+        diagnostics: args.client.diagnostics.clone(),
+        config_file: args.config.clone(),
     };
     let shared =
         Arc::new(Shared::new(config, store.clone(), persistence.clone(), Handoffs::new(args.handoff_max_keys))?);

@@ -53,6 +53,10 @@ pub struct ServerConfig {
     pub state: StateLimits,
     /// Limits of Lua scripts.
     pub scripts: ScriptLimits,
+    /// SLOWLOG and LATENCY thresholds.
+    pub diagnostics: ringcache_common::diagnostics::DiagnosticsArgs,
+    /// The `--config` file, for INFO's `config_file`.
+    pub config_file: Option<String>,
 }
 
 /// A shard's place in the ring's life, as proxies set it with `RINGCACHE MEMBER`.
@@ -128,6 +132,8 @@ pub struct Shared {
     pub pushers: Arc<PushQueues>,
     pub started: Instant,
     pub connections: Arc<ConnectionCounters>,
+    /// The slow log and the latency monitor.
+    pub diagnostics: ringcache_common::diagnostics::Diagnostics,
     next_client_id: AtomicU64,
 }
 
@@ -143,7 +149,9 @@ impl Shared {
         let pushers = Arc::new(PushQueues::new());
         let events = KeyEvents::install(store.hooks(), pubsub.clone(), pushers.clone());
         let scripting = Scripting::new(config.scripts)?;
+        let diagnostics = ringcache_common::diagnostics::Diagnostics::new(&config.diagnostics);
         Ok(Shared {
+            diagnostics,
             config,
             store,
             persistence,

@@ -343,6 +343,8 @@ static IMPLEMENTED: &[(&RedisCommand, &[&str])] = &[
     (&RINGCACHE, &[]),
     (&redis::LASTSAVE, &[]),
     (&redis::BGREWRITEAOF, &[]),
+    (&redis::SLOWLOG, &["get", "len", "reset", "help"]),
+    (&redis::LATENCY, &["latest", "history", "reset", "doctor", "histogram", "help"]),
     // transactions
     (&redis::MULTI, &[]),
     (&redis::EXEC, &[]),

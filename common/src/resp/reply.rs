@@ -292,6 +292,7 @@ impl ReplyWriter for BytesMut {
     }
 
     fn error(&mut self, msg: &str) {
+        crate::diagnostics::count_error(msg);
         self.reserve(msg.len() + 3);
         self.put_u8(b'-');
         for &b in msg.as_bytes() {

@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 pub use ringcache_testkit::free_port;
 
+pub mod wire;
+
 /// A child process listening on `port`, killed on drop.
 pub struct Proc {
     pub port: u16,

@@ -417,7 +417,14 @@ fn execute_checked(
         ctx.db.release();
     }
     let finished = Instant::now();
-    metrics::record_command(index, finished.saturating_duration_since(started));
+    let elapsed = finished.saturating_duration_since(started);
+    metrics::record_command(index, elapsed);
+    if shared.diagnostics.is_notable(elapsed) {
+        let info = ctx.client.conn.info.lock();
+        let (peer, name) = (info.addr.to_string(), info.name.clone());
+        drop(info);
+        shared.diagnostics.record(elapsed, req.args_from(0), &peer, &name);
+    }
     finished
 }
 

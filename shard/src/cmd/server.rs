@@ -1,14 +1,14 @@
-//! Server commands: INFO COMMAND CONFIG TIME.
+//! Server commands: INFO COMMAND CONFIG SLOWLOG LATENCY.
 
-use std::fmt::Write as _;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 use ringcache_common::command;
+use ringcache_common::info::{human_bytes, Info, Sections};
 use ringcache_common::metrics::{self, HotCounter};
 use ringcache_common::resp::{ReplyWriter, Request};
 
 use super::keys::glob_match;
 use super::{is, CmdError, CmdResult, Ctx, Handler};
-use crate::server::REDIS_COMPAT_VERSION;
 
 pub(super) fn handler(name: &str) -> Option<Handler> {
     Some(match name {
@@ -16,225 +16,173 @@ pub(super) fn handler(name: &str) -> Option<Handler> {
         "command" => command,
         "config" => config,
         "wait" => wait,
+        "slowlog" => slowlog,
+        "latency" => latency,
         _ => return None,
     })
 }
 
-const SECTIONS: [&str; 7] = ["server", "clients", "memory", "persistence", "stats", "replication", "keyspace"];
-
 fn info(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
-    let mut wanted: Vec<String> = req.args_from(1).map(|a| String::from_utf8_lossy(a).to_lowercase()).collect();
-    // As in Redis: `commandstats` only when asked for by name or with ALL / EVERYTHING.
-    let commandstats = wanted.iter().any(|w| w == "commandstats" || w == "all" || w == "everything");
-    if wanted.is_empty() || wanted.iter().any(|w| w == "all" || w == "everything" || w == "default") {
-        wanted = SECTIONS.iter().map(|s| s.to_string()).collect();
-    }
-    let mut text = info_text(ctx, &wanted)?;
-    if commandstats {
-        if !text.is_empty() {
-            text.push_str("\r\n");
-        }
-        text.push_str("# Commandstats\r\n");
-        metrics::commandstats_lines(&mut text);
-    }
+    let sections = Sections::parse(req.args_from(1), &[]);
+    let text = info_text(ctx, &sections)?;
     ctx.out.verbatim(text.as_bytes());
     Ok(())
 }
 
-/// Renders the INFO sections named in `wanted` (lower case), in Redis's order and format.
-fn info_text(ctx: &mut Ctx<'_>, wanted: &[String]) -> Result<String, CmdError> {
+/// The largest `used_memory` INFO has reported (Redis's `used_memory_peak`, sampled when INFO runs).
+static MEMORY_PEAK: AtomicUsize = AtomicUsize::new(0);
+
+/// Renders the INFO `sections`, in Redis's order and format (see `ringcache_common::info`).
+fn info_text(ctx: &mut Ctx<'_>, sections: &Sections) -> Result<String, CmdError> {
     let shared = ctx.shared;
     // Through `ctx.db`, so that INFO inside a transaction or script uses the stripes already held.
     let stats = ctx.db.stats()?;
     let events = shared.events.stats();
-    let mut out = String::new();
-    for section in SECTIONS.iter().filter(|s| wanted.iter().any(|w| w == *s)) {
-        if !out.is_empty() {
-            out.push_str("\r\n");
-        }
-        let title = match *section {
-            "server" => "Server",
-            "clients" => "Clients",
-            "memory" => "Memory",
-            "persistence" => "Persistence",
-            "stats" => "Stats",
-            "replication" => "Replication",
-            _ => "Keyspace",
-        };
-        let _ = write!(out, "# {title}\r\n");
-        let mut field = |name: &str, value: &dyn std::fmt::Display| {
-            let _ = write!(out, "{name}:{value}\r\n");
-        };
-        match *section {
-            "server" => {
-                let uptime = shared.started.elapsed().as_secs();
-                field("redis_version", &REDIS_COMPAT_VERSION);
-                field("ringcache_version", &env!("CARGO_PKG_VERSION"));
-                field("redis_mode", &"standalone");
-                field("os", &std::env::consts::OS);
-                field("arch_bits", &(usize::BITS));
-                field("multiplexing_api", &"epoll");
-                field("process_id", &std::process::id());
-                field("tcp_port", &shared.config.port);
-                field("uptime_in_seconds", &uptime);
-                field("uptime_in_days", &(uptime / 86_400));
-                field("executable", &std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default());
-            }
-            "clients" => {
-                field("connected_clients", &shared.clients.len());
-                field("maxclients", &shared.config.maxclients);
-                let (blocked, blocking_keys) = shared.blocking.stats();
-                field("blocked_clients", &blocked);
-                field("tracking_clients", &events.tracking_clients);
-                field("pubsub_clients", &shared.pubsub.subscribed_clients());
-                field("watching_clients", &events.watching_clients);
-                field("total_watched_keys", &events.watched_keys);
-                field("total_blocking_keys", &blocking_keys);
-            }
-            "memory" => {
-                let used = ctx.store.used_bytes();
-                let max = ctx.store.maxmemory_bytes();
-                let rss = rss_bytes();
-                field("used_memory", &used);
-                field("used_memory_human", &human_bytes(used));
-                field("used_memory_rss", &rss);
-                field("used_memory_rss_human", &human_bytes(rss));
-                field("maxmemory", &max);
-                field("maxmemory_human", &human_bytes(max));
-                field("maxmemory_policy", &"allkeys-lru");
-                field("mem_fragmentation_ratio", &format!("{:.2}", rss as f64 / used.max(1) as f64));
-                field("mem_fragmentation_bytes", &(rss as i64 - used as i64));
-                field("mem_allocator", &"mimalloc");
-            }
-            "persistence" => {
-                let p = &shared.persistence;
-                let loading = p.is_loading();
-                field("loading", &u8::from(loading));
-                field("async_loading", &0);
-                if loading {
-                    use std::sync::atomic::Ordering::Relaxed;
-                    let total = p.load_progress.total_bytes.load(Relaxed);
-                    let loaded = p.load_progress.loaded_bytes.load(Relaxed);
-                    field("loading_total_bytes", &total);
-                    field("loading_loaded_bytes", &loaded);
-                    let perc = if total == 0 { 0.0 } else { loaded as f64 * 100.0 / total as f64 };
-                    field("loading_loaded_perc", &format!("{perc:.2}"));
-                }
-                field("rdb_changes_since_last_save", &p.changes_since_last_save());
-                field("rdb_bgsave_in_progress", &u8::from(p.in_progress()));
-                field("rdb_last_save_time", &p.last_save_unix_secs());
-                field("rdb_last_bgsave_status", &if p.last_status_ok() { "ok" } else { "err" });
-                let (saves_ok, saves_failed) = p.saves();
-                let last_secs = if saves_ok + saves_failed == 0 { -1 } else { (p.last_duration_ms() / 1000) as i64 };
-                field("rdb_last_bgsave_time_sec", &last_secs);
-                let current = if p.in_progress() { (p.current_duration_ms() / 1000) as i64 } else { -1 };
-                field("rdb_current_bgsave_time_sec", &current);
-                field("rdb_saves", &saves_ok);
-                let load = p.last_load();
-                field("rdb_last_load_keys_expired", &load.keys_expired);
-                field("rdb_last_load_keys_loaded", &load.keys_loaded);
-                let aof = p.aof.as_deref();
-                field("aof_enabled", &u8::from(aof.is_some()));
-                let rewriting = aof.is_some() && p.in_progress();
-                field("aof_rewrite_in_progress", &u8::from(rewriting));
-                field("aof_rewrite_scheduled", &0);
-                let rewrites = aof.map_or(0, |a| a.rewrites());
-                field(
-                    "aof_last_rewrite_time_sec",
-                    &if rewrites == 0 { -1 } else { (p.last_duration_ms() / 1000) as i64 },
-                );
-                field(
-                    "aof_current_rewrite_time_sec",
-                    &if rewriting { (p.current_duration_ms() / 1000) as i64 } else { -1 },
-                );
-                field("aof_last_bgrewrite_status", &if aof.is_none_or(|a| a.last_rewrite_ok()) { "ok" } else { "err" });
-                field("aof_rewrites", &rewrites);
-                field("aof_rewrites_consecutive_failures", &aof.map_or(0, |a| a.rewrite_failures_in_a_row()));
-                field("aof_last_write_status", &if aof.is_none_or(|a| a.write_ok()) { "ok" } else { "err" });
-                field("aof_last_cow_size", &0);
-                field("module_fork_in_progress", &0);
-                field("module_fork_last_cow_size", &0);
-                if let Some(a) = aof {
-                    field("aof_current_size", &(a.base_bytes() + a.incr_bytes()));
-                    field("aof_base_size", &a.base_bytes());
-                    field("aof_pending_rewrite", &0);
-                    field("aof_buffer_length", &a.buffer_bytes());
-                    field("aof_pending_bio_fsync", &0);
-                    field("aof_delayed_fsync", &a.delayed_fsyncs());
-                    field("aof_fsync", &a.config.fsync.name());
-                    field("aof_incr_files", &a.listed().len());
-                    let replay = a.last_replay.lock().clone();
-                    field("aof_last_load_frames", &replay.frames);
-                    field("aof_last_load_truncated", &u8::from(replay.truncated.is_some()));
-                    field("aof_last_load_truncated_bytes", &replay.truncated.as_ref().map_or(0, |t| t.bytes_dropped));
-                }
-                field("snapshot_dir", &p.config.dir.display());
-                field("snapshot_interval_ms", &p.config.interval.as_millis());
-                field("snapshot_failed", &saves_failed);
-                field("snapshot_last_duration_ms", &p.last_duration_ms());
-                field("snapshot_last_keys", &p.last_keys());
-                field("snapshot_last_bytes", &p.last_bytes());
-                field("snapshot_last_load_duration_ms", &load.duration.as_millis());
-                field("snapshot_last_load_keys_too_large", &load.keys_too_large);
-            }
-            "stats" => {
-                field("total_connections_received", &shared.total_connections());
-                field("total_commands_processed", &metrics::commands_total());
-                field("rejected_connections", &shared.rejected_connections());
-                field("expired_keys", &stats.expired_keys);
-                field("evicted_keys", &stats.evicted_keys);
-                field("keyspace_hits", &metrics::hot_total(HotCounter::KeyspaceHits));
-                field("keyspace_misses", &metrics::hot_total(HotCounter::KeyspaceMisses));
-                let (channels, patterns, shard_channels) = shared.pubsub.counts();
-                field("pubsub_channels", &channels);
-                field("pubsub_patterns", &patterns);
-                field("pubsubshard_channels", &shard_channels);
-                field("tracking_total_keys", &events.tracked_keys);
-                field("tracking_total_items", &events.tracked_items);
-                field("tracking_total_prefixes", &events.tracked_prefixes);
-                let handoff = shared.handoffs.stats();
-                field("handoff_open_shards", &handoff.open_targets);
-                field("handoff_backlog_keys", &handoff.backlog_keys);
-                field("handoff_hinted_keys", &handoff.hinted_keys_total);
-                field("handoff_handed_off_keys", &handoff.handed_off_keys_total);
-                field("handoff_refused_writes", &handoff.refused_writes_total);
-                field("handoff_overflowed_keys", &handoff.overflowed_keys_total);
-            }
-            "replication" => {
-                field("role", &"master");
-                field("connected_slaves", &0);
-            }
-            _ => {
-                if stats.keys > 0 {
-                    field("db0", &format!("keys={},expires={},avg_ttl=0", stats.keys, stats.keys_with_expiry));
-                }
-            }
-        }
+    let mut info = Info::new();
+    info.common_fields(shared.config.port, shared.started, shared.config.config_file.as_deref());
+    info.set("server", "ringcache_version", env!("CARGO_PKG_VERSION"));
+
+    info.set("clients", "connected_clients", shared.clients.len());
+    info.set("clients", "maxclients", shared.config.maxclients);
+    let (blocked, blocking_keys) = shared.blocking.stats();
+    info.set("clients", "blocked_clients", blocked);
+    info.set("clients", "tracking_clients", events.tracking_clients);
+    info.set("clients", "pubsub_clients", shared.pubsub.subscribed_clients());
+    info.set("clients", "watching_clients", events.watching_clients);
+    info.set("clients", "total_watched_keys", events.watched_keys);
+    info.set("clients", "total_blocking_keys", blocking_keys);
+
+    let used = ctx.store.used_bytes();
+    let peak = MEMORY_PEAK.fetch_max(used, Relaxed).max(used);
+    let max = ctx.store.maxmemory_bytes();
+    let rss = rss_bytes();
+    info.set("memory", "used_memory", used);
+    info.set("memory", "used_memory_human", human_bytes(used as u64));
+    info.set("memory", "used_memory_rss", rss);
+    info.set("memory", "used_memory_rss_human", human_bytes(rss as u64));
+    info.set("memory", "used_memory_peak", peak);
+    info.set("memory", "used_memory_peak_human", human_bytes(peak as u64));
+    info.set("memory", "used_memory_peak_perc", format!("{:.2}%", used as f64 * 100.0 / peak.max(1) as f64));
+    info.set("memory", "used_memory_dataset", used);
+    info.set("memory", "used_memory_dataset_perc", if used > 0 { "100.00%" } else { "0.00%" });
+    info.set("memory", "number_of_cached_scripts", shared.scripting.cached_scripts());
+    info.set("memory", "maxmemory", max);
+    info.set("memory", "maxmemory_human", human_bytes(max as u64));
+    info.set("memory", "maxmemory_policy", "allkeys-lru");
+    info.set("memory", "mem_fragmentation_ratio", format!("{:.2}", rss as f64 / used.max(1) as f64));
+    info.set("memory", "mem_fragmentation_bytes", rss as i64 - used as i64);
+    info.set("memory", "mem_allocator", "mimalloc");
+
+    if sections.contains("persistence") {
+        persistence_fields(shared, &mut info);
     }
-    Ok(out)
+
+    info.set("stats", "total_connections_received", shared.total_connections());
+    info.set("stats", "total_commands_processed", metrics::commands_total());
+    info.set("stats", "rejected_connections", shared.rejected_connections());
+    info.set("stats", "expired_keys", stats.expired_keys);
+    info.set("stats", "evicted_keys", stats.evicted_keys);
+    info.set("stats", "keyspace_hits", metrics::hot_total(HotCounter::KeyspaceHits));
+    info.set("stats", "keyspace_misses", metrics::hot_total(HotCounter::KeyspaceMisses));
+    let (channels, patterns, shard_channels) = shared.pubsub.counts();
+    info.set("stats", "pubsub_channels", channels);
+    info.set("stats", "pubsub_patterns", patterns);
+    info.set("stats", "pubsubshard_channels", shard_channels);
+    info.set("stats", "tracking_total_keys", events.tracked_keys);
+    info.set("stats", "tracking_total_items", events.tracked_items);
+    info.set("stats", "tracking_total_prefixes", events.tracked_prefixes);
+    let handoff = shared.handoffs.stats();
+    info.set("stats", "handoff_open_shards", handoff.open_targets);
+    info.set("stats", "handoff_backlog_keys", handoff.backlog_keys);
+    info.set("stats", "handoff_hinted_keys", handoff.hinted_keys_total);
+    info.set("stats", "handoff_handed_off_keys", handoff.handed_off_keys_total);
+    info.set("stats", "handoff_refused_writes", handoff.refused_writes_total);
+    info.set("stats", "handoff_overflowed_keys", handoff.overflowed_keys_total);
+
+    if stats.keys > 0 {
+        info.set("keyspace", "db0", format!("keys={},expires={},avg_ttl=0", stats.keys, stats.keys_with_expiry));
+    }
+    Ok(info.render(sections))
 }
 
-fn human_bytes(n: usize) -> String {
-    let units = ["B", "K", "M", "G", "T"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < units.len() - 1 {
-        v /= 1024.0;
-        u += 1;
+fn persistence_fields(shared: &crate::server::Shared, info: &mut Info) {
+    let p = &shared.persistence;
+    let loading = p.is_loading();
+    info.set("persistence", "loading", u8::from(loading));
+    if loading {
+        use std::sync::atomic::Ordering;
+        let total = p.load_progress.total_bytes.load(Ordering::Relaxed);
+        let loaded = p.load_progress.loaded_bytes.load(Ordering::Relaxed);
+        info.set("persistence", "loading_total_bytes", total);
+        info.set("persistence", "loading_loaded_bytes", loaded);
+        let perc = if total == 0 { 0.0 } else { loaded as f64 * 100.0 / total as f64 };
+        info.set("persistence", "loading_loaded_perc", format!("{perc:.2}"));
     }
-    if u == 0 {
-        format!("{n}B")
-    } else {
-        format!("{v:.2}{}", units[u])
+    info.set("persistence", "rdb_changes_since_last_save", p.changes_since_last_save());
+    info.set("persistence", "rdb_bgsave_in_progress", u8::from(p.in_progress()));
+    info.set("persistence", "rdb_last_save_time", p.last_save_unix_secs());
+    info.set("persistence", "rdb_last_bgsave_status", if p.last_status_ok() { "ok" } else { "err" });
+    let (saves_ok, saves_failed) = p.saves();
+    let last_secs = if saves_ok + saves_failed == 0 { -1 } else { (p.last_duration_ms() / 1000) as i64 };
+    info.set("persistence", "rdb_last_bgsave_time_sec", last_secs);
+    let current = if p.in_progress() { (p.current_duration_ms() / 1000) as i64 } else { -1 };
+    info.set("persistence", "rdb_current_bgsave_time_sec", current);
+    info.set("persistence", "rdb_saves", saves_ok);
+    let load = p.last_load();
+    info.set("persistence", "rdb_last_load_keys_expired", load.keys_expired);
+    info.set("persistence", "rdb_last_load_keys_loaded", load.keys_loaded);
+    let aof = p.aof.as_deref();
+    info.set("persistence", "aof_enabled", u8::from(aof.is_some()));
+    let rewriting = aof.is_some() && p.in_progress();
+    info.set("persistence", "aof_rewrite_in_progress", u8::from(rewriting));
+    info.set("persistence", "aof_rewrite_scheduled", 0);
+    let rewrites = aof.map_or(0, |a| a.rewrites());
+    info.set("persistence", "aof_last_rewrite_time_sec", if rewrites == 0 { -1 } else { (p.last_duration_ms() / 1000) as i64 },
+    );
+    info.set("persistence", "aof_current_rewrite_time_sec", if rewriting { (p.current_duration_ms() / 1000) as i64 } else { -1 },
+    );
+    info.set("persistence", "aof_last_bgrewrite_status", if aof.is_none_or(|a| a.last_rewrite_ok()) { "ok" } else { "err" });
+    info.set("persistence", "aof_rewrites", rewrites);
+    info.set("persistence", "aof_rewrites_consecutive_failures", aof.map_or(0, |a| a.rewrite_failures_in_a_row()));
+    info.set("persistence", "aof_last_write_status", if aof.is_none_or(|a| a.write_ok()) { "ok" } else { "err" });
+    info.set("persistence", "aof_last_cow_size", 0);
+    info.set("persistence", "module_fork_in_progress", 0);
+    info.set("persistence", "module_fork_last_cow_size", 0);
+    if let Some(a) = aof {
+        info.set("persistence", "aof_current_size", a.base_bytes() + a.incr_bytes());
+        info.set("persistence", "aof_base_size", a.base_bytes());
+        info.set("persistence", "aof_pending_rewrite", 0);
+        info.set("persistence", "aof_buffer_length", a.buffer_bytes());
+        info.set("persistence", "aof_pending_bio_fsync", 0);
+        info.set("persistence", "aof_delayed_fsync", a.delayed_fsyncs());
+        info.set("persistence", "aof_fsync", a.config.fsync.name());
+        info.set("persistence", "aof_incr_files", a.listed().len());
+        let replay = a.last_replay.lock().clone();
+        info.set("persistence", "aof_last_load_frames", replay.frames);
+        info.set("persistence", "aof_last_load_truncated", u8::from(replay.truncated.is_some()));
+        info.set("persistence", "aof_last_load_truncated_bytes", replay.truncated.as_ref().map_or(0, |t| t.bytes_dropped));
     }
+    info.set("persistence", "snapshot_dir", p.config.dir.display());
+    info.set("persistence", "snapshot_interval_ms", p.config.interval.as_millis());
+    info.set("persistence", "snapshot_failed", saves_failed);
+    info.set("persistence", "snapshot_last_duration_ms", p.last_duration_ms());
+    info.set("persistence", "snapshot_last_keys", p.last_keys());
+    info.set("persistence", "snapshot_last_bytes", p.last_bytes());
+    info.set("persistence", "snapshot_last_load_duration_ms", load.duration.as_millis());
+    info.set("persistence", "snapshot_last_load_keys_too_large", load.keys_too_large);
 }
 
-/// Resident set size of this process, from `/proc/self/statm` (0 where that does not exist).
+fn slowlog(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    ctx.shared.diagnostics.slowlog_command(req, ctx.out).map_err(CmdError::Other)
+}
+
+fn latency(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
+    ctx.shared.diagnostics.latency_command(req, ctx.out, &metrics::command_histograms).map_err(CmdError::Other)
+}
+
+/// Resident set size of this process (0 where `/proc` does not tell).
 pub fn rss_bytes() -> usize {
-    std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| s.split_whitespace().nth(1).and_then(|p| p.parse::<usize>().ok()))
-        .map_or(0, |pages| pages * 4096)
+    ringcache_common::info::rss_bytes() as usize
 }
 
 fn command(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
@@ -244,6 +192,7 @@ fn command(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 /// Parameters CONFIG GET reports, with Redis's names.
 fn config_params(ctx: &Ctx<'_>) -> Vec<(&'static str, String)> {
     let c = &ctx.shared.config;
+    let (slower_than, max_len, latency) = ctx.shared.diagnostics.settings();
     vec![
         ("bind", c.bind.clone()),
         ("port", c.port.to_string()),
@@ -258,6 +207,10 @@ fn config_params(ctx: &Ctx<'_>) -> Vec<(&'static str, String)> {
         ("dbfilename", crate::snapshot::SNAPSHOT_FILE.into()),
         ("appendonly", "no".into()),
         ("stripes", ctx.store.stripe_count().to_string()),
+        ("io-threads", "1".into()),
+        ("slowlog-log-slower-than", slower_than.to_string()),
+        ("slowlog-max-len", max_len.to_string()),
+        ("latency-monitor-threshold", latency.to_string()),
     ]
 }
 

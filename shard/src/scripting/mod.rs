@@ -161,6 +161,11 @@ impl Scripting {
         self.cache.lock().contains_key(&sha.to_ascii_lowercase())
     }
 
+    /// Scripts in the cache (INFO's `number_of_cached_scripts`).
+    pub fn cached_scripts(&self) -> usize {
+        self.cache.lock().len()
+    }
+
     /// The flags of a cached script.
     pub fn flags(&self, sha: &str) -> Option<ScriptFlags> {
         self.cache.lock().get(sha).map(|c| c.flags)
