@@ -20,15 +20,7 @@ use crate::session::{shard_error, ProxyShared, ReplyFut, Session};
 
 /// Redis commands that cannot work through a sharding proxy (the stateful ones that can are answered by
 /// [`crate::stateful`] before a request gets here).
-const UNSUPPORTED: &[&str] = &[
-    "function",
-    "fcall",
-    "fcall_ro",
-    "monitor",
-    "sync",
-    "psync",
-    "migrate",
-];
+const UNSUPPORTED: &[&str] = &["function", "fcall", "fcall_ro", "monitor", "sync", "psync", "migrate"];
 
 /// Whether the proxy refuses `spec` (see [`UNSUPPORTED`]).
 pub(crate) fn is_refused(spec: &'static CommandSpec) -> bool {

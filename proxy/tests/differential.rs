@@ -1037,11 +1037,7 @@ fn unsupported_commands_are_refused_and_the_connection_survives() {
     let targets = Targets::start();
     for (name, proxy) in targets.proxies() {
         let mut conn = proxy.client();
-        for args in [
-            &["MONITOR"][..],
-            &["fcall", "f", "0"],
-            &["Function", "list"],
-        ] {
+        for args in [&["MONITOR"][..], &["fcall", "f", "0"], &["Function", "list"]] {
             let reply = conn.req_command(&command(&args.iter().map(|a| a.as_bytes().to_vec()).collect::<Vec<_>>()));
             let expected = format!("ERR {} is not supported by ringcache-proxy", args[0].to_uppercase());
             match reply.unwrap() {

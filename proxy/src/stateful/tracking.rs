@@ -100,11 +100,8 @@ fn tracker(cluster: &Arc<Cluster>, max_keys: usize) -> SharedTracker {
 /// Where a client's invalidations go, in that connection's protocol; `None` if nowhere (a RESP2 target
 /// that is not subscribed to `__redis__:invalidate`, or a target that left).
 fn destination(client: &Tracked) -> Option<PushSender> {
-    let target = if client.redirect == 0 {
-        client.own.clone()?
-    } else {
-        PUSH_TARGETS.lock().get(&client.redirect).cloned()?
-    };
+    let target =
+        if client.redirect == 0 { client.own.clone()? } else { PUSH_TARGETS.lock().get(&client.redirect).cloned()? };
     // A RESP2 connection can take invalidations only as pub/sub messages (as in Redis).
     if target.proto == Protocol::Resp2 && !pubsub::is_subscribed(Kind::Channel, INVALIDATE_CHANNEL, target.client_id) {
         return None;

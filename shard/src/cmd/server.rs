@@ -137,11 +137,21 @@ fn persistence_fields(shared: &crate::server::Shared, info: &mut Info) {
     info.set("persistence", "aof_rewrite_in_progress", u8::from(rewriting));
     info.set("persistence", "aof_rewrite_scheduled", 0);
     let rewrites = aof.map_or(0, |a| a.rewrites());
-    info.set("persistence", "aof_last_rewrite_time_sec", if rewrites == 0 { -1 } else { (p.last_duration_ms() / 1000) as i64 },
+    info.set(
+        "persistence",
+        "aof_last_rewrite_time_sec",
+        if rewrites == 0 { -1 } else { (p.last_duration_ms() / 1000) as i64 },
     );
-    info.set("persistence", "aof_current_rewrite_time_sec", if rewriting { (p.current_duration_ms() / 1000) as i64 } else { -1 },
+    info.set(
+        "persistence",
+        "aof_current_rewrite_time_sec",
+        if rewriting { (p.current_duration_ms() / 1000) as i64 } else { -1 },
     );
-    info.set("persistence", "aof_last_bgrewrite_status", if aof.is_none_or(|a| a.last_rewrite_ok()) { "ok" } else { "err" });
+    info.set(
+        "persistence",
+        "aof_last_bgrewrite_status",
+        if aof.is_none_or(|a| a.last_rewrite_ok()) { "ok" } else { "err" },
+    );
     info.set("persistence", "aof_rewrites", rewrites);
     info.set("persistence", "aof_rewrites_consecutive_failures", aof.map_or(0, |a| a.rewrite_failures_in_a_row()));
     info.set("persistence", "aof_last_write_status", if aof.is_none_or(|a| a.write_ok()) { "ok" } else { "err" });
@@ -160,7 +170,11 @@ fn persistence_fields(shared: &crate::server::Shared, info: &mut Info) {
         let replay = a.last_replay.lock().clone();
         info.set("persistence", "aof_last_load_frames", replay.frames);
         info.set("persistence", "aof_last_load_truncated", u8::from(replay.truncated.is_some()));
-        info.set("persistence", "aof_last_load_truncated_bytes", replay.truncated.as_ref().map_or(0, |t| t.bytes_dropped));
+        info.set(
+            "persistence",
+            "aof_last_load_truncated_bytes",
+            replay.truncated.as_ref().map_or(0, |t| t.bytes_dropped),
+        );
     }
     info.set("persistence", "snapshot_dir", p.config.dir.display());
     info.set("persistence", "snapshot_interval_ms", p.config.interval.as_millis());
