@@ -43,6 +43,13 @@ impl ReplyScanner {
     /// Splits the next complete reply off `buf`, if there is one.
     pub fn next(&mut self, buf: &mut BytesMut) -> Result<Option<Bytes>, ProtocolError> {
         loop {
+            // RESP3's pairs (ZRANGE WITHSCORES, HRANDFIELD WITHVALUES) open a `*2` each: recognised by its
+            // four bytes, without searching for the line end or parsing the count.
+            if !self.in_streamed_string && buf.get(self.pos..self.pos + 4) == Some(b"*2\r\n") {
+                self.pos += 4;
+                self.open.push(Open { remaining: 2, attribute: false });
+                continue;
+            }
             let Some(line_end) = find_crlf(buf, self.pos)? else {
                 return Ok(None);
             };
