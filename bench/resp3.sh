@@ -4,6 +4,7 @@
 # ringcache-proxy (over one shard), with redis-benchmark speaking RESP2 or RESP3 (-3).
 #
 #   bash bench/resp3.sh [BIN_DIR] [RUNS]        (BIN_DIR defaults to target/release; RUNS to 3)
+#   TARGETS=proxy RATES=0 bash bench/resp3.sh   (only the proxy's instruction counts)
 #
 # Two measures:
 # 1. CPU instructions per request, counted by callgrind in the measured server (shard, or proxy with a
@@ -103,8 +104,8 @@ rate() {
 
 echo "# bench/resp3.sh, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(redis-server --version | awk '{print $3}')"
 echo "## instructions per request (callgrind, 1 client, server on 1 thread)"
-callgrind_table shard
-callgrind_table proxy
+for target in ${TARGETS:-shard proxy}; do callgrind_table "$target"; done
+[ "${RATES:-1}" = 1 ] || exit 0
 
 echo "## requests per second (redis-benchmark -c 50, median of $RUNS; getset shows GET)"
 redis_port=$(free_port); shard_port=$(free_port); backend_port=$(free_port); proxy_port=$(free_port)
