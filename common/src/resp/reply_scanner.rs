@@ -33,6 +33,8 @@ pub struct ReplyScanner {
     in_streamed_string: bool,
     /// Where the blob payload being waited for ends (its `\r\n` included), when `next` stopped inside one.
     payload_end: usize,
+    /// A two-element aggregate was seen inside another (RESP3 pairs): `*2` headers take the fast path.
+    pairs_seen: bool,
 }
 
 impl ReplyScanner {
@@ -43,6 +45,16 @@ impl ReplyScanner {
     /// Splits the next complete reply off `buf`, if there is one.
     pub fn next(&mut self, buf: &mut BytesMut) -> Result<Option<Bytes>, ProtocolError> {
         loop {
+            // RESP3's pairs (ZRANGE WITHSCORES, HRANDFIELD WITHVALUES) open a `*2` each: once one was seen
+            // inside an aggregate (a RESP3 peer), `*2` headers are recognised by their four bytes, without
+            // searching for the line end or parsing the count. A RESP2 peer's flat replies never pay for it.
+            if self.pairs_seen && !self.in_streamed_string {
+                if let Some([b'*', b'2', b'\r', b'\n']) = buf.get(self.pos..self.pos + 4) {
+                    self.pos += 4;
+                    self.open.push(Open { remaining: 2, attribute: false });
+                    continue;
+                }
+            }
             let Some(line_end) = find_crlf(buf, self.pos)? else {
                 return Ok(None);
             };
@@ -92,6 +104,9 @@ impl ReplyScanner {
                             element_done = false;
                         } else {
                             let n = parse_int(header).ok_or(ProtocolError::InvalidMultibulkLength)?;
+                            if n == 2 && !self.open.is_empty() {
+                                self.pairs_seen = true;
+                            }
                             if n > 0 {
                                 let remaining =
                                     (n as usize).checked_mul(per_entry).ok_or(ProtocolError::InvalidMultibulkLength)?;
@@ -385,6 +400,22 @@ impl ReplyValue {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// RESP3 pairs: the first reply sets `pairs_seen`, the later ones take the `*2` fast path; every split
+    /// of the stream frames the same replies.
+    #[test]
+    fn resp3_pairs_are_framed_at_any_read_size() {
+        let one: &[u8] = b"*2\r\n*2\r\n$1\r\na\r\n,1.5\r\n*2\r\n$2\r\n*2\r\n,2\r\n";
+        let wire: Vec<u8> = [one, b"*2\r\n:1\r\n:2\r\n", one, one].concat();
+        for step in 1..=wire.len() {
+            let frames = split_all(&wire, step);
+            assert_eq!(
+                frames,
+                [one.to_vec(), b"*2\r\n:1\r\n:2\r\n".to_vec(), one.to_vec(), one.to_vec()],
+                "step {step}"
+            );
+        }
+    }
 
     fn split_all(wire: &[u8], step: usize) -> Vec<Vec<u8>> {
         let mut sc = ReplyScanner::new();
