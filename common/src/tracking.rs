@@ -6,7 +6,7 @@ use bytes::Bytes;
 
 use crate::command::{self, CommandSpec};
 use crate::connection::parse_integer;
-use crate::resp::{ReplyWriter, Request};
+use crate::resp::{Protocol, ReplyBuf, ReplyWriter, Request};
 
 /// How a connection tracks the keys it reads (CLIENT TRACKING).
 #[derive(Debug, Clone, Default)]
@@ -20,6 +20,34 @@ pub struct Tracking {
     pub noloop: bool,
     /// CLIENT CACHING yes|no, for the next command only.
     pub caching_next: Option<bool>,
+}
+
+/// The channel RESP2 connections hear invalidations on (as pub/sub messages).
+pub const INVALIDATE_CHANNEL: &[u8] = b"__redis__:invalidate";
+
+/// An invalidation in `proto`: `>2 invalidate <keys>` in RESP3, or the pub/sub message carrying the same
+/// on `__redis__:invalidate` in RESP2. `keys` `None` is a flush: every key is invalid, which Redis writes
+/// as a null bulk (`$-1` in a RESP2 message, `_` in RESP3).
+pub fn invalidation<K: AsRef<[u8]>>(proto: Protocol, keys: Option<&[K]>) -> Bytes {
+    let mut out = ReplyBuf::new(proto);
+    if proto == Protocol::Resp2 {
+        out.push_len(3);
+        out.bulk(b"message");
+        out.bulk(INVALIDATE_CHANNEL);
+    } else {
+        out.push_len(2);
+        out.bulk(b"invalidate");
+    }
+    match keys {
+        Some(keys) => {
+            out.array_len(keys.len());
+            for key in keys {
+                out.bulk(key.as_ref());
+            }
+        }
+        None => out.null(),
+    }
+    out.take()
 }
 
 /// What CLIENT TRACKING asks for.

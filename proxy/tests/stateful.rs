@@ -357,7 +357,7 @@ fn tracking_invalidates_keys_written_through_another_proxy() {
     // FLUSHALL: everything goes (a null key list).
     let _: () = redis::cmd("FLUSHALL").query(&mut writer).unwrap();
     assert_eq!(reader.read_reply(soon()), b">2\r\n$10\r\ninvalidate\r\n_\r\n");
-    assert_eq!(target.read_reply(soon()), b"*3\r\n$7\r\nmessage\r\n$20\r\n__redis__:invalidate\r\n*-1\r\n");
+    assert_eq!(target.read_reply(soon()), b"*3\r\n$7\r\nmessage\r\n$20\r\n__redis__:invalidate\r\n$-1\r\n");
 }
 
 /// The limits at their edges: --multi-max-commands, --max-subscriptions; each refusal is Redis-worded

@@ -20,14 +20,14 @@ use std::sync::Arc;
 use bytes::Bytes;
 use dashmap::DashMap;
 use parking_lot::Mutex;
-use ringcache_common::resp::{Protocol, ReplyBuf, ReplyWriter};
+use ringcache_common::resp::Protocol;
 
 use crate::client::PushSender;
 use crate::pubsub::{Kind as PubSubKind, PubSub};
 use crate::store::{KeyHooks, KeyObserver};
 
 /// The pub/sub channel RESP2 clients receive invalidations on (through CLIENT TRACKING ... REDIRECT).
-pub const INVALIDATE_CHANNEL: &[u8] = b"__redis__:invalidate";
+pub use ringcache_common::tracking::{invalidation, INVALIDATE_CHANNEL};
 
 thread_local! {
     /// The client whose command is running on this thread (for NOLOOP: a client is not told about its
@@ -215,29 +215,6 @@ impl KeyEvents {
     }
 }
 
-/// `>2 invalidate <keys>` in RESP3, or the pub/sub message carrying the same on `__redis__:invalidate`
-/// in RESP2. `keys` `None` is a flush: every key is invalid.
-fn invalidation(as_message: bool, proto: Protocol, keys: Option<&[u8]>) -> Bytes {
-    let mut out = ReplyBuf::new(proto);
-    if as_message {
-        out.push_len(3);
-        out.bulk(b"message");
-        out.bulk(INVALIDATE_CHANNEL);
-    } else {
-        out.push_len(2);
-        out.bulk(b"invalidate");
-    }
-    match keys {
-        Some(key) => {
-            out.array_len(1);
-            out.bulk(key);
-        }
-        // Redis writes the flush as a null bulk (`$-1` in a RESP2 message, `_` in RESP3).
-        None => out.null(),
-    }
-    out.take()
-}
-
 impl KeyEvents {
     fn send(&self, tracker: &Tracker, keys: Option<&[u8]>) {
         let Some(target) = self.pushers.get(&tracker.target) else { return };
@@ -247,7 +224,10 @@ impl KeyEvents {
         if as_message && !self.pubsub.is_subscribed(PubSubKind::Channel, INVALIDATE_CHANNEL, tracker.target) {
             return;
         }
-        target.push(invalidation(as_message, target.proto, keys));
+        target.push(match keys {
+            Some(key) => invalidation(target.proto, Some(&[key])),
+            None => invalidation::<&[u8]>(target.proto, None),
+        });
     }
 }
 
@@ -306,16 +286,16 @@ mod tests {
     #[test]
     fn invalidations_look_like_redis() {
         assert_eq!(
-            &(invalidation(false, Protocol::Resp3, Some(b"k")))[..],
+            &(invalidation(Protocol::Resp3, Some(&[b"k"])))[..],
             b">2\r\n$10\r\ninvalidate\r\n*1\r\n$1\r\nk\r\n"
         );
-        assert_eq!(&(invalidation(false, Protocol::Resp3, None))[..], b">2\r\n$10\r\ninvalidate\r\n_\r\n");
+        assert_eq!(&(invalidation::<&[u8]>(Protocol::Resp3, None))[..], b">2\r\n$10\r\ninvalidate\r\n_\r\n");
         assert_eq!(
-            &(invalidation(true, Protocol::Resp2, None))[..],
+            &(invalidation::<&[u8]>(Protocol::Resp2, None))[..],
             b"*3\r\n$7\r\nmessage\r\n$20\r\n__redis__:invalidate\r\n$-1\r\n"
         );
         assert_eq!(
-            &(invalidation(true, Protocol::Resp2, Some(b"k")))[..],
+            &(invalidation(Protocol::Resp2, Some(&[b"k"])))[..],
             b"*3\r\n$7\r\nmessage\r\n$20\r\n__redis__:invalidate\r\n*1\r\n$1\r\nk\r\n"
         );
     }

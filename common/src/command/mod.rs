@@ -116,6 +116,22 @@ fn arity_ok(arity: i32, argc: usize) -> bool {
 /// Checks a request's arity as Redis does before running it: the command's, then (for a container such
 /// as CLIENT) the subcommand's. `Err` is the error line.
 #[inline]
+/// What a RESP2 connection with subscriptions may still run (Redis's subscriber mode).
+pub fn allowed_while_subscribed(spec: &CommandSpec) -> bool {
+    matches!(
+        spec.name,
+        "subscribe"
+            | "unsubscribe"
+            | "psubscribe"
+            | "punsubscribe"
+            | "ssubscribe"
+            | "sunsubscribe"
+            | "ping"
+            | "quit"
+            | "reset"
+    )
+}
+
 pub fn check_arity(spec: &CommandSpec, req: &Request) -> Result<(), String> {
     if !spec.arity_ok(req.argc()) {
         return Err(format!("ERR wrong number of arguments for '{}' command", spec.name));

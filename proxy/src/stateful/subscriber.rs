@@ -73,21 +73,7 @@ impl Drop for Subscriptions {
     }
 }
 
-/// What a RESP2 client with subscriptions may still run.
-pub fn allowed_while_subscribed(spec: &CommandSpec) -> bool {
-    matches!(
-        spec.name,
-        "subscribe"
-            | "unsubscribe"
-            | "psubscribe"
-            | "punsubscribe"
-            | "ssubscribe"
-            | "sunsubscribe"
-            | "ping"
-            | "quit"
-            | "reset"
-    )
-}
+pub use ringcache_common::command::allowed_while_subscribed;
 
 fn kind_of(name: &str) -> (Kind, bool) {
     match name {

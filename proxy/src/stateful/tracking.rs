@@ -27,7 +27,7 @@ use parking_lot::Mutex;
 use ringcache_common::command::CommandSpec;
 use ringcache_common::push::PushSender;
 use ringcache_common::resp::{encode_request, Protocol, ReplyBuf, ReplyScanner, ReplyValue, ReplyWriter, Request};
-use ringcache_common::tracking::{self as options, TrackingChange};
+use ringcache_common::tracking::{self as options, invalidation, TrackingChange, INVALIDATE_CHANNEL};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
@@ -39,9 +39,6 @@ use crate::pubsub::{self, Kind};
 use crate::session::{ProxyShared, ReplyFut, Session};
 
 pub use ringcache_common::tracking::is_tracking_subcommand;
-
-/// The channel RESP2 clients receive redirected invalidations on.
-const INVALIDATE_CHANNEL: &[u8] = b"__redis__:invalidate";
 
 /// Every client with a push queue, by id: where a REDIRECT sends invalidations.
 static PUSH_TARGETS: LazyLock<Mutex<HashMap<u64, PushSender>>> = LazyLock::new(Default::default);
@@ -109,29 +106,6 @@ fn destination(client: &Tracked) -> Option<PushSender> {
     Some(target)
 }
 
-/// An invalidation frame for `keys` (`None`: everything) in `to`'s protocol.
-fn frame(to: &PushSender, keys: Option<&[Bytes]>) -> Bytes {
-    let mut out = ReplyBuf::new(to.proto);
-    if to.proto == Protocol::Resp2 {
-        out.array_len(3);
-        out.bulk(b"message");
-        out.bulk(INVALIDATE_CHANNEL);
-    } else {
-        out.push_len(2);
-        out.bulk(b"invalidate");
-    }
-    match keys {
-        Some(keys) => {
-            out.array_len(keys.len());
-            for k in keys {
-                out.bulk(k);
-            }
-        }
-        None => out.null_array(),
-    }
-    out.take()
-}
-
 impl Tracker {
     fn record(&mut self, key: &[u8], client: u64) {
         if let Some(readers) = self.keys.get_mut(key) {
@@ -155,7 +129,7 @@ impl Tracker {
             self.keys.clear();
             for client in self.clients.values() {
                 if let Some(to) = destination(client) {
-                    to.push(frame(&to, None));
+                    to.push(invalidation::<Bytes>(to.proto, None));
                 }
             }
             return;
@@ -177,7 +151,7 @@ impl Tracker {
         }
         for (id, keys) in per_client {
             if let Some(to) = self.clients.get(&id).and_then(destination) {
-                to.push(frame(&to, Some(&keys)));
+                to.push(invalidation(to.proto, Some(&keys)));
             }
         }
     }

@@ -230,13 +230,9 @@ fn watch(
     state.watch = Some(watching);
     let request = wire(&req);
     let fut = async move {
-        let taken = conn.lock().take();
-        let mut dedicated = match taken {
-            Some(c) => c,
-            None => match Dedicated::open(&shard, proto).await {
-                Ok(c) => c,
-                Err(e) => return shard_error(&shard, e),
-            },
+        let mut dedicated = match take_or_open(&conn, &shard, proto).await {
+            Ok(c) => c,
+            Err(e) => return shard_error(&shard, e),
         };
         match dedicated.call(&request, 1).await {
             Ok(mut replies) => {
@@ -248,6 +244,19 @@ fn watch(
         }
     };
     Routed::barrier(Some(spec), ReplyFut::Task(Box::pin(fut)))
+}
+
+/// The client's WATCH connection, taken out of its slot (the request using it puts it back), or a new one.
+async fn take_or_open(
+    slot: &Mutex<Option<Dedicated>>,
+    shard: &ShardHandle,
+    proto: ringcache_common::resp::Protocol,
+) -> Result<Dedicated, crate::backend::BackendError> {
+    let taken = slot.lock().take();
+    match taken {
+        Some(conn) => Ok(conn),
+        None => Dedicated::open(shard, proto).await,
+    }
 }
 
 /// The transaction as one block of requests.
@@ -309,13 +318,9 @@ fn exec(session: &Session, shared: &ProxyShared, multi: Queued, watching: Option
             let others: Vec<Arc<ShardHandle>> = copies.into_iter().skip(1).collect();
             let proto = session.proto;
             let fut = async move {
-                let taken = w.conn.lock().take();
-                let mut dedicated = match taken {
-                    Some(c) => c,
-                    None => match Dedicated::open(&w.shard, proto).await {
-                        Ok(c) => c,
-                        Err(e) => return shard_error(&w.shard, e),
-                    },
+                let mut dedicated = match take_or_open(&w.conn, &w.shard, proto).await {
+                    Ok(c) => c,
+                    Err(e) => return shard_error(&w.shard, e),
                 };
                 let reply = match dedicated.call(&bytes, replies).await {
                     Ok(mut all) => all.pop().unwrap_or_default(),

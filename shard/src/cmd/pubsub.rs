@@ -8,7 +8,6 @@
 //! in RESP3 it may run any command.
 
 use bytes::Bytes;
-use ringcache_common::command::CommandSpec;
 use ringcache_common::resp::{ReplyWriter, Request};
 
 use super::{is, CmdError, CmdResult, Ctx, Handler};
@@ -31,21 +30,7 @@ pub(super) fn handler(name: &str) -> Option<Handler> {
     })
 }
 
-/// What a RESP2 connection with subscriptions may still run.
-pub(super) fn allowed_while_subscribed(spec: &CommandSpec) -> bool {
-    matches!(
-        spec.name,
-        "subscribe"
-            | "unsubscribe"
-            | "psubscribe"
-            | "punsubscribe"
-            | "ssubscribe"
-            | "sunsubscribe"
-            | "ping"
-            | "quit"
-            | "reset"
-    )
-}
+pub use ringcache_common::command::allowed_while_subscribed;
 
 fn names(kind: Kind) -> (&'static [u8], &'static [u8]) {
     match kind {
