@@ -259,11 +259,13 @@ fn a_client_that_never_reads_is_not_read_from_and_holds_up_nobody() {
     poll_until("the greedy client is gone", Duration::from_secs(10), || {
         info_field(port, "output_limited_clients") == "0" && info_field(port, "connected_clients") == "1"
     });
+    // What it held is freed; the allocator may keep some freed pages mapped for reuse, so allow up to three
+    // soft limits (24 MB) over the baseline, far below the thousands of MB its pending GETs would take.
     let mut c = Client::connect(port);
     poll_until("its memory is given back", Duration::from_secs(10), || {
         assert_eq!(c.call_s(&["GET", "small"]).as_bytes()[0], b'$');
         eprintln!("rss {} MB", rss_mb(&proxy.proc));
-        rss_mb(&proxy.proc) < baseline_mb + 16
+        rss_mb(&proxy.proc) < baseline_mb + 24
     });
     assert_eq!(info_field(port, "client_output_buffer_limit_disconnections"), "0");
 }
