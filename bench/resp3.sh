@@ -5,6 +5,8 @@
 #
 #   bash bench/resp3.sh [BIN_DIR] [RUNS]        (BIN_DIR defaults to target/release; RUNS to 3)
 #   TARGETS=proxy RATES=0 bash bench/resp3.sh   (only the proxy's instruction counts)
+#   RESP2_ONLY=1 RATES=0 bash bench/resp3.sh OLD_BIN_DIR   (RESP2 counts only: a build from before RESP3,
+#                                                            to compare RESP2 before and after)
 #
 # Two measures:
 # 1. CPU instructions per request, counted by callgrind in the measured server (shard, or proxy with a
@@ -80,11 +82,15 @@ callgrind_table() {
     for pipeline in 1 16; do
       n=$((pipeline == 1 ? 4000 : 20000))
       row="$target $workload -P $pipeline"
-      for proto in "" "-3"; do
+      for proto in "" $([ "${RESP2_ONLY:-0}" = 1 ] || echo "-3"); do
         ipr=$(($(instructions "$pid" "$out.$pid" "$port" "$workload" "$proto" "$pipeline" "$n") / $(requests_of "$workload" "$n" tests)))
         row="$row $ipr"
       done
-      echo "$row" | awk '{ printf "  %-6s %-8s %s %-3s  RESP2 %7d  RESP3 %7d  RESP3/RESP2 %.3f\n", $1, $2, $3, $4, $5, $6, $6 / $5 }'
+      if [ "${RESP2_ONLY:-0}" = 1 ]; then
+        echo "$row" | awk '{ printf "  %-6s %-8s %s %-3s  RESP2 %7d\n", $1, $2, $3, $4, $5 }'
+      else
+        echo "$row" | awk '{ printf "  %-6s %-8s %s %-3s  RESP2 %7d  RESP3 %7d  RESP3/RESP2 %.3f\n", $1, $2, $3, $4, $5, $6, $6 / $5 }'
+      fi
     done
   done
   kill -TERM "$pid"

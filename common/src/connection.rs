@@ -8,8 +8,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use dashmap::DashMap;
 use parking_lot::Mutex;
+use tokio_util::sync::CancellationToken;
 
 use crate::resp::{Protocol, ReplyBuf, ReplyWriter, Request};
 
@@ -31,18 +31,26 @@ pub struct ClientInfo {
     pub created: Instant,
     pub last_active: Instant,
     pub proto: Protocol,
+    /// The ACL user the connection is authenticated as.
+    pub user: String,
+    /// CLIENT NO-EVICT: recorded and shown (flag `e`); neither server evicts clients for memory.
+    pub no_evict: bool,
+    /// Cancelled by CLIENT KILL: the connection loop closes the connection.
+    pub kill: CancellationToken,
 }
 
 impl ClientInfo {
     /// One CLIENT LIST line, in Redis's field order (fields we do not track are omitted).
     pub fn describe(&self, id: u64, now: Instant) -> String {
         format!(
-            "id={id} addr={} laddr={} fd=-1 name={} age={} idle={} flags=N db=0 sub=0 psub=0 multi=-1 user=default resp={} lib-name={} lib-ver={}",
+            "id={id} addr={} laddr={} fd=-1 name={} age={} idle={} flags={} db=0 sub=0 psub=0 multi=-1 user={} resp={} lib-name={} lib-ver={}",
             self.addr,
             self.laddr,
             self.name,
             now.duration_since(self.created).as_secs(),
             now.duration_since(self.last_active).as_secs(),
+            if self.no_evict { "e" } else { "N" },
+            self.user,
             self.proto.version(),
             self.lib_name,
             self.lib_ver,
@@ -50,8 +58,7 @@ impl ClientInfo {
     }
 }
 
-/// Every open connection of a server, for CLIENT LIST.
-pub type ClientRegistry = DashMap<u64, Arc<Mutex<ClientInfo>>>;
+pub use crate::clients::ClientRegistry;
 
 /// One client connection's state, as connection commands see and change it.
 pub struct ClientConn {
@@ -65,13 +72,15 @@ pub struct ClientConn {
 }
 
 impl ClientConn {
-    /// A new connection, registered in `registry` until [`ClientConn::unregister`].
+    /// A new connection, registered in `registry` until [`ClientConn::unregister`]. `server_shutdown` is
+    /// the server's shutdown token: the connection's kill switch ([`ClientConn::kill_switch`]) is its child.
     pub fn register(
         registry: &ClientRegistry,
         id: u64,
         addr: SocketAddr,
         laddr: SocketAddr,
         authenticated: bool,
+        server_shutdown: &CancellationToken,
     ) -> Self {
         let now = Instant::now();
         let info = Arc::new(Mutex::new(ClientInfo {
@@ -83,9 +92,18 @@ impl ClientConn {
             created: now,
             last_active: now,
             proto: Protocol::Resp2,
+            user: "default".into(),
+            no_evict: false,
+            kill: server_shutdown.child_token(),
         }));
         registry.insert(id, info.clone());
         ClientConn { id, authenticated, proto: Protocol::Resp2, close_after_reply: false, info }
+    }
+
+    /// Cancelled when the server shuts down or CLIENT KILL names this connection: the token the
+    /// connection loop waits on.
+    pub fn kill_switch(&self) -> CancellationToken {
+        self.info.lock().kill.clone()
     }
 
     pub fn unregister(&self, registry: &ClientRegistry) {
@@ -279,7 +297,7 @@ fn hello(req: &Request, session: &mut ClientConn, requirepass: Option<&str>, out
     Ok(())
 }
 
-const CLIENT_HELP: [&str; 15] = [
+const CLIENT_HELP: [&str; 39] = [
     "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
     "GETNAME",
     "    Return the name of the current connection.",
@@ -287,12 +305,36 @@ const CLIENT_HELP: [&str; 15] = [
     "    Return the ID of the current connection.",
     "INFO",
     "    Return information about the current client connection.",
-    "LIST",
-    "    Return information about client connections.",
+    "KILL <ip:port>",
+    "    Kill connection made from <ip:port>.",
+    "KILL <option> <value> [<option> <value> [...]]",
+    "    Kill connections. Options are:",
+    "    * ADDR (<ip:port>|<unixsocket>:0)",
+    "      Kill connections made from the specified address",
+    "    * LADDR (<ip:port>|<unixsocket>:0)",
+    "      Kill connections made to specified local address",
+    "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
+    "      Kill connections by type.",
+    "    * USER <username>",
+    "      Kill connections authenticated by <username>.",
+    "    * SKIPME (YES|NO)",
+    "      Skip killing current connection (default: yes).",
+    "    * ID <client-id>",
+    "      Kill connections by client id.",
+    "LIST [options ...]",
+    "    Return information about client connections. Options:",
+    "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
+    "      Return clients of specified type.",
+    "UNPAUSE",
+    "    Stop the current client pause, resuming traffic.",
+    "PAUSE <timeout> [WRITE|ALL]",
+    "    Suspend all, or just write, clients for <timeout> milliseconds.",
     "SETINFO <option> <value>",
     "    Set client meta attr. Options are: LIB-NAME, LIB-VER.",
     "SETNAME <name>",
     "    Assign the name <name> to the current connection.",
+    "NO-EVICT (ON|OFF)",
+    "    Protect current client connection from eviction.",
     "HELP",
     "    Print this help.",
 ];
@@ -353,11 +395,38 @@ fn client(req: &Request, session: &mut ClientConn, clients: &ClientRegistry, out
             drop(info);
             out.ok();
         }
-        "list" => {
-            let now = Instant::now();
-            let list: String =
-                clients.iter().map(|e| format!("{}\n", e.value().lock().describe(*e.key(), now))).collect();
-            out.verbatim(list.as_bytes());
+        "list" => crate::clients::list(req, clients, out)?,
+        "kill" => {
+            let killed = crate::clients::kill(req, clients, session.id, |user| user == b"default")?;
+            if killed.myself {
+                session.close_after_reply = true;
+            }
+            if killed.old_form {
+                out.ok();
+            } else {
+                out.integer(killed.count as i64);
+            }
+        }
+        "pause" => {
+            crate::clients::pause(req, clients)?;
+            out.ok();
+        }
+        "unpause" => {
+            arity(2)?;
+            clients.pause.unpause();
+            out.ok();
+        }
+        "no-evict" => {
+            arity(3)?;
+            let on = if is(req.arg(2), "on") {
+                true
+            } else if is(req.arg(2), "off") {
+                false
+            } else {
+                return Err("ERR syntax error".into());
+            };
+            session.info.lock().no_evict = on;
+            out.ok();
         }
         "info" => {
             arity(2)?;

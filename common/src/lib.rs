@@ -6,6 +6,7 @@
 //! - [`hash`]: key hashing for shard placement (twemproxy-compatible functions, `{hash tags}`).
 //! - [`hll`]: HyperLogLog in Redis's string format (PFADD/PFCOUNT/PFMERGE on shards, PFCOUNT merged by the proxy).
 //! - [`connection`]: connection commands (AUTH, HELLO, CLIENT, ...) shared by shard and proxy.
+//! - [`clients`]: the registry of open connections, CLIENT LIST filters, CLIENT KILL and PAUSE.
 //! - [`info`]: INFO in Redis 7's layout (every field exporters read), commandstats, errorstats, latencystats.
 //! - [`diagnostics`]: SLOWLOG, LATENCY and the error counts, with their flags.
 //! - [`config`]: flag / environment / TOML-file merging, byte sizes and durations.
@@ -16,6 +17,7 @@
 //! - [`shutdown`]: SIGINT/SIGTERM handling as a cancellation token.
 //! - [`workers`]: thread-per-core worker runtimes (the proxy's client sessions and shard connections).
 
+pub mod clients;
 pub mod command;
 pub mod config;
 pub mod connection;

@@ -265,8 +265,11 @@ pub async fn run(
         async move {
             let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
             let laddr = stream.local_addr().unwrap_or(addr);
-            let mut session = ClientConn::register(&shared.clients, id, addr, laddr, shared.requirepass.is_none());
-            if let Err(e) = serve(stream, &mut session, &shared, &shutdown).await {
+            let mut session =
+                ClientConn::register(&shared.clients, id, addr, laddr, shared.requirepass.is_none(), &shutdown);
+            // Cancelled by shutdown or by CLIENT KILL.
+            let kill = session.kill_switch();
+            if let Err(e) = serve(stream, &mut session, &shared, &kill).await {
                 tracing::debug!("client {id}: {e}");
             }
             session.unregister(&shared.clients);
@@ -291,6 +294,7 @@ async fn serve(
         eof: false,
         held_back: false,
         stalled: false,
+        paused: false,
         state: SessionState::default(),
         parked: None,
     };
@@ -421,6 +425,8 @@ async fn serve(
                 write_blocked = !out.write_to(&stream)?;
             }
             _ = &mut cancelled, if !input.closing => input.closing = true,
+            // A request held by CLIENT PAUSE is routed again once the pause ends.
+            _ = shared.clients.pause.wait(), if input.paused && pending.is_empty() => input.paused = false,
             _ = &mut idle_sleep, if !input.closing && pending.is_empty() && !idle.is_zero() => {
                 let deadline = last_read + idle;
                 if Instant::now() >= deadline {
@@ -471,6 +477,8 @@ struct Input {
     /// Requests may wait in `buf` because the client has as many at the shards as it may, or because a
     /// blocking command is in the way ([`crate::blocking::must_wait`]).
     stalled: bool,
+    /// The parked request waits for a CLIENT PAUSE to end.
+    paused: bool,
     /// Transaction, WATCH, subscriptions, tracking.
     state: SessionState,
     /// A blocking command read but not yet routed: it waits for the client's earlier requests.
@@ -492,6 +500,7 @@ impl Input {
         let epoch = shared.cluster.ejection_epoch();
         self.held_back = false;
         self.stalled = false;
+        self.paused = false;
         while !self.closing {
             // After a barrier (see `crate::stateful`), nothing until it is answered.
             if pending.front().is_some_and(|oldest| oldest.epoch != epoch) || pending.back().is_some_and(|t| t.barrier)
@@ -510,6 +519,13 @@ impl Input {
                 None => self.scanner.next(&mut self.buf, &limits),
             };
             match next {
+                // CLIENT PAUSE: the request waits, unrouted, until the pause ends.
+                Ok(Some(req)) if shared.clients.pause.holds(|| ringcache_common::clients::may_write(&req)) => {
+                    self.parked = Some(req);
+                    self.stalled = true;
+                    self.paused = true;
+                    break;
+                }
                 Ok(Some(req)) if crate::blocking::must_wait(&req, pending) => {
                     self.parked = Some(req);
                     self.stalled = true;

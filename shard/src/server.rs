@@ -250,9 +250,11 @@ async fn serve_client(stream: TcpStream, addr: SocketAddr, shared: &Arc<Shared>,
     let _ = stream.set_nodelay(true);
     let id = shared.next_client_id.fetch_add(1, Ordering::Relaxed);
     let laddr = stream.local_addr().unwrap_or(addr);
-    let conn = ClientConn::register(&shared.clients, id, addr, laddr, shared.config.requirepass.is_none());
+    let conn = ClientConn::register(&shared.clients, id, addr, laddr, shared.config.requirepass.is_none(), shutdown);
+    // Cancelled by shutdown or by CLIENT KILL.
+    let kill = conn.kill_switch();
     let mut client = ClientState::new(conn);
-    if let Err(e) = connection_loop(stream, shared, &mut client, shutdown).await {
+    if let Err(e) = connection_loop(stream, shared, &mut client, &kill).await {
         tracing::debug!("client {id} ({addr}): {e}");
     }
     // Nothing of a closed connection stays behind: its transaction, watches, subscriptions and tracking.
@@ -308,7 +310,7 @@ async fn connection_loop(
         if n == 0 {
             return Ok(());
         }
-        let now = now_ms();
+        let mut now = now_ms();
         let mut command_started = Instant::now();
         loop {
             let limits =
@@ -326,6 +328,20 @@ async fn connection_loop(
                     return Ok(());
                 }
             };
+            // CLIENT PAUSE: this command waits (with the replies before it sent) until the pause ends.
+            if shared.clients.pause.holds(|| ringcache_common::clients::may_write(&req)) {
+                if !wbuf.is_empty() {
+                    commit_log(shared, client).await?;
+                    stream.write_all(&wbuf).await?;
+                    wbuf.clear();
+                }
+                tokio::select! {
+                    _ = &mut cancelled => return Ok(()),
+                    _ = shared.clients.pause.wait() => {}
+                }
+                now = now_ms();
+                command_started = Instant::now();
+            }
             let (finished, deferred) = run_one(shared, client, &mut wbuf, &req, now, command_started, false);
             command_started = finished;
             match deferred {
