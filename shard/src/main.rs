@@ -51,6 +51,8 @@ async fn drain(shared: Arc<Shared>, timeout: std::time::Duration, signal: &'stat
 }
 
 async fn serve(args: ShardArgs) -> anyhow::Result<()> {
+    // Before the listening socket exists: a SIGTERM as soon as a client can connect is a clean stop.
+    let signals = ringcache_common::shutdown::Signals::install()?;
     let addr = socket_addr(&args.bind, args.port).map_err(anyhow::Error::msg)?;
     let listener = ringcache_common::server::bind_listener(addr, args.client.tcp_backlog)
         .with_context(|| format!("cannot listen on {addr}"))?;
@@ -74,7 +76,7 @@ async fn serve(args: ShardArgs) -> anyhow::Result<()> {
     let registration = args.registry.registration(&args.bind, local.port()).map_err(anyhow::Error::msg)?;
     let drain_timeout = args.drain_timeout;
     let draining = shared.clone();
-    let shutdown = ringcache_common::shutdown::on_signals_after(move |signal| drain(draining, drain_timeout, signal))?;
+    let shutdown = signals.watch_after(move |signal| drain(draining, drain_timeout, signal));
     // Restores the snapshot (clients get -LOADING meanwhile), then takes periodic ones.
     let snapshots = persistence.start(shutdown.clone())?;
     let expiry = store::spawn_active_expiry(store.clone(), shutdown.clone())?;
