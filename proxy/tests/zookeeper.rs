@@ -20,7 +20,8 @@ use std::time::{Duration, Instant};
 
 use redis::Commands;
 use support::{
-    backend_up, commands_processed, free_port, poll_until, sample, scrape, start_shard_in, verify_counts, Loadgen, Proc,
+    backend_up, commands_processed, free_port, poll_until, sample, scrape, signal, start_shard_in, verify_counts,
+    Loadgen, Proc,
 };
 use zk_support::{Relay, ZooKeeper};
 
@@ -307,6 +308,32 @@ fn a_killed_shard_is_down_for_both_proxies_when_its_session_ends() {
         assert!(checked > 300, "{name}: {report}");
         assert_eq!((stale, corrupt), (0, 0), "{name}: {}", report["verify"]);
     }
+}
+
+/// A shard that lives on while its ZooKeeper session expires (frozen longer than the session timeout, as a
+/// long GC pause or a partition from the ensemble would do) registers again with a new session once it can.
+#[test]
+fn a_shard_whose_session_expired_registers_again() {
+    let _serial = zookeeper_or_skip!();
+    let zk = ZooKeeper::single();
+    let (servers, cluster) = (zk.connect_string(), "expiry");
+    let mut shard = Shard::start(&servers, cluster, "s1", &[]);
+    poll_until("the shard registered", WAIT, || admin(&servers, cluster, &["add", "s1"]).0);
+    let at = format!("registered at {}", shard.addr());
+    let registered = || admin_ok(&servers, cluster, &["list"]).contains(&at);
+    assert!(registered(), "{}", admin_ok(&servers, cluster, &["list"]));
+    // Frozen: no heartbeats, so ZooKeeper expires the session and deletes the ephemeral node.
+    signal(&shard.proc, "-STOP");
+    let gone = time_until("ZooKeeper deleted the frozen shard's node", WAIT, || !registered());
+    signal(&shard.proc, "-CONT");
+    // Thawed: its client learns the session expired; the shard registers again under a new session.
+    let back = time_until("the shard registered again", WAIT, registered);
+    eprintln!("figures: session expiry: node deleted {gone:?} after SIGSTOP, registered again {back:?} after SIGCONT");
+    let pong: String = redis::cmd("PING").query(&mut shard.proc.client()).unwrap();
+    assert_eq!(pong, "PONG");
+    // And the new registration is a live one: killing the shard now removes it after one session timeout.
+    shard.proc.kill();
+    poll_until("the killed shard's new node is deleted", WAIT, || !registered());
 }
 
 #[test]
