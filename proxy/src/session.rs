@@ -424,7 +424,14 @@ async fn serve(
                 }
                 write_blocked = !out.write_to(&stream)?;
             }
-            _ = &mut cancelled, if !input.closing => input.closing = true,
+            // Shutdown or CLIENT KILL: no more requests; the pending replies are finished, unless a blocking
+            // command waits (its reply may never come): then the connection closes at once, as in Redis.
+            _ = &mut cancelled, if !input.closing => {
+                if crate::blocking::is_waiting(&pending) {
+                    return Ok(());
+                }
+                input.closing = true;
+            }
             // A request held by CLIENT PAUSE is routed again once the pause ends.
             _ = shared.clients.pause.wait(), if input.paused && pending.is_empty() => input.paused = false,
             _ = &mut idle_sleep, if !input.closing && pending.is_empty() && !idle.is_zero() => {

@@ -90,7 +90,20 @@ fn client_id(c: &mut RawClient) -> String {
     reply.trim_start_matches(':').trim().to_string()
 }
 
-fn kill_and_pause(name: &str, port: u16) {
+/// Clients blocked on the servers at `ports` (INFO clients).
+fn blocked_clients(ports: &[u16]) -> u64 {
+    ports
+        .iter()
+        .map(|port| {
+            let mut c = RawClient::connect(*port);
+            let info = text(&call(&mut c, &["INFO", "clients"]));
+            info.lines().find_map(|l| l.strip_prefix("blocked_clients:")).unwrap().trim().parse::<u64>().unwrap()
+        })
+        .sum()
+}
+
+/// `storage`: the servers holding the data (the endpoint itself, or the proxy's shards).
+fn kill_and_pause(name: &str, port: u16, storage: &[u16]) {
     // KILL ID closes the other connection; the killer goes on.
     let mut killer = RawClient::connect(port);
     let mut victim = RawClient::connect(port);
@@ -107,8 +120,19 @@ fn kill_and_pause(name: &str, port: u16) {
     assert_eq!(text(&call(&mut killer, &["CLIENT", "KILL", "ID", &own, "SKIPME", "no"])), ":1\r\n", "{name}");
     assert!(closed(&mut killer), "{name}: killing yourself closes after the reply");
 
-    // PAUSE WRITE: a read goes through, a write waits until UNPAUSE; then it is answered.
+    // A client blocked in BLPOP is killed: it is gone, and a later push stays in the list for others.
     let mut admin = RawClient::connect(port);
+    let mut blocked = RawClient::connect(port);
+    let id = client_id(&mut blocked);
+    blocked.s.write_all(&resp(&[b"BLPOP", b"killed:list", b"0"])).unwrap();
+    support::poll_until("the client is blocked", Duration::from_secs(10), || blocked_clients(storage) == 1);
+    assert_eq!(text(&call(&mut admin, &["CLIENT", "KILL", "ID", &id])), ":1\r\n", "{name}");
+    assert!(closed(&mut blocked), "{name}: the blocked client is closed");
+    support::poll_until("no client is blocked", Duration::from_secs(10), || blocked_clients(storage) == 0);
+    assert_eq!(call(&mut admin, &["LPUSH", "killed:list", "x"]), b":1\r\n", "{name}");
+    assert_eq!(call(&mut admin, &["LLEN", "killed:list"]), b":1\r\n", "{name}: nobody took the pushed element");
+
+    // PAUSE WRITE: a read goes through, a write waits until UNPAUSE; then it is answered.
     let mut writer = RawClient::connect(port);
     assert_eq!(call(&mut writer, &["SET", "paused:k", "before"]), b"+OK\r\n");
     assert_eq!(call(&mut admin, &["CLIENT", "PAUSE", "60000", "WRITE"]), b"+OK\r\n", "{name}");
@@ -132,7 +156,8 @@ fn kill_and_pause(name: &str, port: u16) {
 #[test]
 fn kill_and_pause_act_alike_on_redis_server_the_shard_and_the_proxy() {
     let (redis, shard, cluster) = endpoints();
-    kill_and_pause("redis-server", redis.port);
-    kill_and_pause("shard", shard.port);
-    kill_and_pause("proxy", cluster.proxy.port);
+    kill_and_pause("redis-server", redis.port, &[redis.port]);
+    kill_and_pause("shard", shard.port, &[shard.port]);
+    let shards: Vec<u16> = cluster.shards.iter().map(|s| s.port).collect();
+    kill_and_pause("proxy", cluster.proxy.port, &shards);
 }
