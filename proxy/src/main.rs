@@ -39,6 +39,7 @@ async fn serve(args: ProxyArgs, workers: &[tokio::runtime::Handle]) -> anyhow::R
     let metrics = Arc::new(ProxyMetrics::new()?);
     let settings = ClusterSettings {
         key_hash: args.key_hash,
+        hash_tag: args.hash_tag,
         timeout: args.timeout,
         health_interval: args.health_interval,
         failure_limit: args.failure_limit.max(1),

@@ -250,7 +250,9 @@ fn many_keys(requester: Requester, topo: &View<'_>, req: &Request, spec: &Comman
     let first_place = placement(req.arg(first));
     // SORT's BY and GET patterns name keys too: they must live with the sorted key.
     for (option, pattern) in crate::crossshard::sort_patterns(spec, req) {
-        if !crate::crossshard::pattern_has_fixed_tag(pattern) || placement(pattern) != first_place {
+        if !crate::crossshard::pattern_has_fixed_tag(topo.ring.placement().hash_tag, pattern)
+            || placement(pattern) != first_place
+        {
             return ReplyFut::error(&format!(
                 "ERR {option} option of SORT denied by ringcache-proxy when keys formed by the pattern may be on \
                  another shard (use the sorted key's {{hash tag}} in the pattern)"
