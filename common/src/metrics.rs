@@ -164,6 +164,23 @@ pub fn command_histograms() -> Vec<crate::diagnostics::CommandHistogram> {
         .collect()
 }
 
+/// Zeroes every command statistic and hot counter (CONFIG RESETSTAT). A count a thread adds at the same
+/// instant may survive the reset: statistics, not accounts.
+pub fn reset_stats() {
+    for slot in slots() {
+        for cell in slot.commands.iter() {
+            cell.count.0.store(0, Relaxed);
+            cell.sum_ns.0.store(0, Relaxed);
+            for b in &cell.buckets {
+                b.0.store(0, Relaxed);
+            }
+        }
+        for c in &slot.hot {
+            c.0.store(0, Relaxed);
+        }
+    }
+}
+
 fn slots() -> Vec<Arc<ThreadSlot>> {
     SLOTS.lock().unwrap_or_else(|e| e.into_inner()).clone()
 }

@@ -11,6 +11,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use parking_lot::Mutex;
+pub use toml_edit;
 
 use crate::glob::glob_match;
 use crate::resp::{ReplyWriter, Request};
@@ -88,15 +89,30 @@ impl<C: ?Sized + 'static> RuntimeConfig<C> {
         self.params
     }
 
-    /// The parameters matching any of `patterns` (Redis's globs, case-insensitive), each once, with values.
-    pub fn get<'a>(&self, ctx: &C, patterns: impl IntoIterator<Item = &'a [u8]>) -> Vec<(&'static str, String)> {
-        let patterns: Vec<Vec<u8>> = patterns.into_iter().map(|p| p.to_ascii_lowercase()).collect();
-        let mut out = Vec::new();
-        for p in self.params {
-            let names = [Some(p.name), p.alias];
-            for name in names.into_iter().flatten() {
-                if patterns.iter().any(|pat| glob_match(pat, name.as_bytes())) {
-                    out.push((name, (p.get)(ctx)));
+    /// The parameters matching any of `patterns`, each once, with values, as Redis 7: a pattern without
+    /// glob characters names one parameter (or alias) case-insensitively and is answered under the name as
+    /// given; a glob is matched against every name and alias.
+    pub fn get<'a>(&self, ctx: &C, patterns: impl IntoIterator<Item = &'a [u8]>) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = Vec::new();
+        for pattern in patterns {
+            let has_glob = pattern.iter().any(|b| matches!(b, b'*' | b'?' | b'['));
+            if !has_glob {
+                let name = String::from_utf8_lossy(pattern);
+                let lower = name.to_ascii_lowercase();
+                if out.iter().any(|(n, _)| n.eq_ignore_ascii_case(&lower)) {
+                    continue;
+                }
+                if let Some(p) = self.params.iter().find(|p| p.is_named(&lower)) {
+                    out.push((name.into_owned(), (p.get)(ctx)));
+                }
+                continue;
+            }
+            let glob = pattern.to_ascii_lowercase();
+            for p in self.params {
+                for name in [Some(p.name), p.alias].into_iter().flatten() {
+                    if glob_match(&glob, name.as_bytes()) && !out.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
+                        out.push((name.to_string(), (p.get)(ctx)));
+                    }
                 }
             }
         }
@@ -377,7 +393,7 @@ mod tests {
         assert_eq!(run(&config, &d, &["CONFIG", "GET", "SI*"]), "*2\r\n$4\r\nsize\r\n$1\r\n1\r\n");
         assert_eq!(run(&config, &d, &["CONFIG", "GET", "size", "s*"]), "*2\r\n$4\r\nsize\r\n$1\r\n1\r\n");
         assert_eq!(run(&config, &d, &["CONFIG", "SET", "size", "5", "old-limit", "3"]), "+OK\r\n");
-        assert_eq!(config.get(&d, [&b"limit"[..]]), vec![("limit", "3".to_string())]);
+        assert_eq!(config.get(&d, [&b"LIMIT"[..]]), vec![("LIMIT".to_string(), "3".to_string())]);
         assert_eq!(
             run(&config, &d, &["CONFIG", "SET", "nope", "1"]),
             "-ERR Unknown option or number of arguments for CONFIG SET - 'nope'\r\n"

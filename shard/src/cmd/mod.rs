@@ -10,6 +10,7 @@
 mod bitmaps;
 mod blocking;
 mod collection;
+mod config;
 mod connection;
 mod dump;
 mod handoff;
@@ -40,6 +41,7 @@ use tokio::sync::oneshot;
 use crate::server::{ClientState, Membership, Shared};
 use crate::store::{Db, NotLocked, OutOfMemory, Store};
 
+pub use config::{runtime_config, LiveSettings};
 pub use server::rss_bytes;
 
 /// What a handler needs: the keyspace it holds, the connection's state, the reply buffer and the batch's
@@ -234,6 +236,7 @@ fn handler_for(name: &str) -> Option<Handler> {
         .or_else(|| zsets::handler(name))
         .or_else(|| connection::handler(name))
         .or_else(|| server::handler(name))
+        .or_else(|| config::handler(name))
         .or_else(|| persistence::handler(name))
         .or_else(|| handoff::handler(name))
         .or_else(|| transactions::handler(name))
