@@ -327,6 +327,30 @@ pub fn parse_yes_no(v: &str) -> Result<bool, String> {
 pub const LOG_LEVELS: [(&str, &str); 5] =
     [("debug", "debug"), ("verbose", "debug"), ("notice", "info"), ("warning", "warn"), ("nothing", "off")];
 
+/// Redis's `loglevel` names, in the order its error message lists them (Redis 7.0).
+pub const LOGLEVELS: [&str; 4] = ["debug", "verbose", "notice", "warning"];
+
+/// `loglevel` as CONFIG GET shows it: the level of the log filter in force.
+pub fn loglevel() -> String {
+    loglevel_of_filter(&crate::config::log_filter()).into()
+}
+
+/// CONFIG SET loglevel: the process's log filter becomes the level's.
+pub fn set_loglevel(value: &str) -> Result<(), String> {
+    let level = parse_enum(value, &LOGLEVELS)?;
+    crate::config::set_log_filter(log_filter_of_level(level))
+}
+
+/// The `--log` filter a Redis `loglevel` stands for.
+pub fn log_filter_of_level(level: &str) -> &'static str {
+    LOG_LEVELS.iter().find(|(name, _)| *name == level).map_or("info", |(_, f)| f)
+}
+
+/// CONFIG REWRITE of `loglevel`: the `log` key's filter.
+pub fn toml_log_filter(level: &str) -> toml_edit::Value {
+    toml_string(log_filter_of_level(level))
+}
+
 /// Redis's `loglevel` name for a `--log` filter (its default level; `notice` for `info`).
 pub fn loglevel_of_filter(filter: &str) -> &'static str {
     let default = filter.split(',').find(|d| !d.contains('=')).unwrap_or("info").trim().to_ascii_lowercase();

@@ -12,8 +12,7 @@ use std::time::Duration;
 
 use ringcache_common::resp::Request;
 use ringcache_common::runtime_config::{
-    self as rc, parse_enum, parse_int_in, parse_memory, toml_integer, toml_millis, toml_seconds, toml_string, Param,
-    RuntimeConfig,
+    self as rc, parse_enum, parse_int_in, parse_memory, toml_integer, toml_millis, toml_seconds, Param, RuntimeConfig,
 };
 
 use super::{CmdError, CmdResult, Ctx, Handler};
@@ -120,15 +119,6 @@ fn yes_no(b: bool) -> String {
     (if b { "yes" } else { "no" }).into()
 }
 
-/// Redis's `loglevel` names, in the order its error message lists them (Redis 7.0).
-const LOGLEVELS: [&str; 4] = ["debug", "verbose", "notice", "warning"];
-
-/// A CONFIG value in Redis's `loglevel` names to the tracing filter of `--log`.
-fn log_filter_of(level: &str) -> rc::toml_edit::Value {
-    let filter = rc::LOG_LEVELS.iter().find(|(name, _)| *name == level).map_or("info", |(_, f)| f);
-    toml_string(filter)
-}
-
 /// The shard's parameters, with Redis's names and value formats.
 pub static PARAMS: &[Param<Shared>] = &[
     Param {
@@ -190,13 +180,9 @@ pub static PARAMS: &[Param<Shared>] = &[
     Param {
         name: "loglevel",
         alias: None,
-        get: |_| rc::loglevel_of_filter(&ringcache_common::config::log_filter()).into(),
-        set: Some(|_, v| {
-            let level = parse_enum(v, &LOGLEVELS)?;
-            let filter = log_filter_of(level);
-            ringcache_common::config::set_log_filter(filter.as_str().unwrap_or("info"))
-        }),
-        toml: Some(("log", log_filter_of)),
+        get: |_| rc::loglevel(),
+        set: Some(|_, v| rc::set_loglevel(v)),
+        toml: Some(("log", rc::toml_log_filter)),
     },
     Param {
         name: "busy-reply-threshold",
