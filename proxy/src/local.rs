@@ -25,6 +25,7 @@ pub fn reply(session: &mut Session, shared: &ProxyShared, req: &Request, spec: &
             .command(shared, req, &mut out, ringcache_common::metrics::reset_stats)
             .map_err(|e| e.to_string()),
         "slowlog" => shared.diagnostics.slowlog_command(req, &mut out),
+        "memory" => memory(req, &mut out),
         "latency" => shared.diagnostics.latency_command(req, &mut out, &ringcache_common::metrics::command_histograms),
         other => Err(format!("ERR {} is not supported by ringcache-proxy", other.to_uppercase())),
     };
@@ -34,6 +35,47 @@ pub fn reply(session: &mut Session, shared: &ProxyShared, req: &Request, spec: &
     }
     ReplyFut::ready(out.take())
 }
+
+/// MEMORY on the proxy, which keeps no keys: USAGE is routed to the key's shard, HELP and PURGE are
+/// answered here, and the memory of the data is each shard's (STATS, DOCTOR and MALLOC-STATS there).
+fn memory(req: &Request, out: &mut ReplyBuf) -> Result<(), String> {
+    let sub = String::from_utf8_lossy(req.arg(1)).to_ascii_uppercase();
+    match sub.as_str() {
+        "HELP" => {
+            out.array_len(MEMORY_HELP.len());
+            for line in MEMORY_HELP {
+                out.simple(line);
+            }
+            Ok(())
+        }
+        "PURGE" => {
+            out.simple("OK");
+            Ok(())
+        }
+        "STATS" | "DOCTOR" | "MALLOC-STATS" => Err(format!(
+            "ERR MEMORY {sub} is per shard: send it to a shard (ringcache-proxy keeps no keys; INFO memory through \
+             the proxy has the shards' totals)"
+        )),
+        _ => Err(format!("ERR unknown subcommand '{}'. Try MEMORY HELP.", String::from_utf8_lossy(req.arg(1)))),
+    }
+}
+
+const MEMORY_HELP: [&str; 14] = [
+    "MEMORY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "DOCTOR",
+    "    Return memory problems reports.",
+    "MALLOC-STATS",
+    "    Return internal statistics report from the memory allocator.",
+    "PURGE",
+    "    Attempt to purge dirty pages for reclamation by the allocator.",
+    "STATS",
+    "    Return information about the memory usage of the server.",
+    "USAGE <key> [SAMPLES <count>]",
+    "    Return memory in bytes used by <key> and its value. Nested values are",
+    "    sampled up to <count> times (default: 5, 0 means sample all).",
+    "HELP",
+    "    Prints this help.",
+];
 
 /// The proxy's own INFO section, after Redis's.
 const OWN_SECTIONS: [&str; 1] = ["membership"];

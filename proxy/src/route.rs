@@ -109,6 +109,10 @@ pub fn route_command(
         "randomkey" => randomkey(requester, &topo, &req),
         // OBJECT's subcommands name their key second; HELP and malformed requests go to any shard.
         "object" if req.argc() >= 3 => one_key(requester, &topo, &req, spec, req.arg(2)),
+        // MEMORY USAGE goes to its key's shard; the other subcommands are the proxy's (`local`).
+        "memory" if req.argc() >= 3 && req.arg(1).eq_ignore_ascii_case(b"usage") => {
+            one_key(requester, &topo, &req, spec, req.arg(2))
+        }
         "wait" => wait(&topo, &req),
         // Keyless, and the same on every shard: any one answers (SWAPDB as Redis with one database).
         "pfselftest" | "object" | "swapdb" => match topo.live().next() {

@@ -118,3 +118,35 @@ fn rewrite_keeps_the_file_and_its_shards() {
     let v: String = redis::cmd("GET").arg("still").query(&mut con).unwrap();
     assert_eq!(v, "served");
 }
+
+#[test]
+fn memory_usage_goes_to_the_keys_shard() {
+    let shards: Vec<Proc> = (0..3).map(|_| start_shard(&[])).collect();
+    let names: Vec<(&str, String)> = ["s1", "s2", "s3"].into_iter().zip(shards.iter().map(Proc::addr)).collect();
+    let proxy = start_proxy(&names, &[]);
+    let mut con = proxy.client();
+    let mut direct: Vec<redis::Connection> = shards.iter().map(Proc::client).collect();
+    for i in 0..30 {
+        let key = format!("key:{i}");
+        let _: () = redis::cmd("SET").arg(&key).arg("v".repeat(i * 10)).query(&mut con).unwrap();
+        let through: i64 = redis::cmd("MEMORY").arg(&["USAGE", &key, "SAMPLES", "5"]).query(&mut con).unwrap();
+        let on_shards: Vec<Option<i64>> =
+            direct.iter_mut().map(|c| redis::cmd("MEMORY").arg(&["USAGE", &key]).query(c).unwrap()).collect();
+        assert_eq!(on_shards.iter().flatten().copied().collect::<Vec<_>>(), [through], "{key}");
+    }
+    let missing: Option<i64> = redis::cmd("MEMORY").arg(&["USAGE", "nope"]).query(&mut con).unwrap();
+    assert_eq!(missing, None);
+    let help: Vec<String> = redis::cmd("MEMORY").arg("HELP").query(&mut con).unwrap();
+    let shard_help: Vec<String> = redis::cmd("MEMORY").arg("HELP").query(&mut direct[0]).unwrap();
+    assert_eq!(help, shard_help);
+    assert!(config_error_of(&mut con, "MEMORY", &["STATS"]).contains("per shard"));
+    assert_eq!(
+        config_error_of(&mut con, "MEMORY", &["USAGE"]),
+        "ERR wrong number of arguments for 'memory|usage' command"
+    );
+}
+
+fn config_error_of(con: &mut redis::Connection, cmd: &str, args: &[&str]) -> String {
+    let err = redis::cmd(cmd).arg(args).query::<()>(con).unwrap_err();
+    format!("{} {}", err.code().unwrap_or("?"), err.detail().unwrap_or(""))
+}

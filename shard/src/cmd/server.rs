@@ -28,7 +28,7 @@ fn info(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 }
 
 /// The largest `used_memory` INFO has reported (Redis's `used_memory_peak`, sampled when INFO runs).
-static MEMORY_PEAK: AtomicUsize = AtomicUsize::new(0);
+pub(super) static MEMORY_PEAK: AtomicUsize = AtomicUsize::new(0);
 
 /// Renders the INFO `sections`, in Redis's order and format (see `ringcache_common::info`).
 fn info_text(ctx: &mut Ctx<'_>, sections: &Sections) -> Result<String, CmdError> {
