@@ -16,6 +16,11 @@ pub use toml_edit;
 use crate::glob::glob_match;
 use crate::resp::{ReplyWriter, Request};
 
+/// Applies a CONFIG SET value (`Err` is the reason after Redis's "CONFIG SET failed ... - ").
+pub type Setter<C> = fn(&C, &str) -> Result<(), String>;
+/// A CONFIG value to the TOML value CONFIG REWRITE writes.
+pub type ToToml = fn(&str) -> toml_edit::Value;
+
 /// One parameter of `CONFIG GET/SET`. `C` is the server's state the getter and setter reach through.
 pub struct Param<C: ?Sized + 'static> {
     /// Redis's name (lower case).
@@ -25,10 +30,10 @@ pub struct Param<C: ?Sized + 'static> {
     /// The current value, as CONFIG GET prints it.
     pub get: fn(&C) -> String,
     /// Applies a new value at once; `None`: fixed at start (CONFIG SET answers "can't set immutable config").
-    pub set: Option<fn(&C, &str) -> Result<(), String>>,
+    pub set: Option<Setter<C>>,
     /// The key in the `--config` TOML file and the value CONFIG REWRITE writes for a CONFIG GET value;
     /// `None`: never written.
-    pub toml: Option<(&'static str, fn(&str) -> toml_edit::Value)>,
+    pub toml: Option<(&'static str, ToToml)>,
 }
 
 impl<C: ?Sized> Param<C> {
@@ -125,7 +130,7 @@ impl<C: ?Sized + 'static> RuntimeConfig<C> {
         if args.len() < 2 {
             return Err(ConfigCmdError::WrongArity("set"));
         }
-        if args.len() % 2 != 0 {
+        if !args.len().is_multiple_of(2) {
             return Err(ConfigCmdError::Syntax);
         }
         let mut planned: Vec<(&'static Param<C>, String, String)> = Vec::with_capacity(args.len() / 2);
@@ -243,14 +248,13 @@ pub fn rewrite_file(
     let mut doc: toml_edit::DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| fail(&e))?;
     for (key, value, add) in entries {
         match doc.get_mut(key).and_then(|item| item.as_value_mut()) {
-            Some(existing) => {
-                if existing.to_string().trim() != value.to_string().trim() {
-                    // Keep the comment before and after the value.
-                    let decor = existing.decor().clone();
-                    *existing = value;
-                    *existing.decor_mut() = decor;
-                }
+            // Unchanged values keep their exact text; changed ones keep the comments around them.
+            Some(existing) if existing.to_string().trim() != value.to_string().trim() => {
+                let decor = existing.decor().clone();
+                *existing = value;
+                *existing.decor_mut() = decor;
             }
+            Some(_) => {}
             None if add => {
                 doc.insert(key, toml_edit::Item::Value(value));
             }

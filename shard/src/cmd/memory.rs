@@ -159,7 +159,7 @@ fn stats(ctx: &mut Ctx<'_>) -> CmdResult {
     }
     int(out, "overhead.total", overhead);
     int(out, "keys.count", f.keys);
-    int(out, "keys.bytes-per-key", if f.keys == 0 { 0 } else { f.used / f.keys });
+    int(out, "keys.bytes-per-key", f.used.checked_div(f.keys).unwrap_or(0));
     int(out, "dataset.bytes", dataset);
     double(out, "dataset.percentage", ratio(dataset, f.used) * 100.0);
     double(out, "peak.percentage", ratio(f.used, f.peak) * 100.0);
