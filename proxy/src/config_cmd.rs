@@ -24,7 +24,7 @@ pub static PARAMS: &[Param<ProxyShared>] = &[
         get: |s| s.idle_timeout().as_secs().to_string(),
         set: Some(|s, v| {
             let secs = parse_int_in(v, 0, i64::from(i32::MAX))?;
-            s.idle_timeout_secs.store(secs as u64, Relaxed);
+            s.idle_timeout_ms.store(secs as u64 * 1000, Relaxed);
             Ok(())
         }),
         toml: Some(("idle_timeout", toml_seconds)),

@@ -51,8 +51,8 @@ pub struct ProxyShared {
     pub requirepass: Option<String>,
     pub limits: Limits,
     pub maxclients: usize,
-    /// `--idle-timeout` in seconds; CONFIG SET timeout changes it for connections opened afterwards.
-    pub idle_timeout_secs: AtomicU64,
+    /// `--idle-timeout` in milliseconds; CONFIG SET timeout changes it for connections opened afterwards.
+    pub idle_timeout_ms: AtomicU64,
     pub port: u16,
     pub started: Instant,
     pub connections: Arc<ConnectionCounters>,
@@ -87,7 +87,7 @@ impl ProxyShared {
             requirepass,
             limits,
             maxclients,
-            idle_timeout_secs: AtomicU64::new(idle_timeout.as_secs()),
+            idle_timeout_ms: AtomicU64::new(idle_timeout.as_millis() as u64),
             port,
             started: Instant::now(),
             connections: Arc::default(),
@@ -128,7 +128,7 @@ impl ProxyShared {
 
     /// `timeout`: a client idle this long is closed (zero: never).
     pub fn idle_timeout(&self) -> Duration {
-        Duration::from_secs(self.idle_timeout_secs.load(std::sync::atomic::Ordering::Relaxed))
+        Duration::from_millis(self.idle_timeout_ms.load(std::sync::atomic::Ordering::Relaxed))
     }
 }
 

@@ -36,18 +36,19 @@ fn config(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 /// Settings that CONFIG SET changes and that live nowhere else.
 #[derive(Debug)]
 pub struct LiveSettings {
-    idle_timeout_secs: AtomicU64,
+    /// In milliseconds: `--idle-timeout` takes fractions of a second (CONFIG shows whole seconds).
+    idle_timeout_ms: AtomicU64,
 }
 
 impl LiveSettings {
     pub fn new(idle_timeout: Duration) -> LiveSettings {
-        LiveSettings { idle_timeout_secs: AtomicU64::new(idle_timeout.as_secs()) }
+        LiveSettings { idle_timeout_ms: AtomicU64::new(idle_timeout.as_millis() as u64) }
     }
 
     /// `timeout`: a connection idle this long is closed (zero: never). Read before each wait for a request.
     #[inline]
     pub fn idle_timeout(&self) -> Duration {
-        Duration::from_secs(self.idle_timeout_secs.load(Relaxed))
+        Duration::from_millis(self.idle_timeout_ms.load(Relaxed))
     }
 }
 
@@ -142,7 +143,7 @@ pub static PARAMS: &[Param<Shared>] = &[
         get: |s| s.live.idle_timeout().as_secs().to_string(),
         set: Some(|s, v| {
             let secs = parse_int_in(v, 0, i64::from(i32::MAX))?;
-            s.live.idle_timeout_secs.store(secs as u64, Relaxed);
+            s.live.idle_timeout_ms.store(secs as u64 * 1000, Relaxed);
             Ok(())
         }),
         toml: Some(("idle_timeout", toml_seconds)),
