@@ -169,18 +169,25 @@ impl ClientArgs {
             .map_err(|e| format!("cannot start the runtime: {e}"))
     }
 
-    /// Starts logging to stderr (the filter is `--log`).
+    /// Starts logging to stderr (the filter is `--log`; [`set_log_filter`] changes it later).
     pub fn init_logging(&self) -> Result<(), String> {
         let filter = tracing_subscriber::EnvFilter::try_new(&self.log)
             .map_err(|e| format!("invalid --log filter '{}': {e}", self.log))?;
         // A log line that cannot be written (stderr closed, or a pipe whose reader went away) is dropped:
         // with tracing's default, the failure is reported with `eprintln!`, which panics on that same
         // stderr, and a panic in the signal task would leave SIGTERM unanswered.
-        tracing_subscriber::fmt()
+        let builder = tracing_subscriber::fmt()
             .with_env_filter(filter)
             .with_writer(std::io::stderr)
             .log_internal_errors(false)
-            .init();
+            .with_filter_reloading();
+        let handle = builder.reload_handle();
+        *LOG_FILTER.lock() = self.log.clone();
+        let _ = LOG_RELOAD.set(Box::new(move |text: &str| {
+            let filter = tracing_subscriber::EnvFilter::try_new(text).map_err(|e| e.to_string())?;
+            handle.reload(filter).map_err(|e| e.to_string())
+        }));
+        builder.init();
         Ok(())
     }
 
@@ -188,6 +195,34 @@ impl ClientArgs {
     pub fn worker_threads(&self) -> usize {
         self.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())).max(1)
     }
+}
+
+type ReloadFilter = Box<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
+
+/// Replaces the log filter of the subscriber [`ClientArgs::init_logging`] installed.
+static LOG_RELOAD: std::sync::OnceLock<ReloadFilter> = std::sync::OnceLock::new();
+/// The log filter in force (`--log`, then CONFIG SET loglevel).
+static LOG_FILTER: parking_lot::Mutex<String> = parking_lot::Mutex::new(String::new());
+
+/// The log filter in force (tracing's env-filter syntax).
+pub fn log_filter() -> String {
+    let f = LOG_FILTER.lock();
+    if f.is_empty() {
+        "info".into()
+    } else {
+        f.clone()
+    }
+}
+
+/// Changes the log filter of a running process (CONFIG SET loglevel); before logging starts it is only
+/// remembered.
+pub fn set_log_filter(filter: &str) -> Result<(), String> {
+    tracing_subscriber::EnvFilter::try_new(filter).map_err(|e| e.to_string())?;
+    if let Some(reload) = LOG_RELOAD.get() {
+        reload(filter)?;
+    }
+    *LOG_FILTER.lock() = filter.to_string();
+    Ok(())
 }
 
 /// Parses a byte size the way Redis's config does: a plain number of bytes, or a number followed by `b`,

@@ -133,6 +133,27 @@ impl Diagnostics {
         self.notable_ns.store(slow.min(latency), Relaxed);
     }
 
+    /// CONFIG SET slowlog-log-slower-than (microseconds; negative logs nothing).
+    pub fn set_slower_than_us(&self, us: i64) {
+        self.slower_than_us.store(us, Relaxed);
+        self.update_notable();
+    }
+
+    /// CONFIG SET slowlog-max-len: the oldest entries past it are dropped at once.
+    pub fn set_max_len(&self, len: usize) {
+        self.max_len.store(len, Relaxed);
+        let mut log = self.slowlog.lock();
+        while log.len() > len {
+            log.pop_back();
+        }
+    }
+
+    /// CONFIG SET latency-monitor-threshold (milliseconds; 0 turns the monitor off).
+    pub fn set_latency_threshold_ms(&self, ms: u64) {
+        self.latency_threshold_ms.store(ms, Relaxed);
+        self.update_notable();
+    }
+
     /// `(slowlog-log-slower-than, slowlog-max-len, latency-monitor-threshold)`, for CONFIG GET.
     pub fn settings(&self) -> (i64, usize, u64) {
         (self.slower_than_us.load(Relaxed), self.max_len.load(Relaxed), self.latency_threshold_ms.load(Relaxed))
@@ -438,6 +459,12 @@ pub fn count_error(msg: &str) {
 /// Error replies written by this process, in total.
 pub fn total_error_replies() -> u64 {
     ERRORS.total.load(Relaxed)
+}
+
+/// Forgets the error counts (CONFIG RESETSTAT).
+pub fn reset_error_counts() {
+    ERRORS.total.store(0, Relaxed);
+    ERRORS.by_kind.lock().clear();
 }
 
 /// Error replies by kind, sorted by kind.

@@ -166,17 +166,101 @@ pub fn md5_u32(data: &[u8], word: usize) -> u32 {
     u32::from_le_bytes([w[0], w[1], w[2], w[3]])
 }
 
-/// The part of `key` that is hashed: the text inside the first `{...}` when it is not empty (Redis Cluster's
-/// and twemproxy's `hash_tag: "{}"` rule), otherwise the whole key.
+/// The part of `key` that is hashed under the default tag `{}`: the text inside the first `{...}` when it
+/// is not empty (Redis Cluster's and twemproxy's `hash_tag: "{}"` rule), otherwise the whole key.
 pub fn hash_tag(key: &[u8]) -> &[u8] {
-    if let Some(open) = key.iter().position(|&b| b == b'{') {
-        if let Some(len) = key[open + 1..].iter().position(|&b| b == b'}') {
-            if len > 0 {
-                return &key[open + 1..open + 1 + len];
-            }
+    HashTag::BRACES.hashed_part(key)
+}
+
+/// twemproxy's `hash_tag`: two characters around the part of a key that is hashed (`{}` by default), or none,
+/// so that the whole key is hashed (a twemproxy pool without `hash_tag`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HashTag(Option<[u8; 2]>);
+
+impl Default for HashTag {
+    fn default() -> Self {
+        HashTag::BRACES
+    }
+}
+
+impl HashTag {
+    /// `{}`, as Redis Cluster.
+    pub const BRACES: HashTag = HashTag(Some([b'{', b'}']));
+    /// No tag: the whole key is hashed.
+    pub const NONE: HashTag = HashTag(None);
+
+    /// `--hash-tag`: two characters as twemproxy's `hash_tag` (`"{}"`, `"[]"`, `"::"`), or `""` for none.
+    pub fn parse(text: &str) -> Result<HashTag, String> {
+        match text.as_bytes() {
+            [] => Ok(HashTag::NONE),
+            &[open, close] => Ok(HashTag(Some([open, close]))),
+            _ => Err(format!("invalid hash tag '{text}': give two characters such as \"{{}}\", or \"\" for none")),
         }
     }
-    key
+
+    /// The two characters, or `""` (the inverse of [`Self::parse`]).
+    pub fn as_text(self) -> String {
+        self.0.map(|pair| String::from_utf8_lossy(&pair).into_owned()).unwrap_or_default()
+    }
+
+    /// The part of `key` that is hashed, as twemproxy's `msg_backend_idx`: the bytes between the first opening
+    /// character and the first closing one after it when there are any, otherwise the whole key.
+    #[inline]
+    pub fn hashed_part(self, key: &[u8]) -> &[u8] {
+        let Some([open_char, close_char]) = self.0 else { return key };
+        if let Some(open) = key.iter().position(|&b| b == open_char) {
+            if let Some(len) = key[open + 1..].iter().position(|&b| b == close_char) {
+                if len > 0 {
+                    return &key[open + 1..open + 1 + len];
+                }
+            }
+        }
+        key
+    }
+}
+
+/// How a key is placed on the ring: the hash function and the hash tag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Placement {
+    pub key_hash: KeyHash,
+    pub hash_tag: HashTag,
+}
+
+impl Placement {
+    pub fn new(key_hash: KeyHash, hash_tag: HashTag) -> Placement {
+        Placement { key_hash, hash_tag }
+    }
+
+    /// The hash a key is placed by: its hashed part, hashed with the function.
+    #[inline]
+    pub fn ring_hash(self, key: &[u8]) -> u32 {
+        self.key_hash.hash(self.hash_tag.hashed_part(key))
+    }
+
+    /// One word for the proxy's handoff commands to shards: the function's name (`fnv1a_64`, tag `{}`), or
+    /// the name, `:` and the tag (`fnv1a_64:[]`; `fnv1a_64:` for none). Function names contain no `:`.
+    pub fn token(self) -> String {
+        if self.hash_tag == HashTag::BRACES {
+            self.key_hash.name().to_string()
+        } else {
+            format!("{}:{}", self.key_hash.name(), self.hash_tag.as_text())
+        }
+    }
+
+    /// The inverse of [`Self::token`].
+    pub fn from_token(token: &[u8]) -> Result<Placement, String> {
+        let text = std::str::from_utf8(token).map_err(|_| "key hash is not UTF-8".to_string())?;
+        match text.split_once(':') {
+            None => Ok(Placement::new(KeyHash::from_name(text)?, HashTag::BRACES)),
+            Some((name, tag)) => Ok(Placement::new(KeyHash::from_name(name)?, HashTag::parse(tag)?)),
+        }
+    }
+}
+
+impl From<KeyHash> for Placement {
+    fn from(key_hash: KeyHash) -> Placement {
+        Placement::new(key_hash, HashTag::BRACES)
+    }
 }
 
 #[cfg(test)]
@@ -239,5 +323,31 @@ mod tests {
         assert_eq!(hash_tag(b"a{b"), b"a{b");
         assert_eq!(hash_tag(b"a{b}{c}"), b"b");
         assert_eq!(hash_tag(b"plain"), b"plain");
+    }
+
+    #[test]
+    fn configurable_hash_tags_as_twemproxy() {
+        let square = HashTag::parse("[]").unwrap();
+        assert_eq!(square.hashed_part(b"user:[42]:name"), b"42");
+        assert_eq!(square.hashed_part(b"user:{42}:name"), b"user:{42}:name");
+        assert_eq!(square.hashed_part(b"[]x[1]"), b"[]x[1]");
+        let colons = HashTag::parse("::").unwrap();
+        assert_eq!(colons.hashed_part(b"a:b:c"), b"b");
+        assert_eq!(colons.hashed_part(b"a::c"), b"a::c");
+        assert_eq!(HashTag::parse("").unwrap().hashed_part(b"user:{42}"), b"user:{42}");
+        assert_eq!(HashTag::parse("{}").unwrap(), HashTag::BRACES);
+        for bad in ["{", "{}}", "abc"] {
+            assert!(HashTag::parse(bad).is_err(), "{bad}");
+        }
+        for tag in ["{}", "[]", "", "::"] {
+            let p = Placement::new(KeyHash::Md5, HashTag::parse(tag).unwrap());
+            assert_eq!(Placement::from_token(p.token().as_bytes()).unwrap(), p, "{tag:?}");
+        }
+        assert_eq!(Placement::from_token(b"fnv1a_64").unwrap(), Placement::from(KeyHash::Fnv1a_64));
+        assert_eq!(
+            Placement::from_token(b"fnv1a_64").unwrap().ring_hash(b"{a}b"),
+            KeyHash::Fnv1a_64.ring_hash(b"{a}b")
+        );
+        assert!(Placement::from_token(b"nope:{}").is_err());
     }
 }

@@ -10,6 +10,7 @@
 //! - [`info`]: INFO in Redis 7's layout (every field exporters read), commandstats, errorstats, latencystats.
 //! - [`diagnostics`]: SLOWLOG, LATENCY and the error counts, with their flags.
 //! - [`config`]: flag / environment / TOML-file merging, byte sizes and durations.
+//! - [`runtime_config`]: CONFIG GET/SET/RESETSTAT/REWRITE over a server's table of parameters.
 //! - [`push`]: a connection's bounded queue of pushes (pub/sub messages, invalidations).
 //! - [`metrics`]: the Prometheus registry, per-thread command statistics and the `/metrics` HTTP server.
 //! - [`server`]: the listening socket (`--tcp-backlog`) and the accept loop (`--maxclients`, connection
@@ -29,6 +30,7 @@ pub mod info;
 pub mod metrics;
 pub mod push;
 pub mod resp;
+pub mod runtime_config;
 pub mod server;
 pub mod shutdown;
 pub mod tracking;

@@ -164,6 +164,23 @@ pub fn command_histograms() -> Vec<crate::diagnostics::CommandHistogram> {
         .collect()
 }
 
+/// Zeroes every command statistic and hot counter (CONFIG RESETSTAT). A count a thread adds at the same
+/// instant may survive the reset: statistics, not accounts.
+pub fn reset_stats() {
+    for slot in slots() {
+        for cell in slot.commands.iter() {
+            cell.count.0.store(0, Relaxed);
+            cell.sum_ns.0.store(0, Relaxed);
+            for b in &cell.buckets {
+                b.0.store(0, Relaxed);
+            }
+        }
+        for c in &slot.hot {
+            c.0.store(0, Relaxed);
+        }
+    }
+}
+
 fn slots() -> Vec<Arc<ThreadSlot>> {
     SLOTS.lock().unwrap_or_else(|e| e.into_inner()).clone()
 }
@@ -257,6 +274,47 @@ impl Collector for CommandCollector {
                 hot(HotCounter::KeyspaceMisses),
             ),
         ]
+    }
+}
+
+/// `ringcache_errors_total{error}`: error replies sent to clients by their first word (`ERR`, `WRONGTYPE`,
+/// `OOM`, ...), the counts of INFO errorstats (`crate::diagnostics::count_error`), read at scrape time.
+pub struct ErrorCollector {
+    desc: Desc,
+}
+
+const ERRORS_NAME: &str = "ringcache_errors_total";
+const ERRORS_HELP: &str = "Error replies sent to clients, by error type (the reply's first word, as INFO errorstats).";
+
+impl ErrorCollector {
+    pub fn new() -> Self {
+        let desc = Desc::new(ERRORS_NAME.into(), ERRORS_HELP.into(), vec!["error".into()], HashMap::new())
+            .expect("static metric description is valid");
+        ErrorCollector { desc }
+    }
+}
+
+impl Default for ErrorCollector {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Collector for ErrorCollector {
+    fn desc(&self) -> Vec<&Desc> {
+        vec![&self.desc]
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let mut f = family(ERRORS_NAME, ERRORS_HELP, MetricType::COUNTER);
+        for (kind, count) in crate::diagnostics::error_counts() {
+            let mut c = proto::Counter::default();
+            c.set_value(count as f64);
+            let mut m = proto::Metric::from_label(vec![label("error", &kind)]);
+            m.set_counter(c);
+            f.mut_metric().push(m);
+        }
+        vec![f]
     }
 }
 
@@ -403,5 +461,14 @@ mod tests {
         let text = render(&registry);
         assert!(text.contains("ringcache_commands_total{cmd=\"get\"}"), "{text}");
         assert!(text.contains("ringcache_command_duration_seconds_bucket{cmd=\"get\",le=\"0.00001\"}"), "{text}");
+    }
+
+    #[test]
+    fn errors_are_exported_by_type() {
+        crate::diagnostics::count_error("WRONGTYPE Operation against a key holding the wrong kind of value");
+        let registry = Registry::new();
+        registry.register(Box::new(ErrorCollector::new())).unwrap();
+        let text = render(&registry);
+        assert!(text.contains("ringcache_errors_total{error=\"WRONGTYPE\"}"), "{text}");
     }
 }

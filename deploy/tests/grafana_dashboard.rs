@@ -173,7 +173,9 @@ fn scrape_names(port: u16) -> BTreeSet<String> {
 fn send_commands(port: u16) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.write_all(
-        b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n*2\r\n$3\r\nGET\r\n$1\r\nk\r\n*2\r\n$3\r\nGET\r\n$1\r\nx\r\n",
+        // INCR on a string fails: ringcache_errors_total gets a sample.
+        b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n*2\r\n$3\r\nGET\r\n$1\r\nk\r\n*2\r\n$4\r\nINCR\r\n$1\r\nk\r\n\
+          *2\r\n$3\r\nGET\r\n$1\r\nx\r\n",
     )
     .unwrap();
     let mut buf = [0u8; 64];
@@ -234,7 +236,8 @@ fn every_queried_metric_is_exported() {
         }
     }
     // What the dashboard must show (issue: throughput, latency, hit ratio, memory, keys, evictions and
-    // expirations, clients, backend health, snapshot age; issue 18: membership per proxy).
+    // expirations, clients, backend health, snapshot age; issue 18: membership per proxy; issue 17: slow log
+    // length and errors by type).
     for required in [
         "ringcache_commands_total",
         "ringcache_command_duration_seconds_bucket",
@@ -252,6 +255,8 @@ fn every_queried_metric_is_exported() {
         "ringcache_rdb_last_save_timestamp_seconds",
         "ringcache_membership_ring_version",
         "ringcache_zookeeper_connected",
+        "ringcache_slowlog_length",
+        "ringcache_errors_total",
     ] {
         assert!(queried.contains(required), "the dashboard does not show {required}");
     }

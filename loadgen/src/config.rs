@@ -122,8 +122,8 @@ pub struct Args {
     #[arg(long, env = "RINGCACHE_REQUESTS", conflicts_with = "test_time")]
     pub requests: Option<u64>,
 
-    /// Run for this long (after the warmup), e.g. 30s.
-    #[arg(long, env = "RINGCACHE_TEST_TIME", value_parser = parse_duration)]
+    /// Run for this long (after the warmup), e.g. 30s, or bare seconds as memtier takes them (30).
+    #[arg(long, env = "RINGCACHE_TEST_TIME", value_parser = parse_test_time)]
     pub test_time: Option<Duration>,
 
     /// SET:GET ratio of the default workload.
@@ -472,6 +472,19 @@ pub fn parse_data_size(text: &str) -> Result<DataSize, ConfigError> {
     Ok(DataSize { min_bytes: min, max_bytes: max })
 }
 
+/// `--test-time`: a duration (`30s`, `1m`, `500ms`) or, as memtier_benchmark's `--test-time=SECS`, a bare
+/// number of seconds (`30`, `2.5`).
+pub fn parse_test_time(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return match t.parse::<f64>() {
+            Ok(secs) if secs.is_finite() && secs <= 1e9 => Ok(Duration::from_secs_f64(secs)),
+            _ => Err(format!("invalid duration '{t}' (examples: 30, 500ms, 10s, 1m)")),
+        };
+    }
+    parse_duration(t)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -526,6 +539,18 @@ mod tests {
         let c = Config::from_args(&args(&["--rate", "1000", "--test-time", "2s"])).unwrap();
         assert_eq!((c.pipeline, c.length), (1024, RunLength::Duration(Duration::from_secs(2))));
         assert!(Args::try_parse_from(["x", "--requests", "5", "--test-time", "1s"]).is_err());
+    }
+
+    #[test]
+    fn test_time_takes_bare_seconds_as_memtier() {
+        for (text, want_ms) in [("30", 30_000), ("30s", 30_000), ("2.5", 2_500), ("500ms", 500), ("1m", 60_000)] {
+            let c = Config::from_args(&args(&["--test-time", text])).unwrap();
+            assert_eq!(c.length, RunLength::Duration(Duration::from_millis(want_ms)), "{text}");
+        }
+        assert!(Config::from_args(&args(&["--test-time", "0"])).is_err());
+        for bad in ["1.2.3", "30x", "", "-5", "."] {
+            assert!(Args::try_parse_from(["x", "--test-time", bad]).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

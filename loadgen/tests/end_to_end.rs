@@ -262,3 +262,15 @@ fn password_from_the_uri() {
     assert_eq!(run.status, 2);
     assert_eq!(run.error_count("WRONGPASS"), 3, "{}", run.report["errors"]);
 }
+
+#[test]
+fn test_time_in_bare_seconds_as_memtier() {
+    let redis = Redis::start(&[]);
+    let port = redis.port.to_string();
+    let run = run_loadgen(&["--port", &port, "--clients", "2", "--keys", "100", "--test-time", "1"]);
+    assert_eq!(run.status, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(run.report["settings"]["test_time_s"].as_f64(), Some(1.0), "{}", run.report["settings"]);
+    let measured = run.report["measured_s"].as_f64().unwrap();
+    assert!((0.9..3.0).contains(&measured), "ran {measured} s for --test-time 1");
+    assert!(run.u64_at("/overall/requests") > 0);
+}

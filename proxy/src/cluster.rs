@@ -29,7 +29,7 @@ use crate::handoff::{self, HandoffError};
 use crate::membership::{ControlPlane, HandoffKind, Registration, SHARD_LEASES};
 use crate::metrics::{BackendMetrics, ProxyMetrics};
 use crate::ring::Ring;
-use ringcache_common::hash::KeyHash;
+use ringcache_common::hash::{HashTag, KeyHash, Placement};
 use ringcache_common::resp::Protocol;
 
 /// One shard: where it is, whether it is healthy, and the connections to it.
@@ -301,6 +301,13 @@ impl View<'_> {
     }
 }
 
+impl ClusterSettings {
+    /// How keys are placed: `--key-hash` and `--hash-tag`.
+    pub fn placement(&self) -> Placement {
+        Placement::new(self.key_hash, self.hash_tag)
+    }
+}
+
 /// A write's copies: (shard index, absent shards it stands in for).
 pub type WriteCopies = smallvec::SmallVec<[(usize, Option<Arc<str>>); 4]>;
 
@@ -308,6 +315,8 @@ pub type WriteCopies = smallvec::SmallVec<[(usize, Option<Arc<str>>); 4]>;
 #[derive(Clone)]
 pub struct ClusterSettings {
     pub key_hash: KeyHash,
+    /// `--hash-tag`.
+    pub hash_tag: HashTag,
     pub timeout: Duration,
     pub health_interval: Duration,
     pub failure_limit: u32,
@@ -358,7 +367,7 @@ impl Cluster {
         let handoff = Arc::new(AtomicBool::new(settings.handoff));
         let cluster = Arc::new(Cluster {
             topology: ArcSwap::from_pointee(Topology {
-                ring: Ring::new(&[], settings.key_hash),
+                ring: Ring::with_placement(&[], settings.placement()),
                 shards: Vec::new(),
                 replicas: settings.replicas,
                 handoff: handoff.clone(),
@@ -545,7 +554,7 @@ impl Cluster {
             })
             .collect();
         let members: Vec<_> = shards.iter().map(|s| s.spec.member()).collect();
-        let ring = Ring::new(&members, self.settings.key_hash);
+        let ring = Ring::with_placement(&members, self.settings.placement());
         self.topology.store(Arc::new(Topology {
             ring,
             shards,
@@ -1158,6 +1167,7 @@ mod tests {
             .collect();
         let settings = ClusterSettings {
             key_hash: KeyHash::Fnv1a_64,
+            hash_tag: HashTag::BRACES,
             timeout: Duration::from_millis(100),
             health_interval: Duration::from_secs(1),
             failure_limit: 2,

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use ringcache_common::config::{parse_duration, ClientArgs};
-use ringcache_common::hash::KeyHash;
+use ringcache_common::hash::{HashTag, KeyHash};
 
 use crate::output::OutputLimits;
 use crate::ring::Member;
@@ -52,6 +52,11 @@ pub struct ProxyArgs {
     /// Key hash function, as twemproxy's `hash:` option.
     #[arg(long, env = "RINGCACHE_KEY_HASH", default_value = "fnv1a_64", value_parser = KeyHash::from_name)]
     pub key_hash: KeyHash,
+
+    /// Two characters around the part of a key that is hashed, as twemproxy's `hash_tag:` ("{}", "[]"); ""
+    /// hashes whole keys, as a twemproxy pool without `hash_tag` (so its keys stay where they are).
+    #[arg(long, env = "RINGCACHE_HASH_TAG", default_value = "{}", value_parser = HashTag::parse)]
+    pub hash_tag: HashTag,
 
     /// How often each shard is PINGed.
     #[arg(long, env = "RINGCACHE_HEALTH_INTERVAL", default_value = "1s", value_parser = parse_duration)]

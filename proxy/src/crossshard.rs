@@ -166,8 +166,8 @@ pub fn sort_patterns<'r>(spec: &CommandSpec, req: &'r Request) -> Vec<(&'static 
     out
 }
 
-/// Whether a SORT pattern's keys all share one hash tag (with no wildcard inside it).
-pub fn pattern_has_fixed_tag(pattern: &[u8]) -> bool {
-    let tag = ringcache_common::hash::hash_tag(pattern);
+/// Whether a SORT pattern's keys all share one hash tag (with no wildcard inside it) under `hash_tag`.
+pub fn pattern_has_fixed_tag(hash_tag: ringcache_common::hash::HashTag, pattern: &[u8]) -> bool {
+    let tag = hash_tag.hashed_part(pattern);
     tag.len() < pattern.len() && !tag.contains(&b'*')
 }

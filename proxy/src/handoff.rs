@@ -296,7 +296,8 @@ pub async fn seed(cluster: &Cluster, joining: &ShardHandle, stand_ins: &[StandIn
         .await
         .into_iter()
         .try_for_each(|r| r.map(drop))?;
-    let key_hash = cluster.settings.key_hash.name().as_bytes();
+    let placement = cluster.settings.placement().token();
+    let key_hash = placement.as_bytes();
     // One shard at a time: each walks its whole keyspace, and on a small machine several at once would take
     // the cores from the clients. Writes are not held up meanwhile (they are hinted).
     let mut keys = 0;
@@ -448,7 +449,7 @@ pub async fn copy_arcs(
     arcs: &[(u32, u32)],
 ) -> Result<u64, HandoffError> {
     let timeout = cluster.settings.timeout;
-    let key_hash = cluster.settings.key_hash.name();
+    let key_hash = cluster.settings.placement().token();
     let bounds: Vec<String> = arcs.iter().flat_map(|(a, b)| [a.to_string(), b.to_string()]).collect();
     let batch = TAKE_BATCH.to_string();
     let mut cursor = 0i64;

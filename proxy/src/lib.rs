@@ -11,7 +11,7 @@
 //! - [`session`]: one client connection; replies leave in request order.
 //! - [`output`]: a client's unsent replies and `--client-output-buffer-limit`.
 //! - [`route`]: single-key forwarding, multi-key split and merge, fan-out commands.
-//! - [`local`]: commands the proxy answers itself.
+//! - [`local`]: commands the proxy answers itself; [`config_cmd`]: its CONFIG parameters.
 //! - [`pubsub`]: one subscription per channel per worker towards the shards, fanned out to its clients.
 //! - [`metrics`]: the `/metrics` registry.
 //! - [`membership`]: where the ring comes from (the config file, or ZooKeeper), shared health and handoff
@@ -33,6 +33,7 @@ pub mod backend;
 pub mod blocking;
 pub mod cluster;
 pub mod config;
+pub mod config_cmd;
 pub mod crossshard;
 pub mod dedicated;
 pub mod failover;

@@ -5,17 +5,12 @@ use std::fmt::Write as _;
 
 use ringcache_common::command::{self, CommandSpec};
 use ringcache_common::connection;
-use ringcache_common::glob::glob_match;
 use ringcache_common::info::{human_bytes, Info, Sections};
 use ringcache_common::resp::{ReplyBuf, ReplyWriter, Request};
 
 use crate::session::{ProxyShared, ReplyFut, Session};
 
 pub use ringcache_common::connection::REDIS_COMPAT_VERSION;
-
-fn is(arg: &[u8], word: &str) -> bool {
-    arg.eq_ignore_ascii_case(word.as_bytes())
-}
 
 /// Replies to a keyless command that does not need the shards.
 pub fn reply(session: &mut Session, shared: &ProxyShared, req: &Request, spec: &CommandSpec) -> ReplyFut {
@@ -25,8 +20,12 @@ pub fn reply(session: &mut Session, shared: &ProxyShared, req: &Request, spec: &
             connection::execute(name, req, session, &shared.clients, shared.requirepass.as_deref(), &mut out)
         }
         "command" => command::reply_command(req, &mut out),
-        "config" => config(shared, req, &mut out),
+        "config" => shared
+            .runtime_config
+            .command(shared, req, &mut out, ringcache_common::metrics::reset_stats)
+            .map_err(|e| e.to_string()),
         "slowlog" => shared.diagnostics.slowlog_command(req, &mut out),
+        "memory" => memory(req, &mut out),
         "latency" => shared.diagnostics.latency_command(req, &mut out, &ringcache_common::metrics::command_histograms),
         other => Err(format!("ERR {} is not supported by ringcache-proxy", other.to_uppercase())),
     };
@@ -37,46 +36,46 @@ pub fn reply(session: &mut Session, shared: &ProxyShared, req: &Request, spec: &
     ReplyFut::ready(out.take())
 }
 
-fn config(shared: &ProxyShared, req: &Request, out: &mut ReplyBuf) -> Result<(), String> {
-    if !is(req.arg(1), "GET") {
-        if is(req.arg(1), "SET") || is(req.arg(1), "RESETSTAT") || is(req.arg(1), "REWRITE") {
-            return Err(format!(
-                "ERR CONFIG {} is not supported by ringcache-proxy: configure it with flags, environment or --config",
-                String::from_utf8_lossy(req.arg(1)).to_uppercase()
-            ));
+/// MEMORY on the proxy, which keeps no keys: USAGE is routed to the key's shard, HELP and PURGE are
+/// answered here, and the memory of the data is each shard's (STATS, DOCTOR and MALLOC-STATS there).
+fn memory(req: &Request, out: &mut ReplyBuf) -> Result<(), String> {
+    let sub = String::from_utf8_lossy(req.arg(1)).to_ascii_uppercase();
+    match sub.as_str() {
+        "HELP" => {
+            out.array_len(MEMORY_HELP.len());
+            for line in MEMORY_HELP {
+                out.simple(line);
+            }
+            Ok(())
         }
-        return Err(format!("ERR unknown subcommand '{}'. Try CONFIG HELP.", String::from_utf8_lossy(req.arg(1))));
+        "PURGE" => {
+            out.simple("OK");
+            Ok(())
+        }
+        "STATS" | "DOCTOR" | "MALLOC-STATS" => Err(format!(
+            "ERR MEMORY {sub} is per shard: send it to a shard (ringcache-proxy keeps no keys; INFO memory through \
+             the proxy has the shards' totals)"
+        )),
+        _ => Err(format!("ERR unknown subcommand '{}'. Try MEMORY HELP.", String::from_utf8_lossy(req.arg(1)))),
     }
-    if req.argc() < 3 {
-        return Err("ERR wrong number of arguments for 'config|get' command".into());
-    }
-    let (slower_than, max_len, latency) = shared.diagnostics.settings();
-    // The proxy keeps no data: its maxmemory is 0, as Redis prints an unlimited one.
-    let params: [(&str, String); 14] = [
-        ("port", shared.port.to_string()),
-        ("client-output-buffer-limit", shared.output_limits.describe()),
-        ("maxclients", shared.maxclients.to_string()),
-        ("timeout", shared.idle_timeout.as_secs().to_string()),
-        ("proto-max-bulk-len", shared.limits.max_bulk_len.to_string()),
-        ("databases", "1".into()),
-        ("save", String::new()),
-        ("appendonly", "no".into()),
-        ("io-threads", "1".into()),
-        ("maxmemory", "0".into()),
-        ("maxmemory-policy", "allkeys-lru".into()),
-        ("slowlog-log-slower-than", slower_than.to_string()),
-        ("slowlog-max-len", max_len.to_string()),
-        ("latency-monitor-threshold", latency.to_string()),
-    ];
-    let patterns: Vec<Vec<u8>> = req.args_from(2).map(|p| p.to_ascii_lowercase()).collect();
-    let matched: Vec<_> = params.iter().filter(|(n, _)| patterns.iter().any(|p| glob_match(p, n.as_bytes()))).collect();
-    out.map_len(matched.len());
-    for (n, v) in matched {
-        out.bulk(n.as_bytes());
-        out.bulk(v.as_bytes());
-    }
-    Ok(())
 }
+
+const MEMORY_HELP: [&str; 14] = [
+    "MEMORY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "DOCTOR",
+    "    Return memory problems reports.",
+    "MALLOC-STATS",
+    "    Return internal statistics report from the memory allocator.",
+    "PURGE",
+    "    Attempt to purge dirty pages for reclamation by the allocator.",
+    "STATS",
+    "    Return information about the memory usage of the server.",
+    "USAGE <key> [SAMPLES <count>]",
+    "    Return memory in bytes used by <key> and its value. Nested values are",
+    "    sampled up to <count> times (default: 5, 0 means sample all).",
+    "HELP",
+    "    Prints this help.",
+];
 
 /// The proxy's own INFO section, after Redis's.
 const OWN_SECTIONS: [&str; 1] = ["membership"];

@@ -39,6 +39,7 @@ async fn serve(args: ProxyArgs, workers: &[tokio::runtime::Handle]) -> anyhow::R
     let metrics = Arc::new(ProxyMetrics::new()?);
     let settings = ClusterSettings {
         key_hash: args.key_hash,
+        hash_tag: args.hash_tag,
         timeout: args.timeout,
         health_interval: args.health_interval,
         failure_limit: args.failure_limit.max(1),
@@ -87,9 +88,12 @@ async fn serve(args: ProxyArgs, workers: &[tokio::runtime::Handle]) -> anyhow::R
     // The registry is shared with the metrics server already running, so this is visible from now on.
     let counters = shared.connections.clone();
     let (c1, c2, c3) = (counters.clone(), counters.clone(), counters);
-    let (o1, o2, o3) = (shared.clone(), shared.clone(), shared.clone());
+    let (o1, o2, o3, o4) = (shared.clone(), shared.clone(), shared.clone(), shared.clone());
     metrics.registry.register(Box::new(ValueCollector::new(vec![
         Value::gauge("ringcache_connected_clients", "Open client connections.", move || c1.connected() as f64),
+        Value::gauge("ringcache_slowlog_length", "Entries in the proxy's slow log (SLOWLOG LEN).", move || {
+            o4.diagnostics.slowlog_len() as f64
+        }),
         Value::counter("ringcache_connections_received_total", "Client connections accepted.", move || {
             c2.total() as f64
         }),

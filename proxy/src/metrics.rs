@@ -1,7 +1,7 @@
 //! The proxy's Prometheus metrics: per-shard backend health and traffic, plus the shared command metrics.
 
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
-use ringcache_common::metrics::{CommandCollector, DURATION_BUCKETS_SECONDS};
+use ringcache_common::metrics::{CommandCollector, ErrorCollector, DURATION_BUCKETS_SECONDS};
 
 use crate::backend::BackendError;
 
@@ -73,6 +73,7 @@ impl ProxyMetrics {
         registry.register(Box::new(ejections.clone()))?;
         registry.register(Box::new(passive_ejections.clone()))?;
         registry.register(Box::new(CommandCollector::new()))?;
+        registry.register(Box::new(ErrorCollector::new()))?;
         Ok(ProxyMetrics {
             registry,
             up,

@@ -9,7 +9,7 @@
 //! A shard that is down keeps its points; lookups walk past them to the next live shard, so only the dead
 //! shard's keys move, and they move back when it returns.
 
-use ringcache_common::hash::{hash_tag, md5_u32, KeyHash};
+use ringcache_common::hash::{md5_u32, KeyHash, Placement};
 
 /// Points per unit of weight share, as in twemproxy.
 pub const POINTS_PER_SHARD: u32 = 160;
@@ -27,13 +27,18 @@ pub struct Ring {
     /// (point, member index), sorted by point.
     points: Vec<(u32, u32)>,
     members: usize,
-    key_hash: KeyHash,
+    placement: Placement,
 }
 
 impl Ring {
     /// Builds the continuum over `members` (all considered live for point allocation, as in twemproxy
-    /// with every server up). Weights of 0 are treated as 1.
+    /// with every server up). Weights of 0 are treated as 1. Keys hash with `key_hash` after the `{}` tag.
     pub fn new(members: &[Member], key_hash: KeyHash) -> Ring {
+        Ring::with_placement(members, Placement::from(key_hash))
+    }
+
+    /// [`Self::new`] with a hash tag of choice (`--hash-tag`).
+    pub fn with_placement(members: &[Member], placement: Placement) -> Ring {
         let total_weight: u32 = members.iter().map(|m| m.weight.max(1)).sum();
         let n = members.len() as f32;
         let mut points = Vec::with_capacity(members.len() * POINTS_PER_SHARD as usize);
@@ -51,16 +56,20 @@ impl Ring {
             }
         }
         points.sort_unstable();
-        Ring { points, members: members.len(), key_hash }
+        Ring { points, members: members.len(), placement }
     }
 
     pub fn key_hash(&self) -> KeyHash {
-        self.key_hash
+        self.placement.key_hash
+    }
+
+    pub fn placement(&self) -> Placement {
+        self.placement
     }
 
     /// The hash a key is placed by (its hash tag, hashed with the configured function).
     pub fn hash_key(&self, key: &[u8]) -> u32 {
-        self.key_hash.hash(hash_tag(key))
+        self.placement.ring_hash(key)
     }
 
     /// The member owning `key`, when every member is live.

@@ -109,6 +109,10 @@ pub fn route_command(
         "randomkey" => randomkey(requester, &topo, &req),
         // OBJECT's subcommands name their key second; HELP and malformed requests go to any shard.
         "object" if req.argc() >= 3 => one_key(requester, &topo, &req, spec, req.arg(2)),
+        // MEMORY USAGE goes to its key's shard; the other subcommands are the proxy's (`local`).
+        "memory" if req.argc() >= 3 && req.arg(1).eq_ignore_ascii_case(b"usage") => {
+            one_key(requester, &topo, &req, spec, req.arg(2))
+        }
         "wait" => wait(&topo, &req),
         // Keyless, and the same on every shard: any one answers (SWAPDB as Redis with one database).
         "pfselftest" | "object" | "swapdb" => match topo.live().next() {
@@ -250,7 +254,9 @@ fn many_keys(requester: Requester, topo: &View<'_>, req: &Request, spec: &Comman
     let first_place = placement(req.arg(first));
     // SORT's BY and GET patterns name keys too: they must live with the sorted key.
     for (option, pattern) in crate::crossshard::sort_patterns(spec, req) {
-        if !crate::crossshard::pattern_has_fixed_tag(pattern) || placement(pattern) != first_place {
+        if !crate::crossshard::pattern_has_fixed_tag(topo.ring.placement().hash_tag, pattern)
+            || placement(pattern) != first_place
+        {
             return ReplyFut::error(&format!(
                 "ERR {option} option of SORT denied by ringcache-proxy when keys formed by the pattern may be on \
                  another shard (use the sorted key's {{hash tag}} in the pattern)"

@@ -51,7 +51,8 @@ pub struct ProxyShared {
     pub requirepass: Option<String>,
     pub limits: Limits,
     pub maxclients: usize,
-    pub idle_timeout: Duration,
+    /// `--idle-timeout` in milliseconds; CONFIG SET timeout changes it for connections opened afterwards.
+    pub idle_timeout_ms: AtomicU64,
     pub port: u16,
     pub started: Instant,
     pub connections: Arc<ConnectionCounters>,
@@ -67,6 +68,8 @@ pub struct ProxyShared {
     pub diagnostics: ringcache_common::diagnostics::Diagnostics,
     /// The `--config` file, for INFO's `config_file`.
     pub config_file: Option<String>,
+    /// CONFIG's parameter table and the file CONFIG REWRITE writes.
+    pub runtime_config: ringcache_common::runtime_config::RuntimeConfig<ProxyShared>,
     next_id: AtomicU64,
 }
 
@@ -84,7 +87,7 @@ impl ProxyShared {
             requirepass,
             limits,
             maxclients,
-            idle_timeout,
+            idle_timeout_ms: AtomicU64::new(idle_timeout.as_millis() as u64),
             port,
             started: Instant::now(),
             connections: Arc::default(),
@@ -95,6 +98,7 @@ impl ProxyShared {
             tracking_table_max_keys: DEFAULT_TRACKING_TABLE_MAX_KEYS,
             diagnostics: ringcache_common::diagnostics::Diagnostics::new(&Default::default()),
             config_file: None,
+            runtime_config: crate::config_cmd::runtime_config(None),
             next_id: AtomicU64::new(1),
         }
     }
@@ -117,8 +121,14 @@ impl ProxyShared {
         config_file: Option<String>,
     ) -> Self {
         self.diagnostics = ringcache_common::diagnostics::Diagnostics::new(args);
+        self.runtime_config = crate::config_cmd::runtime_config(config_file.clone().map(Into::into));
         self.config_file = config_file;
         self
+    }
+
+    /// `timeout`: a client idle this long is closed (zero: never).
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_millis(self.idle_timeout_ms.load(std::sync::atomic::Ordering::Relaxed))
     }
 }
 
@@ -308,7 +318,7 @@ async fn serve(
     let mut limited: Option<Limited<'_>> = None;
     let cancelled = shutdown.cancelled();
     tokio::pin!(cancelled);
-    let idle = shared.idle_timeout;
+    let idle = shared.idle_timeout();
     let far = Duration::from_secs(86_400 * 365);
     let idle_sleep = tokio::time::sleep(if idle.is_zero() { far } else { idle });
     tokio::pin!(idle_sleep);

@@ -1,7 +1,7 @@
 //! The proxy's ketama ring against twemproxy itself: keys written through a real `nutcracker` (0.5.0,
-//! `distribution: ketama`, `hash: fnv1a_64`, `hash_tag: "{}"`) must sit on the backend that
+//! `distribution: ketama`, `hash: fnv1a_64`, `hash_tag: "{}"`, `"[]"` or none) must sit on the backend that
 //! `ringcache_proxy::ring::Ring` names, and keys written through `ringcache-proxy` over the same backends
-//! (same names, same weights) must land exactly where nutcracker put them.
+//! (same names, same weights, the same `--hash-tag`) must land exactly where nutcracker put them.
 #![allow(clippy::unwrap_used)]
 
 mod support;
@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use redis::IntoConnectionInfo;
-use ringcache_common::hash::KeyHash;
+use ringcache_common::hash::{HashTag, KeyHash, Placement};
 use ringcache_proxy::ring::{Member, Ring};
 use support::{free_port, start_proxy, start_redis, start_shard, Proc};
 
@@ -40,12 +40,13 @@ struct Nutcracker {
     _dir: TempDir,
 }
 
-/// Starts nutcracker over `servers` given as (name, port, weight).
-fn start_nutcracker(servers: &[(&str, u16, u32)]) -> Nutcracker {
+/// Starts nutcracker over `servers` given as (name, port, weight), with `hash_tag` (`None`: no such line).
+fn start_nutcracker(servers: &[(&str, u16, u32)], hash_tag: Option<&str>) -> Nutcracker {
     let dir = TempDir::new("nutcracker");
     let port = free_port();
+    let tag_line = hash_tag.map(|t| format!("  hash_tag: \"{t}\"\n")).unwrap_or_default();
     let mut conf = format!(
-        "pool:\n  listen: 127.0.0.1:{port}\n  hash: fnv1a_64\n  hash_tag: \"{{}}\"\n  distribution: ketama\n  \
+        "pool:\n  listen: 127.0.0.1:{port}\n  hash: fnv1a_64\n{tag_line}  distribution: ketama\n  \
          redis: true\n  auto_eject_hosts: false\n  timeout: 5000\n  servers:\n"
     );
     for (name, p, weight) in servers {
@@ -133,6 +134,21 @@ fn test_keys() -> Vec<Vec<u8>> {
     for i in 0..200 {
         keys.push(format!("{}:{i}", "long".repeat(75)).into_bytes());
     }
+    for i in 0..900 {
+        // Square-bracket tags, three keys per tag, and brackets that are not a tag.
+        let tag = i / 6;
+        keys.push(
+            match i % 6 {
+                0 => format!("user:[{tag}]:profile"),
+                1 => format!("[{tag}].session"),
+                2 => format!("cart[{tag}][other]"),
+                3 => format!("a[]b:{i}"),
+                4 => format!("]{i}["),
+                _ => format!("[{{{i}}}]"),
+            }
+            .into_bytes(),
+        );
+    }
     let mut seen = HashSet::new();
     let keys: Vec<Vec<u8>> = keys.into_iter().filter(|k| seen.insert(k.clone())).collect();
     assert!(keys.len() >= 10_000, "only {} distinct keys", keys.len());
@@ -188,16 +204,18 @@ fn show(key: &[u8]) -> String {
 }
 
 /// Writes the keys through nutcracker and through ringcache-proxy over `backends` (named s1.. with
-/// `weights`), and checks both placements against `Ring::owner`.
-fn compare(backends: &[Proc], weights: &[u32]) {
+/// `weights`), and checks both placements against `Ring::owner`. `hash_tag` is nutcracker's `hash_tag:`
+/// (`None`: none) and the proxy's `--hash-tag` (`""` for none).
+fn compare(backends: &[Proc], weights: &[u32], hash_tag: Option<&str>) {
     let keys = test_keys();
     let members: Vec<Member> =
         NAMES.iter().zip(weights).map(|(n, w)| Member { name: n.to_string(), weight: *w }).collect();
-    let ring = Ring::new(&members, KeyHash::Fnv1a_64);
+    let tag = HashTag::parse(hash_tag.unwrap_or("")).unwrap();
+    let ring = Ring::with_placement(&members, Placement::new(KeyHash::Fnv1a_64, tag));
 
     let servers: Vec<(&str, u16, u32)> =
         NAMES.iter().zip(backends).zip(weights).map(|((n, b), w)| (*n, b.port, *w)).collect();
-    let nc = start_nutcracker(&servers);
+    let nc = start_nutcracker(&servers, hash_tag);
     write_keys(&mut plain_client(nc.proc.port), &keys, "nutcracker");
     let placed = locate(backends, &keys);
 
@@ -218,17 +236,25 @@ fn compare(backends: &[Proc], weights: &[u32]) {
         mismatches.iter().take(20).cloned().collect::<Vec<_>>().join("\n")
     );
     assert!(per_backend.iter().all(|&n| n > keys.len() / 20), "a backend got almost no keys: {per_backend:?}");
-    // Keys that share a hash tag share a backend.
-    let tagged = keys.iter().position(|k| k == b"user:{7}:profile").unwrap();
-    assert_eq!(placed[tagged], placed[tagged + 1]);
-    assert_eq!(placed[tagged], placed[tagged + 2]);
+    // Keys that share a hash tag share a backend; without that tag, some of them do not.
+    for tagged_key in [&b"user:{7}:profile"[..], b"user:[7]:profile"] {
+        let groups: Vec<usize> = (0..60)
+            .map(|n| {
+                let first = String::from_utf8_lossy(tagged_key).replace('7', &n.to_string());
+                keys.iter().position(|k| k == first.as_bytes()).unwrap()
+            })
+            .collect();
+        let together = groups.iter().all(|&t| placed[t] == placed[t + 1] && placed[t] == placed[t + 2]);
+        let is_the_tag = hash_tag.is_some_and(|t| t.as_bytes()[0] == tagged_key[5]);
+        assert_eq!(together, is_the_tag, "{} with hash_tag {hash_tag:?}", show(tagged_key));
+    }
     drop(nc);
 
     // The same keys through ringcache-proxy.
     flush(backends);
     let shards: Vec<(&str, String)> =
         NAMES.iter().zip(backends).zip(weights).map(|((n, b), w)| (*n, format!("{}:{w}", b.addr()))).collect();
-    let proxy = start_proxy(&shards, &[]);
+    let proxy = start_proxy(&shards, &["--hash-tag", hash_tag.unwrap_or("")]);
     write_keys(&mut plain_client(proxy.port), &keys, "ringcache");
     let through_proxy = locate(backends, &keys);
     let moved: Vec<String> = keys
@@ -249,18 +275,30 @@ fn compare(backends: &[Proc], weights: &[u32]) {
 #[test]
 fn equal_weights_over_redis_match_nutcracker() {
     let backends: Vec<Proc> = (0..3).map(|_| start_redis()).collect();
-    compare(&backends, &[1, 1, 1]);
+    compare(&backends, &[1, 1, 1], Some("{}"));
 }
 
 #[test]
 fn unequal_weights_over_shards_match_nutcracker() {
     let backends: Vec<Proc> = (0..3).map(|_| start_shard(&[])).collect();
-    compare(&backends, &[1, 2, 3]);
+    compare(&backends, &[1, 2, 3], Some("{}"));
 }
 
 #[test]
 fn odd_weights_match_nutcracker() {
     // Weight shares that do not divide 160 evenly exercise twemproxy's float rounding of points per server.
     let backends: Vec<Proc> = (0..3).map(|_| start_redis()).collect();
-    compare(&backends, &[3, 7, 11]);
+    compare(&backends, &[3, 7, 11], Some("{}"));
+}
+
+#[test]
+fn a_pool_without_hash_tag_keeps_its_keys_with_an_empty_hash_tag() {
+    let backends: Vec<Proc> = (0..3).map(|_| start_redis()).collect();
+    compare(&backends, &[1, 1, 1], None);
+}
+
+#[test]
+fn square_bracket_hash_tag_matches_nutcracker() {
+    let backends: Vec<Proc> = (0..3).map(|_| start_shard(&[])).collect();
+    compare(&backends, &[1, 2, 3], Some("[]"));
 }

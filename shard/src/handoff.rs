@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 use parking_lot::{Mutex, MutexGuard, RwLock};
-use ringcache_common::hash::{ArcSet, KeyHash};
+use ringcache_common::hash::{ArcSet, Placement};
 
 use crate::snapshot::transfer;
 use crate::store::Store;
@@ -126,7 +126,7 @@ impl Hints {
 /// The ranges of a joining shard, as the proxy's ring hashes keys.
 #[derive(Debug, Clone)]
 struct Guard {
-    key_hash: KeyHash,
+    key_hash: Placement,
     arcs: ArcSet,
 }
 
@@ -314,7 +314,7 @@ impl Handoffs {
     /// A shard joins the ring and takes over `arcs`: every key held here in those ranges becomes a hint for
     /// it (regardless of `--handoff-max-keys`: they are here already), and from now on plain commands on keys
     /// in those ranges are refused: they come from a proxy still on the old ring. Returns the keys pending.
-    pub fn seed(&self, target: &str, key_hash: KeyHash, arcs: &[(u32, u32)], store: &Store, now_ms: u64) -> usize {
+    pub fn seed(&self, target: &str, key_hash: Placement, arcs: &[(u32, u32)], store: &Store, now_ms: u64) -> usize {
         let arcs = ArcSet::new(arcs);
         self.guards.write().insert(target.to_string(), Guard { key_hash, arcs: arcs.clone() });
         self.inner.lock().targets.entry(target.to_string()).or_default();

@@ -134,6 +134,10 @@ pub struct Shared {
     pub connections: Arc<ConnectionCounters>,
     /// The slow log and the latency monitor.
     pub diagnostics: ringcache_common::diagnostics::Diagnostics,
+    /// Settings CONFIG SET changes (`timeout`).
+    pub live: crate::cmd::LiveSettings,
+    /// CONFIG's parameter table and the `--config` file CONFIG REWRITE writes.
+    pub runtime_config: ringcache_common::runtime_config::RuntimeConfig<Shared>,
     next_client_id: AtomicU64,
 }
 
@@ -150,8 +154,12 @@ impl Shared {
         let events = KeyEvents::install(store.hooks(), pubsub.clone(), pushers.clone());
         let scripting = Scripting::new(config.scripts)?;
         let diagnostics = ringcache_common::diagnostics::Diagnostics::new(&config.diagnostics);
+        let live = crate::cmd::LiveSettings::new(config.idle_timeout);
+        let runtime_config = crate::cmd::runtime_config(config.config_file.clone().map(Into::into));
         Ok(Shared {
             diagnostics,
+            live,
+            runtime_config,
             config,
             store,
             persistence,
@@ -282,12 +290,11 @@ async fn connection_loop(
     let mut wbuf = ReplyBuf::new(Protocol::Resp2);
     let mut charge = BufferCharge::new(&shared.store);
     let mut scanner = RequestScanner::new();
-    let idle_timeout = shared.config.idle_timeout;
     let cancelled = shutdown.cancelled();
     tokio::pin!(cancelled);
     loop {
         // Subscribers and tracking clients only listen: the idle timeout does not apply to them (as Redis).
-        let timeout = if client.pushes.is_some() { Duration::ZERO } else { idle_timeout };
+        let timeout = if client.pushes.is_some() { Duration::ZERO } else { shared.live.idle_timeout() };
         let read = tokio::select! {
             biased;
             _ = &mut cancelled => return Ok(()),

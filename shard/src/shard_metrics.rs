@@ -3,13 +3,14 @@
 use std::sync::Arc;
 
 use prometheus::Registry;
-use ringcache_common::metrics::{CommandCollector, Value, ValueCollector};
+use ringcache_common::metrics::{CommandCollector, ErrorCollector, Value, ValueCollector};
 
 use crate::server::Shared;
 
 pub fn registry(shared: Arc<Shared>) -> prometheus::Result<Registry> {
     let registry = Registry::new();
     registry.register(Box::new(CommandCollector::new()))?;
+    registry.register(Box::new(ErrorCollector::new()))?;
     let s = |f: fn(&Shared) -> f64| {
         let shared = shared.clone();
         move || f(&shared)
@@ -41,6 +42,11 @@ pub fn registry(shared: Arc<Shared>) -> prometheus::Result<Registry> {
             s(|sh| sh.store.maxmemory_bytes() as f64),
         ),
         Value::gauge("ringcache_keys", "Keys in the store.", s(|sh| sh.store.len() as f64)),
+        Value::gauge(
+            "ringcache_slowlog_length",
+            "Entries in the slow log (SLOWLOG LEN).",
+            s(|sh| sh.diagnostics.slowlog_len() as f64),
+        ),
         Value::gauge(
             "ringcache_handoff_backlog_keys",
             "Keys written here while standing in for an absent shard, not yet handed back to it.",

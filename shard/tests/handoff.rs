@@ -460,3 +460,35 @@ fn a_leaving_shard_remembers_what_it_writes_for_the_second_pass() {
     assert_eq!(t.get::<_, String>("new").unwrap(), "v2");
     assert_eq!(t.get::<_, String>("k4").unwrap(), "v1");
 }
+
+#[test]
+fn ring_arcs_follow_the_proxys_hash_tag() {
+    use ringcache_common::hash::{HashTag, KeyHash, Placement};
+    let shard = Shard::start(&[]);
+    let mut s = shard.client();
+    let keys: Vec<String> = (0..200).map(|i| format!("{{t}}:{i}")).collect();
+    for k in &keys {
+        s.set::<_, _, ()>(k, 1).unwrap();
+    }
+    let (after, up_to) = (u32::MAX.to_string(), (u32::MAX / 2).to_string());
+    // Keys DUMP finds in the lower half of the circle when the proxy hashes with `token`'s placement.
+    let mut dumped = |token: &str| -> usize {
+        let Value::Array(reply) = rc(&mut s, &["HANDOFF", "DUMP", "0", "10000", token, &after, &up_to]).unwrap() else {
+            panic!()
+        };
+        let Value::Array(items) = &reply[1] else { panic!() };
+        items.len() / 2
+    };
+    for (token, tag) in [("md5", "{}"), ("md5:", ""), ("md5:[]", "[]")] {
+        let placement = Placement::new(KeyHash::Md5, HashTag::parse(tag).unwrap());
+        assert_eq!(placement.token(), token);
+        let inside = keys.iter().filter(|k| placement.ring_hash(k.as_bytes()) <= u32::MAX / 2).count();
+        assert_eq!(dumped(token), inside, "{token}");
+        if tag == "{}" {
+            assert!(inside == 0 || inside == keys.len(), "one tag, one side");
+        } else {
+            assert!(inside > 50 && inside < 150, "whole keys spread: {inside}");
+        }
+    }
+    assert!(rc(&mut s, &["HANDOFF", "DUMP", "0", "10", "md5:{{}", &after, &up_to]).is_err());
+}

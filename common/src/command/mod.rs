@@ -356,7 +356,8 @@ static IMPLEMENTED: &[(&RedisCommand, &[&str])] = &[
     // server
     (&redis::INFO, &[]),
     (&redis::COMMAND, &["count", "docs", "info", "list", "getkeys", "getkeysandflags", "help"]),
-    (&redis::CONFIG, &["get"]),
+    (&redis::CONFIG, &["get", "set", "resetstat", "rewrite", "help"]),
+    (&redis::MEMORY, &["usage", "stats", "doctor", "malloc-stats", "purge", "help"]),
     (&redis::TIME, &[]),
     (&redis::SAVE, &[]),
     (&redis::BGSAVE, &[]),

@@ -34,7 +34,7 @@ use ringcache_common::command;
 use ringcache_common::metrics::{self, HotCounter};
 use ringcache_common::resp::{ReplyWriter, Request};
 
-use ringcache_common::hash::KeyHash;
+use ringcache_common::hash::Placement;
 
 use super::{is, CmdError, CmdResult, Ctx, Deferred, Handler};
 use crate::server::Membership;
@@ -248,11 +248,10 @@ fn write_records(ctx: &mut Ctx<'_>, number: usize, keys: &[bytes::Bytes]) {
 }
 
 /// `<key-hash> <after> <up-to> [<after> <up-to> ...]` from argument `from` on.
-fn parse_arcs(req: &Request, from: usize) -> Result<(KeyHash, Vec<(u32, u32)>), CmdError> {
-    let key_hash = std::str::from_utf8(req.arg(from))
-        .ok()
-        .and_then(|n| KeyHash::from_name(n).ok())
-        .ok_or_else(|| CmdError::Other("ERR unknown key hash".into()))?;
+/// The key hash is a [`Placement`] token: the function's name, and `:` and the proxy's `--hash-tag` when it
+/// is not `{}`.
+fn parse_arcs(req: &Request, from: usize) -> Result<(Placement, Vec<(u32, u32)>), CmdError> {
+    let key_hash = Placement::from_token(req.arg(from)).map_err(|_| CmdError::Other("ERR unknown key hash".into()))?;
     let mut arcs = Vec::with_capacity((req.argc() - from - 1) / 2);
     for pair in req.args_from(from + 1).collect::<Vec<_>>().chunks(2) {
         let bound = |b: &[u8]| std::str::from_utf8(b).ok().and_then(|t| t.parse::<u32>().ok());

@@ -10,6 +10,7 @@
 mod bitmaps;
 mod blocking;
 mod collection;
+mod config;
 mod connection;
 mod dump;
 mod handoff;
@@ -17,6 +18,7 @@ mod hashes;
 mod hyperloglog;
 mod keys;
 mod lists;
+mod memory;
 mod object;
 mod persistence;
 mod pubsub;
@@ -40,6 +42,7 @@ use tokio::sync::oneshot;
 use crate::server::{ClientState, Membership, Shared};
 use crate::store::{Db, NotLocked, OutOfMemory, Store};
 
+pub use config::{runtime_config, LiveSettings};
 pub use server::rss_bytes;
 
 /// What a handler needs: the keyspace it holds, the connection's state, the reply buffer and the batch's
@@ -149,7 +152,8 @@ enum LockMode {
     All,
     /// SORT: its keys' stripes, or every stripe when its BY or GET patterns read other keys.
     Sort,
-    /// A container whose subcommands name one key as their second argument (OBJECT ENCODING key).
+    /// A container whose subcommands name one key as their second argument (OBJECT ENCODING key, MEMORY
+    /// USAGE key).
     SubcommandKey,
 }
 
@@ -163,7 +167,7 @@ static LOCK_MODES: LazyLock<Vec<LockMode>> = LazyLock::new(|| {
             // whole transaction itself.
             "ssubscribe" | "sunsubscribe" | "spublish" | "exec" => LockMode::None,
             "sort" | "sort_ro" => LockMode::Sort,
-            "object" => LockMode::SubcommandKey,
+            "object" | "memory" => LockMode::SubcommandKey,
             _ if c.is_keyed() => LockMode::Keys,
             _ => LockMode::None,
         })
@@ -234,6 +238,8 @@ fn handler_for(name: &str) -> Option<Handler> {
         .or_else(|| zsets::handler(name))
         .or_else(|| connection::handler(name))
         .or_else(|| server::handler(name))
+        .or_else(|| config::handler(name))
+        .or_else(|| memory::handler(name))
         .or_else(|| persistence::handler(name))
         .or_else(|| handoff::handler(name))
         .or_else(|| transactions::handler(name))

@@ -1,4 +1,4 @@
-//! Server commands: INFO COMMAND CONFIG SLOWLOG LATENCY.
+//! Server commands: INFO COMMAND WAIT SLOWLOG LATENCY (CONFIG is in `config.rs`).
 
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
@@ -7,14 +7,12 @@ use ringcache_common::info::{human_bytes, Info, Sections};
 use ringcache_common::metrics::{self, HotCounter};
 use ringcache_common::resp::{ReplyWriter, Request};
 
-use super::keys::glob_match;
-use super::{is, CmdError, CmdResult, Ctx, Handler};
+use super::{CmdError, CmdResult, Ctx, Handler};
 
 pub(super) fn handler(name: &str) -> Option<Handler> {
     Some(match name {
         "info" => info,
         "command" => command,
-        "config" => config,
         "wait" => wait,
         "slowlog" => slowlog,
         "latency" => latency,
@@ -30,7 +28,7 @@ fn info(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
 }
 
 /// The largest `used_memory` INFO has reported (Redis's `used_memory_peak`, sampled when INFO runs).
-static MEMORY_PEAK: AtomicUsize = AtomicUsize::new(0);
+pub(super) static MEMORY_PEAK: AtomicUsize = AtomicUsize::new(0);
 
 /// Renders the INFO `sections`, in Redis's order and format (see `ringcache_common::info`).
 fn info_text(ctx: &mut Ctx<'_>, sections: &Sections) -> Result<String, CmdError> {
@@ -201,70 +199,6 @@ pub fn rss_bytes() -> usize {
 
 fn command(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     command::reply_command(req, ctx.out).map_err(CmdError::Other)
-}
-
-/// Parameters CONFIG GET reports, with Redis's names.
-fn config_params(ctx: &Ctx<'_>) -> Vec<(&'static str, String)> {
-    let c = &ctx.shared.config;
-    let (slower_than, max_len, latency) = ctx.shared.diagnostics.settings();
-    vec![
-        ("bind", c.bind.clone()),
-        ("port", c.port.to_string()),
-        ("maxmemory", ctx.store.maxmemory_bytes().to_string()),
-        ("maxmemory-policy", "allkeys-lru".into()),
-        ("maxclients", c.maxclients.to_string()),
-        ("timeout", c.idle_timeout.as_secs().to_string()),
-        ("proto-max-bulk-len", c.limits.max_bulk_len.to_string()),
-        ("databases", "1".into()),
-        ("save", save_param(ctx)),
-        ("dir", ctx.shared.persistence.config.dir.display().to_string()),
-        ("dbfilename", crate::snapshot::SNAPSHOT_FILE.into()),
-        ("appendonly", "no".into()),
-        ("stripes", ctx.store.stripe_count().to_string()),
-        ("io-threads", "1".into()),
-        ("slowlog-log-slower-than", slower_than.to_string()),
-        ("slowlog-max-len", max_len.to_string()),
-        ("latency-monitor-threshold", latency.to_string()),
-    ]
-}
-
-/// Redis's `save` parameter ("seconds changes"): a snapshot every interval after at least one change.
-fn save_param(ctx: &Ctx<'_>) -> String {
-    let interval = ctx.shared.persistence.config.interval;
-    if interval.is_zero() {
-        String::new()
-    } else {
-        format!("{} 1", interval.as_secs().max(1))
-    }
-}
-
-fn config(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
-    let sub = req.arg(1);
-    if is(sub, "GET") {
-        if req.argc() < 3 {
-            return Err(CmdError::WrongArity("config|get".into()));
-        }
-        let params = config_params(ctx);
-        let patterns: Vec<Vec<u8>> = req.args_from(2).map(|p| p.to_ascii_lowercase()).collect();
-        let matched: Vec<&(&str, String)> =
-            params.iter().filter(|(name, _)| patterns.iter().any(|p| glob_match(p, name.as_bytes()))).collect();
-        ctx.out.map_len(matched.len());
-        for (name, value) in matched {
-            ctx.out.bulk(name.as_bytes());
-            ctx.out.bulk(value.as_bytes());
-        }
-    } else if is(sub, "SET") || is(sub, "RESETSTAT") || is(sub, "REWRITE") {
-        return Err(CmdError::Other(format!(
-            "ERR CONFIG {} is not supported by ringcache-shard: configure it with flags, environment or --config",
-            String::from_utf8_lossy(sub).to_uppercase()
-        )));
-    } else {
-        return Err(CmdError::UnknownSubcommand {
-            cmd: "CONFIG".into(),
-            sub: String::from_utf8_lossy(sub).into_owned(),
-        });
-    }
-    Ok(())
 }
 
 /// WAIT numreplicas timeout: a shard has no replicas, so 0 at once when none are wanted, else 0 after the

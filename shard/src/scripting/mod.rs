@@ -88,6 +88,8 @@ pub struct Scripting {
     run: Arc<RunState>,
     epoch: Instant,
     pub limits: ScriptLimits,
+    /// `limits.time_limit`, changed by CONFIG SET lua-time-limit; read when a script starts.
+    time_limit_ms: AtomicU64,
 }
 
 /// The runner that calls a script under the error handler.
@@ -110,8 +112,19 @@ impl Scripting {
             cache: Mutex::new(HashMap::new()),
             run: Arc::default(),
             epoch: Instant::now(),
+            time_limit_ms: AtomicU64::new(limits.time_limit.as_millis() as u64),
             limits,
         })
+    }
+
+    /// The time limit in milliseconds (Redis's `lua-time-limit`/`busy-reply-threshold`).
+    pub fn time_limit_ms(&self) -> u64 {
+        self.time_limit_ms.load(Ordering::Relaxed)
+    }
+
+    /// CONFIG SET lua-time-limit: scripts started from now on are held to `ms`.
+    pub fn set_time_limit_ms(&self, ms: u64) {
+        self.time_limit_ms.store(ms, Ordering::Relaxed);
     }
 
     /// Whether a script has run past the time limit (other clients get `-BUSY`).
@@ -212,7 +225,7 @@ impl Scripting {
         run.started_ms.store(self.epoch.elapsed().as_millis() as u64, Ordering::Release);
         run.running.store(true, Ordering::Release);
         let epoch = self.epoch;
-        let time_limit_ms = self.limits.time_limit.as_millis() as u64;
+        let time_limit_ms = self.time_limit_ms();
         let hook_run = run.clone();
         let sha_for_hook = sha.to_string();
         let hook = lua.set_hook(HookTriggers::new().every_nth_instruction(10_000), move |_lua, _debug| {

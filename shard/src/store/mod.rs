@@ -38,13 +38,13 @@ const TAG_BITS: u32 = 7;
 #[derive(Debug)]
 pub struct Budget {
     used: AtomicUsize,
-    /// 0 means no limit.
-    max: usize,
+    /// 0 means no limit. Changed by CONFIG SET maxmemory.
+    max: AtomicUsize,
 }
 
 impl Budget {
     pub fn new(max: usize) -> Self {
-        Budget { used: AtomicUsize::new(0), max }
+        Budget { used: AtomicUsize::new(0), max: AtomicUsize::new(max) }
     }
 
     pub fn used(&self) -> usize {
@@ -52,7 +52,7 @@ impl Budget {
     }
 
     pub fn max(&self) -> usize {
-        self.max
+        self.max.load(Ordering::Relaxed)
     }
 
     /// Adds `bytes` if the total stays within the limit.
@@ -60,12 +60,13 @@ impl Budget {
         if bytes == 0 {
             return true;
         }
-        if self.max == 0 {
+        let max = self.max();
+        if max == 0 {
             self.used.fetch_add(bytes, Ordering::Relaxed);
             return true;
         }
         self.used
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |u| u.checked_add(bytes).filter(|&n| n <= self.max))
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |u| u.checked_add(bytes).filter(|&n| n <= max))
             .is_ok()
     }
 
@@ -368,6 +369,43 @@ impl Store {
 
     pub fn maxmemory_bytes(&self) -> usize {
         self.budget.max()
+    }
+
+    /// CONFIG SET maxmemory: the new limit holds for every write from now on; keys are evicted down to it
+    /// by [`Self::evict_to_limit`].
+    pub fn set_maxmemory_bytes(&self, bytes: usize) {
+        self.budget.max.store(bytes, Ordering::Relaxed);
+    }
+
+    /// Evicts keys until `used_memory` is within `maxmemory` or nothing is left to evict; returns the keys
+    /// evicted. Locks one stripe at a time: the caller must hold none.
+    pub fn evict_to_limit(&self) -> usize {
+        let n = self.stripes.len();
+        let mut evicted = 0;
+        loop {
+            let max = self.budget.max();
+            if max == 0 || self.budget.used() <= max {
+                return evicted;
+            }
+            let mut evicted_any = false;
+            for i in 0..n {
+                if self.budget.used() <= self.budget.max() {
+                    break;
+                }
+                // A few keys per lock, so writers to this stripe are not held up long.
+                let mut g = self.stripes[i].0.lock();
+                for _ in 0..16 {
+                    if g.evict_lru(stripe::NIL).is_none() {
+                        break;
+                    }
+                    evicted += 1;
+                    evicted_any = true;
+                }
+            }
+            if !evicted_any {
+                return evicted;
+            }
+        }
     }
 
     /// Totals over all stripes (locks each briefly in turn).
