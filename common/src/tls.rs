@@ -352,6 +352,102 @@ impl ShardStream {
             ShardStream::Tls(s) => s.get_ref().0,
         }
     }
+
+    pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
+        self.tcp().set_nodelay(nodelay)
+    }
+
+    /// Writes all of `buf` and flushes it (TLS holds encrypted bytes until flushed). Shadows
+    /// `AsyncWriteExt::write_all`, so callers written for a `TcpStream` stay correct over TLS.
+    pub async fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        AsyncWriteExt::write_all(self, buf).await?;
+        self.flush().await
+    }
+
+    /// Whether the peer sent anything or closed: reads the socket without waiting (plain TCP only; over TLS
+    /// the bytes read are lost, so only for a connection that is dropped when anything arrived).
+    pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.tcp().try_read(buf)
+    }
+
+    /// Read and write halves that can be used from two futures at once (`TcpStream::into_split` on TCP).
+    pub fn into_split(self) -> (ShardReadHalf, ShardWriteHalf) {
+        match self {
+            ShardStream::Tcp(s) => {
+                let (r, w) = s.into_split();
+                (ShardReadHalf::Tcp(r), ShardWriteHalf::Tcp(w))
+            }
+            ShardStream::Tls(s) => {
+                let (r, w) = tokio::io::split(*s);
+                (ShardReadHalf::Tls(r), ShardWriteHalf::Tls(w))
+            }
+        }
+    }
+}
+
+/// The reading half of a [`ShardStream`].
+#[derive(Debug)]
+pub enum ShardReadHalf {
+    Tcp(tokio::net::tcp::OwnedReadHalf),
+    Tls(tokio::io::ReadHalf<ClientTlsStream>),
+}
+
+/// The writing half of a [`ShardStream`].
+#[derive(Debug)]
+pub enum ShardWriteHalf {
+    Tcp(tokio::net::tcp::OwnedWriteHalf),
+    Tls(tokio::io::WriteHalf<ClientTlsStream>),
+}
+
+impl ShardWriteHalf {
+    /// Writes all of `buf` and flushes it (see [`ShardStream::write_all`]).
+    pub async fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        AsyncWriteExt::write_all(self, buf).await?;
+        self.flush().await
+    }
+}
+
+impl AsyncRead for ShardReadHalf {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        match self.get_mut() {
+            ShardReadHalf::Tcp(s) => std::pin::Pin::new(s).poll_read(cx, buf),
+            ShardReadHalf::Tls(s) => std::pin::Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for ShardWriteHalf {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<io::Result<usize>> {
+        match self.get_mut() {
+            ShardWriteHalf::Tcp(s) => std::pin::Pin::new(s).poll_write(cx, buf),
+            ShardWriteHalf::Tls(s) => std::pin::Pin::new(s).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<io::Result<()>> {
+        match self.get_mut() {
+            ShardWriteHalf::Tcp(s) => std::pin::Pin::new(s).poll_flush(cx),
+            ShardWriteHalf::Tls(s) => std::pin::Pin::new(s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        match self.get_mut() {
+            ShardWriteHalf::Tcp(s) => std::pin::Pin::new(s).poll_shutdown(cx),
+            ShardWriteHalf::Tls(s) => std::pin::Pin::new(s).poll_shutdown(cx),
+        }
+    }
 }
 
 impl AsyncRead for ShardStream {
