@@ -22,8 +22,8 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use parking_lot::Mutex;
 use ringcache_common::resp::{is_push, Protocol, ReplyScanner};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use ringcache_common::tls::{ShardStream, ShardWriteHalf};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio_util::sync::CancellationToken;
 
@@ -465,11 +465,7 @@ fn add_to_batch(request: Bytes, out: &mut BytesMut, segments: &mut Vec<Bytes>) {
 
 /// Writes all of `buf`, noting each partial write as progress for the timeout; true when it took more than
 /// one write.
-async fn write_tracked(
-    writer: &mut ShardWriteHalf,
-    mut buf: &[u8],
-    wire: &Mutex<Wire>,
-) -> Result<bool, BackendError> {
+async fn write_tracked(writer: &mut ShardWriteHalf, mut buf: &[u8], wire: &Mutex<Wire>) -> Result<bool, BackendError> {
     let mut partial = false;
     while !buf.is_empty() {
         let n = writer.write(buf).await.map_err(|_| BackendError::Closed)?;

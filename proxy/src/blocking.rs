@@ -27,8 +27,8 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use ringcache_common::command::{self, CommandSpec};
 use ringcache_common::resp::{is_push, Protocol, ReplyScanner, Request};
-use tokio::io::AsyncReadExt;
 use ringcache_common::tls::ShardStream;
+use tokio::io::AsyncReadExt;
 
 use crate::backend::{authenticate, BackendError};
 use crate::cluster::{ShardHandle, View};

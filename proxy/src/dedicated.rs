@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use ringcache_common::resp::{Protocol, ReplyScanner};
-use tokio::io::AsyncReadExt;
 use ringcache_common::tls::ShardStream;
+use tokio::io::AsyncReadExt;
 
 use crate::backend::{authenticate, BackendError, ConnectError};
 use crate::cluster::ShardHandle;

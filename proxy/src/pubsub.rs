@@ -26,8 +26,8 @@ use parking_lot::Mutex;
 use bytes::{Bytes, BytesMut};
 use ringcache_common::push::PushSender;
 use ringcache_common::resp::{encode_request, Protocol, ReplyBuf, ReplyScanner, ReplyValue, ReplyWriter};
-use tokio::io::AsyncReadExt;
 use ringcache_common::tls::ShardStream;
+use tokio::io::AsyncReadExt;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::cluster::Cluster;

@@ -27,9 +27,9 @@ use parking_lot::Mutex;
 use ringcache_common::command::CommandSpec;
 use ringcache_common::push::PushSender;
 use ringcache_common::resp::{encode_request, Protocol, ReplyBuf, ReplyScanner, ReplyValue, ReplyWriter, Request};
+use ringcache_common::tls::ShardStream;
 use ringcache_common::tracking::{self as options, invalidation, TrackingChange, INVALIDATE_CHANNEL};
 use tokio::io::AsyncReadExt;
-use ringcache_common::tls::ShardStream;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
