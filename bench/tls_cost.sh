@@ -19,6 +19,7 @@ REQUESTS=${REQUESTS:-200000}
 SHARD=18801; SHARD_TLS=18802; PROXY=18803; PROXY_TLS=18804; REDIS=18805; REDIS_TLS=18806
 
 source bench/lib.sh
+BIN=${BIN_DIR:-$BIN}  # BIN_DIR=target/debug for a quick check of the script itself
 require_tools redis-server redis-benchmark redis-cli openssl bc
 ensure_free_ports $SHARD $SHARD_TLS $PROXY $PROXY_TLS $REDIS $REDIS_TLS
 

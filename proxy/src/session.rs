@@ -320,7 +320,8 @@ async fn serve<S: ClientStream>(
     let mut last_read = Instant::now();
     loop {
         let nothing_more = input.closing || (input.eof && !input.held_back && !input.stalled);
-        if nothing_more && pending.is_empty() && out.is_empty() {
+        // (`write_blocked` with nothing queued: TLS records not yet flushed.)
+        if nothing_more && pending.is_empty() && out.is_empty() && !write_blocked {
             return Ok(());
         }
         // The soft limit: a client this far behind is not read from (and is timed while it stays so).

@@ -209,3 +209,22 @@ fn a_proxy_without_tls_shards_cannot_use_tls_only_shards() {
     let r: redis::RedisResult<String> = redis::cmd("GET").arg("greeting").query(&mut con);
     assert!(r.is_err(), "a plain proxy read a TLS-only shard: {r:?}");
 }
+
+#[test]
+fn sighup_gives_new_proxy_clients_the_new_certificate() {
+    let c = tls_cluster();
+    let mut old = TlsClient::connect(c.proxy.port, &c.certs, true).unwrap();
+    let old_cert = old.peer_cert();
+    assert_eq!(old.request(&[b"SET", b"before", b"1"]).unwrap(), b"+OK\r\n");
+    let new_cert = c.certs.issue_server(2);
+    support::signal(&c.proxy, "-HUP");
+    support::poll_until("the new certificate", Duration::from_secs(10), || {
+        let fresh = TlsClient::connect(c.proxy.port, &c.certs, true).unwrap();
+        fresh.peer_cert() == new_cert
+    });
+    // Open connections keep working, on both hops.
+    assert_eq!(old.peer_cert(), old_cert);
+    assert_eq!(old.request(&[b"INCR", b"before"]).unwrap(), b":2\r\n");
+    let mut fresh = TlsClient::connect(c.proxy.port, &c.certs, true).unwrap();
+    assert_eq!(fresh.request(&[b"GET", b"before"]).unwrap(), b"$1\r\n2\r\n");
+}

@@ -72,7 +72,8 @@ async fn serve(args: ShardArgs) -> anyhow::Result<()> {
     };
     let local = match (&listener, &tls_listener) {
         (Some(l), _) => l.local_addr()?,
-        (None, Some((l, _))) => std::net::SocketAddr::new(l.local_addr()?.ip(), 0),
+        // TLS only: the TLS port is where clients (and proxies, told by the registry) connect.
+        (None, Some((l, _))) => l.local_addr()?,
         (None, None) => anyhow::bail!("no port to listen on"),
     };
     let store = Arc::new(store::Store::new(args.maxmemory as usize, args.stripes));
