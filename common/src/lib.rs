@@ -16,6 +16,7 @@
 //! - [`server`]: the listening socket (`--tcp-backlog`) and the accept loop (`--maxclients`, connection
 //!   counters, graceful drain).
 //! - [`shutdown`]: SIGINT/SIGTERM handling as a cancellation token.
+//! - [`tls`]: TLS with rustls: the `--tls-*` flags, a reloadable acceptor, the proxy's connector to shards.
 //! - [`workers`]: thread-per-core worker runtimes (the proxy's client sessions and shard connections).
 
 pub mod clients;
@@ -33,5 +34,6 @@ pub mod resp;
 pub mod runtime_config;
 pub mod server;
 pub mod shutdown;
+pub mod tls;
 pub mod tracking;
 pub mod workers;

@@ -22,8 +22,8 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use parking_lot::Mutex;
 use ringcache_common::resp::{is_push, Protocol, ReplyScanner};
+use ringcache_common::tls::{ShardStream, ShardWriteHalf};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio_util::sync::CancellationToken;
 
@@ -268,19 +268,23 @@ pub enum ConnectError {
 }
 
 /// Connects, and authenticates when the proxy has a password.
-async fn connect(addr: &str, password: Option<&str>) -> Result<TcpStream, ConnectError> {
-    let mut stream = TcpStream::connect(addr).await?;
+async fn connect(addr: &str, password: Option<&str>) -> Result<ShardStream, ConnectError> {
+    let mut stream = crate::tls::connect_shard(addr).await?;
     authenticate(&mut stream, password).await?;
     Ok(stream)
 }
 
 /// Sends `AUTH` when there is a password, and checks the answer.
-pub(crate) async fn authenticate(stream: &mut TcpStream, password: Option<&str>) -> Result<(), ConnectError> {
+pub(crate) async fn authenticate<S>(stream: &mut S, password: Option<&str>) -> Result<(), ConnectError>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     let Some(pw) = password else {
         return Ok(());
     };
     let auth = format!("*2\r\n$4\r\nAUTH\r\n${}\r\n{pw}\r\n", pw.len());
     stream.write_all(auth.as_bytes()).await?;
+    stream.flush().await?;
     let reply = read_line(stream).await?;
     if reply != b"+OK" {
         return Err(ConnectError::Auth(BackendError::AuthRejected, String::from_utf8_lossy(&reply).into_owned()));
@@ -289,7 +293,7 @@ pub(crate) async fn authenticate(stream: &mut TcpStream, password: Option<&str>)
 }
 
 /// Reads one reply line (without its `\r\n`), at most 512 bytes.
-pub(crate) async fn read_line(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
+pub(crate) async fn read_line<S: tokio::io::AsyncRead + Unpin>(stream: &mut S) -> std::io::Result<Vec<u8>> {
     let mut line = Vec::new();
     let mut byte = [0u8; 1];
     while line.len() < 512 {
@@ -305,7 +309,7 @@ pub(crate) async fn read_line(stream: &mut TcpStream) -> std::io::Result<Vec<u8>
 
 /// Runs one live connection until it fails (`Err`) or every sender is gone (`Ok`).
 async fn serve(
-    stream: TcpStream,
+    stream: ShardStream,
     timeout: Duration,
     rx: &mut mpsc::UnboundedReceiver<Pending>,
     metrics: &BackendMetrics,
@@ -461,11 +465,7 @@ fn add_to_batch(request: Bytes, out: &mut BytesMut, segments: &mut Vec<Bytes>) {
 
 /// Writes all of `buf`, noting each partial write as progress for the timeout; true when it took more than
 /// one write.
-async fn write_tracked(
-    writer: &mut tokio::net::tcp::OwnedWriteHalf,
-    mut buf: &[u8],
-    wire: &Mutex<Wire>,
-) -> Result<bool, BackendError> {
+async fn write_tracked(writer: &mut ShardWriteHalf, mut buf: &[u8], wire: &Mutex<Wire>) -> Result<bool, BackendError> {
     let mut partial = false;
     while !buf.is_empty() {
         let n = writer.write(buf).await.map_err(|_| BackendError::Closed)?;
@@ -478,6 +478,8 @@ async fn write_tracked(
             wire.lock().last_write = Instant::now();
         }
     }
+    // TLS holds the last records until flushed (a no-op on TCP).
+    writer.flush().await.map_err(|_| BackendError::Closed)?;
     Ok(partial)
 }
 

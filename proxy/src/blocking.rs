@@ -27,8 +27,8 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use ringcache_common::command::{self, CommandSpec};
 use ringcache_common::resp::{is_push, Protocol, ReplyScanner, Request};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use ringcache_common::tls::ShardStream;
+use tokio::io::AsyncReadExt;
 
 use crate::backend::{authenticate, BackendError};
 use crate::cluster::{ShardHandle, View};
@@ -77,13 +77,13 @@ pub(crate) fn must_wait(req: &Request, pending: &VecDeque<Timed>) -> bool {
 
 /// A dedicated connection, counted while it is open.
 struct Dedicated {
-    stream: TcpStream,
+    stream: ShardStream,
     scanner: ReplyScanner,
     buf: BytesMut,
 }
 
 impl Dedicated {
-    fn new(stream: TcpStream) -> Dedicated {
+    fn new(stream: ShardStream) -> Dedicated {
         OPEN.fetch_add(1, Ordering::Relaxed);
         OPENED.fetch_add(1, Ordering::Relaxed);
         Dedicated { stream, scanner: ReplyScanner::new(), buf: BytesMut::new() }
@@ -151,7 +151,7 @@ fn give_back(addr: &str, proto: Protocol, conn: Dedicated) {
 async fn open(shard: &ShardHandle, proto: Protocol) -> Result<Dedicated, BackendError> {
     let (timeout, password) = shard.connection_settings();
     let setup = async {
-        let mut stream = TcpStream::connect(&shard.spec.addr).await.map_err(|_| BackendError::Unreachable)?;
+        let mut stream = crate::tls::connect_shard(&shard.spec.addr).await.map_err(|_| BackendError::Unreachable)?;
         let _ = stream.set_nodelay(true);
         authenticate(&mut stream, password.as_deref()).await.map_err(|e| match e {
             crate::backend::ConnectError::Auth(kind, _) => kind,

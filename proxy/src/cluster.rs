@@ -18,8 +18,7 @@ use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
+use ringcache_common::tls::ShardStream;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -970,7 +969,7 @@ async fn health_check(cluster: Arc<Cluster>, shard: Arc<ShardHandle>) {
     let settings = cluster.settings.clone();
     let mut failures = 0u32;
     let mut successes = 0u32;
-    let mut conn: Option<TcpStream> = None;
+    let mut conn: Option<ShardStream> = None;
     let mut tick = tokio::time::interval(settings.health_interval.max(Duration::from_millis(10)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -1078,7 +1077,7 @@ fn report_auth(shard: &ShardHandle, result: &Probe) {
 
 /// A shard's `RINGCACHE MEMBER` state, asked on a connection of its own (`None` if it cannot say).
 async fn member_state(addr: &str, password: Option<&str>) -> Option<String> {
-    let mut s = TcpStream::connect(addr).await.ok()?;
+    let mut s = crate::tls::connect_shard(addr).await.ok()?;
     authenticate(&mut s, password).await.ok()?;
     s.write_all(b"*2\r\n$9\r\nRINGCACHE\r\n$6\r\nMEMBER\r\n").await.ok()?;
     let header = read_line(&mut s).await.ok()?;
@@ -1124,10 +1123,10 @@ impl Failure {
 }
 
 /// One PING on the health connection (reconnecting if needed).
-async fn probe(conn: &mut Option<TcpStream>, addr: &str, password: Option<&str>) -> Probe {
+async fn probe(conn: &mut Option<ShardStream>, addr: &str, password: Option<&str>) -> Probe {
     let refused = |e: std::io::Error| Probe::Down(Failure::Refused(e.to_string()));
     if conn.is_none() {
-        let mut s = match TcpStream::connect(addr).await {
+        let mut s = match crate::tls::connect_shard(addr).await {
             Ok(s) => s,
             Err(e) => return refused(e),
         };

@@ -118,6 +118,12 @@ pub struct ProxyArgs {
 
     #[command(flatten)]
     pub membership: crate::membership::MembershipArgs,
+
+    #[command(flatten)]
+    pub tls: ringcache_common::tls::TlsArgs,
+
+    #[command(flatten)]
+    pub tls_shards: ringcache_common::tls::TlsShardArgs,
 }
 
 /// One configured shard.

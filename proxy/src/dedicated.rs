@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use ringcache_common::resp::{Protocol, ReplyScanner};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use ringcache_common::tls::ShardStream;
+use tokio::io::AsyncReadExt;
 
 use crate::backend::{authenticate, BackendError, ConnectError};
 use crate::cluster::ShardHandle;
@@ -19,7 +19,7 @@ const HELLO_3: &[u8] = b"*4\r\n$5\r\nHELLO\r\n$1\r\n3\r\n$7\r\nSETNAME\r\n$21\r\
 
 /// One client's own connection to one shard.
 pub struct Dedicated {
-    stream: TcpStream,
+    stream: ShardStream,
     buf: BytesMut,
     scanner: ReplyScanner,
     /// Silence after which a request fails (the proxy's `--timeout`).
@@ -33,7 +33,7 @@ impl Dedicated {
     pub async fn open(shard: &ShardHandle, proto: Protocol) -> Result<Dedicated, BackendError> {
         let (addr, password, timeout) = shard.connect_settings();
         let connect = async {
-            let mut stream = TcpStream::connect(addr).await.map_err(|_| BackendError::Unreachable)?;
+            let mut stream = crate::tls::connect_shard(addr).await.map_err(|_| BackendError::Unreachable)?;
             let _ = stream.set_nodelay(true);
             authenticate(&mut stream, password).await.map_err(|e| match e {
                 ConnectError::Io(_) => BackendError::Closed,

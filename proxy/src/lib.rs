@@ -9,6 +9,7 @@
 //! - [`blocking`]: blocking commands, each on a pooled connection of its own to its keys' shard.
 //! - [`failover`]: a request whose shard dies under it is sent again once the shard is ejected.
 //! - [`session`]: one client connection; replies leave in request order.
+//! - [`tls`]: the `--tls-port` listener and TLS to shards (`--tls-shards yes`).
 //! - [`output`]: a client's unsent replies and `--client-output-buffer-limit`.
 //! - [`route`]: single-key forwarding, multi-key split and merge, fan-out commands.
 //! - [`local`]: commands the proxy answers itself; [`config_cmd`]: its CONFIG parameters.
@@ -48,3 +49,4 @@ pub mod ring;
 pub mod route;
 pub mod session;
 pub mod stateful;
+pub mod tls;

@@ -33,6 +33,11 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn serve(args: ProxyArgs, workers: &[tokio::runtime::Handle]) -> anyhow::Result<()> {
+    // Before any shard connection (the membership source may open some): TLS to shards, if asked.
+    if let Some(connector) = ringcache_common::tls::TlsConnector::from_args(&args.tls, &args.tls_shards)? {
+        ringcache_proxy::tls::set_shard_connector(connector);
+    }
+    let tls = ringcache_common::tls::TlsAcceptor::from_args(&args.tls)?;
     let (membership, shards) = membership::Source::open(&args).await?;
     let shutdown = ringcache_common::shutdown::on_signals()?;
     let addr = socket_addr(&args.bind, args.port).map_err(anyhow::Error::msg)?;
@@ -55,9 +60,28 @@ async fn serve(args: ProxyArgs, workers: &[tokio::runtime::Handle]) -> anyhow::R
     // Before the port is open to clients: a shard with writes waiting for it elsewhere must not be read yet.
     cluster.recover_handoffs().await;
     cluster.start_health_checks();
-    let listener = ringcache_common::server::bind_listener(addr, args.client.tcp_backlog)
-        .with_context(|| format!("cannot listen on {addr}"))?;
-    let local = listener.local_addr()?;
+    // With a TLS port, `--port 0` turns plain TCP off (as Redis).
+    let listener = if tls.is_some() && args.port == 0 {
+        None
+    } else {
+        let listener = ringcache_common::server::bind_listener(addr, args.client.tcp_backlog)
+            .with_context(|| format!("cannot listen on {addr}"))?;
+        Some(listener)
+    };
+    let tls_listener = match &tls {
+        Some(acceptor) => {
+            let tls_addr = socket_addr(&args.bind, args.tls.tls_port).map_err(anyhow::Error::msg)?;
+            let l = ringcache_common::server::bind_listener(tls_addr, args.client.tcp_backlog)
+                .with_context(|| format!("cannot listen for TLS on {tls_addr}"))?;
+            Some((l, acceptor.clone()))
+        }
+        None => None,
+    };
+    let local = match (&listener, &tls_listener) {
+        (Some(l), _) => l.local_addr()?,
+        (_, Some((l, _))) => l.local_addr()?,
+        (None, None) => anyhow::bail!("no port to listen on"),
+    };
     let advertised = if local.ip().is_unspecified() {
         format!("{}:{}", ringcache_coord::session::host_name(), local.port())
     } else {
@@ -119,7 +143,26 @@ async fn serve(args: ProxyArgs, workers: &[tokio::runtime::Handle]) -> anyhow::R
         ),
     ])))?;
     tracing::info!("ringcache-proxy {} listening on {local}, shards: {}", env!("CARGO_PKG_VERSION"), names.join(", "));
-    session::run(listener, shared, shutdown, workers).await?;
+    // Plain TCP and TLS clients are served alike, side by side, until shutdown.
+    let plain = async {
+        match listener {
+            Some(listener) => session::run(listener, shared.clone(), shutdown.clone(), workers).await,
+            None => Ok(()),
+        }
+    };
+    let tls = async {
+        match tls_listener {
+            Some((tls_listener, acceptor)) => {
+                tracing::info!("TLS clients on {}", tls_listener.local_addr()?);
+                ringcache_common::tls::watch_reload(acceptor.clone(), shutdown.clone());
+                ringcache_proxy::tls::run(tls_listener, acceptor, shared.clone(), shutdown.clone(), workers).await
+            }
+            None => Ok(()),
+        }
+    };
+    let (plain, tls) = tokio::join!(plain, tls);
+    plain?;
+    tls?;
     tracing::info!("shut down cleanly");
     Ok(())
 }

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
 use ringcache_common::config::parse_byte_size;
-use tokio::net::TcpStream;
+use ringcache_common::tls::ClientStream;
 
 /// Replies at least this large are written from their own buffer; smaller ones are copied together into
 /// chunks of about this size, so one write carries a whole batch.
@@ -214,7 +214,7 @@ impl ReplyQueue {
     }
 
     /// Writes what the socket takes without waiting; true once everything is written.
-    pub fn write_to(&mut self, stream: &TcpStream) -> std::io::Result<bool> {
+    pub fn write_to<S: ClientStream>(&mut self, stream: &mut S) -> std::io::Result<bool> {
         while !self.is_empty() {
             let written = if self.chunks.is_empty() {
                 // The usual case, a batch of small replies: a plain send costs less than a `writev`.
@@ -235,7 +235,8 @@ impl ReplyQueue {
             };
             self.advance(written);
         }
-        Ok(true)
+        // TLS may hold the last records back until the socket takes them (on TCP: true at once).
+        stream.try_flush()
     }
 
     fn advance(&mut self, mut n: usize) {

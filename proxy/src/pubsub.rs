@@ -26,8 +26,8 @@ use parking_lot::Mutex;
 use bytes::{Bytes, BytesMut};
 use ringcache_common::push::PushSender;
 use ringcache_common::resp::{encode_request, Protocol, ReplyBuf, ReplyScanner, ReplyValue, ReplyWriter};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use ringcache_common::tls::ShardStream;
+use tokio::io::AsyncReadExt;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::cluster::Cluster;
@@ -325,7 +325,7 @@ async fn link_once(
     password: Option<&str>,
     changes: &mut mpsc::UnboundedReceiver<Bytes>,
 ) -> std::io::Result<()> {
-    let mut stream = TcpStream::connect(addr).await?;
+    let mut stream: ShardStream = crate::tls::connect_shard(addr).await?;
     let _ = stream.set_nodelay(true);
     let mut hello: Vec<&[u8]> = vec![b"HELLO", b"3", b"SETNAME", b"ringcache-proxy-pubsub"];
     if let Some(pw) = password {

@@ -25,8 +25,9 @@ use ringcache_common::connection::{ClientConn, ClientRegistry};
 use ringcache_common::push::PushReceiver;
 use ringcache_common::resp::{Limits, ReplyWriter, Request, RequestScanner};
 use ringcache_common::server::{accept_loop, ConnectionCounters};
+use ringcache_common::tls::ClientStream;
 use tokio::io::AsyncReadExt;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
@@ -270,31 +271,36 @@ pub async fn run(
     let counters = shared.connections.clone();
     let maxclients = shared.maxclients;
     accept_loop(listener, maxclients, counters, shutdown.clone(), workers, move |stream, addr| {
-        let shared = shared.clone();
-        let shutdown = shutdown.clone();
-        async move {
-            let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
-            let laddr = stream.local_addr().unwrap_or(addr);
-            let mut session =
-                ClientConn::register(&shared.clients, id, addr, laddr, shared.requirepass.is_none(), &shutdown);
-            // Cancelled by shutdown or by CLIENT KILL.
-            let kill = session.kill_switch();
-            if let Err(e) = serve(stream, &mut session, &shared, &kill).await {
-                tracing::debug!("client {id}: {e}");
-            }
-            session.unregister(&shared.clients);
-        }
+        serve_client(stream, addr, shared.clone(), shutdown.clone())
     })
     .await
 }
 
-async fn serve(
-    mut stream: TcpStream,
+/// One client's session, over plain TCP or TLS ([`crate::tls`]).
+pub(crate) async fn serve_client<S: ClientStream>(
+    stream: S,
+    addr: std::net::SocketAddr,
+    shared: Arc<ProxyShared>,
+    shutdown: CancellationToken,
+) {
+    let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+    let laddr = stream.tcp().local_addr().unwrap_or(addr);
+    let mut session = ClientConn::register(&shared.clients, id, addr, laddr, shared.requirepass.is_none(), &shutdown);
+    // Cancelled by shutdown or by CLIENT KILL.
+    let kill = session.kill_switch();
+    if let Err(e) = serve(stream, &mut session, &shared, &kill).await {
+        tracing::debug!("client {id}: {e}");
+    }
+    session.unregister(&shared.clients);
+}
+
+async fn serve<S: ClientStream>(
+    mut stream: S,
     session: &mut Session,
     shared: &ProxyShared,
     shutdown: &CancellationToken,
 ) -> std::io::Result<()> {
-    let _ = stream.set_nodelay(true);
+    let _ = stream.tcp().set_nodelay(true);
     let limits = shared.output_limits;
     let mut input = Input {
         scanner: RequestScanner::new(),
@@ -327,7 +333,8 @@ async fn serve(
     let mut last_read = Instant::now();
     loop {
         let nothing_more = input.closing || (input.eof && !input.held_back && !input.stalled);
-        if nothing_more && pending.is_empty() && out.is_empty() {
+        // (`write_blocked` with nothing queued: TLS records not yet flushed.)
+        if nothing_more && pending.is_empty() && out.is_empty() && !write_blocked {
             return Ok(());
         }
         // The soft limit: a client this far behind is not read from (and is timed while it stays so).
@@ -380,11 +387,11 @@ async fn serve(
                     );
                     return Ok(());
                 }
-                write_blocked = !out.write_to(&stream)?;
+                write_blocked = !out.write_to(&mut stream)?;
             }
             r = stream.writable(), if write_blocked => {
                 r?;
-                write_blocked = !out.write_to(&stream)?;
+                write_blocked = !out.write_to(&mut stream)?;
             }
             r = stream.readable(), if can_read => {
                 r?;
@@ -432,7 +439,7 @@ async fn serve(
                     receiver.written(frame.len());
                     out.push(frame);
                 }
-                write_blocked = !out.write_to(&stream)?;
+                write_blocked = !out.write_to(&mut stream)?;
             }
             // Shutdown or CLIENT KILL: no more requests; the pending replies are finished, unless a blocking
             // command waits (its reply may never come): then the connection closes at once, as in Redis.

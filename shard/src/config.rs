@@ -118,6 +118,9 @@ pub struct ShardArgs {
 
     #[command(flatten)]
     pub registry: crate::registry::RegistryArgs,
+
+    #[command(flatten)]
+    pub tls: ringcache_common::tls::TlsArgs,
 }
 
 /// Parses Redis's yes|no.

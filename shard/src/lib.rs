@@ -4,6 +4,7 @@
 //! - [`config`]: the command line (flags, environment, `--config` file).
 //! - [`server`]: accepting connections, limits (`--maxclients`, AUTH, idle timeout), the per-connection
 //!   loop (read everything buffered, execute in order, one write per batch) and graceful shutdown.
+//! - [`tls`]: the `--tls-port` listener (rustls; the connection loop is generic over the stream).
 //! - [`cmd`]: one file per command family; `cmd::execute` is where errors become RESP replies.
 //! - [`blocking`]: clients blocked on keys (BLPOP and friends), served first come, first served.
 //! - [`client`]: a connection's state (transaction, watches, subscriptions, tracking) and its bounded
@@ -39,3 +40,4 @@ pub mod server;
 pub mod shard_metrics;
 pub mod snapshot;
 pub mod store;
+pub mod tls;

@@ -53,10 +53,31 @@ async fn drain(shared: Arc<Shared>, timeout: std::time::Duration, signal: &'stat
 async fn serve(args: ShardArgs) -> anyhow::Result<()> {
     // Before the listening socket exists: a SIGTERM as soon as a client can connect is a clean stop.
     let signals = ringcache_common::shutdown::Signals::install()?;
-    let addr = socket_addr(&args.bind, args.port).map_err(anyhow::Error::msg)?;
-    let listener = ringcache_common::server::bind_listener(addr, args.client.tcp_backlog)
-        .with_context(|| format!("cannot listen on {addr}"))?;
-    let local = listener.local_addr()?;
+    let tls = ringcache_common::tls::TlsAcceptor::from_args(&args.tls)?;
+    // With a TLS port, `--port 0` turns plain TCP off (as Redis).
+    let listener = if tls.is_some() && args.port == 0 {
+        None
+    } else {
+        let addr = socket_addr(&args.bind, args.port).map_err(anyhow::Error::msg)?;
+        let listener = ringcache_common::server::bind_listener(addr, args.client.tcp_backlog)
+            .with_context(|| format!("cannot listen on {addr}"))?;
+        Some(listener)
+    };
+    let tls_listener = match &tls {
+        Some(acceptor) => {
+            let addr = socket_addr(&args.bind, args.tls.tls_port).map_err(anyhow::Error::msg)?;
+            let listener = ringcache_common::server::bind_listener(addr, args.client.tcp_backlog)
+                .with_context(|| format!("cannot listen for TLS on {addr}"))?;
+            Some((listener, acceptor.clone()))
+        }
+        None => None,
+    };
+    let local = match (&listener, &tls_listener) {
+        (Some(l), _) => l.local_addr()?,
+        // TLS only: the TLS port is where clients (and proxies, told by the registry) connect.
+        (None, Some((l, _))) => l.local_addr()?,
+        (None, None) => anyhow::bail!("no port to listen on"),
+    };
     let store = Arc::new(store::Store::new(args.maxmemory as usize, args.stripes));
     let persistence = Persistence::open(args.snapshot_config(), store.clone())?;
     let config = ServerConfig {
@@ -105,7 +126,26 @@ async fn serve(args: ShardArgs) -> anyhow::Result<()> {
             humantime::format_duration(args.snapshot_interval).to_string()
         }
     );
-    server::run(listener, shared, shutdown).await?;
+    // Plain TCP and TLS clients are served alike, side by side, until shutdown.
+    let plain = async {
+        match listener {
+            Some(listener) => server::run(listener, shared.clone(), shutdown.clone()).await,
+            None => Ok(()),
+        }
+    };
+    let tls = async {
+        match tls_listener {
+            Some((tls_listener, acceptor)) => {
+                tracing::info!("TLS clients on {}", tls_listener.local_addr()?);
+                ringcache_common::tls::watch_reload(acceptor.clone(), shutdown.clone());
+                ringcache_shard::tls::run(tls_listener, acceptor, shared.clone(), shutdown.clone()).await
+            }
+            None => Ok(()),
+        }
+    };
+    let (plain, tls) = tokio::join!(plain, tls);
+    plain?;
+    tls?;
     let _ = expiry.join();
     // Waits for a snapshot being written, then takes the final one (off the async runtime).
     tokio::task::spawn_blocking(move || snapshots.finish()).await?.map_err(anyhow::Error::msg)?;

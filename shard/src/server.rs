@@ -15,8 +15,9 @@ use bytes::{Bytes, BytesMut};
 use ringcache_common::connection::{ClientConn, ClientRegistry};
 use ringcache_common::resp::{Limits, Protocol, ReplyBuf, ReplyWriter, RequestScanner};
 use ringcache_common::server::{accept_loop, ConnectionCounters};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use ringcache_common::tls::ClientStream;
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::blocking::{Blocking, Waiter, Wake};
@@ -254,10 +255,16 @@ pub async fn run(listener: TcpListener, shared: Arc<Shared>, shutdown: Cancellat
     .await
 }
 
-async fn serve_client(stream: TcpStream, addr: SocketAddr, shared: &Arc<Shared>, shutdown: &CancellationToken) {
-    let _ = stream.set_nodelay(true);
+/// Serves one client, over plain TCP or TLS (`crate::tls`).
+pub(crate) async fn serve_client<S: ClientStream>(
+    stream: S,
+    addr: SocketAddr,
+    shared: &Arc<Shared>,
+    shutdown: &CancellationToken,
+) {
+    let _ = stream.tcp().set_nodelay(true);
     let id = shared.next_client_id.fetch_add(1, Ordering::Relaxed);
-    let laddr = stream.local_addr().unwrap_or(addr);
+    let laddr = stream.tcp().local_addr().unwrap_or(addr);
     let conn = ClientConn::register(&shared.clients, id, addr, laddr, shared.config.requirepass.is_none(), shutdown);
     // Cancelled by shutdown or by CLIENT KILL.
     let kill = conn.kill_switch();
@@ -279,8 +286,8 @@ async fn next_push(pushes: &mut Option<PushReceiver>) -> Option<Bytes> {
     }
 }
 
-async fn connection_loop(
-    mut stream: TcpStream,
+async fn connection_loop<S: ClientStream>(
+    mut stream: S,
     shared: &Shared,
     client: &mut ClientState,
     shutdown: &CancellationToken,
@@ -331,7 +338,7 @@ async fn connection_loop(
                 Err(e) => {
                     wbuf.error(&format!("ERR Protocol error: {e}"));
                     commit_log(shared, client).await?;
-                    stream.write_all(&wbuf).await?;
+                    stream.send_all(&wbuf).await?;
                     return Ok(());
                 }
             };
@@ -339,7 +346,7 @@ async fn connection_loop(
             if shared.clients.pause.holds(|| ringcache_common::clients::may_write(&req)) {
                 if !wbuf.is_empty() {
                     commit_log(shared, client).await?;
-                    stream.write_all(&wbuf).await?;
+                    stream.send_all(&wbuf).await?;
                     wbuf.clear();
                 }
                 tokio::select! {
@@ -397,13 +404,13 @@ async fn connection_loop(
             }
             if client.close_after_reply {
                 commit_log(shared, client).await?;
-                stream.write_all(&wbuf).await?;
+                stream.send_all(&wbuf).await?;
                 return Ok(());
             }
             if wbuf.len() >= EARLY_FLUSH_BYTES {
                 charge.cover_write(wbuf.capacity());
                 commit_log(shared, client).await?;
-                stream.write_all(&wbuf).await?;
+                stream.send_all(&wbuf).await?;
                 wbuf.clear();
             }
         }
@@ -411,7 +418,7 @@ async fn connection_loop(
             charge.cover_write(wbuf.capacity());
             // One write (and, with appendfsync always, one fsync) of the log covers the whole batch.
             commit_log(shared, client).await?;
-            stream.write_all(&wbuf).await?;
+            stream.send_all(&wbuf).await?;
             wbuf.clear();
         }
         if wbuf.capacity() > KEEP_BUFFER_BYTES {
@@ -494,8 +501,8 @@ const BLOCKED_READ_LIMIT: usize = 1 << 20;
 
 /// Waits for a blocked client's wake-up, its timeout, or its disconnection, and writes its reply. Replies
 /// to what it sent before are written first.
-async fn wait_blocked(
-    stream: &mut TcpStream,
+async fn wait_blocked<S: ClientStream>(
+    stream: &mut S,
     rbuf: &mut BytesMut,
     wbuf: &mut ReplyBuf,
     shared: &Shared,
@@ -506,7 +513,7 @@ async fn wait_blocked(
     loop {
         if !wbuf.is_empty() {
             commit_log(shared, client).await?;
-            stream.write_all(wbuf).await?;
+            stream.send_all(wbuf).await?;
             wbuf.clear();
         }
         let deadline = blocked.deadline;
@@ -565,15 +572,15 @@ async fn wait_blocked(
 }
 
 /// WAIT for replicas: nothing can arrive, so the client waits out its timeout (or leaves), then gets 0.
-async fn wait_replicas(
-    stream: &mut TcpStream,
+async fn wait_replicas<S: ClientStream>(
+    stream: &mut S,
     rbuf: &mut BytesMut,
     wbuf: &mut ReplyBuf,
     deadline: Option<Instant>,
     cancelled: &mut std::pin::Pin<&mut tokio_util::sync::WaitForCancellationFuture<'_>>,
 ) -> std::io::Result<BlockEnd> {
     if !wbuf.is_empty() {
-        stream.write_all(wbuf).await?;
+        stream.send_all(wbuf).await?;
         wbuf.clear();
     }
     let sleep = async move {
@@ -601,8 +608,8 @@ async fn wait_replicas(
 }
 
 /// Writes `first` and every other push already queued, in one write.
-async fn write_pushes(
-    stream: &mut TcpStream,
+async fn write_pushes<S: ClientStream>(
+    stream: &mut S,
     wbuf: &mut ReplyBuf,
     first: Bytes,
     client: &mut ClientState,
@@ -616,7 +623,7 @@ async fn write_pushes(
         }
     }
     let written = wbuf.len();
-    stream.write_all(wbuf).await?;
+    stream.send_all(wbuf).await?;
     wbuf.clear();
     pushes.written(written);
     Ok(())
@@ -625,8 +632,8 @@ async fn write_pushes(
 /// Waits for the client's next bytes, then reads what is available into `buf`, grown first to hold what the
 /// request being read still needs (charged to the memory budget: see [`BufferCharge::cover_read`]);
 /// `Ok(None)` when the idle timeout passed first.
-async fn read_some(
-    stream: &mut TcpStream,
+async fn read_some<S: ClientStream>(
+    stream: &mut S,
     buf: &mut BytesMut,
     scanner: &RequestScanner,
     charge: &mut BufferCharge<'_>,

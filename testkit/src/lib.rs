@@ -3,8 +3,10 @@
 //! Tests start real servers on loopback ports they pick beforehand, and many tests of one binary run at
 //! once. [`free_port`] never hands the same port to two of them, and [`wait_listening`] polls until the
 //! server started on it accepts connections (or fails with what went wrong), never sleeping a fixed time.
-//! [`resp`] writes a request as the bytes a client sends.
+//! [`resp`] writes a request as the bytes a client sends. [`tls::TestCerts`] makes a CA and certificates.
 #![allow(clippy::expect_used)]
+
+pub mod tls;
 
 use std::collections::BTreeSet;
 use std::net::{TcpListener, TcpStream};

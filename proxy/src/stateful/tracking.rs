@@ -27,9 +27,9 @@ use parking_lot::Mutex;
 use ringcache_common::command::CommandSpec;
 use ringcache_common::push::PushSender;
 use ringcache_common::resp::{encode_request, Protocol, ReplyBuf, ReplyScanner, ReplyValue, ReplyWriter, Request};
+use ringcache_common::tls::ShardStream;
 use ringcache_common::tracking::{self as options, invalidation, TrackingChange, INVALIDATE_CHANNEL};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::AsyncReadExt;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -240,7 +240,7 @@ async fn link_once(
     password: Option<&str>,
     ready: &watch::Sender<bool>,
 ) -> std::io::Result<()> {
-    let mut stream = TcpStream::connect(addr).await?;
+    let mut stream: ShardStream = crate::tls::connect_shard(addr).await?;
     let _ = stream.set_nodelay(true);
     let mut hello: Vec<&[u8]> = vec![b"HELLO", b"3", b"SETNAME", b"ringcache-proxy-tracking"];
     if let Some(pw) = password {

@@ -100,6 +100,11 @@ impl Shard {
         self.stderr.lock().unwrap().clone()
     }
 
+    /// Polls until the shard listens on `port` (a port other than `--port`, such as `--tls-port`).
+    pub fn wait_port(&mut self, port: u16) {
+        wait_listening("ringcache-shard", port, self.child.as_mut().unwrap());
+    }
+
     fn wait_ready(&mut self, metrics: bool) {
         let child = self.child.as_mut().unwrap();
         wait_listening("ringcache-shard", self.port, child);

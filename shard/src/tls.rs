@@ -1,0 +1,40 @@
+//! The `--tls-port` listener: the same connections as plain TCP ([`crate::server`]), after a TLS handshake
+//! with the current certificate (`ringcache_common::tls`, reloaded on SIGHUP or when its files change).
+
+use std::sync::Arc;
+
+use ringcache_common::server::accept_loop;
+use ringcache_common::tls::TlsAcceptor;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::server::{serve_client, Shared};
+
+/// Accepts TLS clients until `shutdown` fires, then waits for open connections to finish. `--maxclients`
+/// counts plain and TLS clients together.
+pub async fn run(
+    listener: TcpListener,
+    acceptor: Arc<TlsAcceptor>,
+    shared: Arc<Shared>,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let counters = shared.connections.clone();
+    let maxclients = shared.config.maxclients;
+    accept_loop(listener, maxclients, counters, shutdown.clone(), &[], move |stream, addr| {
+        let shared = shared.clone();
+        let shutdown = shutdown.clone();
+        let acceptor = acceptor.clone();
+        async move {
+            let _ = stream.set_nodelay(true);
+            let handshake = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                h = acceptor.accept(stream) => h,
+            };
+            match handshake {
+                Ok(tls) => serve_client(tls, addr, &shared, &shutdown).await,
+                Err(e) => tracing::debug!("TLS client {addr}: handshake failed: {e}"),
+            }
+        }
+    })
+    .await
+}
