@@ -20,7 +20,7 @@ source bench/lib.sh
 require_tools redis-server redis-cli
 cargo build --release -p ringcache-proxy -p ringcache-shard --bins --example pubsub_fanout >/dev/null
 # 10,000 subscribers need as many descriptors in the endpoint and in the client.
-ulimit -n 65536
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
 SHARD_PORTS=(18901 18902 18903); PROXY=18940; REDIS=18941
 ensure_free_ports "${SHARD_PORTS[@]}" "$PROXY" "$REDIS"
