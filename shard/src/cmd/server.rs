@@ -68,7 +68,7 @@ fn info_text(ctx: &mut Ctx<'_>, sections: &Sections) -> Result<String, CmdError>
     info.set("memory", "number_of_cached_scripts", shared.scripting.cached_scripts());
     info.set("memory", "maxmemory", max);
     info.set("memory", "maxmemory_human", human_bytes(max as u64));
-    info.set("memory", "maxmemory_policy", "allkeys-lru");
+    info.set("memory", "maxmemory_policy", ctx.store.eviction_policy().name());
     info.set("memory", "mem_fragmentation_ratio", format!("{:.2}", rss as f64 / used.max(1) as f64));
     info.set("memory", "mem_fragmentation_bytes", rss as i64 - used as i64);
     info.set("memory", "mem_allocator", "mimalloc");
@@ -211,7 +211,10 @@ fn config_params(ctx: &Ctx<'_>) -> Vec<(&'static str, String)> {
         ("bind", c.bind.clone()),
         ("port", c.port.to_string()),
         ("maxmemory", ctx.store.maxmemory_bytes().to_string()),
-        ("maxmemory-policy", "allkeys-lru".into()),
+        ("maxmemory-policy", ctx.store.eviction_policy().name().into()),
+        ("maxmemory-samples", ctx.store.eviction().samples().to_string()),
+        ("lfu-log-factor", ctx.store.eviction().lfu_log_factor().to_string()),
+        ("lfu-decay-time", ctx.store.eviction().lfu_decay_time().to_string()),
         ("maxclients", c.maxclients.to_string()),
         ("timeout", c.idle_timeout.as_secs().to_string()),
         ("proto-max-bulk-len", c.limits.max_bulk_len.to_string()),
