@@ -5,7 +5,7 @@
 #
 #   bash bench/eviction_hit_ratio.sh [POLICIES...]
 #
-# Environment: MAXMEMORY (16mb), KEYS (400000), ZIPF (0.99), DATA_SIZE (64), WARMUP (4s), TEST_TIME (8s),
+# Environment: MAXMEMORY (16mb), SHARD_MAXMEMORY (= MAXMEMORY), KEYS (400000), ZIPF (0.99), DATA_SIZE (64), WARMUP (4s), TEST_TIME (8s),
 # RUNS (3), CLIENTS (4), PIPELINE (16). For each policy and server: a fresh server, RUNS runs (seeds 1..RUNS,
 # FLUSHALL before each), the GET hit ratio of each; prints the median per policy and server as a
 # Markdown table. Needs target/release/{ringcache-shard,ringcache-loadgen} (cargo build --release).
@@ -15,6 +15,10 @@ source bench/lib.sh
 require_tools redis-server redis-cli python3
 
 MAXMEMORY=${MAXMEMORY:-16mb}
+# The shard's budget counts keys, values and an estimated 48 bytes per key; redis-server's counts what its
+# allocator holds (about 1 MB at start, and more per key): at the same maxmemory the shard keeps more keys.
+# SHARD_MAXMEMORY=9mb (about as many keys as redis-server keeps in 16mb) compares the policies alone.
+SHARD_MAXMEMORY=${SHARD_MAXMEMORY:-$MAXMEMORY}
 KEYS=${KEYS:-400000}
 ZIPF=${ZIPF:-0.99}
 DATA_SIZE=${DATA_SIZE:-64}
@@ -56,8 +60,9 @@ measure() {
   pid=$LAST_PID
   wait_port "$port"
   for seed in $(seq 1 "$RUNS"); do ratios+=("$(hit_ratio "$port" "$seed")"); done
+  keys=$(redis-cli -p "$port" dbsize)
   kill "$pid"; wait "$pid" 2>/dev/null || true
-  echo "$(median "${ratios[@]}") (${ratios[*]})"
+  echo "$(median "${ratios[@]}") (${ratios[*]}; $keys keys)"
 }
 
 redis_with() {
@@ -66,11 +71,11 @@ redis_with() {
 }
 
 shard_with() {
-  "$BIN/ringcache-shard" --port "$1" --metrics-port 0 --maxmemory "$MAXMEMORY" --maxmemory-policy "$2" \
+  "$BIN/ringcache-shard" --port "$1" --metrics-port 0 --maxmemory "$SHARD_MAXMEMORY" --maxmemory-policy "$2" \
     --log warn --dir "$WORK/shard-$1" --snapshot-interval 0 & PIDS+=($!); LAST_PID=$!
 }
 
-echo "maxmemory $MAXMEMORY, $KEYS keys, zipf $ZIPF, $DATA_SIZE-byte values, GET then SET on miss (EX 3600),"
+echo "maxmemory $MAXMEMORY (shard $SHARD_MAXMEMORY), $KEYS keys, zipf $ZIPF, $DATA_SIZE-byte values, GET then SET on miss (EX 3600),"
 echo "$CLIENTS clients x pipeline $PIPELINE, warmup $WARMUP, measured $TEST_TIME; GET hit ratio %, median of $RUNS (runs)"
 echo
 echo "| policy | redis-server 7 | ringcache-shard | shard - redis |"
