@@ -212,6 +212,10 @@ fn every_queried_metric_is_exported() {
             "warn",
             "--shards",
             &shards,
+            "--hot-keys",
+            "10",
+            "--hot-keys-sample",
+            "1",
         ]
         .map(String::from),
         &[proxy_port, proxy_metrics],

@@ -175,6 +175,15 @@ pub struct Args {
     #[arg(long, env = "RINGCACHE_RATE")]
     pub rate: Option<f64>,
 
+    /// Cache-aside: a GET that misses is followed by a SET of that key (closed loop only), so the server's
+    /// eviction policy decides the hit ratio.
+    #[arg(long, env = "RINGCACHE_SET_ON_MISS")]
+    pub set_on_miss: bool,
+
+    /// Every SET gets this TTL in seconds (`SET k v EX n`); unset: no TTL.
+    #[arg(long, env = "RINGCACHE_SET_TTL")]
+    pub set_ttl: Option<u64>,
+
     /// Check that every GET returns the last value written for its key.
     #[arg(long, env = "RINGCACHE_VERIFY")]
     pub verify: bool,
@@ -251,6 +260,10 @@ pub struct Config {
     pub rate_per_sec: Option<f64>,
     pub verify: bool,
     pub verify_allow_miss: bool,
+    /// Cache-aside: SET the key after a GET misses.
+    pub set_on_miss: bool,
+    /// TTL in seconds given to every SET.
+    pub set_ttl_secs: Option<u64>,
     pub timeout: Duration,
     pub max_error_rate: f64,
     pub json_out: Option<PathBuf>,
@@ -302,6 +315,12 @@ impl Config {
             Some(r) if !(r > 0.0 && r.is_finite()) => return invalid("--rate must be a positive number of requests/s"),
             r => r,
         };
+        if args.set_on_miss && (args.rate.is_some() || args.verify) {
+            return invalid("--set-on-miss works in closed loop without --verify (no --rate, no --verify)");
+        }
+        if args.set_ttl == Some(0) {
+            return invalid("--set-ttl must be at least 1 second");
+        }
         let pipeline = args.pipeline.unwrap_or(if rate_per_sec.is_some() { 1024 } else { 1 });
         if pipeline == 0 {
             return invalid("--pipeline must be at least 1");
@@ -389,6 +408,8 @@ impl Config {
             rate_per_sec,
             verify: args.verify,
             verify_allow_miss: args.verify_allow_miss,
+            set_on_miss: args.set_on_miss,
+            set_ttl_secs: args.set_ttl,
             timeout: std::time::Duration::from_millis(args.timeout_ms),
             max_error_rate: args.max_error_rate,
             json_out: args.json_out.clone(),

@@ -342,6 +342,9 @@ struct ClientState {
     workload: ClientWorkload,
     verifier: Option<Verifier>,
     pending: VecDeque<Pending>,
+    /// `--set-on-miss`: keys whose GET missed, to SET in the next batch.
+    fills: Vec<Op>,
+    set_on_miss: bool,
     /// Requests sent (or failed) since measuring started.
     measured_requests: u64,
     /// Open loop: when the next request is due.
@@ -362,6 +365,8 @@ impl ClientState {
             workload,
             verifier,
             pending: VecDeque::new(),
+            fills: Vec::new(),
+            set_on_miss: cfg.set_on_miss,
             measured_requests: 0,
             next_due: shared.start + offset,
             timeout: cfg.timeout,
@@ -494,6 +499,9 @@ impl ClientState {
             OpKind::Get => {
                 let value = bulk_value(reply);
                 rec.read(cmd, value.is_some(), p.measured);
+                if value.is_none() && self.set_on_miss {
+                    self.fills.push(Op { kind: OpKind::Set, ..p.op });
+                }
                 if let Some(v) = &mut self.verifier {
                     let key = self.workload.key_name(p.op.key);
                     v.check_read(key, p.op.slot, p.version, value);
@@ -674,6 +682,11 @@ async fn closed_loop_conn(
             st.measured_requests += n as u64;
         }
         wbuf.clear();
+        // Cache-aside: the SETs of the keys that missed go first (extra requests, counted as SETs).
+        for op in std::mem::take(&mut st.fills) {
+            st.workload.encode_set(&mut wbuf, op.key);
+            st.pending.push_back(Pending { op, version: 0, intended: now, sent: now, measured });
+        }
         for _ in 0..n {
             st.push_request(&mut wbuf, now, now, measured);
         }

@@ -328,6 +328,8 @@ pub struct ClientWorkload {
     /// Scratch for stamped values.
     value_buf: Vec<u8>,
     key_buf: Vec<u8>,
+    /// `EX` of every SET (`--set-ttl`), as decimal digits.
+    set_ttl: Option<Vec<u8>>,
 }
 
 impl ClientWorkload {
@@ -378,6 +380,7 @@ impl ClientWorkload {
             templates,
             value_buf: Vec::new(),
             key_buf: Vec::new(),
+            set_ttl: cfg.set_ttl_secs.map(|t| t.to_string().into_bytes()),
         }
     }
 
@@ -417,9 +420,13 @@ impl ClientWorkload {
         let size = self.values.next_size(&mut self.rng);
         let mut digits = itoa::Buffer::new();
         let digits = digits.format(key).as_bytes();
-        out.put_slice(b"*3\r\n$3\r\nSET\r\n");
+        out.put_slice(if self.set_ttl.is_some() { b"*5\r\n$3\r\nSET\r\n" } else { b"*3\r\n$3\r\nSET\r\n" });
         out.bulk_parts(&[&self.prefix, digits]);
         out.bulk(self.values.plain(size));
+        if let Some(ttl) = &self.set_ttl {
+            out.put_slice(b"$2\r\nEX\r\n");
+            out.bulk(ttl);
+        }
     }
 
     /// Appends `SET <key> <stamped value>`.
@@ -427,9 +434,13 @@ impl ClientWorkload {
         let size = self.values.next_size(&mut self.rng);
         self.key_name(key);
         self.values.stamped(&mut self.value_buf, &self.key_buf, stamp, size);
-        out.put_slice(b"*3\r\n$3\r\nSET\r\n");
+        out.put_slice(if self.set_ttl.is_some() { b"*5\r\n$3\r\nSET\r\n" } else { b"*3\r\n$3\r\nSET\r\n" });
         out.bulk(&self.key_buf);
         out.bulk(&self.value_buf);
+        if let Some(ttl) = &self.set_ttl {
+            out.put_slice(b"$2\r\nEX\r\n");
+            out.bulk(ttl);
+        }
     }
 
     /// Appends template `i`, each `__key__` a freshly drawn key and each `__data__` a value.

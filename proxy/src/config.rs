@@ -124,6 +124,14 @@ pub struct ProxyArgs {
 
     #[command(flatten)]
     pub tls_shards: ringcache_common::tls::TlsShardArgs,
+    /// Export the N most requested keys the proxy sees as `ringcache_proxy_hot_keys{key}` (a bounded
+    /// Space-Saving sketch); 0 turns it off.
+    #[arg(long, env = "RINGCACHE_HOT_KEYS", default_value_t = 0)]
+    pub hot_keys: usize,
+
+    /// With --hot-keys, count one request in this many (per connection).
+    #[arg(long, env = "RINGCACHE_HOT_KEYS_SAMPLE", default_value_t = 8)]
+    pub hot_keys_sample: u32,
 }
 
 /// One configured shard.

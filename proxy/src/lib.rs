@@ -39,6 +39,7 @@ pub mod crossshard;
 pub mod dedicated;
 pub mod failover;
 pub mod handoff;
+pub mod hotkeys;
 pub mod local;
 pub mod membership;
 pub mod metrics;

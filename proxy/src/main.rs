@@ -107,8 +107,12 @@ async fn serve(args: ProxyArgs, workers: &[tokio::runtime::Handle]) -> anyhow::R
         )
         .with_output_limits(args.client_output_buffer_limit)
         .with_state_limits(args.state.limits(), args.tracking_table_max_keys)
-        .with_diagnostics(&args.client.diagnostics, args.config.clone()),
+        .with_diagnostics(&args.client.diagnostics, args.config.clone())
+        .with_hot_keys(ringcache_proxy::hotkeys::HotKeys::new(args.hot_keys, args.hot_keys_sample)),
     );
+    if let Some(hot) = &shared.hot_keys {
+        metrics.registry.register(Box::new(ringcache_proxy::hotkeys::HotKeysCollector::new(hot.clone())?))?;
+    }
     // The registry is shared with the metrics server already running, so this is visible from now on.
     let counters = shared.connections.clone();
     let (c1, c2, c3) = (counters.clone(), counters.clone(), counters);

@@ -71,6 +71,8 @@ pub struct ProxyShared {
     pub config_file: Option<String>,
     /// CONFIG's parameter table and the file CONFIG REWRITE writes.
     pub runtime_config: ringcache_common::runtime_config::RuntimeConfig<ProxyShared>,
+    /// `--hot-keys`: the sketch sampled requests feed (`None` when off).
+    pub hot_keys: Option<Arc<crate::hotkeys::HotKeys>>,
     next_id: AtomicU64,
 }
 
@@ -100,8 +102,14 @@ impl ProxyShared {
             diagnostics: ringcache_common::diagnostics::Diagnostics::new(&Default::default()),
             config_file: None,
             runtime_config: crate::config_cmd::runtime_config(None),
+            hot_keys: None,
             next_id: AtomicU64::new(1),
         }
+    }
+
+    pub fn with_hot_keys(mut self, hot_keys: Option<Arc<crate::hotkeys::HotKeys>>) -> Self {
+        self.hot_keys = hot_keys;
+        self
     }
 
     pub fn with_output_limits(mut self, limits: OutputLimits) -> Self {
@@ -313,6 +321,7 @@ async fn serve<S: ClientStream>(
         paused: false,
         state: SessionState::default(),
         parked: None,
+        hot_tick: 0,
     };
     // Pub/sub messages and invalidations for this client, once it has subscribed or turned tracking on.
     let mut pushes: Option<PushReceiver> = None;
@@ -507,6 +516,8 @@ struct Input {
     state: SessionState,
     /// A blocking command read but not yet routed: it waits for the client's earlier requests.
     parked: Option<Request>,
+    /// Requests since the last one sampled for `--hot-keys`.
+    hot_tick: u32,
 }
 
 impl Input {
@@ -556,6 +567,9 @@ impl Input {
                     break;
                 }
                 Ok(Some(req)) => {
+                    if let Some(hot) = &shared.hot_keys {
+                        hot.observe(&mut self.hot_tick, &req);
+                    }
                     let routed = stateful::route(&mut self.state, session, shared, req);
                     let command = routed.spec.map(|s| s.index());
                     let barrier = routed.barrier;

@@ -37,6 +37,24 @@ pub struct ShardArgs {
     #[arg(long, env = "RINGCACHE_MAXMEMORY", default_value = "256mb", value_parser = parse_byte_size)]
     pub maxmemory: u64,
 
+    /// What to evict when a write needs memory past --maxmemory (Redis's names): noeviction (writes fail
+    /// with -OOM), allkeys-lru, allkeys-lfu, allkeys-random, volatile-lru, volatile-lfu, volatile-random,
+    /// volatile-ttl (volatile-*: only keys with a TTL; none left behaves as noeviction).
+    #[arg(long, env = "RINGCACHE_MAXMEMORY_POLICY", default_value = "allkeys-lru", value_parser = parse_policy)]
+    pub maxmemory_policy: crate::store::EvictionPolicy,
+
+    /// Keys sampled per eviction by the sampling policies (LFU, volatile-ttl), as Redis's maxmemory-samples.
+    #[arg(long, env = "RINGCACHE_MAXMEMORY_SAMPLES", default_value_t = 5)]
+    pub maxmemory_samples: u32,
+
+    /// Redis's lfu-log-factor: how slowly the LFU counter grows (hits for a counter of 255 grow with it).
+    #[arg(long, env = "RINGCACHE_LFU_LOG_FACTOR", default_value_t = 10)]
+    pub lfu_log_factor: u32,
+
+    /// Redis's lfu-decay-time: minutes per decrement of an idle key's LFU counter (0: never decays).
+    #[arg(long, env = "RINGCACHE_LFU_DECAY_TIME", default_value_t = 1)]
+    pub lfu_decay_time: u32,
+
     /// Number of lock stripes in the store (a power of two, at most 1024).
     #[arg(long, env = "RINGCACHE_STRIPES", default_value_t = 64, value_parser = parse_stripes)]
     pub stripes: usize,
@@ -157,6 +175,10 @@ impl ShardArgs {
             }),
         }
     }
+}
+
+fn parse_policy(s: &str) -> Result<crate::store::EvictionPolicy, String> {
+    s.parse().map_err(|e: crate::store::UnknownPolicy| e.to_string())
 }
 
 fn parse_stripes(s: &str) -> Result<usize, String> {

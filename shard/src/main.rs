@@ -79,6 +79,10 @@ async fn serve(args: ShardArgs) -> anyhow::Result<()> {
         (None, None) => anyhow::bail!("no port to listen on"),
     };
     let store = Arc::new(store::Store::new(args.maxmemory as usize, args.stripes));
+    store.set_eviction_policy(args.maxmemory_policy);
+    store.set_maxmemory_samples(args.maxmemory_samples);
+    store.set_lfu_log_factor(args.lfu_log_factor);
+    store.set_lfu_decay_time(args.lfu_decay_time);
     let persistence = Persistence::open(args.snapshot_config(), store.clone())?;
     let config = ServerConfig {
         bind: args.bind.clone(),

@@ -3,7 +3,7 @@
 //!
 //! Live parameters: `maxmemory` (shrinking it evicts down to it in the background, as Redis's eviction
 //! time proc), `maxmemory-policy` (through [`set_maxmemory_policy`], the single place the store's eviction
-//! policy is set), `timeout`, `slowlog-log-slower-than`, `slowlog-max-len`, `latency-monitor-threshold`,
+//! policy is set), `maxmemory-samples`, `lfu-log-factor`, `lfu-decay-time`, `timeout`, `slowlog-log-slower-than`, `slowlog-max-len`, `latency-monitor-threshold`,
 //! `loglevel`, `lua-time-limit`/`busy-reply-threshold`. The others are fixed at start (CONFIG SET answers
 //! Redis's "can't set immutable config").
 
@@ -70,21 +70,16 @@ const POLICIES: [&str; 8] = [
 ];
 
 /// `maxmemory-policy` as CONFIG GET shows it.
-fn maxmemory_policy(_shared: &Shared) -> String {
-    // Eviction policies: once the store has them, this is `shared.store.eviction_policy().name()`.
-    "allkeys-lru".into()
+fn maxmemory_policy(shared: &Shared) -> String {
+    shared.store.eviction_policy().name().into()
 }
 
 /// CONFIG SET maxmemory-policy: the single place the store's eviction policy changes.
-fn set_maxmemory_policy(_shared: &Shared, value: &str) -> Result<(), String> {
+fn set_maxmemory_policy(shared: &Shared, value: &str) -> Result<(), String> {
     let name = parse_enum(value, &POLICIES)?;
-    // Eviction policies: once the store has them, parse `name` into the policy and call
-    // `shared.store.set_eviction_policy(policy)` here (and drop the refusal below).
-    if name == "allkeys-lru" {
-        Ok(())
-    } else {
-        Err(format!("ringcache-shard evicts with allkeys-lru only, not {name}"))
-    }
+    let policy: crate::store::EvictionPolicy = name.parse().map_err(|_| "argument(s) must be one of the following: volatile-lru, volatile-lfu, volatile-random, volatile-ttl, allkeys-lru, allkeys-lfu, allkeys-random, noeviction".to_string())?;
+    shared.store.set_eviction_policy(policy);
+    Ok(())
 }
 
 /// CONFIG SET maxmemory: the new limit holds for the next write; keys are evicted down to it on a thread
@@ -134,8 +129,40 @@ pub static PARAMS: &[Param<Shared>] = &[
         alias: None,
         get: maxmemory_policy,
         set: Some(set_maxmemory_policy),
-        // Once the shard has a --maxmemory-policy flag: `Some(("maxmemory_policy", toml_string))`.
-        toml: None,
+        toml: Some(("maxmemory_policy", rc::toml_string)),
+    },
+    Param {
+        name: "maxmemory-samples",
+        alias: None,
+        get: |s| s.store.eviction().samples().to_string(),
+        set: Some(|s, v| {
+            let n = parse_int_in(v, 1, 64)?;
+            s.store.set_maxmemory_samples(n as u32);
+            Ok(())
+        }),
+        toml: Some(("maxmemory_samples", toml_integer)),
+    },
+    Param {
+        name: "lfu-log-factor",
+        alias: None,
+        get: |s| s.store.eviction().lfu_log_factor().to_string(),
+        set: Some(|s, v| {
+            let n = parse_int_in(v, 0, i64::from(i32::MAX))?;
+            s.store.set_lfu_log_factor(n as u32);
+            Ok(())
+        }),
+        toml: Some(("lfu_log_factor", toml_integer)),
+    },
+    Param {
+        name: "lfu-decay-time",
+        alias: None,
+        get: |s| s.store.eviction().lfu_decay_time().to_string(),
+        set: Some(|s, v| {
+            let n = parse_int_in(v, 0, i64::from(i32::MAX))?;
+            s.store.set_lfu_decay_time(n as u32);
+            Ok(())
+        }),
+        toml: Some(("lfu_decay_time", toml_integer)),
     },
     Param {
         name: "timeout",

@@ -5,8 +5,9 @@
 //! `intset`/`hashtable` sets, `listpack`/`hashtable` hashes, `listpack`/`skiplist` sorted sets, by Redis's
 //! default thresholds. Redis never converts a value back to its compact encoding once it grew past them,
 //! and an APPEND or SETRANGE makes a short string `raw`; a shard answers from the content alone.
-//! REFCOUNT is 1, or Redis's shared-integer count for the integers 0..9999 it shares. IDLETIME is 0 (a
-//! shard orders keys by recency without their access times); FREQ answers Redis's error for an LRU policy.
+//! REFCOUNT is 1, or Redis's shared-integer count for the integers 0..9999 it shares. IDLETIME (seconds,
+//! under an LRU policy) and FREQ (Redis's LFU counter, under an LFU policy) read the key's access word
+//! without touching it, and answer Redis's errors under the other kind of policy.
 
 use ringcache_common::resp::{ReplyWriter, Request};
 
@@ -55,6 +56,10 @@ const OBJECT_HELP: [&str; 15] = [
 const NO_LFU: &str = "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that \
                       when switching between policies at runtime LRU and LFU data will take some time to adjust.";
 
+/// Redis's reply to OBJECT IDLETIME under an LFU policy.
+const NO_LRU: &str = "ERR An LFU maxmemory policy is selected, idle time not tracked. Please note that when \
+                      switching between policies at runtime LRU and LFU data will take some time to adjust.";
+
 fn object(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let sub = req.arg(1);
     if is(sub, "HELP") && req.argc() == 2 {
@@ -74,7 +79,9 @@ fn object(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
     let key = req.arg(2);
     let h = ctx.db.hash(key);
     let mut g = ctx.db.stripe(h)?;
-    let Some(slot) = g.lookup(h, key, ctx.now_ms) else {
+    // Redis looks the key up without touching it (LOOKUP_NOTOUCH), expiring it if its TTL passed.
+    g.remove_if_expired(h, key, ctx.now_ms);
+    let Some(slot) = g.find_live(h, key, ctx.now_ms) else {
         ctx.out.null();
         return Ok(());
     };
@@ -90,9 +97,15 @@ fn object(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
             && parse_i64(g.string(slot)).is_ok_and(|n| (0..SHARED_INTEGERS).contains(&n));
         ctx.out.integer(if shared { SHARED_REFCOUNT } else { 1 });
     } else if is(sub, "IDLETIME") {
-        ctx.out.integer(0);
+        if ctx.store.eviction_policy().is_lfu() {
+            return Err(CmdError::Other(NO_LRU.into()));
+        }
+        ctx.out.integer(g.idle_seconds(slot, ctx.now_ms) as i64);
     } else {
-        return Err(CmdError::Other(NO_LFU.into()));
+        if !ctx.store.eviction_policy().is_lfu() {
+            return Err(CmdError::Other(NO_LFU.into()));
+        }
+        ctx.out.integer(i64::from(g.lfu_frequency(slot, ctx.now_ms)));
     }
     Ok(())
 }

@@ -66,7 +66,7 @@ fn info_text(ctx: &mut Ctx<'_>, sections: &Sections) -> Result<String, CmdError>
     info.set("memory", "number_of_cached_scripts", shared.scripting.cached_scripts());
     info.set("memory", "maxmemory", max);
     info.set("memory", "maxmemory_human", human_bytes(max as u64));
-    info.set("memory", "maxmemory_policy", "allkeys-lru");
+    info.set("memory", "maxmemory_policy", ctx.store.eviction_policy().name());
     info.set("memory", "mem_fragmentation_ratio", format!("{:.2}", rss as f64 / used.max(1) as f64));
     info.set("memory", "mem_fragmentation_bytes", rss as i64 - used as i64);
     info.set("memory", "mem_allocator", "mimalloc");

@@ -11,6 +11,7 @@
 //! - A command locks the stripes of all its keys, in index order, before it runs and releases them after
 //!   ([`Db`]): every multi-key command is atomic, and transactions and scripts hold every stripe.
 
+pub mod evict;
 mod expire;
 mod stripe;
 mod value;
@@ -20,6 +21,7 @@ use std::sync::{Arc, OnceLock};
 
 use parking_lot::{Mutex, MutexGuard};
 
+pub use evict::{EvictionSettings, Policy as EvictionPolicy, UnknownPolicy};
 pub use expire::spawn_active_expiry;
 pub use stripe::{string_entry_cost, Slot, Taken, ENTRY_OVERHEAD_BYTES};
 pub use value::{
@@ -40,11 +42,13 @@ pub struct Budget {
     used: AtomicUsize,
     /// 0 means no limit. Changed by CONFIG SET maxmemory.
     max: AtomicUsize,
+    /// `maxmemory-policy` and its parameters, read by every stripe (lock-free, changeable live).
+    pub eviction: EvictionSettings,
 }
 
 impl Budget {
     pub fn new(max: usize) -> Self {
-        Budget { used: AtomicUsize::new(0), max: AtomicUsize::new(max) }
+        Budget { used: AtomicUsize::new(0), max: AtomicUsize::new(max), eviction: EvictionSettings::default() }
     }
 
     pub fn used(&self) -> usize {
@@ -285,6 +289,9 @@ impl Store {
     /// charged; false once nothing more can be evicted. Stripes in `held` are evicted directly; others are
     /// only try-locked, so this never waits on a lock while holding one.
     fn evict_to_charge(&self, held: &mut [StripeGuard<'_>], skip: Option<usize>, bytes: usize) -> bool {
+        if self.budget.eviction.policy() == EvictionPolicy::NoEviction {
+            return false;
+        }
         let n = self.stripes.len();
         let mut idle_rounds = 0;
         while idle_rounds < 2 {
@@ -296,9 +303,9 @@ impl Store {
                     continue;
                 }
                 let evicted = if let Some(h) = held.iter_mut().find(|g| g.index == i) {
-                    h.evict_lru(stripe::NIL).is_some()
+                    h.evict_one(stripe::NIL).is_some()
                 } else if let Some(mut other) = self.stripes[i].0.try_lock() {
-                    other.evict_lru(stripe::NIL).is_some()
+                    other.evict_one(stripe::NIL).is_some()
                 } else {
                     false
                 };
@@ -395,7 +402,7 @@ impl Store {
                 // A few keys per lock, so writers to this stripe are not held up long.
                 let mut g = self.stripes[i].0.lock();
                 for _ in 0..16 {
-                    if g.evict_lru(stripe::NIL).is_none() {
+                    if g.evict_one(stripe::NIL).is_none() {
                         break;
                     }
                     evicted += 1;
@@ -406,6 +413,34 @@ impl Store {
                 return evicted;
             }
         }
+    }
+
+    /// The eviction settings (`maxmemory-policy`, `maxmemory-samples`, `lfu-log-factor`,
+    /// `lfu-decay-time`): atomics, so CONFIG SET can change them while commands run.
+    pub fn eviction(&self) -> &EvictionSettings {
+        &self.budget.eviction
+    }
+
+    pub fn eviction_policy(&self) -> EvictionPolicy {
+        self.budget.eviction.policy()
+    }
+
+    /// Changes `maxmemory-policy` live. Keys' access words are read under the new policy from now on
+    /// (as in Redis, LRU times and LFU counters take a while to become meaningful after a switch).
+    pub fn set_eviction_policy(&self, policy: EvictionPolicy) {
+        self.budget.eviction.set_policy(policy);
+    }
+
+    pub fn set_maxmemory_samples(&self, samples: u32) {
+        self.budget.eviction.set_samples(samples);
+    }
+
+    pub fn set_lfu_log_factor(&self, factor: u32) {
+        self.budget.eviction.set_lfu_log_factor(factor);
+    }
+
+    pub fn set_lfu_decay_time(&self, minutes: u32) {
+        self.budget.eviction.set_lfu_decay_time(minutes);
     }
 
     /// Totals over all stripes (locks each briefly in turn).

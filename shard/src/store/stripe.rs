@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 use hashbrown::HashTable;
 
+use super::evict::{self, Policy, Rng};
 use super::{Budget, KeyHooks};
 
 use super::value::{Collection, Kind};
@@ -63,6 +64,9 @@ impl Entry {
 #[derive(Default)]
 struct Slab {
     chunks: Vec<Vec<Entry>>,
+    /// Each entry's access word (see `evict.rs`): seconds of its last access under an LRU policy, Redis's
+    /// LFU counter and decrement time under an LFU one. Beside the entries, so an entry stays 32 bytes.
+    access: Vec<Vec<u32>>,
     len: usize,
 }
 
@@ -74,14 +78,28 @@ impl Slab {
         self.len
     }
 
-    fn push(&mut self, entry: Entry) {
+    fn push(&mut self, entry: Entry, access: u32) {
         if self.len == self.chunks.len() * SLAB_CHUNK {
             self.chunks.push(Vec::with_capacity(SLAB_CHUNK));
+            self.access.push(Vec::with_capacity(SLAB_CHUNK));
         }
         if let Some(chunk) = self.chunks.last_mut() {
             chunk.push(entry);
         }
+        if let Some(chunk) = self.access.last_mut() {
+            chunk.push(access);
+        }
         self.len += 1;
+    }
+
+    #[inline]
+    fn access(&self, i: usize) -> u32 {
+        self.access[i >> SLAB_CHUNK_SHIFT][i & (SLAB_CHUNK - 1)]
+    }
+
+    #[inline]
+    fn set_access(&mut self, i: usize, word: u32) {
+        self.access[i >> SLAB_CHUNK_SHIFT][i & (SLAB_CHUNK - 1)] = word;
     }
 }
 
@@ -124,6 +142,10 @@ pub struct Stripe<S> {
     pub expired_total: u64,
     /// Keys removed to stay under `maxmemory`.
     pub evicted_total: u64,
+    /// The time of the last lookup, for the access word of keys inserted after it (a write looks its key
+    /// up first), as Redis uses its cached clock.
+    clock_ms: u64,
+    rng: Rng,
 }
 
 /// A value taken out of the store (by RENAME), to be inserted under another key.
@@ -149,6 +171,8 @@ impl<S: BuildHasher + Clone> Stripe<S> {
             free_collections: Vec::new(),
             expired_total: 0,
             evicted_total: 0,
+            clock_ms: crate::clock::now_ms(),
+            rng: Rng::new(rand::random()),
         }
     }
 
@@ -167,6 +191,7 @@ impl<S: BuildHasher + Clone> Stripe<S> {
     /// Finds a live key, removing it first if its TTL has passed, and marks it most recently used.
     #[inline]
     pub fn lookup(&mut self, hash: u64, key: &[u8], now_ms: u64) -> Option<Slot> {
+        self.clock_ms = now_ms;
         let slot = self.find(hash, key)?;
         if self.is_expired(slot, now_ms) {
             self.remove(slot);
@@ -174,7 +199,39 @@ impl<S: BuildHasher + Clone> Stripe<S> {
             return None;
         }
         self.touch(slot);
+        self.accessed(slot, now_ms);
         Some(slot)
+    }
+
+    /// Records an access in the key's access word: its time (LRU policies) or Redis's LFU counter.
+    #[inline]
+    fn accessed(&mut self, slot: Slot, now_ms: u64) {
+        let word = if self.budget.eviction.tracks_lfu() {
+            let r = self.rng.unit();
+            evict::lfu_accessed(self.entries.access(slot as usize), now_ms, &self.budget.eviction, r)
+        } else {
+            evict::lru_word(now_ms)
+        };
+        self.entries.set_access(slot as usize, word);
+    }
+
+    /// The access word of a new key.
+    fn new_access_word(&self) -> u32 {
+        if self.budget.eviction.tracks_lfu() {
+            evict::lfu_new_word(self.clock_ms)
+        } else {
+            evict::lru_word(self.clock_ms)
+        }
+    }
+
+    /// Seconds since the key was last accessed (OBJECT IDLETIME under an LRU policy).
+    pub fn idle_seconds(&self, slot: Slot, now_ms: u64) -> u64 {
+        u64::from(evict::lru_word(now_ms).saturating_sub(self.entries.access(slot as usize)))
+    }
+
+    /// The key's LFU counter, decayed to now (OBJECT FREQ under an LFU policy).
+    pub fn lfu_frequency(&self, slot: Slot, now_ms: u64) -> u8 {
+        evict::lfu_decr_and_return(self.entries.access(slot as usize), now_ms, self.budget.eviction.lfu_decay_time())
     }
 
     /// Removes a key whose TTL has passed, without counting a lookup or refreshing its recency. Returns
@@ -197,7 +254,7 @@ impl<S: BuildHasher + Clone> Stripe<S> {
             if self.budget.try_charge(bytes) {
                 return true;
             }
-            if self.evict_lru(protect).is_none() {
+            if self.evict_one(protect).is_none() {
                 return false;
             }
         }
@@ -350,13 +407,15 @@ impl<S: BuildHasher + Clone> Stripe<S> {
 
     fn insert_blob(&mut self, hash: u64, blob: Box<[u8]>, key_len: usize) -> Slot {
         let entry = Entry { blob, key_len: key_len as u32, prev: NIL, next: NIL, expire_slot: NIL };
+        let access = self.new_access_word();
         let slot = if self.free_head != NIL {
             let s = self.free_head;
             self.free_head = self.entries[s as usize].next;
             self.entries[s as usize] = entry;
+            self.entries.set_access(s as usize, access);
             s
         } else {
-            self.entries.push(entry);
+            self.entries.push(entry, access);
             (self.entries.len() - 1) as u32
         };
         let (entries, hasher) = (&self.entries, &self.hasher);
@@ -439,6 +498,121 @@ impl<S: BuildHasher + Clone> Stripe<S> {
                 (self.collections.len() - 1) as u32
             }
         }
+    }
+
+    /// Removes one key other than `protect`, chosen by the eviction policy (see `evict.rs`). Returns the
+    /// bytes freed, or `None` if the policy has nothing to evict here.
+    pub fn evict_one(&mut self, protect: Slot) -> Option<usize> {
+        let policy = self.budget.eviction.policy();
+        if policy == Policy::AllkeysLru {
+            return self.evict_lru(protect);
+        }
+        let victim = self.choose_victim(policy, protect)?;
+        let freed_bytes = self.remove(victim);
+        self.evicted_total += 1;
+        Some(freed_bytes)
+    }
+
+    fn choose_victim(&mut self, policy: Policy, protect: Slot) -> Option<Slot> {
+        let samples = self.budget.eviction.samples();
+        let now_ms = self.clock_ms;
+        let decay = self.budget.eviction.lfu_decay_time();
+        match policy {
+            Policy::NoEviction => None,
+            Policy::AllkeysLru => {
+                let mut victim = self.lru_tail;
+                if victim == protect && victim != NIL {
+                    victim = self.entries[victim as usize].prev;
+                }
+                (victim != NIL).then_some(victim)
+            }
+            Policy::AllkeysRandom => self.sample_all(1, protect, |_, _| 0),
+            Policy::AllkeysLfu => self.sample_all(samples, protect, |s, slot| {
+                u64::from(evict::lfu_decr_and_return(s.entries.access(slot as usize), now_ms, decay))
+            }),
+            Policy::VolatileRandom => self.sample_volatile(1, protect, |_, _| 0),
+            Policy::VolatileTtl => {
+                self.sample_volatile(samples, protect, |s, slot| s.expire_at(slot).unwrap_or(u64::MAX))
+            }
+            Policy::VolatileLfu => self.sample_volatile(samples, protect, |s, slot| {
+                u64::from(evict::lfu_decr_and_return(s.entries.access(slot as usize), now_ms, decay))
+            }),
+            Policy::VolatileLru => {
+                if self.expires.is_empty() {
+                    return None;
+                }
+                let mut s = self.lru_tail;
+                for _ in 0..evict::VOLATILE_LRU_WALK {
+                    if s == NIL {
+                        break;
+                    }
+                    if s != protect && self.entries[s as usize].expire_slot != NIL {
+                        return Some(s);
+                    }
+                    s = self.entries[s as usize].prev;
+                }
+                self.sample_volatile(samples, protect, |s, slot| u64::from(s.entries.access(slot as usize)))
+            }
+        }
+    }
+
+    /// The lowest-scored of `samples` random live keys (not `protect`).
+    fn sample_all(&mut self, samples: usize, protect: Slot, score: impl Fn(&Self, Slot) -> u64) -> Option<Slot> {
+        if self.len == 0 || (self.len == 1 && protect != NIL) {
+            return None;
+        }
+        let n = self.entries.len();
+        if n <= samples {
+            // The sample would cover the stripe: look at every key (exact, and deterministic for tests).
+            return (0..n as u32)
+                .filter(|&s| s != protect && !self.entries[s as usize].is_free())
+                .min_by_key(|&s| score(self, s));
+        }
+        let mut best: Option<(u64, Slot)> = None;
+        let mut found = 0;
+        for _ in 0..samples * 8 + 32 {
+            let s = self.rng.below(n) as u32;
+            if s == protect || self.entries[s as usize].is_free() {
+                continue;
+            }
+            let v = score(self, s);
+            if best.is_none_or(|(b, _)| v < b) {
+                best = Some((v, s));
+            }
+            found += 1;
+            if found == samples {
+                break;
+            }
+        }
+        best.map(|(_, s)| s).or_else(|| (0..n as u32).find(|&s| s != protect && !self.entries[s as usize].is_free()))
+    }
+
+    /// The lowest-scored of `samples` random keys with a TTL (not `protect`).
+    fn sample_volatile(&mut self, samples: usize, protect: Slot, score: impl Fn(&Self, Slot) -> u64) -> Option<Slot> {
+        let n = self.expires.len();
+        if n == 0 || (n == 1 && self.expires[0].0 == protect) {
+            return None;
+        }
+        if n <= samples {
+            return self.expires.iter().map(|&(s, _)| s).filter(|&s| s != protect).min_by_key(|&s| score(self, s));
+        }
+        let mut best: Option<(u64, Slot)> = None;
+        let mut found = 0;
+        for _ in 0..samples * 4 + 8 {
+            let s = self.expires[self.rng.below(n)].0;
+            if s == protect {
+                continue;
+            }
+            let v = score(self, s);
+            if best.is_none_or(|(b, _)| v < b) {
+                best = Some((v, s));
+            }
+            found += 1;
+            if found == samples {
+                break;
+            }
+        }
+        best.map(|(_, s)| s).or_else(|| self.expires.iter().map(|&(s, _)| s).find(|&s| s != protect))
     }
 
     /// Removes the least recently used key other than `protect`. Returns the bytes freed, if any.

@@ -267,10 +267,16 @@ pub struct RedisServer {
 
 impl RedisServer {
     pub fn start() -> RedisServer {
+        Self::start_with(&[])
+    }
+
+    /// Starts redis-server with extra arguments (`--maxmemory 2mb`, ...).
+    pub fn start_with(extra: &[&str]) -> RedisServer {
         let port = free_port();
         let mut child = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .args(["--databases", "1"])
+            .args(extra)
             .stdout(Stdio::null())
             .stdin(Stdio::null())
             .spawn()
