@@ -11,6 +11,7 @@ use std::time::Instant;
 use dashmap::DashMap;
 use parking_lot::Mutex;
 
+use crate::acl::{Acl, User};
 use crate::resp::{Protocol, ReplyBuf, ReplyWriter, Request};
 
 /// The Redis version clients see in INFO and HELLO. Replies follow Redis 7 (7.2's where 7.0 and 7.2
@@ -31,18 +32,21 @@ pub struct ClientInfo {
     pub created: Instant,
     pub last_active: Instant,
     pub proto: Protocol,
+    /// The user the connection is authenticated as.
+    pub user: String,
 }
 
 impl ClientInfo {
     /// One CLIENT LIST line, in Redis's field order (fields we do not track are omitted).
     pub fn describe(&self, id: u64, now: Instant) -> String {
         format!(
-            "id={id} addr={} laddr={} fd=-1 name={} age={} idle={} flags=N db=0 sub=0 psub=0 multi=-1 user=default resp={} lib-name={} lib-ver={}",
+            "id={id} addr={} laddr={} fd=-1 name={} age={} idle={} flags=N db=0 sub=0 psub=0 multi=-1 user={} resp={} lib-name={} lib-ver={}",
             self.addr,
             self.laddr,
             self.name,
             now.duration_since(self.created).as_secs(),
             now.duration_since(self.last_active).as_secs(),
+            self.user,
             self.proto.version(),
             self.lib_name,
             self.lib_ver,
@@ -57,6 +61,8 @@ pub type ClientRegistry = DashMap<u64, Arc<Mutex<ClientInfo>>>;
 pub struct ClientConn {
     pub id: u64,
     pub authenticated: bool,
+    /// The user it runs commands as (`default` until AUTH): [`User::unrestricted`] skips the ACL check.
+    pub user: Arc<User>,
     /// The protocol chosen with HELLO (RESP2 until then, and again after RESET).
     pub proto: Protocol,
     /// Set by QUIT: write the pending replies, then close.
@@ -66,13 +72,9 @@ pub struct ClientConn {
 
 impl ClientConn {
     /// A new connection, registered in `registry` until [`ClientConn::unregister`].
-    pub fn register(
-        registry: &ClientRegistry,
-        id: u64,
-        addr: SocketAddr,
-        laddr: SocketAddr,
-        authenticated: bool,
-    ) -> Self {
+    pub fn register(registry: &ClientRegistry, id: u64, addr: SocketAddr, laddr: SocketAddr, acl: &Acl) -> Self {
+        let authenticated = acl.default_is_open();
+        let user = acl.default_user();
         let now = Instant::now();
         let info = Arc::new(Mutex::new(ClientInfo {
             addr,
@@ -83,9 +85,10 @@ impl ClientConn {
             created: now,
             last_active: now,
             proto: Protocol::Resp2,
+            user: user.name.clone(),
         }));
         registry.insert(id, info.clone());
-        ClientConn { id, authenticated, proto: Protocol::Resp2, close_after_reply: false, info }
+        ClientConn { id, authenticated, user, proto: Protocol::Resp2, close_after_reply: false, info }
     }
 
     pub fn unregister(&self, registry: &ClientRegistry) {
@@ -108,6 +111,18 @@ impl ClientConn {
         self.info.lock().proto = proto;
     }
 
+    /// This connection's CLIENT LIST line (ACL LOG's `client-info`).
+    pub fn client_info(&self) -> String {
+        self.info.lock().describe(self.id, Instant::now())
+    }
+
+    /// Authenticates the connection as `user`.
+    pub fn login(&mut self, user: Arc<User>) {
+        self.info.lock().user = user.name.clone();
+        self.user = user;
+        self.authenticated = true;
+    }
+
     /// Records activity (for CLIENT LIST's `idle`); called once per batch of requests.
     pub fn touch(&self, at: Instant) {
         self.info.lock().last_active = at;
@@ -118,7 +133,18 @@ impl ClientConn {
 pub fn is_connection_command(name: &str) -> bool {
     matches!(
         name,
-        "ping" | "echo" | "quit" | "auth" | "hello" | "select" | "client" | "reset" | "time" | "readonly" | "readwrite"
+        "ping"
+            | "echo"
+            | "quit"
+            | "auth"
+            | "hello"
+            | "select"
+            | "client"
+            | "reset"
+            | "time"
+            | "readonly"
+            | "readwrite"
+            | "acl"
     )
 }
 
@@ -126,13 +152,15 @@ fn is(arg: &[u8], word: &str) -> bool {
     arg.eq_ignore_ascii_case(word.as_bytes())
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-/// Checks a username/password pair against the server's password (the only user is `default`).
-fn credentials_ok(requirepass: Option<&str>, user: &[u8], password: &[u8]) -> bool {
-    user == b"default" && requirepass.is_none_or(|expected| constant_time_eq(expected.as_bytes(), password))
+/// Checks a username/password pair and authenticates the connection with it.
+fn login(acl: &Acl, session: &mut ClientConn, user: &[u8], password: &[u8]) -> Result<(), String> {
+    let info = session.info.clone();
+    let id = session.id;
+    let user = acl
+        .authenticate(user, password, || info.lock().describe(id, Instant::now()))
+        .ok_or_else(|| WRONGPASS.to_string())?;
+    session.login(user);
+    Ok(())
 }
 
 /// An integer as Redis's `string2ll` reads one: optional `-`, no `+`, no leading zeros or spaces, in range.
@@ -157,7 +185,7 @@ pub fn execute(
     req: &Request,
     session: &mut ClientConn,
     clients: &ClientRegistry,
-    requirepass: Option<&str>,
+    acl: &Acl,
     out: &mut ReplyBuf,
 ) -> Result<(), String> {
     match name {
@@ -185,19 +213,22 @@ pub fn execute(
                 3 => (req.arg(1), req.arg(2)),
                 _ => return Err("ERR syntax error".into()),
             };
-            if req.argc() == 2 && requirepass.is_none() {
+            if req.argc() == 2 && acl.default_user().rules().nopass {
                 return Err("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?".into());
             }
-            if !credentials_ok(requirepass, user, password) {
-                return Err(WRONGPASS.into());
-            }
-            session.authenticated = true;
+            login(acl, session, user, password)?;
             out.ok();
         }
-        "hello" => hello(req, session, requirepass, out)?,
+        "hello" => hello(req, session, acl, out)?,
+        "acl" => {
+            let (info, id) = (session.info.clone(), session.id);
+            crate::acl::acl_command(acl, req, &session.user, || info.lock().describe(id, Instant::now()), out)?
+        }
         "reset" => {
             session.set_name(String::new());
-            session.authenticated = requirepass.is_none();
+            session.authenticated = acl.default_is_open();
+            session.info.lock().user = "default".into();
+            session.user = acl.default_user();
             session.set_proto(Protocol::Resp2, out);
             out.simple("RESET");
         }
@@ -217,7 +248,7 @@ pub fn execute(
 
 /// HELLO [2|3] [AUTH user pass] [SETNAME name]: switches the connection's protocol and replies with the
 /// server's description, as a map in the new protocol.
-fn hello(req: &Request, session: &mut ClientConn, requirepass: Option<&str>, out: &mut ReplyBuf) -> Result<(), String> {
+fn hello(req: &Request, session: &mut ClientConn, acl: &Acl, out: &mut ReplyBuf) -> Result<(), String> {
     let mut i = 1;
     let mut proto = None;
     if req.argc() > 1 {
@@ -247,10 +278,7 @@ fn hello(req: &Request, session: &mut ClientConn, requirepass: Option<&str>, out
         }
     }
     if let Some((user, password)) = auth {
-        if !credentials_ok(requirepass, user, password) {
-            return Err(WRONGPASS.into());
-        }
-        session.authenticated = true;
+        login(acl, session, user, password)?;
     }
     if !session.authenticated {
         return Err("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time".into());

@@ -74,7 +74,7 @@ async fn serve(args: ProxyArgs, workers: &[tokio::runtime::Handle]) -> anyhow::R
     let shared = Arc::new(
         ProxyShared::new(
             cluster,
-            args.client.password(),
+            args.client.acl().map_err(anyhow::Error::msg)?,
             args.client.limits(),
             args.client.maxclients,
             args.client.idle_timeout,

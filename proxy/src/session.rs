@@ -48,7 +48,8 @@ const KEEP_BUFFER_BYTES: usize = 1 << 20;
 /// Settings and counters shared by all sessions.
 pub struct ProxyShared {
     pub cluster: Arc<Cluster>,
-    pub requirepass: Option<String>,
+    /// The proxy's own users (its clients AUTH against them; ACL commands are answered here).
+    pub acl: ringcache_common::acl::Acl,
     pub limits: Limits,
     pub maxclients: usize,
     pub idle_timeout: Duration,
@@ -73,7 +74,7 @@ pub struct ProxyShared {
 impl ProxyShared {
     pub fn new(
         cluster: Arc<Cluster>,
-        requirepass: Option<String>,
+        acl: ringcache_common::acl::Acl,
         limits: Limits,
         maxclients: usize,
         idle_timeout: Duration,
@@ -81,7 +82,7 @@ impl ProxyShared {
     ) -> Self {
         ProxyShared {
             cluster,
-            requirepass,
+            acl,
             limits,
             maxclients,
             idle_timeout,
@@ -265,7 +266,7 @@ pub async fn run(
         async move {
             let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
             let laddr = stream.local_addr().unwrap_or(addr);
-            let mut session = ClientConn::register(&shared.clients, id, addr, laddr, shared.requirepass.is_none());
+            let mut session = ClientConn::register(&shared.clients, id, addr, laddr, &shared.acl);
             if let Err(e) = serve(stream, &mut session, &shared, &shutdown).await {
                 tracing::debug!("client {id}: {e}");
             }

@@ -45,7 +45,8 @@ pub struct ServerConfig {
     pub bind: String,
     pub port: u16,
     pub maxclients: usize,
-    pub requirepass: Option<String>,
+    /// The users (the default one has --requirepass as its password).
+    pub acl: Arc<ringcache_common::acl::Acl>,
     /// Zero: never time out.
     pub idle_timeout: Duration,
     pub limits: Limits,
@@ -250,7 +251,7 @@ async fn serve_client(stream: TcpStream, addr: SocketAddr, shared: &Arc<Shared>,
     let _ = stream.set_nodelay(true);
     let id = shared.next_client_id.fetch_add(1, Ordering::Relaxed);
     let laddr = stream.local_addr().unwrap_or(addr);
-    let conn = ClientConn::register(&shared.clients, id, addr, laddr, shared.config.requirepass.is_none());
+    let conn = ClientConn::register(&shared.clients, id, addr, laddr, &shared.config.acl);
     let mut client = ClientState::new(conn);
     if let Err(e) = connection_loop(stream, shared, &mut client, shutdown).await {
         tracing::debug!("client {id} ({addr}): {e}");
