@@ -153,11 +153,11 @@ fn is(arg: &[u8], word: &str) -> bool {
 }
 
 /// Checks a username/password pair and authenticates the connection with it.
-fn login(acl: &Acl, session: &mut ClientConn, user: &[u8], password: &[u8]) -> Result<(), String> {
+fn login(acl: &Acl, command: &str, session: &mut ClientConn, user: &[u8], password: &[u8]) -> Result<(), String> {
     let info = session.info.clone();
     let id = session.id;
     let user = acl
-        .authenticate(user, password, || info.lock().describe(id, Instant::now()))
+        .authenticate(command, user, password, || info.lock().describe(id, Instant::now()))
         .ok_or_else(|| WRONGPASS.to_string())?;
     session.login(user);
     Ok(())
@@ -216,7 +216,7 @@ pub fn execute(
             if req.argc() == 2 && acl.default_user().rules().nopass {
                 return Err("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?".into());
             }
-            login(acl, session, user, password)?;
+            login(acl, "AUTH", session, user, password)?;
             out.ok();
         }
         "hello" => hello(req, session, acl, out)?,
@@ -278,7 +278,7 @@ fn hello(req: &Request, session: &mut ClientConn, acl: &Acl, out: &mut ReplyBuf)
         }
     }
     if let Some((user, password)) = auth {
-        login(acl, session, user, password)?;
+        login(acl, "HELLO", session, user, password)?;
     }
     if !session.authenticated {
         return Err("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time".into());

@@ -151,7 +151,8 @@ pub fn acl_command(
             if argc > 3 {
                 return Err("ERR wrong number of arguments for 'acl|log' command".into());
             }
-            let mut count = usize::MAX;
+            // Redis shows the 10 newest without a count.
+            let mut count = 10;
             if argc == 3 {
                 if req.arg(2).eq_ignore_ascii_case(b"reset") {
                     acl.log.lock().entries.clear();

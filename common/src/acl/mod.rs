@@ -203,9 +203,10 @@ impl Acl {
     }
 
     /// The user `name` if it is enabled and `password` is one of its passwords. A failure is logged
-    /// (reason `auth`) with `client_info`.
+    /// (reason `auth`, object the command: AUTH or HELLO) with `client_info`.
     pub fn authenticate(
         &self,
+        command: &str,
         name: &[u8],
         password: &[u8],
         client_info: impl FnOnce() -> String,
@@ -218,7 +219,7 @@ impl Acl {
             self.log_entry(
                 "auth",
                 Context::Toplevel,
-                "AUTH".into(),
+                command.into(),
                 String::from_utf8_lossy(name).into_owned(),
                 client_info(),
             );
