@@ -213,7 +213,7 @@ pub fn execute(
                 3 => (req.arg(1), req.arg(2)),
                 _ => return Err("ERR syntax error".into()),
             };
-            if req.argc() == 2 && acl.default_user().rules().nopass {
+            if req.argc() == 2 && acl.default_is_nopass() {
                 return Err("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?".into());
             }
             login(acl, "AUTH", session, user, password)?;

@@ -198,8 +198,14 @@ impl Acl {
 
     /// Whether a new connection is authenticated as the default user from the start (it is `on` and `nopass`).
     pub fn default_is_open(&self) -> bool {
-        let rules = self.default_user().rules();
+        let user = self.default_user();
+        let rules = user.rules.read();
         rules.enabled && rules.nopass
+    }
+
+    /// Whether the default user has `nopass` (AUTH with a password alone is then an error, as in Redis).
+    pub fn default_is_nopass(&self) -> bool {
+        self.default_user().rules.read().nopass
     }
 
     /// The user `name` if it is enabled and `password` is one of its passwords. A failure is logged
