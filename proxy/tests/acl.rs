@@ -437,3 +437,23 @@ except redis.exceptions.AuthenticationError:
         assert!(stdout.contains("WRONGPASS"), "{stdout}");
     }
 }
+
+/// A script's refused `redis.call` fails the script with Redis 7.2's words and is logged in context `lua`.
+#[test]
+fn a_script_call_is_checked_in_context_lua() {
+    let shard = start_shard(&[]);
+    let mut admin = RawClient::connect(shard.port);
+    let mut c = RawClient::connect(shard.port);
+    let set = ["ACL", "SETUSER", "lua", "on", ">pw", "~allowed:*", "+eval", "+get", "+set"];
+    assert_eq!(send(&mut admin, &set), b"+OK\r\n");
+    assert_eq!(send(&mut c, &["AUTH", "lua", "pw"]), b"+OK\r\n");
+    assert_eq!(send(&mut c, &["EVAL", "return redis.call('set', KEYS[1], 'x')", "1", "allowed:1"]), b"+OK\r\n");
+    let reply = String::from_utf8(send(&mut c, &["EVAL", "return redis.call('get', 'other')", "0"])).unwrap();
+    assert!(reply.starts_with("-ERR ACL failure in script: No permissions to access a key"), "{reply}");
+    let reply = String::from_utf8(send(&mut c, &["EVAL", "return redis.call('del', 'allowed:1')", "0"])).unwrap();
+    assert!(reply.contains("ACL failure in script: User lua has no permissions to run the 'del' command"), "{reply}");
+    // Keys named to EVAL itself are checked before the script runs.
+    assert_eq!(send(&mut c, &["EVAL", "return 1", "1", "other"]), b"-NOPERM No permissions to access a key\r\n");
+    let log = String::from_utf8(send(&mut admin, &["ACL", "LOG"])).unwrap();
+    assert!(log.contains("\r\nlua\r\n"), "{log}");
+}

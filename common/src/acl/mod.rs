@@ -250,7 +250,12 @@ impl Acl {
     ) -> Result<(), String> {
         Acl::check(user, spec, req).map_err(|denied| {
             self.log_entry(denied.reason(), context, denied.object(req), user.name.clone(), client_info());
-            denied.error(&user.name)
+            let error = denied.error(&user.name);
+            match context {
+                // As Redis 7.2 words a script's refused redis.call.
+                Context::Lua => format!("ERR ACL failure in script: {}", error.trim_start_matches("NOPERM ")),
+                _ => error,
+            }
         })
     }
 
