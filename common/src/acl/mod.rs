@@ -426,17 +426,22 @@ fn check_rules(rules: &Rules, spec: &'static CommandSpec, req: &Request) -> Resu
         return Err(Denied::Command(TABLE.entries[id].name));
     }
     if !rules.allkeys && spec.is_keyed() {
+        // One key with one key specification (GET, SET, ...): its flags without building a list.
+        if let ([only], true) = (spec.redis.key_specs, spec.has_one_key()) {
+            let pos = spec.first_key as usize;
+            // (`variable_flags`: the arguments decide, as SET ... GET reads; the full walk knows how.)
+            if !has_flag(only.flags, "not_key") && !has_flag(only.flags, "variable_flags") && pos < req.argc() {
+                return if rules.key_allowed(req.arg(pos), key_perm(only.flags)) {
+                    check_channels(rules, spec, req)
+                } else {
+                    Err(Denied::Key(pos))
+                };
+            }
+        }
         match crate::command::keys_with_flags(spec.redis, req) {
             Some(keys) => {
                 for (pos, flags) in keys {
-                    let mut perm = 0;
-                    if has_flag(flags, "access") {
-                        perm |= rules::READ;
-                    }
-                    if has_flag(flags, "insert") || has_flag(flags, "delete") || has_flag(flags, "update") {
-                        perm |= rules::WRITE;
-                    }
-                    if !rules.key_allowed(req.arg(pos), perm) {
+                    if !rules.key_allowed(req.arg(pos), key_perm(flags)) {
                         return Err(Denied::Key(pos));
                     }
                 }
@@ -450,6 +455,22 @@ fn check_rules(rules: &Rules, spec: &'static CommandSpec, req: &Request) -> Resu
             }
         }
     }
+    check_channels(rules, spec, req)
+}
+
+/// The access a key specification's flags ask of a key pattern (Redis's ACLSelectorCheckKey).
+fn key_perm(flags: &[&str]) -> u8 {
+    let mut perm = 0;
+    if has_flag(flags, "access") {
+        perm |= rules::READ;
+    }
+    if has_flag(flags, "insert") || has_flag(flags, "delete") || has_flag(flags, "update") {
+        perm |= rules::WRITE;
+    }
+    perm
+}
+
+fn check_channels(rules: &Rules, spec: &'static CommandSpec, req: &Request) -> Result<(), Denied> {
     if !rules.allchannels {
         let (channels, is_pattern) = match spec.name {
             "publish" | "spublish" => (1..2.min(req.argc()), false),
