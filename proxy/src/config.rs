@@ -169,6 +169,17 @@ pub fn parse_shards(list: &str) -> Result<Vec<ShardSpec>, String> {
     Ok(out)
 }
 
+impl ProxyArgs {
+    /// What the proxy sends to shards in AUTH (see [`crate::backend::shard_credentials`]), if anything.
+    pub fn shard_credentials(&self) -> Result<Option<String>, String> {
+        let password = match &self.shard_password_file {
+            Some(path) => Some(ringcache_common::acl::Secret::from_file(path)?),
+            None => self.shard_password.clone(),
+        };
+        Ok(password.map(|p| crate::backend::shard_credentials(self.shard_user.as_deref(), p.expose())))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -182,16 +193,5 @@ mod tests {
         assert!(parse_shards("nohost").is_err());
         assert!(parse_shards("").is_err());
         assert!(parse_shards("a=h:99999").is_err());
-    }
-}
-
-impl ProxyArgs {
-    /// What the proxy sends to shards in AUTH (see [`crate::backend::shard_credentials`]), if anything.
-    pub fn shard_credentials(&self) -> Result<Option<String>, String> {
-        let password = match &self.shard_password_file {
-            Some(path) => Some(ringcache_common::acl::Secret::from_file(path)?),
-            None => self.shard_password.clone(),
-        };
-        Ok(password.map(|p| crate::backend::shard_credentials(self.shard_user.as_deref(), p.expose())))
     }
 }

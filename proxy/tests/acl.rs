@@ -8,6 +8,7 @@
 //! ("User alice has no permissions to run the 'get' command", "No permissions to access a key"), so
 //! Ringcache's replies are rewritten to 7.0's words before the comparison ([`as_redis_7_0`]), and nothing
 //! else is.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::vec_init_then_push)]
 
 mod support;
 
