@@ -100,9 +100,19 @@ pub fn parse_push_limits(s: &str) -> Result<PushLimits, String> {
 /// threads and logging. Flattened into each binary's parser.
 #[derive(clap::Args, Debug, Clone)]
 pub struct ClientArgs {
-    /// Require clients to AUTH with this password before any other command.
-    #[arg(long, env = "RINGCACHE_REQUIREPASS")]
-    pub requirepass: Option<String>,
+    /// Require clients to AUTH with this password before any other command (the default user's password).
+    /// Visible in `ps`: prefer --requirepass-file or the environment variable.
+    #[arg(long, env = "RINGCACHE_REQUIREPASS", hide_env_values = true)]
+    pub requirepass: Option<crate::acl::Secret>,
+
+    /// Read the default user's password from this file (its first line).
+    #[arg(long, env = "RINGCACHE_REQUIREPASS_FILE", conflicts_with = "requirepass")]
+    pub requirepass_file: Option<std::path::PathBuf>,
+
+    /// ACL users in Redis's ACL file format (`user <name> <rules>` lines), loaded at start; ACL LOAD reads it
+    /// again and ACL SAVE writes it.
+    #[arg(long, env = "RINGCACHE_ACLFILE")]
+    pub aclfile: Option<std::path::PathBuf>,
 
     /// Most simultaneous client connections; more are refused with "ERR max number of clients reached".
     #[arg(long, env = "RINGCACHE_MAXCLIENTS", default_value_t = 10_000)]
@@ -155,7 +165,21 @@ impl ClientArgs {
 
     /// The password clients must give, if any (an empty one means none).
     pub fn password(&self) -> Option<String> {
-        self.requirepass.clone().filter(|p| !p.is_empty())
+        self.secret().ok().flatten().map(|p| p.expose().to_string())
+    }
+
+    /// The default user's password, from --requirepass or --requirepass-file (an empty one means none).
+    pub fn secret(&self) -> Result<Option<crate::acl::Secret>, String> {
+        let secret = match &self.requirepass_file {
+            Some(path) => Some(crate::acl::Secret::from_file(path)?),
+            None => self.requirepass.clone(),
+        };
+        Ok(secret.filter(|p| !p.is_empty()))
+    }
+
+    /// The server's users: the default one with the password, or those of --aclfile.
+    pub fn acl(&self) -> Result<crate::acl::Acl, String> {
+        crate::acl::Acl::new(self.secret()?.as_ref(), self.aclfile.clone()).map_err(|e| e.to_string())
     }
 
     /// Starts logging to stderr and builds the multi-threaded runtime the shard runs on.

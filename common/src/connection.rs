@@ -11,6 +11,7 @@ use std::time::Instant;
 use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
 
+use crate::acl::{Acl, User};
 use crate::resp::{Protocol, ReplyBuf, ReplyWriter, Request};
 
 /// The Redis version clients see in INFO and HELLO. Replies follow Redis 7 (7.2's where 7.0 and 7.2
@@ -64,6 +65,8 @@ pub use crate::clients::ClientRegistry;
 pub struct ClientConn {
     pub id: u64,
     pub authenticated: bool,
+    /// The user it runs commands as (`default` until AUTH): [`User::unrestricted`] skips the ACL check.
+    pub user: Arc<User>,
     /// The protocol chosen with HELLO (RESP2 until then, and again after RESET).
     pub proto: Protocol,
     /// Set by QUIT: write the pending replies, then close.
@@ -79,9 +82,11 @@ impl ClientConn {
         id: u64,
         addr: SocketAddr,
         laddr: SocketAddr,
-        authenticated: bool,
+        acl: &Acl,
         server_shutdown: &CancellationToken,
     ) -> Self {
+        let authenticated = acl.default_is_open();
+        let user = acl.default_user();
         let now = Instant::now();
         let info = Arc::new(Mutex::new(ClientInfo {
             addr,
@@ -92,12 +97,12 @@ impl ClientConn {
             created: now,
             last_active: now,
             proto: Protocol::Resp2,
-            user: "default".into(),
+            user: user.name.clone(),
             no_evict: false,
             kill: server_shutdown.child_token(),
         }));
         registry.insert(id, info.clone());
-        ClientConn { id, authenticated, proto: Protocol::Resp2, close_after_reply: false, info }
+        ClientConn { id, authenticated, user, proto: Protocol::Resp2, close_after_reply: false, info }
     }
 
     /// Cancelled when the server shuts down or CLIENT KILL names this connection: the token the
@@ -126,6 +131,18 @@ impl ClientConn {
         self.info.lock().proto = proto;
     }
 
+    /// This connection's CLIENT LIST line (ACL LOG's `client-info`).
+    pub fn client_info(&self) -> String {
+        self.info.lock().describe(self.id, Instant::now())
+    }
+
+    /// Authenticates the connection as `user`.
+    pub fn login(&mut self, user: Arc<User>) {
+        self.info.lock().user = user.name.clone();
+        self.user = user;
+        self.authenticated = true;
+    }
+
     /// Records activity (for CLIENT LIST's `idle`); called once per batch of requests.
     pub fn touch(&self, at: Instant) {
         self.info.lock().last_active = at;
@@ -136,7 +153,18 @@ impl ClientConn {
 pub fn is_connection_command(name: &str) -> bool {
     matches!(
         name,
-        "ping" | "echo" | "quit" | "auth" | "hello" | "select" | "client" | "reset" | "time" | "readonly" | "readwrite"
+        "ping"
+            | "echo"
+            | "quit"
+            | "auth"
+            | "hello"
+            | "select"
+            | "client"
+            | "reset"
+            | "time"
+            | "readonly"
+            | "readwrite"
+            | "acl"
     )
 }
 
@@ -144,13 +172,15 @@ fn is(arg: &[u8], word: &str) -> bool {
     arg.eq_ignore_ascii_case(word.as_bytes())
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-/// Checks a username/password pair against the server's password (the only user is `default`).
-fn credentials_ok(requirepass: Option<&str>, user: &[u8], password: &[u8]) -> bool {
-    user == b"default" && requirepass.is_none_or(|expected| constant_time_eq(expected.as_bytes(), password))
+/// Checks a username/password pair and authenticates the connection with it.
+fn login(acl: &Acl, command: &str, session: &mut ClientConn, user: &[u8], password: &[u8]) -> Result<(), String> {
+    let info = session.info.clone();
+    let id = session.id;
+    let user = acl
+        .authenticate(command, user, password, || info.lock().describe(id, Instant::now()))
+        .ok_or_else(|| WRONGPASS.to_string())?;
+    session.login(user);
+    Ok(())
 }
 
 /// An integer as Redis's `string2ll` reads one: optional `-`, no `+`, no leading zeros or spaces, in range.
@@ -175,7 +205,7 @@ pub fn execute(
     req: &Request,
     session: &mut ClientConn,
     clients: &ClientRegistry,
-    requirepass: Option<&str>,
+    acl: &Acl,
     out: &mut ReplyBuf,
 ) -> Result<(), String> {
     match name {
@@ -203,25 +233,28 @@ pub fn execute(
                 3 => (req.arg(1), req.arg(2)),
                 _ => return Err("ERR syntax error".into()),
             };
-            if req.argc() == 2 && requirepass.is_none() {
+            if req.argc() == 2 && acl.default_is_nopass() {
                 return Err("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?".into());
             }
-            if !credentials_ok(requirepass, user, password) {
-                return Err(WRONGPASS.into());
-            }
-            session.authenticated = true;
+            login(acl, "AUTH", session, user, password)?;
             out.ok();
         }
-        "hello" => hello(req, session, requirepass, out)?,
+        "hello" => hello(req, session, acl, out)?,
+        "acl" => {
+            let (info, id) = (session.info.clone(), session.id);
+            crate::acl::acl_command(acl, req, &session.user, || info.lock().describe(id, Instant::now()), out)?
+        }
         "reset" => {
             session.set_name(String::new());
-            session.authenticated = requirepass.is_none();
+            session.authenticated = acl.default_is_open();
+            session.info.lock().user = "default".into();
+            session.user = acl.default_user();
             session.set_proto(Protocol::Resp2, out);
             out.simple("RESET");
         }
         // Redis without cluster mode answers the cluster-client commands this way; clients take it in stride.
         "readonly" | "readwrite" => return Err("ERR This instance has cluster support disabled".into()),
-        "client" => client(req, session, clients, out)?,
+        "client" => client(req, session, clients, acl, out)?,
         "time" => {
             let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
             out.array_len(2);
@@ -235,7 +268,7 @@ pub fn execute(
 
 /// HELLO [2|3] [AUTH user pass] [SETNAME name]: switches the connection's protocol and replies with the
 /// server's description, as a map in the new protocol.
-fn hello(req: &Request, session: &mut ClientConn, requirepass: Option<&str>, out: &mut ReplyBuf) -> Result<(), String> {
+fn hello(req: &Request, session: &mut ClientConn, acl: &Acl, out: &mut ReplyBuf) -> Result<(), String> {
     let mut i = 1;
     let mut proto = None;
     if req.argc() > 1 {
@@ -265,10 +298,7 @@ fn hello(req: &Request, session: &mut ClientConn, requirepass: Option<&str>, out
         }
     }
     if let Some((user, password)) = auth {
-        if !credentials_ok(requirepass, user, password) {
-            return Err(WRONGPASS.into());
-        }
-        session.authenticated = true;
+        login(acl, "HELLO", session, user, password)?;
     }
     if !session.authenticated {
         return Err("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time".into());
@@ -339,7 +369,13 @@ const CLIENT_HELP: [&str; 39] = [
     "    Print this help.",
 ];
 
-fn client(req: &Request, session: &mut ClientConn, clients: &ClientRegistry, out: &mut ReplyBuf) -> Result<(), String> {
+fn client(
+    req: &Request,
+    session: &mut ClientConn,
+    clients: &ClientRegistry,
+    acl: &Acl,
+    out: &mut ReplyBuf,
+) -> Result<(), String> {
     let sub = req.arg(1);
     let lower = String::from_utf8_lossy(sub).to_lowercase();
     let argc = req.argc();
@@ -397,7 +433,7 @@ fn client(req: &Request, session: &mut ClientConn, clients: &ClientRegistry, out
         }
         "list" => crate::clients::list(req, clients, out)?,
         "kill" => {
-            let killed = crate::clients::kill(req, clients, session.id, |user| user == b"default")?;
+            let killed = crate::clients::kill(req, clients, session.id, |user| acl.user(user).is_some())?;
             if killed.myself {
                 session.close_after_reply = true;
             }

@@ -1,6 +1,7 @@
 //! Shared code of Ringcache's binaries.
 //!
 //! - [`resp`]: RESP framing — the incremental, zero-copy request scanner and the reply writer.
+//! - [`acl`]: ACL users (rules, categories, key and channel patterns, ACL LOG, the ACL command).
 //! - [`command`]: the command table (arity, flags, key positions) used for dispatch and key routing.
 //! - [`glob`]: Redis's glob patterns (KEYS, SCAN MATCH, PSUBSCRIBE, CONFIG GET, COMMAND LIST).
 //! - [`hash`]: key hashing for shard placement (twemproxy-compatible functions, `{hash tags}`).
@@ -19,6 +20,7 @@
 //! - [`tls`]: TLS with rustls: the `--tls-*` flags, a reloadable acceptor, the proxy's connector to shards.
 //! - [`workers`]: thread-per-core worker runtimes (the proxy's client sessions and shard connections).
 
+pub mod acl;
 pub mod clients;
 pub mod command;
 pub mod config;

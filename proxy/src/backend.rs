@@ -274,15 +274,32 @@ async fn connect(addr: &str, password: Option<&str>) -> Result<ShardStream, Conn
     Ok(stream)
 }
 
+/// The proxy's credentials for shards as one string (what `--shard-password` alone gives, or
+/// `user\0password` with `--shard-user`), so they travel where the password always did.
+pub fn shard_credentials(user: Option<&str>, password: &str) -> String {
+    match user {
+        Some(user) => format!("{user}\0{password}"),
+        None => password.to_string(),
+    }
+}
+
+/// The user and password of [`shard_credentials`] (`default` without a user).
+pub fn split_credentials(credentials: &str) -> (&str, &str) {
+    credentials.split_once('\0').unwrap_or(("default", credentials))
+}
+
 /// Sends `AUTH` when there is a password, and checks the answer.
 pub(crate) async fn authenticate<S>(stream: &mut S, password: Option<&str>) -> Result<(), ConnectError>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
-    let Some(pw) = password else {
+    let Some(credentials) = password else {
         return Ok(());
     };
-    let auth = format!("*2\r\n$4\r\nAUTH\r\n${}\r\n{pw}\r\n", pw.len());
+    let auth = match credentials.split_once('\0') {
+        Some((user, pw)) => format!("*3\r\n$4\r\nAUTH\r\n${}\r\n{user}\r\n${}\r\n{pw}\r\n", user.len(), pw.len()),
+        None => format!("*2\r\n$4\r\nAUTH\r\n${}\r\n{credentials}\r\n", credentials.len()),
+    };
     stream.write_all(auth.as_bytes()).await?;
     stream.flush().await?;
     let reply = read_line(stream).await?;

@@ -41,9 +41,18 @@ pub struct ProxyArgs {
     #[arg(long, env = "RINGCACHE_METRICS_PORT", default_value_t = 9120)]
     pub metrics_port: u16,
 
-    /// Password the proxy sends to shards that have --requirepass.
-    #[arg(long, env = "RINGCACHE_SHARD_PASSWORD")]
-    pub shard_password: Option<String>,
+    /// Password the proxy sends to shards that have --requirepass (or the password of --shard-user).
+    /// Visible in `ps`: prefer --shard-password-file or the environment variable.
+    #[arg(long, env = "RINGCACHE_SHARD_PASSWORD", hide_env_values = true)]
+    pub shard_password: Option<ringcache_common::acl::Secret>,
+
+    /// Read the password the proxy sends to shards from this file (its first line).
+    #[arg(long, env = "RINGCACHE_SHARD_PASSWORD_FILE", conflicts_with = "shard_password")]
+    pub shard_password_file: Option<std::path::PathBuf>,
+
+    /// The ACL user the proxy authenticates as on shards (`AUTH user password`); `default` without it.
+    #[arg(long, env = "RINGCACHE_SHARD_USER")]
+    pub shard_user: Option<String>,
 
     /// Key distribution: ketama (twemproxy's `distribution: ketama`).
     #[arg(long, env = "RINGCACHE_HASH", default_value = "ketama", value_parser = ["ketama"])]
@@ -177,6 +186,17 @@ pub fn parse_shards(list: &str) -> Result<Vec<ShardSpec>, String> {
         return Err("no shards configured: pass --shards name=host:port,...".into());
     }
     Ok(out)
+}
+
+impl ProxyArgs {
+    /// What the proxy sends to shards in AUTH (see [`crate::backend::shard_credentials`]), if anything.
+    pub fn shard_credentials(&self) -> Result<Option<String>, String> {
+        let password = match &self.shard_password_file {
+            Some(path) => Some(ringcache_common::acl::Secret::from_file(path)?),
+            None => self.shard_password.clone(),
+        };
+        Ok(password.map(|p| crate::backend::shard_credentials(self.shard_user.as_deref(), p.expose())))
+    }
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ pub fn reply(session: &mut Session, shared: &ProxyShared, req: &Request, spec: &
     let mut out = ReplyBuf::new(session.proto);
     let result = match spec.name {
         name if connection::is_connection_command(name) => {
-            connection::execute(name, req, session, &shared.clients, shared.requirepass.as_deref(), &mut out)
+            connection::execute(name, req, session, &shared.clients, &shared.acl, &mut out)
         }
         "command" => command::reply_command(req, &mut out),
         "config" => shared

@@ -49,7 +49,7 @@ async fn serve(args: ProxyArgs, workers: &[tokio::runtime::Handle]) -> anyhow::R
         health_interval: args.health_interval,
         failure_limit: args.failure_limit.max(1),
         backend_connections: args.backend_connections.max(1),
-        shard_password: args.shard_password.clone(),
+        shard_password: args.shard_credentials().map_err(anyhow::Error::msg)?,
         replicas: usize::from(args.replicas),
         handoff: args.handoff,
     };
@@ -99,7 +99,7 @@ async fn serve(args: ProxyArgs, workers: &[tokio::runtime::Handle]) -> anyhow::R
     let shared = Arc::new(
         ProxyShared::new(
             cluster,
-            args.client.password(),
+            args.client.acl().map_err(anyhow::Error::msg)?,
             args.client.limits(),
             args.client.maxclients,
             args.client.idle_timeout,

@@ -328,8 +328,9 @@ async fn link_once(
     let mut stream: ShardStream = crate::tls::connect_shard(addr).await?;
     let _ = stream.set_nodelay(true);
     let mut hello: Vec<&[u8]> = vec![b"HELLO", b"3", b"SETNAME", b"ringcache-proxy-pubsub"];
-    if let Some(pw) = password {
-        hello.splice(2..2, [&b"AUTH"[..], b"default", pw.as_bytes()]);
+    if let Some(credentials) = password {
+        let (user, pw) = crate::backend::split_credentials(credentials);
+        hello.splice(2..2, [&b"AUTH"[..], user.as_bytes(), pw.as_bytes()]);
     }
     let mut first = BytesMut::from(&encode_request(hello.into_iter())[..]);
     if let Some(h) = hub.upgrade() {

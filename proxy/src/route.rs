@@ -82,6 +82,11 @@ pub fn route_command(
     if !session.authenticated && !spec.flags.contains(&"no_auth") {
         return ReplyFut::error("NOAUTH Authentication required.");
     }
+    if !session.user.unrestricted() {
+        if let Err(e) = acl_check(session, shared, spec, &req, ringcache_common::acl::Context::Toplevel) {
+            return ReplyFut::error(&e);
+        }
+    }
     // One reading of the shards' health for the whole request (see `Topology::view`).
     let topology = shared.cluster.topology();
     let topo = topology.view();
@@ -129,6 +134,19 @@ pub fn route_command(
             None => crate::local::reply(session, shared, &req, spec),
         },
     }
+}
+
+/// The ACL check of a restricted user's request, with the same code as the shard's (logged in the
+/// proxy's ACL LOG when refused).
+#[cold]
+pub fn acl_check(
+    session: &Session,
+    shared: &ProxyShared,
+    spec: &'static CommandSpec,
+    req: &Request,
+    context: ringcache_common::acl::Context,
+) -> Result<(), String> {
+    shared.acl.check_and_log(&session.user, spec, req, context, || session.client_info())
 }
 
 /// WAIT numreplicas timeout, answered here: every write the proxy acknowledged was acknowledged by each

@@ -49,7 +49,8 @@ const KEEP_BUFFER_BYTES: usize = 1 << 20;
 /// Settings and counters shared by all sessions.
 pub struct ProxyShared {
     pub cluster: Arc<Cluster>,
-    pub requirepass: Option<String>,
+    /// The proxy's own users (its clients AUTH against them; ACL commands are answered here).
+    pub acl: ringcache_common::acl::Acl,
     pub limits: Limits,
     pub maxclients: usize,
     /// `--idle-timeout` in milliseconds; CONFIG SET timeout changes it for connections opened afterwards.
@@ -79,7 +80,7 @@ pub struct ProxyShared {
 impl ProxyShared {
     pub fn new(
         cluster: Arc<Cluster>,
-        requirepass: Option<String>,
+        acl: ringcache_common::acl::Acl,
         limits: Limits,
         maxclients: usize,
         idle_timeout: Duration,
@@ -87,7 +88,7 @@ impl ProxyShared {
     ) -> Self {
         ProxyShared {
             cluster,
-            requirepass,
+            acl,
             limits,
             maxclients,
             idle_timeout_ms: AtomicU64::new(idle_timeout.as_millis() as u64),
@@ -293,7 +294,7 @@ pub(crate) async fn serve_client<S: ClientStream>(
 ) {
     let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
     let laddr = stream.tcp().local_addr().unwrap_or(addr);
-    let mut session = ClientConn::register(&shared.clients, id, addr, laddr, shared.requirepass.is_none(), &shutdown);
+    let mut session = ClientConn::register(&shared.clients, id, addr, laddr, &shared.acl, &shutdown);
     // Cancelled by shutdown or by CLIENT KILL.
     let kill = session.kill_switch();
     if let Err(e) = serve(stream, &mut session, &shared, &kill).await {

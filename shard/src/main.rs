@@ -88,7 +88,7 @@ async fn serve(args: ShardArgs) -> anyhow::Result<()> {
         bind: args.bind.clone(),
         port: local.port(),
         maxclients: args.client.maxclients,
-        requirepass: args.client.password(),
+        acl: Arc::new(args.client.acl().map_err(anyhow::Error::msg)?),
         idle_timeout: args.client.idle_timeout,
         limits: args.client.limits(),
         state: args.state_limits(),

@@ -46,7 +46,8 @@ pub struct ServerConfig {
     pub bind: String,
     pub port: u16,
     pub maxclients: usize,
-    pub requirepass: Option<String>,
+    /// The users (the default one has --requirepass as its password).
+    pub acl: Arc<ringcache_common::acl::Acl>,
     /// Zero: never time out.
     pub idle_timeout: Duration,
     pub limits: Limits,
@@ -265,7 +266,7 @@ pub(crate) async fn serve_client<S: ClientStream>(
     let _ = stream.tcp().set_nodelay(true);
     let id = shared.next_client_id.fetch_add(1, Ordering::Relaxed);
     let laddr = stream.tcp().local_addr().unwrap_or(addr);
-    let conn = ClientConn::register(&shared.clients, id, addr, laddr, shared.config.requirepass.is_none(), shutdown);
+    let conn = ClientConn::register(&shared.clients, id, addr, laddr, &shared.config.acl, shutdown);
     // Cancelled by shutdown or by CLIENT KILL.
     let kill = conn.kill_switch();
     let mut client = ClientState::new(conn);

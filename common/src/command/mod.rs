@@ -328,6 +328,13 @@ static IMPLEMENTED: &[(&RedisCommand, &[&str])] = &[
     (&redis::ECHO, &[]),
     (&redis::QUIT, &[]),
     (&redis::AUTH, &[]),
+    (
+        &redis::ACL,
+        &[
+            "cat", "deluser", "dryrun", "genpass", "getuser", "list", "load", "log", "save", "setuser", "users",
+            "whoami", "help",
+        ],
+    ),
     (&redis::HELLO, &[]),
     (&redis::SELECT, &[]),
     (

@@ -179,6 +179,19 @@ fn route_stateful(
             return Routed::plain(Some(spec), ReplyFut::error(&e));
         }
     }
+    // The ACL check of what is not passed on to `route_command` (which checks the rest).
+    let answered_here = match role {
+        Role::Transaction | Role::Subscription | Role::Publish | Role::Pubsub | Role::Script => true,
+        Role::Ping => state.resp2_subscribed(session.proto),
+        Role::Client => tracking::is_tracking_subcommand(&req),
+        Role::Plain | Role::Reset => false,
+    };
+    if answered_here && !session.user.unrestricted() {
+        let context = ringcache_common::acl::Context::Toplevel;
+        if let Err(e) = crate::route::acl_check(session, shared, spec, &req, context) {
+            return Routed::plain(Some(spec), ReplyFut::error(&e));
+        }
+    }
     let fut = match role {
         Role::Transaction => return transaction::command(state, session, shared, spec, req),
         Role::Subscription => subscriber::command(state, session, shared, spec, &req),

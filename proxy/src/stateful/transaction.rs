@@ -131,6 +131,11 @@ fn check(
     if !session.authenticated && !spec.flags.contains(&"no_auth") {
         return Some("NOAUTH Authentication required.".into());
     }
+    if !session.user.unrestricted() {
+        if let Err(e) = crate::route::acl_check(session, shared, spec, req, ringcache_common::acl::Context::Multi) {
+            return Some(e);
+        }
+    }
     if spec.flags.contains(&"no_multi") || matches!(spec.name, "save" | "shutdown" | "sync" | "psync" | "monitor") {
         return Some("ERR Command not allowed inside a transaction".into());
     }

@@ -34,8 +34,7 @@ fn run(ctx: &mut Ctx<'_>, req: &Request) -> CmdResult {
         "reset" => super::forget_client(ctx.shared, ctx.client),
         _ => {}
     }
-    let requirepass = ctx.shared.config.requirepass.as_deref();
-    connection::execute(name, req, &mut ctx.client.conn, &ctx.shared.clients, requirepass, ctx.out)
+    connection::execute(name, req, &mut ctx.client.conn, &ctx.shared.clients, &ctx.shared.config.acl, ctx.out)
         .map_err(CmdError::Other)
 }
 

@@ -339,6 +339,12 @@ fn execute_checked(
         ctx.out.error(&CmdError::NoAuth.to_string());
         return started;
     }
+    if !ctx.client.conn.user.unrestricted() {
+        if let Err(e) = acl_check(ctx, spec, req) {
+            ctx.out.error(&e);
+            return started;
+        }
+    }
     let index = spec.index();
     if ctx.shared.persistence.is_loading() && !ALLOWED_WHILE_LOADING[index] {
         ctx.out.error(LOADING_ERROR);
@@ -432,6 +438,21 @@ fn execute_checked(
         shared.diagnostics.record(elapsed, req.args_from(0), &peer, &name);
     }
     finished
+}
+
+/// The ACL check of a restricted user's request (logged in ACL LOG when refused).
+#[cold]
+pub(super) fn acl_check(ctx: &Ctx<'_>, spec: &'static CommandSpec, req: &Request) -> Result<(), String> {
+    use ringcache_common::acl::Context;
+    let context = if ctx.shared.scripting.is_running() && ctx.db.is_pinned() && ctx.client.multi.is_none() {
+        Context::Lua
+    } else if ctx.db.is_pinned() || ctx.client.multi.is_some() {
+        Context::Multi
+    } else {
+        Context::Toplevel
+    };
+    let conn = &ctx.client.conn;
+    ctx.shared.config.acl.check_and_log(&conn.user, spec, req, context, || conn.client_info())
 }
 
 /// Forgets everything a connection holds beyond itself: its transaction and watches, subscriptions,
