@@ -166,12 +166,12 @@ impl Collector for HotKeysCollector {
                 let mut gauge = proto::Gauge::default();
                 gauge.set_value(n as f64);
                 let mut m = proto::Metric::default();
-                m.set_label(vec![label].into());
+                m.set_label(vec![label]);
                 m.set_gauge(gauge);
                 m
             })
             .collect::<Vec<_>>();
-        family.set_metric(metrics.into());
+        family.set_metric(metrics);
         vec![family]
     }
 }

@@ -195,7 +195,7 @@ fn lfu_time_elapsed(ldt: u32, now_min: u32) -> u32 {
 pub fn lfu_decr_and_return(word: u32, now_ms: u64, decay_time: u32) -> u8 {
     let ldt = (word >> 8) & 0xffff;
     let counter = (word & 0xff) as u8;
-    let periods = if decay_time > 0 { lfu_time_elapsed(ldt, lfu_minutes(now_ms)) / decay_time } else { 0 };
+    let periods = lfu_time_elapsed(ldt, lfu_minutes(now_ms)).checked_div(decay_time).unwrap_or(0);
     if periods > u32::from(counter) {
         0
     } else {
@@ -247,7 +247,7 @@ impl Rng {
     /// Uniform in `0..n` (`n` > 0).
     #[inline]
     pub fn below(&mut self, n: usize) -> usize {
-        ((self.next_u64() >> 32) * n as u64 >> 32) as usize
+        (((self.next_u64() >> 32) * n as u64) >> 32) as usize
     }
 
     /// Uniform in [0, 1).
