@@ -292,6 +292,56 @@ pub fn toml_yes_no(v: &str) -> toml_edit::Value {
 }
 
 /// Redis's integer parameters: the number, or Redis's messages for text and for values out of range.
+/// A server whose state holds the SLOWLOG / LATENCY settings (both the shard and the proxy do).
+pub trait HasDiagnostics {
+    fn diagnostics(&self) -> &crate::diagnostics::Diagnostics;
+}
+
+/// The parameters every server has, in one place: `slowlog-log-slower-than`, `slowlog-max-len`,
+/// `latency-monitor-threshold` (live, on the server's [`HasDiagnostics`]) and `loglevel` (the process's log
+/// filter).
+pub const fn common_params<C: HasDiagnostics>() -> [Param<C>; 4] {
+    [
+        Param {
+            name: "slowlog-log-slower-than",
+            alias: None,
+            get: |s| s.diagnostics().settings().0.to_string(),
+            set: Some(|s, v| {
+                s.diagnostics().set_slower_than_us(parse_int_in(v, -1, i64::MAX)?);
+                Ok(())
+            }),
+            toml: Some(("slowlog_log_slower_than", toml_integer)),
+        },
+        Param {
+            name: "slowlog-max-len",
+            alias: None,
+            get: |s| s.diagnostics().settings().1.to_string(),
+            set: Some(|s, v| {
+                s.diagnostics().set_max_len(parse_int_in(v, 0, i64::MAX)? as usize);
+                Ok(())
+            }),
+            toml: Some(("slowlog_max_len", toml_integer)),
+        },
+        Param {
+            name: "latency-monitor-threshold",
+            alias: None,
+            get: |s| s.diagnostics().settings().2.to_string(),
+            set: Some(|s, v| {
+                s.diagnostics().set_latency_threshold_ms(parse_int_in(v, 0, i64::MAX)? as u64);
+                Ok(())
+            }),
+            toml: Some(("latency_monitor_threshold", toml_integer)),
+        },
+        Param {
+            name: "loglevel",
+            alias: None,
+            get: |_| loglevel(),
+            set: Some(|_, v| set_loglevel(v)),
+            toml: Some(("log", toml_log_filter)),
+        },
+    ]
+}
+
 pub fn parse_int_in(v: &str, min: i64, max: i64) -> Result<i64, String> {
     let n: i64 = v.trim().parse().map_err(|_| "argument couldn't be parsed into an integer".to_string())?;
     if n < min || n > max {

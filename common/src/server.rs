@@ -1,7 +1,7 @@
 //! The accept loop both servers run: `--tcp-backlog`, `--maxclients`, connection counters, and a graceful
 //! drain.
 //!
-//! [`bind_listener`] opens the port with a listen queue of `--tcp-backlog` connections (Redis's 511 by
+//! [`ClientListeners::bind`] opens a server's plain and TLS client ports; [`bind_listener`] opens one port with a listen queue of `--tcp-backlog` connections (Redis's 511 by
 //! default, capped by the kernel's `net.core.somaxconn`). [`accept_loop`] accepts until `shutdown` fires,
 //! draining the queue in batches per wake-up (a reconnect storm after a restart is thousands of connects at
 //! once), refuses clients past `maxclients` with Redis's error, runs each connection as a tracked task,
@@ -26,6 +26,58 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// Connections accepted per wake-up before other tasks get a turn.
 const ACCEPT_BATCH: usize = 256;
+
+/// Why the client ports could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum ListenError {
+    #[error("{0}")]
+    Address(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Plain { addr: SocketAddr, source: std::io::Error },
+    #[error("cannot listen for TLS on {addr}: {source}")]
+    Tls { addr: SocketAddr, source: std::io::Error },
+    #[error("no port to listen on (--port 0 without --tls-port)")]
+    NoPort,
+    #[error("cannot read the listening address: {0}")]
+    LocalAddr(std::io::Error),
+}
+
+/// The client ports of a server: plain TCP (`--port`; off when it is 0 and a TLS port is set, as Redis) and
+/// TLS (`--tls-port`, with its acceptor `T`), and the address clients are told to use (plain first).
+pub struct ClientListeners<T> {
+    pub plain: Option<TcpListener>,
+    pub tls: Option<(TcpListener, T)>,
+    pub local: SocketAddr,
+}
+
+impl<T> ClientListeners<T> {
+    /// Opens `bind:port` and, with an acceptor, `bind:tls_port`, each with a `backlog` listen queue.
+    pub fn bind(bind: &str, port: u16, tls_port: u16, tls: Option<T>, backlog: u32) -> Result<Self, ListenError> {
+        let open = |port: u16| -> Result<(SocketAddr, std::io::Result<TcpListener>), ListenError> {
+            let addr = crate::config::socket_addr(bind, port).map_err(ListenError::Address)?;
+            Ok((addr, bind_listener(addr, backlog)))
+        };
+        let plain = if tls.is_some() && port == 0 {
+            None
+        } else {
+            let (addr, listener) = open(port)?;
+            Some(listener.map_err(|source| ListenError::Plain { addr, source })?)
+        };
+        let tls = match tls {
+            Some(acceptor) => {
+                let (addr, listener) = open(tls_port)?;
+                Some((listener.map_err(|source| ListenError::Tls { addr, source })?, acceptor))
+            }
+            None => None,
+        };
+        // TLS only: the TLS port is where clients (and proxies, told by a registry) connect.
+        let local = match (&plain, &tls) {
+            (Some(l), _) | (None, Some((l, _))) => l.local_addr().map_err(ListenError::LocalAddr)?,
+            (None, None) => return Err(ListenError::NoPort),
+        };
+        Ok(ClientListeners { plain, tls, local })
+    }
+}
 
 /// Opens a listening socket on `addr` whose queue holds `backlog` connections not yet accepted (the kernel
 /// caps it at `net.core.somaxconn`). Must be called on a tokio runtime.

@@ -221,6 +221,22 @@ impl TlsAcceptor {
     }
 
     /// The TLS handshake, within `--tls-handshake-timeout-ms`.
+    /// A new client's handshake as both servers run it: no Nagle delay, given up at shutdown, a failure
+    /// logged (at debug: port scanners and plain-text clients fail it). `None` when there is no session.
+    pub async fn handshake(
+        &self,
+        stream: TcpStream,
+        addr: std::net::SocketAddr,
+        shutdown: &tokio_util::sync::CancellationToken,
+    ) -> Option<ServerTlsStream> {
+        let _ = stream.set_nodelay(true);
+        let handshake = tokio::select! {
+            _ = shutdown.cancelled() => return None,
+            h = self.accept(stream) => h,
+        };
+        handshake.map_err(|e| tracing::debug!("TLS client {addr}: handshake failed: {e}")).ok()
+    }
+
     pub async fn accept(&self, stream: TcpStream) -> io::Result<ServerTlsStream> {
         let acceptor = tokio_rustls::TlsAcceptor::from(self.current.load_full());
         match tokio::time::timeout(self.handshake_timeout, acceptor.accept(stream)).await {

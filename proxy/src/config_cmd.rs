@@ -7,18 +7,18 @@
 
 use std::sync::atomic::Ordering::Relaxed;
 
-use ringcache_common::runtime_config::{self as rc, parse_int_in, toml_integer, toml_seconds, Param, RuntimeConfig};
+use ringcache_common::runtime_config::{self as rc, parse_int_in, toml_seconds, Param, RuntimeConfig};
 
 use crate::session::ProxyShared;
 
 /// The proxy's CONFIG table; `file` is its `--config` file.
 pub fn runtime_config(file: Option<std::path::PathBuf>) -> RuntimeConfig<ProxyShared> {
-    RuntimeConfig::new(PARAMS, file)
+    RuntimeConfig::new(PARAMS.as_slice(), file)
 }
 
 /// The proxy's parameters, with Redis's names and value formats.
-pub static PARAMS: &[Param<ProxyShared>] = &[
-    Param {
+pub static PARAMS: std::sync::LazyLock<Vec<Param<ProxyShared>>> = std::sync::LazyLock::new(|| {
+    let own_first: [Param<ProxyShared>; _] = [Param {
         name: "timeout",
         alias: None,
         get: |s| s.idle_timeout().as_secs().to_string(),
@@ -28,64 +28,36 @@ pub static PARAMS: &[Param<ProxyShared>] = &[
             Ok(())
         }),
         toml: Some(("idle_timeout", toml_seconds)),
-    },
-    Param {
-        name: "slowlog-log-slower-than",
-        alias: None,
-        get: |s| s.diagnostics.settings().0.to_string(),
-        set: Some(|s, v| {
-            s.diagnostics.set_slower_than_us(parse_int_in(v, -1, i64::MAX)?);
-            Ok(())
-        }),
-        toml: Some(("slowlog_log_slower_than", toml_integer)),
-    },
-    Param {
-        name: "slowlog-max-len",
-        alias: None,
-        get: |s| s.diagnostics.settings().1.to_string(),
-        set: Some(|s, v| {
-            s.diagnostics.set_max_len(parse_int_in(v, 0, i64::MAX)? as usize);
-            Ok(())
-        }),
-        toml: Some(("slowlog_max_len", toml_integer)),
-    },
-    Param {
-        name: "latency-monitor-threshold",
-        alias: None,
-        get: |s| s.diagnostics.settings().2.to_string(),
-        set: Some(|s, v| {
-            s.diagnostics.set_latency_threshold_ms(parse_int_in(v, 0, i64::MAX)? as u64);
-            Ok(())
-        }),
-        toml: Some(("latency_monitor_threshold", toml_integer)),
-    },
-    Param {
-        name: "loglevel",
-        alias: None,
-        get: |_| rc::loglevel(),
-        set: Some(|_, v| rc::set_loglevel(v)),
-        toml: Some(("log", rc::toml_log_filter)),
-    },
-    Param { name: "port", alias: None, get: |s| s.port.to_string(), set: None, toml: None },
-    Param {
-        name: "client-output-buffer-limit",
-        alias: None,
-        get: |s| s.output_limits.describe(),
-        set: None,
-        toml: None,
-    },
-    Param { name: "maxclients", alias: None, get: |s| s.maxclients.to_string(), set: None, toml: None },
-    Param {
-        name: "proto-max-bulk-len",
-        alias: None,
-        get: |s| s.limits.max_bulk_len.to_string(),
-        set: None,
-        toml: None,
-    },
-    Param { name: "databases", alias: None, get: |_| "1".into(), set: None, toml: None },
-    Param { name: "save", alias: None, get: |_| String::new(), set: None, toml: None },
-    Param { name: "appendonly", alias: None, get: |_| "no".into(), set: None, toml: None },
-    Param { name: "io-threads", alias: None, get: |_| "1".into(), set: None, toml: None },
-    Param { name: "maxmemory", alias: None, get: |_| "0".into(), set: None, toml: None },
-    Param { name: "maxmemory-policy", alias: None, get: |_| "allkeys-lru".into(), set: None, toml: None },
-];
+    }];
+    let own_rest: [Param<ProxyShared>; _] = [
+        Param { name: "port", alias: None, get: |s| s.port.to_string(), set: None, toml: None },
+        Param {
+            name: "client-output-buffer-limit",
+            alias: None,
+            get: |s| s.output_limits.describe(),
+            set: None,
+            toml: None,
+        },
+        Param { name: "maxclients", alias: None, get: |s| s.maxclients.to_string(), set: None, toml: None },
+        Param {
+            name: "proto-max-bulk-len",
+            alias: None,
+            get: |s| s.limits.max_bulk_len.to_string(),
+            set: None,
+            toml: None,
+        },
+        Param { name: "databases", alias: None, get: |_| "1".into(), set: None, toml: None },
+        Param { name: "save", alias: None, get: |_| String::new(), set: None, toml: None },
+        Param { name: "appendonly", alias: None, get: |_| "no".into(), set: None, toml: None },
+        Param { name: "io-threads", alias: None, get: |_| "1".into(), set: None, toml: None },
+        Param { name: "maxmemory", alias: None, get: |_| "0".into(), set: None, toml: None },
+        Param { name: "maxmemory-policy", alias: None, get: |_| "allkeys-lru".into(), set: None, toml: None },
+    ];
+    own_first.into_iter().chain(rc::common_params()).chain(own_rest).collect()
+});
+
+impl rc::HasDiagnostics for ProxyShared {
+    fn diagnostics(&self) -> &ringcache_common::diagnostics::Diagnostics {
+        &self.diagnostics
+    }
+}

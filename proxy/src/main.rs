@@ -40,7 +40,6 @@ async fn serve(args: ProxyArgs, workers: &[tokio::runtime::Handle]) -> anyhow::R
     let tls = ringcache_common::tls::TlsAcceptor::from_args(&args.tls)?;
     let (membership, shards) = membership::Source::open(&args).await?;
     let shutdown = ringcache_common::shutdown::on_signals()?;
-    let addr = socket_addr(&args.bind, args.port).map_err(anyhow::Error::msg)?;
     let metrics = Arc::new(ProxyMetrics::new()?);
     let settings = ClusterSettings {
         key_hash: args.key_hash,
@@ -61,27 +60,14 @@ async fn serve(args: ProxyArgs, workers: &[tokio::runtime::Handle]) -> anyhow::R
     cluster.recover_handoffs().await;
     cluster.start_health_checks();
     // With a TLS port, `--port 0` turns plain TCP off (as Redis).
-    let listener = if tls.is_some() && args.port == 0 {
-        None
-    } else {
-        let listener = ringcache_common::server::bind_listener(addr, args.client.tcp_backlog)
-            .with_context(|| format!("cannot listen on {addr}"))?;
-        Some(listener)
-    };
-    let tls_listener = match &tls {
-        Some(acceptor) => {
-            let tls_addr = socket_addr(&args.bind, args.tls.tls_port).map_err(anyhow::Error::msg)?;
-            let l = ringcache_common::server::bind_listener(tls_addr, args.client.tcp_backlog)
-                .with_context(|| format!("cannot listen for TLS on {tls_addr}"))?;
-            Some((l, acceptor.clone()))
-        }
-        None => None,
-    };
-    let local = match (&listener, &tls_listener) {
-        (Some(l), _) => l.local_addr()?,
-        (_, Some((l, _))) => l.local_addr()?,
-        (None, None) => anyhow::bail!("no port to listen on"),
-    };
+    let ringcache_common::server::ClientListeners { plain: listener, tls: tls_listener, local } =
+        ringcache_common::server::ClientListeners::bind(
+            &args.bind,
+            args.port,
+            args.tls.tls_port,
+            tls,
+            args.client.tcp_backlog,
+        )?;
     let advertised = if local.ip().is_unspecified() {
         format!("{}:{}", ringcache_coord::session::host_name(), local.port())
     } else {

@@ -43,14 +43,8 @@ pub async fn run(
         let shutdown = shutdown.clone();
         let acceptor = acceptor.clone();
         async move {
-            let _ = stream.set_nodelay(true);
-            let handshake = tokio::select! {
-                _ = shutdown.cancelled() => return,
-                h = acceptor.accept(stream) => h,
-            };
-            match handshake {
-                Ok(tls) => serve_client(tls, addr, shared, shutdown).await,
-                Err(e) => tracing::debug!("TLS client {addr}: handshake failed: {e}"),
+            if let Some(tls) = acceptor.handshake(stream, addr, &shutdown).await {
+                serve_client(tls, addr, shared, shutdown).await;
             }
         }
     })

@@ -55,29 +55,14 @@ async fn serve(args: ShardArgs) -> anyhow::Result<()> {
     let signals = ringcache_common::shutdown::Signals::install()?;
     let tls = ringcache_common::tls::TlsAcceptor::from_args(&args.tls)?;
     // With a TLS port, `--port 0` turns plain TCP off (as Redis).
-    let listener = if tls.is_some() && args.port == 0 {
-        None
-    } else {
-        let addr = socket_addr(&args.bind, args.port).map_err(anyhow::Error::msg)?;
-        let listener = ringcache_common::server::bind_listener(addr, args.client.tcp_backlog)
-            .with_context(|| format!("cannot listen on {addr}"))?;
-        Some(listener)
-    };
-    let tls_listener = match &tls {
-        Some(acceptor) => {
-            let addr = socket_addr(&args.bind, args.tls.tls_port).map_err(anyhow::Error::msg)?;
-            let listener = ringcache_common::server::bind_listener(addr, args.client.tcp_backlog)
-                .with_context(|| format!("cannot listen for TLS on {addr}"))?;
-            Some((listener, acceptor.clone()))
-        }
-        None => None,
-    };
-    let local = match (&listener, &tls_listener) {
-        (Some(l), _) => l.local_addr()?,
-        // TLS only: the TLS port is where clients (and proxies, told by the registry) connect.
-        (None, Some((l, _))) => l.local_addr()?,
-        (None, None) => anyhow::bail!("no port to listen on"),
-    };
+    let ringcache_common::server::ClientListeners { plain: listener, tls: tls_listener, local } =
+        ringcache_common::server::ClientListeners::bind(
+            &args.bind,
+            args.port,
+            args.tls.tls_port,
+            tls,
+            args.client.tcp_backlog,
+        )?;
     let store = Arc::new(store::Store::new(args.maxmemory as usize, args.stripes));
     store.set_eviction_policy(args.maxmemory_policy);
     store.set_maxmemory_samples(args.maxmemory_samples);

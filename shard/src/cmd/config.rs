@@ -54,7 +54,7 @@ impl LiveSettings {
 
 /// The shard's CONFIG table; `file` is its `--config` file.
 pub fn runtime_config(file: Option<std::path::PathBuf>) -> RuntimeConfig<Shared> {
-    RuntimeConfig::new(PARAMS, file)
+    RuntimeConfig::new(PARAMS.as_slice(), file)
 }
 
 /// Redis's eviction policies, in the order its error message lists them.
@@ -116,134 +116,120 @@ fn yes_no(b: bool) -> String {
 }
 
 /// The shard's parameters, with Redis's names and value formats.
-pub static PARAMS: &[Param<Shared>] = &[
-    Param {
-        name: "maxmemory",
-        alias: None,
-        get: |s| s.store.maxmemory_bytes().to_string(),
-        set: Some(set_maxmemory),
-        toml: Some(("maxmemory", toml_integer)),
-    },
-    Param {
-        name: "maxmemory-policy",
-        alias: None,
-        get: maxmemory_policy,
-        set: Some(set_maxmemory_policy),
-        toml: Some(("maxmemory_policy", rc::toml_string)),
-    },
-    Param {
-        name: "maxmemory-samples",
-        alias: None,
-        get: |s| s.store.eviction().samples().to_string(),
-        set: Some(|s, v| {
-            let n = parse_int_in(v, 1, 64)?;
-            s.store.set_maxmemory_samples(n as u32);
-            Ok(())
-        }),
-        toml: Some(("maxmemory_samples", toml_integer)),
-    },
-    Param {
-        name: "lfu-log-factor",
-        alias: None,
-        get: |s| s.store.eviction().lfu_log_factor().to_string(),
-        set: Some(|s, v| {
-            let n = parse_int_in(v, 0, i64::from(i32::MAX))?;
-            s.store.set_lfu_log_factor(n as u32);
-            Ok(())
-        }),
-        toml: Some(("lfu_log_factor", toml_integer)),
-    },
-    Param {
-        name: "lfu-decay-time",
-        alias: None,
-        get: |s| s.store.eviction().lfu_decay_time().to_string(),
-        set: Some(|s, v| {
-            let n = parse_int_in(v, 0, i64::from(i32::MAX))?;
-            s.store.set_lfu_decay_time(n as u32);
-            Ok(())
-        }),
-        toml: Some(("lfu_decay_time", toml_integer)),
-    },
-    Param {
-        name: "timeout",
-        alias: None,
-        get: |s| s.live.idle_timeout().as_secs().to_string(),
-        set: Some(|s, v| {
-            let secs = parse_int_in(v, 0, i64::from(i32::MAX))?;
-            s.live.idle_timeout_ms.store(secs as u64 * 1000, Relaxed);
-            Ok(())
-        }),
-        toml: Some(("idle_timeout", toml_seconds)),
-    },
-    Param {
-        name: "slowlog-log-slower-than",
-        alias: None,
-        get: |s| s.diagnostics.settings().0.to_string(),
-        set: Some(|s, v| {
-            s.diagnostics.set_slower_than_us(parse_int_in(v, -1, i64::MAX)?);
-            Ok(())
-        }),
-        toml: Some(("slowlog_log_slower_than", toml_integer)),
-    },
-    Param {
-        name: "slowlog-max-len",
-        alias: None,
-        get: |s| s.diagnostics.settings().1.to_string(),
-        set: Some(|s, v| {
-            s.diagnostics.set_max_len(parse_int_in(v, 0, i64::MAX)? as usize);
-            Ok(())
-        }),
-        toml: Some(("slowlog_max_len", toml_integer)),
-    },
-    Param {
-        name: "latency-monitor-threshold",
-        alias: None,
-        get: |s| s.diagnostics.settings().2.to_string(),
-        set: Some(|s, v| {
-            s.diagnostics.set_latency_threshold_ms(parse_int_in(v, 0, i64::MAX)? as u64);
-            Ok(())
-        }),
-        toml: Some(("latency_monitor_threshold", toml_integer)),
-    },
-    Param {
-        name: "loglevel",
-        alias: None,
-        get: |_| rc::loglevel(),
-        set: Some(|_, v| rc::set_loglevel(v)),
-        toml: Some(("log", rc::toml_log_filter)),
-    },
-    Param {
-        name: "busy-reply-threshold",
-        alias: Some("lua-time-limit"),
-        get: |s| s.scripting.time_limit_ms().to_string(),
-        set: Some(|s, v| {
-            s.scripting.set_time_limit_ms(parse_int_in(v, 0, i64::MAX)? as u64);
-            Ok(())
-        }),
-        toml: Some(("lua_time_limit", toml_millis)),
-    },
-    Param { name: "bind", alias: None, get: |s| s.config.bind.clone(), set: None, toml: None },
-    Param { name: "port", alias: None, get: |s| s.config.port.to_string(), set: None, toml: None },
-    Param { name: "maxclients", alias: None, get: |s| s.config.maxclients.to_string(), set: None, toml: None },
-    Param {
-        name: "proto-max-bulk-len",
-        alias: None,
-        get: |s| s.config.limits.max_bulk_len.to_string(),
-        set: None,
-        toml: None,
-    },
-    Param { name: "databases", alias: None, get: |_| "1".into(), set: None, toml: None },
-    Param { name: "save", alias: None, get: save_param, set: None, toml: None },
-    Param { name: "dir", alias: None, get: |s| s.persistence.config.dir.display().to_string(), set: None, toml: None },
-    Param { name: "dbfilename", alias: None, get: |_| crate::snapshot::SNAPSHOT_FILE.into(), set: None, toml: None },
-    Param { name: "appendonly", alias: None, get: |s| yes_no(s.persistence.aof.is_some()), set: None, toml: None },
-    Param {
-        name: "appendfsync",
-        alias: None,
-        get: |s| s.persistence.aof.as_ref().map_or("everysec", |a| a.config.fsync.name()).into(),
-        set: None,
-        toml: None,
-    },
-    Param { name: "stripes", alias: None, get: |s| s.store.stripe_count().to_string(), set: None, toml: None },
-    Param { name: "io-threads", alias: None, get: |_| "1".into(), set: None, toml: None },
-];
+pub static PARAMS: std::sync::LazyLock<Vec<Param<Shared>>> = std::sync::LazyLock::new(|| {
+    let own_first: [Param<Shared>; _] = [
+        Param {
+            name: "maxmemory",
+            alias: None,
+            get: |s| s.store.maxmemory_bytes().to_string(),
+            set: Some(set_maxmemory),
+            toml: Some(("maxmemory", toml_integer)),
+        },
+        Param {
+            name: "maxmemory-policy",
+            alias: None,
+            get: maxmemory_policy,
+            set: Some(set_maxmemory_policy),
+            toml: Some(("maxmemory_policy", rc::toml_string)),
+        },
+        Param {
+            name: "maxmemory-samples",
+            alias: None,
+            get: |s| s.store.eviction().samples().to_string(),
+            set: Some(|s, v| {
+                let n = parse_int_in(v, 1, 64)?;
+                s.store.set_maxmemory_samples(n as u32);
+                Ok(())
+            }),
+            toml: Some(("maxmemory_samples", toml_integer)),
+        },
+        Param {
+            name: "lfu-log-factor",
+            alias: None,
+            get: |s| s.store.eviction().lfu_log_factor().to_string(),
+            set: Some(|s, v| {
+                let n = parse_int_in(v, 0, i64::from(i32::MAX))?;
+                s.store.set_lfu_log_factor(n as u32);
+                Ok(())
+            }),
+            toml: Some(("lfu_log_factor", toml_integer)),
+        },
+        Param {
+            name: "lfu-decay-time",
+            alias: None,
+            get: |s| s.store.eviction().lfu_decay_time().to_string(),
+            set: Some(|s, v| {
+                let n = parse_int_in(v, 0, i64::from(i32::MAX))?;
+                s.store.set_lfu_decay_time(n as u32);
+                Ok(())
+            }),
+            toml: Some(("lfu_decay_time", toml_integer)),
+        },
+        Param {
+            name: "timeout",
+            alias: None,
+            get: |s| s.live.idle_timeout().as_secs().to_string(),
+            set: Some(|s, v| {
+                let secs = parse_int_in(v, 0, i64::from(i32::MAX))?;
+                s.live.idle_timeout_ms.store(secs as u64 * 1000, Relaxed);
+                Ok(())
+            }),
+            toml: Some(("idle_timeout", toml_seconds)),
+        },
+    ];
+    let own_rest: [Param<Shared>; _] = [
+        Param {
+            name: "busy-reply-threshold",
+            alias: Some("lua-time-limit"),
+            get: |s| s.scripting.time_limit_ms().to_string(),
+            set: Some(|s, v| {
+                s.scripting.set_time_limit_ms(parse_int_in(v, 0, i64::MAX)? as u64);
+                Ok(())
+            }),
+            toml: Some(("lua_time_limit", toml_millis)),
+        },
+        Param { name: "bind", alias: None, get: |s| s.config.bind.clone(), set: None, toml: None },
+        Param { name: "port", alias: None, get: |s| s.config.port.to_string(), set: None, toml: None },
+        Param { name: "maxclients", alias: None, get: |s| s.config.maxclients.to_string(), set: None, toml: None },
+        Param {
+            name: "proto-max-bulk-len",
+            alias: None,
+            get: |s| s.config.limits.max_bulk_len.to_string(),
+            set: None,
+            toml: None,
+        },
+        Param { name: "databases", alias: None, get: |_| "1".into(), set: None, toml: None },
+        Param { name: "save", alias: None, get: save_param, set: None, toml: None },
+        Param {
+            name: "dir",
+            alias: None,
+            get: |s| s.persistence.config.dir.display().to_string(),
+            set: None,
+            toml: None,
+        },
+        Param {
+            name: "dbfilename",
+            alias: None,
+            get: |_| crate::snapshot::SNAPSHOT_FILE.into(),
+            set: None,
+            toml: None,
+        },
+        Param { name: "appendonly", alias: None, get: |s| yes_no(s.persistence.aof.is_some()), set: None, toml: None },
+        Param {
+            name: "appendfsync",
+            alias: None,
+            get: |s| s.persistence.aof.as_ref().map_or("everysec", |a| a.config.fsync.name()).into(),
+            set: None,
+            toml: None,
+        },
+        Param { name: "stripes", alias: None, get: |s| s.store.stripe_count().to_string(), set: None, toml: None },
+        Param { name: "io-threads", alias: None, get: |_| "1".into(), set: None, toml: None },
+    ];
+    own_first.into_iter().chain(rc::common_params()).chain(own_rest).collect()
+});
+
+impl rc::HasDiagnostics for Shared {
+    fn diagnostics(&self) -> &ringcache_common::diagnostics::Diagnostics {
+        &self.diagnostics
+    }
+}
