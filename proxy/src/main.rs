@@ -12,8 +12,10 @@ use ringcache_proxy::membership;
 use ringcache_proxy::metrics::ProxyMetrics;
 use ringcache_proxy::session::{self, ProxyShared};
 
+/// mimalloc, with blocks of 1 MiB and more (buffers of big values) mapped on their own and given back to
+/// the kernel when freed (see `ringcache_alloc`).
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: ringcache_alloc::ServerAllocator = ringcache_alloc::ServerAllocator;
 
 fn main() -> anyhow::Result<()> {
     if std::env::args_os().nth(1).is_some_and(|a| a == "admin") {

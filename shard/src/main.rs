@@ -12,9 +12,10 @@ use ringcache_shard::snapshot::Persistence;
 use ringcache_shard::{shard_metrics, store};
 
 /// mimalloc packs the store's small blobs tightly (a 48-byte blob takes 48 bytes); built with `no_thp`
-/// because transparent huge pages added ~15 bytes of RSS per key in `bench/shard_vs_redis.sh`.
+/// because transparent huge pages added ~15 bytes of RSS per key in `bench/shard_vs_redis.sh`. Blocks of
+/// 1 MiB and more are mapped on their own and given back to the kernel when freed (see `ringcache_alloc`).
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: ringcache_alloc::ServerAllocator = ringcache_alloc::ServerAllocator;
 
 fn main() -> anyhow::Result<()> {
     let args: ShardArgs = ringcache_common::config::parse_args_or_exit()?;
@@ -63,6 +64,12 @@ async fn serve(args: ShardArgs) -> anyhow::Result<()> {
             tls,
             args.client.tcp_backlog,
         )?;
+    if args.maxmemory > 0 {
+        // Freed large blocks the allocator keeps for reuse (so big values do not fault in fresh pages on
+        // every request) stay within the slack of the memory target, RSS within 1.5 x maxmemory + 20 MB.
+        let retained = (args.maxmemory as usize / 4).min(1 << 30);
+        ringcache_alloc::set_retained_limit_bytes(retained);
+    }
     let store = Arc::new(store::Store::new(args.maxmemory as usize, args.stripes));
     store.set_eviction_policy(args.maxmemory_policy);
     store.set_maxmemory_samples(args.maxmemory_samples);

@@ -425,8 +425,12 @@ async fn connection_loop<S: ClientStream>(
         if wbuf.capacity() > KEEP_BUFFER_BYTES {
             wbuf.reset_with_capacity(0);
         }
-        if rbuf.is_empty() && rbuf.capacity() > KEEP_BUFFER_BYTES {
-            rbuf = BytesMut::new();
+        if charge.take_read_growth() {
+            // The buffer grew for a large request. The request's frame was split off it, but `rbuf` still
+            // shares that allocation (its small spare tail is all `capacity` shows) and would keep the whole
+            // block, uncharged, for as long as the connection lives: start a fresh one, carrying over the
+            // start of the next request if one arrived.
+            rbuf = if rbuf.is_empty() { BytesMut::new() } else { BytesMut::from(&rbuf[..]) };
         }
         charge.cover_write(wbuf.capacity());
         client.touch(command_started);
@@ -666,17 +670,20 @@ struct BufferCharge<'a> {
     writing: usize,
     /// Held while reading a request larger than the whole budget (one at a time; it is refused).
     oversize: Option<tokio::sync::SemaphorePermit<'a>>,
+    /// The read buffer was grown beyond [`KEEP_BUFFER_BYTES`] since the last [`Self::take_read_growth`].
+    read_grown: bool,
 }
 
 impl<'a> BufferCharge<'a> {
     fn new(store: &'a Store) -> Self {
-        BufferCharge { store, reading: 0, writing: 0, oversize: None }
+        BufferCharge { store, reading: 0, writing: 0, oversize: None, read_grown: false }
     }
 
     /// Before a read buffer grows to `capacity`: charges what it holds beyond [`KEEP_BUFFER_BYTES`],
     /// waiting (the client is not read from meanwhile) while other clients' buffers fill the budget.
     async fn cover_read(&mut self, capacity: usize) {
         let wanted = capacity.saturating_sub(KEEP_BUFFER_BYTES);
+        self.read_grown |= wanted > 0;
         if wanted <= self.reading || self.oversize.is_some() {
             return;
         }
@@ -703,6 +710,12 @@ impl<'a> BufferCharge<'a> {
     fn request_read(&mut self) {
         self.store.release_buffer(std::mem::take(&mut self.reading));
         self.oversize = None;
+    }
+
+    /// Whether the read buffer grew beyond [`KEEP_BUFFER_BYTES`] since the last call: then the connection
+    /// replaces it once its requests are done, so the large block is freed.
+    fn take_read_growth(&mut self) -> bool {
+        std::mem::take(&mut self.read_grown)
     }
 
     /// Charges (or gives back) what write buffers of `capacity` bytes hold beyond [`KEEP_BUFFER_BYTES`].

@@ -205,3 +205,34 @@ fn info_memory_reports_rss_and_fragmentation() {
     assert!((bytes - (rss - used)).abs() < 1e6, "{info}");
     assert!(field("used_memory_rss_human").ends_with('M'), "{info}");
 }
+
+/// Issue 16's memory target, RSS within 1.5 × maxmemory + 20 MB, with values large enough to get blocks of
+/// their own from the allocator: twelve connections each store 4 MB values and stay open. Each read buffer
+/// grows to 4 MB for its request; once the request is done the connection must let go of it (it once kept
+/// the block, shared with the request's frame, for as long as it lived: 12 × 4 MB beyond the budget), and
+/// evicted values must be given back to the kernel.
+#[test]
+fn connections_that_stored_large_values_do_not_keep_their_buffers() {
+    let maxmemory: u64 = 16 << 20;
+    let shard = Shard::start(&["--maxmemory", "16mb"]);
+    let mut con = shard.client();
+    let rss_before = shard.rss_bytes();
+    let value = vec![b'x'; 4 << 20];
+    let mut conns: Vec<_> = (0..12).map(|_| shard.raw()).collect();
+    for round in 0..3 {
+        for (i, raw) in conns.iter_mut().enumerate() {
+            raw.0.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+            let key = format!("big:{round}:{i}");
+            raw.expect(&resp(&[b"SET", key.as_bytes(), &value]), b"+OK\r\n");
+        }
+    }
+    assert!(shard.info_field(&mut con, "evicted_keys") > 0);
+    let used = shard.info_field(&mut con, "used_memory");
+    assert!(used <= maxmemory, "used_memory {used}");
+    // All twelve connections are still open. The budget's worth of values, plus slack for what the process
+    // itself grows by (the requests' frames are freed, not kept).
+    let limit = rss_before + maxmemory as usize * 3 / 2;
+    let rss = shard.rss_bytes();
+    assert!(rss < limit, "RSS grew from {rss_before} to {rss} with 12 idle connections (limit {limit})");
+    drop(conns);
+}
