@@ -25,9 +25,10 @@ use std::sync::Mutex;
 
 use rustix::mm::{MapFlags, MremapFlags, ProtFlags};
 
-/// Blocks of at least this many bytes get a mapping of their own. Below it, an allocation's page faults and
-/// two system calls would cost more than the memory mimalloc holds back.
-pub const MAPPED_ALLOC_BYTES: usize = 1 << 20;
+/// Blocks of at least this many bytes get a mapping of their own. With 1 MiB here, a shard under 1 MB values
+/// reached 114 MB of RSS for `--maxmemory 64mb` (77 MB at 256 KiB); the CPU per request was the same for
+/// 0.3–2 MB values at both thresholds (with the cache of kept blocks; `docs/BENCHMARKS.md`).
+pub const MAPPED_ALLOC_BYTES: usize = 256 << 10;
 
 /// Mappings are aligned to the page size, at least this on every Linux target.
 const MIN_PAGE_BYTES: usize = 4096;

@@ -12,7 +12,7 @@ use ringcache_proxy::membership;
 use ringcache_proxy::metrics::ProxyMetrics;
 use ringcache_proxy::session::{self, ProxyShared};
 
-/// mimalloc, with blocks of 1 MiB and more (buffers of big values) mapped on their own and given back to
+/// mimalloc, with blocks of 256 KiB and more (buffers of big values) mapped on their own and given back to
 /// the kernel when freed (see `ringcache_alloc`).
 #[global_allocator]
 static GLOBAL: ringcache_alloc::ServerAllocator = ringcache_alloc::ServerAllocator;

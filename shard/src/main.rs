@@ -13,7 +13,7 @@ use ringcache_shard::{shard_metrics, store};
 
 /// mimalloc packs the store's small blobs tightly (a 48-byte blob takes 48 bytes); built with `no_thp`
 /// because transparent huge pages added ~15 bytes of RSS per key in `bench/shard_vs_redis.sh`. Blocks of
-/// 1 MiB and more are mapped on their own and given back to the kernel when freed (see `ringcache_alloc`).
+/// 256 KiB and more are mapped on their own and given back to the kernel when freed (see `ringcache_alloc`).
 #[global_allocator]
 static GLOBAL: ringcache_alloc::ServerAllocator = ringcache_alloc::ServerAllocator;
 

@@ -712,10 +712,13 @@ impl<'a> BufferCharge<'a> {
         self.oversize = None;
     }
 
-    /// Whether the read buffer grew beyond [`KEEP_BUFFER_BYTES`] since the last call: then the connection
-    /// replaces it once its requests are done, so the large block is freed.
+    /// Whether the read buffer grew beyond [`KEEP_BUFFER_BYTES`] for a request that has been read in full
+    /// since then: the connection replaces the buffer so the large block is freed. `false` while a large
+    /// request is still being read: replacing the buffer then would copy all it holds so far on every read
+    /// (quadratic in the request's size: a 512 MB SET took 53 s).
     fn take_read_growth(&mut self) -> bool {
-        std::mem::take(&mut self.read_grown)
+        let reading_large = self.reading > 0 || self.oversize.is_some();
+        !reading_large && std::mem::take(&mut self.read_grown)
     }
 
     /// Charges (or gives back) what write buffers of `capacity` bytes hold beyond [`KEEP_BUFFER_BYTES`].
