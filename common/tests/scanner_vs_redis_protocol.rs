@@ -125,6 +125,91 @@ proptest! {
     }
 }
 
+/// Everything a scanner makes of `wire` delivered in pieces of `piece_len` bytes: each request's arguments,
+/// then the error that stopped it (if any), and the bytes it examined. `one_pass`: with the one-pass path
+/// for whole requests (`next`), or the general scanner alone (`next_step_by_step`).
+fn scan_in_pieces(
+    wire: &[u8],
+    piece_len: usize,
+    limits: &Limits,
+    one_pass: bool,
+) -> (Vec<Vec<Vec<u8>>>, Option<String>, u64) {
+    let mut scanner = RequestScanner::new();
+    let mut buf = BytesMut::new();
+    let mut out = Vec::new();
+    for piece in wire.chunks(piece_len.max(1)) {
+        buf.extend_from_slice(piece);
+        loop {
+            let next =
+                if one_pass { scanner.next(&mut buf, limits) } else { scanner.next_step_by_step(&mut buf, limits) };
+            match next {
+                Ok(Some(req)) => out.push(req.args_from(0).map(<[u8]>::to_vec).collect()),
+                Ok(None) => break,
+                Err(e) => return (out, Some(e.to_string()), scanner.examined_bytes()),
+            }
+        }
+    }
+    (out, None, scanner.examined_bytes())
+}
+
+fn limits_variant() -> impl Strategy<Value = Limits> {
+    prop_oneof![
+        Just(Limits::DEFAULT),
+        Just(Limits::DEFAULT.unauthenticated()),
+        // Line limits below, at and above what the one-pass scan handles itself.
+        (0usize..6, 0usize..4, prop_oneof![1usize..5, 17usize..22, Just(64 * 1024)]).prop_map(
+            |(bulk, count, inline)| Limits {
+                max_bulk_len: bulk,
+                max_multibulk_len: count,
+                max_inline_len: inline,
+                unauthenticated: false,
+            }
+        ),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1024, ..ProptestConfig::default() })]
+
+    /// The one-pass path for a whole request in the buffer and the general scanner agree on every input,
+    /// whole or arriving a byte at a time: the same requests, the same protocol error, the same count of
+    /// examined bytes; under every kind of limit.
+    #[test]
+    fn one_pass_and_step_by_step_agree(
+        commands in proptest::collection::vec(command(), 1..6),
+        noise in proptest::collection::vec((any::<usize>(), prop_oneof![
+            Just(b'*'), Just(b'$'), Just(b'\r'), Just(b'\n'), Just(b'0'), Just(b'9'), Just(b'-'), Just(b' '), any::<u8>()
+        ]), 0..4),
+        limits in limits_variant(),
+        piece_len in prop_oneof![Just(usize::MAX), 1usize..8],
+    ) {
+        let mut wire = BytesMut::new();
+        for c in &commands {
+            encode_command(c, &mut wire);
+        }
+        let mut wire = wire.to_vec();
+        for (at, byte) in noise {
+            let at = at % wire.len();
+            wire[at] = byte;
+        }
+        let one_pass = scan_in_pieces(&wire, piece_len, &limits, true);
+        let step_by_step = scan_in_pieces(&wire, piece_len, &limits, false);
+        prop_assert_eq!(&one_pass, &step_by_step);
+        if one_pass.1.is_none() && limits == Limits::DEFAULT && noise_free(&wire, &commands) {
+            prop_assert_eq!(&one_pass.0, &commands);
+        }
+    }
+}
+
+/// Whether `wire` is still exactly the encoding of `commands` (the noise may have hit nothing).
+fn noise_free(wire: &[u8], commands: &[Vec<Vec<u8>>]) -> bool {
+    let mut encoded = BytesMut::new();
+    for c in commands {
+        encode_command(c, &mut encoded);
+    }
+    encoded[..] == *wire
+}
+
 #[test]
 fn a_4mb_mset_in_16kb_reads_is_parsed_once() {
     // Correct in pieces ...

@@ -51,6 +51,8 @@ pub struct CommandSpec {
     pub subcommands: Vec<&'static RedisCommand>,
     /// Position in [`COMMANDS`] (stored: it indexes per-command tables on every request).
     index: usize,
+    /// Whether `flags` has `write` (stored: asked on every request).
+    write: bool,
 }
 
 impl CommandSpec {
@@ -61,6 +63,7 @@ impl CommandSpec {
     }
 
     /// Whether `argc` (the name included) satisfies the arity.
+    #[inline]
     pub fn arity_ok(&self, argc: usize) -> bool {
         arity_ok(self.arity, argc)
     }
@@ -79,16 +82,19 @@ impl CommandSpec {
         (first..end).step_by(step)
     }
 
+    #[inline]
     pub fn is_write(&self) -> bool {
-        self.flags.contains(&"write")
+        self.write
     }
 
     /// Whether the command takes keys at all (a fixed position, or movable ones).
+    #[inline]
     pub fn is_keyed(&self) -> bool {
         self.first_key > 0 || self.movable_keys
     }
 
     /// Whether every request of this command names exactly one key, at `first_key`.
+    #[inline]
     pub fn has_one_key(&self) -> bool {
         self.first_key > 0 && self.first_key == self.last_key && !self.movable_keys
     }
@@ -103,6 +109,7 @@ impl CommandSpec {
     }
 }
 
+#[inline]
 fn arity_ok(arity: i32, argc: usize) -> bool {
     let argc = argc as i64;
     let arity = i64::from(arity);
@@ -113,9 +120,6 @@ fn arity_ok(arity: i32, argc: usize) -> bool {
     }
 }
 
-/// Checks a request's arity as Redis does before running it: the command's, then (for a container such
-/// as CLIENT) the subcommand's. `Err` is the error line.
-#[inline]
 /// What a RESP2 connection with subscriptions may still run (Redis's subscriber mode).
 pub fn allowed_while_subscribed(spec: &CommandSpec) -> bool {
     matches!(
@@ -132,6 +136,9 @@ pub fn allowed_while_subscribed(spec: &CommandSpec) -> bool {
     )
 }
 
+/// Checks a request's arity as Redis does before running it: the command's, then (for a container such
+/// as CLIENT) the subcommand's. `Err` is the error line.
+#[inline]
 pub fn check_arity(spec: &CommandSpec, req: &Request) -> Result<(), String> {
     if !spec.arity_ok(req.argc()) {
         return Err(format!("ERR wrong number of arguments for '{}' command", spec.name));
@@ -421,6 +428,7 @@ pub static COMMANDS: LazyLock<Vec<CommandSpec>> = LazyLock::new(|| {
             step: r.step,
             group: r.group,
             movable_keys: r.flags.contains(&"movablekeys"),
+            write: r.flags.contains(&"write"),
             redis: r,
             // In redis-server's order (COMMAND lists them in that order).
             subcommands: {
@@ -518,7 +526,108 @@ static BY_NAME: LazyLock<HashMap<&'static [u8], &'static CommandSpec>> =
     LazyLock::new(|| COMMANDS.iter().map(|c| (c.name.as_bytes(), c)).collect());
 
 /// Finds a command by name, in any case.
+#[inline]
 pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
+    if name.len() <= SHORT_NAME_BYTES {
+        return SHORT_NAMES.find(name);
+    }
+    lookup_by_hash(name)
+}
+
+/// Names of at most this many bytes (all but a few commands') are found in [`SHORT_NAMES`].
+const SHORT_NAME_BYTES: usize = 16;
+
+/// Every command whose name fits in 16 bytes, in an open-addressed table keyed by the name packed into a
+/// `u128` (zero padded) and its length, so a lookup lower-cases the name a word at a time and compares
+/// one integer instead of hashing and comparing bytes.
+static SHORT_NAMES: LazyLock<ShortNames> = LazyLock::new(ShortNames::build);
+
+struct ShortNames {
+    /// `(packed lower-case name, length, index in COMMANDS)`; length 0 marks an empty slot.
+    slots: Vec<(u128, u8, u16)>,
+    mask: usize,
+}
+
+impl ShortNames {
+    fn build() -> ShortNames {
+        let size = (COMMANDS.len() * 4).next_power_of_two();
+        let mut table = ShortNames { slots: vec![(0, 0, 0); size], mask: size - 1 };
+        for c in COMMANDS.iter().filter(|c| c.name.len() <= SHORT_NAME_BYTES) {
+            let key = pack_lowercase(c.name.as_bytes());
+            let mut i = table.slot_of(key);
+            while table.slots[i].1 != 0 {
+                i = (i + 1) & table.mask;
+            }
+            table.slots[i] = (key, c.name.len() as u8, c.index as u16);
+        }
+        table
+    }
+
+    #[inline]
+    fn slot_of(&self, key: u128) -> usize {
+        let folded = (key as u64) ^ ((key >> 64) as u64).rotate_left(29);
+        (folded.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) as usize & self.mask
+    }
+
+    #[inline]
+    fn find(&self, name: &[u8]) -> Option<&'static CommandSpec> {
+        let key = pack_lowercase(name);
+        let mut i = self.slot_of(key);
+        loop {
+            let (slot_key, len, index) = self.slots[i];
+            if len == 0 {
+                return None;
+            }
+            if slot_key == key && usize::from(len) == name.len() {
+                return Some(&COMMANDS[usize::from(index)]);
+            }
+            i = (i + 1) & self.mask;
+        }
+    }
+}
+
+/// `name` (at most 16 bytes) lower-cased (ASCII letters only) and packed little-endian into a `u128`,
+/// zero padded: eight bytes at a time, with no branch per byte.
+#[inline]
+fn pack_lowercase(name: &[u8]) -> u128 {
+    let (lo, hi) = if name.len() <= 8 { (name, &[][..]) } else { name.split_at(8) };
+    u128::from(ascii_lowercase_word(load_le(lo))) | (u128::from(ascii_lowercase_word(load_le(hi))) << 64)
+}
+
+/// Up to eight bytes as a little-endian `u64`, zero padded, read as (overlapping) words rather than
+/// copied byte by byte.
+#[inline]
+fn load_le(bytes: &[u8]) -> u64 {
+    let n = bytes.len();
+    match n {
+        0 => 0,
+        1..=3 => {
+            // The first, middle and last bytes cover one, two or three bytes.
+            u64::from(bytes[0]) | u64::from(bytes[n / 2]) << (n / 2 * 8) | u64::from(bytes[n - 1]) << ((n - 1) * 8)
+        }
+        _ => {
+            let first = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+            let last = u32::from_le_bytes([bytes[n - 4], bytes[n - 3], bytes[n - 2], bytes[n - 1]]);
+            u64::from(first) | u64::from(last) << ((n - 4) * 8)
+        }
+    }
+}
+
+/// Lower-cases the ASCII capitals among a word's eight bytes; other bytes (non-ASCII included) are kept.
+#[inline]
+fn ascii_lowercase_word(word: u64) -> u64 {
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    let low7 = word & !HIGH;
+    // Per byte, the high bit says: at least 'A', and above 'Z' (no carry crosses a byte: each is < 0x80).
+    let from_a = low7 + ONES * u64::from(0x80 - b'A');
+    let past_z = low7 + ONES * u64::from(0x80 - b'Z' - 1);
+    let capital = from_a & !past_z & !word & HIGH;
+    word | (capital >> 2)
+}
+
+/// The general lookup, for names longer than 16 bytes.
+fn lookup_by_hash(name: &[u8]) -> Option<&'static CommandSpec> {
     let mut lower = [0u8; 24];
     if name.len() > lower.len() {
         return None;
@@ -570,6 +679,78 @@ mod tests {
         assert_eq!(unknown_command_message(&r), "ERR unknown command 'foo', with args beginning with: ");
     }
 
+    /// Every command, in lower, upper and mixed case, is found by the short-name table exactly as by the
+    /// general lookup; near misses (a NUL, a non-ASCII byte that masks to a letter, a prefix, a longer
+    /// name) are not found.
+    #[test]
+    fn short_name_table_agrees_with_the_general_lookup() {
+        let mut short = 0;
+        for c in COMMANDS.iter() {
+            let lower = c.name.to_string();
+            let upper = c.name.to_ascii_uppercase();
+            let mixed: String = c
+                .name
+                .chars()
+                .enumerate()
+                .map(|(i, ch)| if i % 2 == 0 { ch.to_ascii_uppercase() } else { ch })
+                .collect();
+            for name in [&lower, &upper, &mixed] {
+                assert_eq!(lookup(name.as_bytes()).map(|s| s.index()), Some(c.index()), "{name}");
+                assert_eq!(lookup_by_hash(name.as_bytes()).map(|s| s.index()), Some(c.index()), "{name}");
+            }
+            if c.name.len() <= SHORT_NAME_BYTES {
+                short += 1;
+                let mut with_nul = c.name.as_bytes().to_vec();
+                with_nul.push(0);
+                let mut high_bit = c.name.as_bytes().to_vec();
+                high_bit[0] |= 0x80;
+                let prefix = &c.name.as_bytes()[..c.name.len() - 1];
+                for miss in [&with_nul[..], &high_bit[..], prefix] {
+                    assert_eq!(
+                        lookup(miss).map(|s| s.name),
+                        lookup_by_hash(miss).map(|s| s.name),
+                        "{:?}",
+                        String::from_utf8_lossy(miss)
+                    );
+                }
+                assert!(lookup(&high_bit).is_none());
+                assert!(lookup(&with_nul).is_none());
+            }
+        }
+        assert!(short * 10 > COMMANDS.len() * 9, "most commands have short names ({short} of {})", COMMANDS.len());
+        for miss in [&b""[..], b"\0", b"g\0t", b"@ET", b"[ET", b"`et", b"{et", b"\xff\xff\xff"] {
+            assert!(lookup(miss).is_none(), "{miss:?}");
+        }
+    }
+
+    #[test]
+    fn load_le_reads_every_length() {
+        for n in 0..=8 {
+            let bytes: Vec<u8> = (1..=n as u8).map(|b| b * 17).collect();
+            let mut padded = [0u8; 8];
+            padded[..n].copy_from_slice(&bytes);
+            assert_eq!(load_le(&bytes), u64::from_le_bytes(padded), "{n} bytes");
+        }
+    }
+
+    #[test]
+    fn ascii_lowercase_word_changes_only_capitals() {
+        for b in 0..=255u8 {
+            let word = u64::from_le_bytes([b, b'A', b, b'Z', b, 0, b, 0xFF]);
+            let expected = u64::from_le_bytes([
+                b.to_ascii_lowercase(),
+                b'a',
+                b.to_ascii_lowercase(),
+                b'z',
+                b.to_ascii_lowercase(),
+                0,
+                b.to_ascii_lowercase(),
+                0xFF,
+            ]);
+            assert_eq!(ascii_lowercase_word(word), expected, "byte {b:#x}");
+        }
+    }
+
     #[test]
     fn lookup_is_case_insensitive_and_indexes_match() {
         let get = lookup(b"GeT").unwrap();
@@ -598,6 +779,7 @@ mod tests {
             redis: cmd,
             subcommands: Vec::new(),
             index: 0,
+            write: cmd.flags.contains(&"write"),
         };
         keys(&spec, &Request::from_args(args.iter().copied())).to_vec()
     }

@@ -6,6 +6,12 @@
 //! skipped by length, then their `\r\n` terminator is checked). A complete request is split off the buffer
 //! as one frozen [`Bytes`] and its arguments are ranges into it: no argument is copied.
 //!
+//! Most requests arrive whole (a pipelined batch is many whole requests and at most one partial one), so
+//! `next` first tries a one-pass scan of a whole, well-formed array request with short headers, which
+//! needs no state and no newline search; anything else goes to the general, resumable scanner, which
+//! alone decides errors and limits (the two are checked against each other by a property test). A partial
+//! request is looked at by the one-pass scan once, when it is first seen at the start of the buffer.
+//!
 //! Two request forms are accepted, as Redis does: RESP arrays of bulk strings (`*2\r\n$3\r\nGET\r\n$1\r\nk\r\n`)
 //! and inline commands (`PING\r\n`, telnet style, with Redis's quoting rules).
 
@@ -206,7 +212,19 @@ impl RequestScanner {
 
     /// Scans `buf` and splits off the next complete request, if there is one. Returns `Ok(None)` when more
     /// bytes are needed; the scanner keeps its place. Empty requests (`*0`, blank inline lines) are skipped.
+    #[inline]
     pub fn next(&mut self, buf: &mut BytesMut, limits: &Limits) -> Result<Option<Request>, ProtocolError> {
+        if self.state == State::Idle && self.line_scan_from == 0 {
+            if let Some(req) = self.next_whole(buf, limits) {
+                return Ok(Some(req));
+            }
+        }
+        self.next_step_by_step(buf, limits)
+    }
+
+    /// [`next`](Self::next) without its one-pass path for a whole request: the general scanner, which
+    /// keeps its place in a partial request. Public so that tests can check the two paths agree.
+    pub fn next_step_by_step(&mut self, buf: &mut BytesMut, limits: &Limits) -> Result<Option<Request>, ProtocolError> {
         loop {
             match self.state {
                 State::Idle => {
@@ -292,6 +310,58 @@ impl RequestScanner {
         }
     }
 
+    /// The common case in one pass: a whole, well-formed array request at the start of the buffer, with
+    /// short header lines and every limit respected. Anything else (an incomplete request, an inline
+    /// command, an empty array, a malformed or over-limit header) returns `None` having changed nothing,
+    /// and [`next`](Self::next) scans it step by step: the errors, waits and limits are all its own, and
+    /// this path counts examined bytes exactly as it would.
+    #[inline]
+    fn next_whole(&mut self, buf: &mut BytesMut, limits: &Limits) -> Option<Request> {
+        let wire: &[u8] = buf;
+        // A header line of 18 digits must be within the line limit, or the general scanner says so.
+        if wire.first() != Some(&b'*') || limits.max_inline_len <= MAX_SHORT_HEADER_DIGITS {
+            return None;
+        }
+        let (count, mut pos) = short_header(wire, 1)?;
+        let mut examined = pos as u64 - 1;
+        let max_count = if limits.unauthenticated {
+            limits.max_multibulk_len.min(Limits::UNAUTHENTICATED_MULTIBULK_LEN)
+        } else {
+            limits.max_multibulk_len
+        };
+        if count == 0 || count > max_count {
+            return None;
+        }
+        let max_len = if limits.unauthenticated {
+            limits.max_bulk_len.min(Limits::UNAUTHENTICATED_BULK_LEN)
+        } else {
+            limits.max_bulk_len
+        };
+        let mut args: SmallVec<[Range<usize>; 4]> = SmallVec::new();
+        if count > args.inline_size() {
+            args.reserve_exact(count.min(1024));
+        }
+        for _ in 0..count {
+            if wire.get(pos) != Some(&b'$') {
+                return None;
+            }
+            let (len, start) = short_header(wire, pos + 1)?;
+            if len > max_len {
+                return None;
+            }
+            examined += (start - pos) as u64 + 1;
+            let end = start + len;
+            if wire.get(end..end + 2) != Some(b"\r\n") {
+                return None;
+            }
+            args.push(start..end);
+            pos = end + 2;
+        }
+        self.examined_bytes += examined;
+        let frame = buf.split_to(pos).freeze();
+        Some(Request { buf: frame, args, inline: false })
+    }
+
     fn reset(&mut self) {
         self.state = State::Idle;
         self.pos = 0;
@@ -366,6 +436,45 @@ impl RequestScanner {
 fn memchr_newline(hay: &[u8]) -> Option<usize> {
     memchr::memchr(b'\n', hay)
 }
+
+/// A non-negative length of at most 18 digits at `from`, ended by `\r\n` within the buffer: the length and
+/// the offset just past the `\r\n`. `None` for anything else, which the step-by-step scanner then judges.
+/// (Its caller makes sure such a line is within the header-line limit.)
+#[inline(always)]
+fn short_header(wire: &[u8], from: usize) -> Option<(usize, usize)> {
+    // One or two digits, as in most array counts, names, keys and small values: no loop.
+    match wire.get(from..from + 4) {
+        Some(&[d, b'\r', b'\n', _]) => {
+            let d = d.wrapping_sub(b'0');
+            return (d < 10).then_some((usize::from(d), from + 3));
+        }
+        Some(&[d1, d0, b'\r', b'\n']) => {
+            let (d1, d0) = (d1.wrapping_sub(b'0'), d0.wrapping_sub(b'0'));
+            return (d1 < 10 && d0 < 10).then_some((usize::from(d1) * 10 + usize::from(d0), from + 4));
+        }
+        _ => {}
+    }
+    let mut n: usize = 0;
+    let mut i = from;
+    while let Some(&d) = wire.get(i) {
+        let d = d.wrapping_sub(b'0');
+        if d >= 10 {
+            break;
+        }
+        n = n * 10 + usize::from(d);
+        i += 1;
+        if i - from > MAX_SHORT_HEADER_DIGITS {
+            return None;
+        }
+    }
+    if i == from || wire.get(i..i + 2) != Some(b"\r\n") {
+        return None;
+    }
+    Some((n, i + 2))
+}
+
+/// Longest length the one-pass scan reads (the general scanner reads any that fits an `i64`).
+const MAX_SHORT_HEADER_DIGITS: usize = 18;
 
 /// Parses a RESP length: optional `-`, then ASCII digits; no sign for zero, no leading `+`, no spaces.
 fn parse_len(digits: &[u8]) -> Option<i64> {
