@@ -19,16 +19,28 @@ struct Redis {
 }
 
 impl Redis {
+    /// A redis-server of this test's own. Tests run in parallel and a free port can be taken by another
+    /// test's server between `free_port` and the bind (this one then exits, and the port answers for the
+    /// other, which is killed when its test ends): the server's `process_id` must be the child's, else
+    /// it starts again on another port.
     fn start() -> Redis {
-        let port = free_port();
-        let mut child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--save", "", "--appendonly", "no", "--bind", "127.0.0.1"])
-            .stdout(Stdio::null())
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("redis-server is installed");
-        wait_listening("redis-server", port, &mut child);
-        Redis { child, port }
+        for _ in 0..10 {
+            let port = free_port();
+            let mut child = Command::new("redis-server")
+                .args(["--port", &port.to_string(), "--save", "", "--appendonly", "no", "--bind", "127.0.0.1"])
+                .stdout(Stdio::null())
+                .stdin(Stdio::null())
+                .spawn()
+                .expect("redis-server is installed");
+            wait_listening("redis-server", port, &mut child);
+            let redis = Redis { child, port };
+            let info = redis.connect(Protocol::Resp2).request(&["INFO", "server"]);
+            let own = format!("process_id:{}\r\n", redis.child.id());
+            if info.windows(own.len()).any(|w| w == own.as_bytes()) {
+                return redis;
+            }
+        }
+        panic!("no redis-server of this test's own started in 10 tries");
     }
 
     fn connect(&self, proto: Protocol) -> Raw {

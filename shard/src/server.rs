@@ -423,7 +423,10 @@ async fn connection_loop<S: ClientStream>(
             wbuf.clear();
         }
         if wbuf.capacity() > KEEP_BUFFER_BYTES {
-            wbuf.reset_with_capacity(0);
+            // Keep what a connection may hold uncharged: a client whose batches of replies come near it
+            // (16 pipelined HGETALLs of 100 fields) would otherwise regrow its buffer from nothing, a dozen
+            // copies, on every batch.
+            wbuf.reset_with_capacity(KEEP_BUFFER_BYTES);
         }
         if charge.take_read_growth() {
             // The buffer grew for a large request. The request's frame was split off it, but `rbuf` still
@@ -439,6 +442,7 @@ async fn connection_loop<S: ClientStream>(
 
 /// Runs one request; the command's context (and the stripes it locks) ends before any await. Returns when
 /// it finished and what it left for the connection to wait for.
+#[inline(always)]
 fn run_one(
     shared: &Shared,
     client: &mut ClientState,
@@ -644,6 +648,19 @@ async fn read_some<S: ClientStream>(
     charge: &mut BufferCharge<'_>,
     idle_timeout: Duration,
 ) -> std::io::Result<Option<usize>> {
+    // The common case, a connection that has read before and has room left: wait for the data and read it
+    // in one step (waiting for readiness first, below, costs a second poll of the socket per read).
+    if scanner.bytes_needed_hint(buf.len()) == 0 && buf.capacity() - buf.len() >= READ_CHUNK_BYTES / 2 {
+        if idle_timeout.is_zero() {
+            return stream.read_buf(buf).await.map(Some);
+        }
+        return match tokio::time::timeout(idle_timeout, stream.read_buf(buf)).await {
+            Ok(read) => read.map(Some),
+            Err(_) => Ok(None),
+        };
+    }
+    // Otherwise the buffer is allocated (or grown, and charged) only once data is there: a connection that
+    // only opens costs no buffer.
     if idle_timeout.is_zero() {
         stream.readable().await?;
     } else if tokio::time::timeout(idle_timeout, stream.readable()).await.is_err() {
@@ -707,7 +724,16 @@ impl<'a> BufferCharge<'a> {
 
     /// A request is read in full: its buffer's charge is given back before it runs (a value it stores is
     /// charged as data; the buffer is dropped once the batch is done).
+    #[inline]
     fn request_read(&mut self) {
+        // Nearly always nothing was charged: a request that fit the buffer it arrived in.
+        if self.reading > 0 || self.oversize.is_some() {
+            self.release_read();
+        }
+    }
+
+    #[cold]
+    fn release_read(&mut self) {
         self.store.release_buffer(std::mem::take(&mut self.reading));
         self.oversize = None;
     }

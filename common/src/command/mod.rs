@@ -543,22 +543,22 @@ const SHORT_NAME_BYTES: usize = 16;
 static SHORT_NAMES: LazyLock<ShortNames> = LazyLock::new(ShortNames::build);
 
 struct ShortNames {
-    /// `(packed lower-case name, length, index in COMMANDS)`; length 0 marks an empty slot.
-    slots: Vec<(u128, u8, u16)>,
+    /// `(packed lower-case name, length, command)`; length 0 marks an empty slot.
+    slots: Vec<(u128, u8, Option<&'static CommandSpec>)>,
     mask: usize,
 }
 
 impl ShortNames {
     fn build() -> ShortNames {
         let size = (COMMANDS.len() * 4).next_power_of_two();
-        let mut table = ShortNames { slots: vec![(0, 0, 0); size], mask: size - 1 };
+        let mut table = ShortNames { slots: vec![(0, 0, None); size], mask: size - 1 };
         for c in COMMANDS.iter().filter(|c| c.name.len() <= SHORT_NAME_BYTES) {
             let key = pack_lowercase(c.name.as_bytes());
             let mut i = table.slot_of(key);
             while table.slots[i].1 != 0 {
                 i = (i + 1) & table.mask;
             }
-            table.slots[i] = (key, c.name.len() as u8, c.index as u16);
+            table.slots[i] = (key, c.name.len() as u8, Some(c));
         }
         table
     }
@@ -574,12 +574,12 @@ impl ShortNames {
         let key = pack_lowercase(name);
         let mut i = self.slot_of(key);
         loop {
-            let (slot_key, len, index) = self.slots[i];
+            let (slot_key, len, command) = self.slots[i];
             if len == 0 {
                 return None;
             }
             if slot_key == key && usize::from(len) == name.len() {
-                return Some(&COMMANDS[usize::from(index)]);
+                return command;
             }
             i = (i + 1) & self.mask;
         }

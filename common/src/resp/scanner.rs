@@ -212,7 +212,7 @@ impl RequestScanner {
 
     /// Scans `buf` and splits off the next complete request, if there is one. Returns `Ok(None)` when more
     /// bytes are needed; the scanner keeps its place. Empty requests (`*0`, blank inline lines) are skipped.
-    #[inline]
+    #[inline(always)]
     pub fn next(&mut self, buf: &mut BytesMut, limits: &Limits) -> Result<Option<Request>, ProtocolError> {
         if self.state == State::Idle && self.line_scan_from == 0 {
             if let Some(req) = self.next_whole(buf, limits) {

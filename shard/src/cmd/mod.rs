@@ -129,20 +129,43 @@ impl From<OutOfMemory> for CmdError {
 pub type CmdResult = Result<(), CmdError>;
 type Handler = fn(&mut Ctx<'_>, &Request) -> CmdResult;
 
-/// Handlers indexed like `COMMANDS`.
-static HANDLERS: LazyLock<Vec<Option<Handler>>> =
-    LazyLock::new(|| COMMANDS.iter().map(|c| handler_for(c.name)).collect());
+/// What a request needs to know about its command, in one row per command (indexed like `COMMANDS`), so
+/// the checks before and after a handler read one table rather than searching flag lists.
+pub(super) struct CommandInfo {
+    pub(super) handler: Option<Handler>,
+    /// The command may write (`write` flag).
+    write: bool,
+    /// It takes keys (a fixed position, or movable ones).
+    keyed: bool,
+    /// It may run while the dataset is loading (`loading` flag).
+    loading_ok: bool,
+    /// It may run without authentication (`no_auth` flag).
+    no_auth: bool,
+    lock: LockMode,
+}
 
-/// Per command (indexed like `COMMANDS`): whether it writes, and whether it may run while loading.
-static WRITES: LazyLock<Vec<bool>> = LazyLock::new(|| COMMANDS.iter().map(|c| c.is_write()).collect());
-static ALLOWED_WHILE_LOADING: LazyLock<Vec<bool>> =
-    LazyLock::new(|| COMMANDS.iter().map(|c| c.flags.contains(&"loading")).collect());
+/// [`CommandInfo`] for every command, indexed like `COMMANDS`.
+pub(super) static INFO: LazyLock<Vec<CommandInfo>> = LazyLock::new(|| {
+    COMMANDS
+        .iter()
+        .map(|c| CommandInfo {
+            handler: handler_for(c.name),
+            write: c.is_write(),
+            keyed: c.is_keyed(),
+            loading_ok: c.flags.contains(&"loading"),
+            no_auth: c.flags.contains(&"no_auth"),
+            lock: lock_mode(c),
+        })
+        .collect()
+});
 
 /// How a command's stripes are locked while it runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum LockMode {
     /// It touches no key.
     None,
+    /// The stripe of the one key every request names, at `position` (most commands).
+    OneKey { position: usize },
     /// The stripes of the keys its key specification names.
     Keys,
     /// It walks the whole keyspace a stripe at a time (not atomically, as SCAN and KEYS may), or uses the
@@ -157,45 +180,59 @@ enum LockMode {
     SubcommandKey,
 }
 
-static LOCK_MODES: LazyLock<Vec<LockMode>> = LazyLock::new(|| {
-    COMMANDS
-        .iter()
-        .map(|c| match c.name {
-            "scan" | "keys" | "dbsize" | "flushall" | "flushdb" | "randomkey" => LockMode::Walk,
-            "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "fcall" | "fcall_ro" => LockMode::All,
-            // Shard channels are named like keys (for cluster routing) but are not keys; EXEC locks for its
-            // whole transaction itself.
-            "ssubscribe" | "sunsubscribe" | "spublish" | "exec" => LockMode::None,
-            "sort" | "sort_ro" => LockMode::Sort,
-            "object" | "memory" => LockMode::SubcommandKey,
-            _ if c.is_keyed() => LockMode::Keys,
-            _ => LockMode::None,
-        })
-        .collect()
-});
+fn lock_mode(c: &CommandSpec) -> LockMode {
+    match c.name {
+        "scan" | "keys" | "dbsize" | "flushall" | "flushdb" | "randomkey" => LockMode::Walk,
+        "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "fcall" | "fcall_ro" => LockMode::All,
+        // Shard channels are named like keys (for cluster routing) but are not keys; EXEC locks for its
+        // whole transaction itself.
+        "ssubscribe" | "sunsubscribe" | "spublish" | "exec" => LockMode::None,
+        "sort" | "sort_ro" => LockMode::Sort,
+        "object" | "memory" => LockMode::SubcommandKey,
+        _ if c.has_one_key() => LockMode::OneKey { position: c.first_key as usize },
+        _ if c.is_keyed() => LockMode::Keys,
+        _ => LockMode::None,
+    }
+}
 
 /// Whether a command needs more than its keys' stripes (a transaction that runs one holds every stripe).
 fn needs_every_stripe(spec: &'static CommandSpec) -> bool {
-    matches!(LOCK_MODES[spec.index()], LockMode::Walk | LockMode::All | LockMode::Sort | LockMode::SubcommandKey)
+    matches!(INFO[spec.index()].lock, LockMode::Walk | LockMode::All | LockMode::Sort | LockMode::SubcommandKey)
 }
 
 /// Locks into `db` (unlocked) what a command needs: the stripes of its keys, all of them, or nothing.
 /// False when a script became busy while this waited for a stripe it holds (the command is answered
 /// `-BUSY`).
-fn lock_into<'a>(db: &mut Db<'a>, shared: &Shared, spec: &'static CommandSpec, req: &Request) -> bool {
-    let store = db.store();
-    let mode = LOCK_MODES[spec.index()];
+#[inline]
+fn lock_into<'a>(db: &mut Db<'a>, shared: &Shared, spec: &'static CommandSpec, mode: LockMode, req: &Request) -> bool {
     let give_up = || shared.scripting.is_busy();
     // The common case, one key: no list of keys to build and sort, nothing moved.
-    if mode == LockMode::Keys && spec.has_one_key() && !shared.scripting.is_running() {
-        if let Some(key) = req.get(spec.first_key as usize) {
-            return db.acquire_one(key, &give_up);
+    if let LockMode::OneKey { position } = mode {
+        if !shared.scripting.is_running() {
+            if let Some(key) = req.get(position) {
+                return db.acquire_one(key, &give_up);
+            }
         }
     }
+    lock_keys_into(db, shared, spec, mode, req)
+}
+
+/// [`lock_into`] for everything but one key locked outside a script.
+fn lock_keys_into<'a>(
+    db: &mut Db<'a>,
+    shared: &Shared,
+    spec: &'static CommandSpec,
+    mode: LockMode,
+    req: &Request,
+) -> bool {
+    let store = db.store();
+    let give_up = || shared.scripting.is_busy();
     let all = mode == LockMode::All || mode == LockMode::Sort && sort::reads_other_keys(req);
     let hashes: smallvec::SmallVec<[u64; 8]> = match mode {
         _ if all => smallvec::SmallVec::new(),
-        LockMode::Keys | LockMode::Sort => command::keys(spec, req).iter().map(|&p| store.hash(req.arg(p))).collect(),
+        LockMode::OneKey { .. } | LockMode::Keys | LockMode::Sort => {
+            command::keys(spec, req).iter().map(|&p| store.hash(req.arg(p))).collect()
+        }
         LockMode::SubcommandKey => req.get(2).map(|k| store.hash(k)).into_iter().collect(),
         LockMode::None | LockMode::Walk | LockMode::All => return true,
     };
@@ -254,6 +291,7 @@ fn handler_for(name: &str) -> Option<Handler> {
 /// Runs one request and appends its reply to `ctx.out`. `started` is when the request began (for a batch
 /// of pipelined requests, when the previous one ended); returns when this one ended, so a batch reads the
 /// clock once per command rather than twice.
+#[inline(always)]
 pub fn execute(ctx: &mut Ctx<'_>, req: &Request, started: Instant) -> Instant {
     crate::events::set_running_client(ctx.client.id);
     let spec = command::lookup(req.name());
@@ -285,8 +323,14 @@ pub fn execute_inside(ctx: &mut Ctx<'_>, req: &Request) {
 
 /// Why a command may not run here now because of the ring: the shard is leaving, or (`guarded`) a key lies
 /// in a range that belongs to a joining shard (only hinted commands may touch those).
-fn ring_refusal(ctx: &Ctx<'_>, spec: &CommandSpec, req: &Request, guarded: bool) -> Option<String> {
-    let membership = ctx.shared.membership();
+#[cold]
+fn ring_refusal(
+    ctx: &Ctx<'_>,
+    spec: &CommandSpec,
+    membership: Membership,
+    req: &Request,
+    guarded: bool,
+) -> Option<String> {
     if matches!(membership, Membership::Leaving | Membership::Draining | Membership::Drained) {
         if spec.name == "ping" {
             return Some(DRAINING_ERROR.into());
@@ -318,6 +362,7 @@ fn ring_refusal(ctx: &Ctx<'_>, spec: &CommandSpec, req: &Request, guarded: bool)
 pub const DRAINING_ERROR: &str = "DRAINING ringcache-shard is handing its keys over before it exits";
 
 /// [`execute`], with the ring guard checked or not (a hinted write is exactly what a guard lets through).
+#[inline]
 fn execute_checked(
     ctx: &mut Ctx<'_>,
     spec: Option<&'static CommandSpec>,
@@ -325,9 +370,11 @@ fn execute_checked(
     started: Instant,
     guarded: bool,
 ) -> Instant {
-    let handler = spec.and_then(|s| HANDLERS[s.index()]);
     // Same order of checks as Redis: existence, arity, then authentication.
-    let (Some(spec), Some(handler)) = (spec, handler) else {
+    let Some((spec, info, handler)) = spec.and_then(|s| {
+        let info = &INFO[s.index()];
+        Some((s, info, info.handler?))
+    }) else {
         ctx.out.error(&command::unknown_command_message(req));
         return started;
     };
@@ -335,7 +382,7 @@ fn execute_checked(
         ctx.out.error(&e);
         return started;
     }
-    if !ctx.client.authenticated && !spec.flags.contains(&"no_auth") {
+    if !ctx.client.authenticated && !info.no_auth {
         ctx.out.error(&CmdError::NoAuth.to_string());
         return started;
     }
@@ -346,13 +393,13 @@ fn execute_checked(
         }
     }
     let index = spec.index();
-    if ctx.shared.persistence.is_loading() && !ALLOWED_WHILE_LOADING[index] {
+    if !info.loading_ok && ctx.shared.persistence.is_loading() {
         ctx.out.error(LOADING_ERROR);
         return started;
     }
     let shared = ctx.shared;
     let aof = ctx.store.aof();
-    if WRITES[index] && aof.is_some_and(|a| !a.write_ok()) {
+    if info.write && aof.is_some_and(|a| !a.write_ok()) {
         ctx.out.error(&aof.map(|a| a.misconf_error()).unwrap_or_default());
         return started;
     }
@@ -365,17 +412,29 @@ fn execute_checked(
     // Inside a transaction or script the stripes are held already; otherwise the command locks its own
     // and releases them when it is done.
     let locked_here = !pinned;
-    if locked_here && !lock_into(&mut ctx.db, shared, spec, req) {
+    if locked_here && !lock_into(&mut ctx.db, shared, spec, info.lock, req) {
         ctx.out.error(crate::scripting::BUSY_ERROR);
         return started;
     }
     // A write while leaving runs under the lock that the switch to draining takes, so it is either
     // remembered for the drain's second pass or refused, never lost between the two. The stripes are
     // locked first (a script or transaction takes this lock with its stripes held), and the membership is
-    // read with them held: a drain that starts after this read copies the key only after this write.
-    let leaving = WRITES[index] && spec.is_keyed() && shared.membership() == Membership::Leaving;
-    let mut written = leaving.then(|| shared.written_while_leaving.lock());
-    if let Some(refusal) = ring_refusal(ctx, spec, req, guarded) {
+    // read with them held, and read again once that lock is held: a drain that starts after this read
+    // copies the key only after this write.
+    let mut membership = shared.membership();
+    let mut written = None;
+    if info.write && info.keyed && membership == Membership::Leaving {
+        written = Some(shared.written_while_leaving.lock());
+        membership = shared.membership();
+    }
+    let refusal = if matches!(membership, Membership::Leaving | Membership::Draining | Membership::Drained)
+        || guarded && info.keyed && ctx.shared.handoffs.is_guarded()
+    {
+        ring_refusal(ctx, spec, membership, req, guarded)
+    } else {
+        None
+    };
+    if let Some(refusal) = refusal {
         drop(written);
         if locked_here {
             ctx.db.release();
@@ -386,7 +445,7 @@ fn execute_checked(
     let result = handler(ctx, req);
     match result {
         Ok(()) => {
-            if WRITES[index] {
+            if info.write {
                 metrics::add_hot(HotCounter::Writes, 1);
                 if aof.is_some() && spec.is_keyed() {
                     for pos in command::keys(spec, req) {

@@ -17,7 +17,7 @@ use std::sync::atomic::Ordering;
 use ringcache_common::command::{self, CommandSpec};
 use ringcache_common::resp::{ReplyWriter, Request};
 
-use super::{execute_inside, needs_every_stripe, CmdError, CmdResult, Ctx, Handler, HANDLERS};
+use super::{execute_inside, needs_every_stripe, CmdError, CmdResult, Ctx, Handler, INFO};
 use crate::client::{Multi, Watch};
 use crate::store::Db;
 
@@ -48,7 +48,7 @@ pub(super) fn queued(ctx: &mut Ctx<'_>, spec: Option<&'static CommandSpec>, req:
     if spec.is_some_and(|s| runs_immediately(s.name)) {
         return false;
     }
-    let refusal = match spec.filter(|s| HANDLERS[s.index()].is_some()) {
+    let refusal = match spec.filter(|s| INFO[s.index()].handler.is_some()) {
         None => Some(command::unknown_command_message(req)),
         Some(s) if !s.arity_ok(req.argc()) => Some(CmdError::WrongArity(s.name.to_string()).to_string()),
         Some(s) if !ctx.client.authenticated && !s.flags.contains(&"no_auth") => Some(CmdError::NoAuth.to_string()),

@@ -221,6 +221,7 @@ impl Store {
         &self.hooks
     }
 
+    #[inline]
     pub fn hash(&self, key: &[u8]) -> u64 {
         use std::hash::BuildHasher;
         self.hasher.hash_one(key)
@@ -246,10 +247,17 @@ impl Store {
 
     /// Locks stripe `index`, waiting in short slices and giving up (`None`) as soon as `give_up` says so
     /// (a busy script holds it and the caller must answer `-BUSY` instead of waiting).
+    #[inline]
     fn lock_index_unless(&self, index: usize, give_up: &dyn Fn() -> bool) -> Option<StripeGuard<'_>> {
         if let Some(guard) = self.stripes[index].0.try_lock() {
             return Some(StripeGuard { store: self, index, guard });
         }
+        self.lock_index_contended(index, give_up)
+    }
+
+    /// [`Store::lock_index_unless`] once the stripe was found locked.
+    #[cold]
+    fn lock_index_contended(&self, index: usize, give_up: &dyn Fn() -> bool) -> Option<StripeGuard<'_>> {
         loop {
             if let Some(guard) = self.stripes[index].0.try_lock_for(std::time::Duration::from_millis(5)) {
                 return Some(StripeGuard { store: self, index, guard });
