@@ -79,6 +79,12 @@ pub enum Membership {
 }
 
 impl Membership {
+    /// Leaving the ring, at any stage: some commands are refused.
+    #[inline]
+    pub fn is_leaving_ring(self) -> bool {
+        matches!(self, Membership::Leaving | Membership::Draining | Membership::Drained)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Membership::Joining => "joining",

@@ -140,7 +140,7 @@ pub(super) struct CommandInfo {
     /// It may run while the dataset is loading (`loading` flag).
     loading_ok: bool,
     /// It may run without authentication (`no_auth` flag).
-    no_auth: bool,
+    pub(super) no_auth: bool,
     lock: LockMode,
 }
 
@@ -321,41 +321,31 @@ pub fn execute_inside(ctx: &mut Ctx<'_>, req: &Request) {
     execute_checked(ctx, command::lookup(req.name()), req, Instant::now(), true);
 }
 
-/// Why a command may not run here now because of the ring: the shard is leaving, or (`guarded`) a key lies
-/// in a range that belongs to a joining shard (only hinted commands may touch those).
+/// Why a command may not run on a shard that is leaving the ring (`membership.is_leaving_ring()`).
 #[cold]
-fn ring_refusal(
-    ctx: &Ctx<'_>,
-    spec: &CommandSpec,
-    membership: Membership,
-    req: &Request,
-    guarded: bool,
-) -> Option<String> {
-    if matches!(membership, Membership::Leaving | Membership::Draining | Membership::Drained) {
-        if spec.name == "ping" {
-            return Some(DRAINING_ERROR.into());
-        }
-        let keyed = spec.is_keyed();
-        // While leaving, keyed writes are remembered for the second pass; a FLUSHALL could not be.
-        let refused = match membership {
-            Membership::Leaving => !keyed && spec.is_write(),
-            Membership::Draining => spec.is_write(),
-            _ => keyed || spec.is_write(),
-        };
-        if refused {
-            return Some("TRYAGAIN this shard is leaving the ring: its keys are moving to other shards".into());
-        }
+fn leaving_refusal(spec: &CommandSpec, membership: Membership) -> Option<String> {
+    if spec.name == "ping" {
+        return Some(DRAINING_ERROR.into());
     }
-    if guarded && spec.is_keyed() && ctx.shared.handoffs.is_guarded() {
-        for pos in command::keys(spec, req) {
-            if let Some(owner) = ctx.shared.handoffs.guard_owner(req.arg(pos)) {
-                return Some(format!(
-                    "TRYAGAIN this key belongs to shard '{owner}' now: the proxy's ring is out of date, retry"
-                ));
-            }
-        }
-    }
-    None
+    let keyed = spec.is_keyed();
+    // While leaving, keyed writes are remembered for the second pass; a FLUSHALL could not be.
+    let refused = match membership {
+        Membership::Leaving => !keyed && spec.is_write(),
+        Membership::Draining => spec.is_write(),
+        _ => keyed || spec.is_write(),
+    };
+    refused.then(|| "TRYAGAIN this shard is leaving the ring: its keys are moving to other shards".into())
+}
+
+/// Why a keyed command may not run while ranges are guarded for a joining shard: one of its keys lies in
+/// such a range (only hinted commands may touch those).
+#[cold]
+fn guard_refusal(ctx: &Ctx<'_>, spec: &CommandSpec, req: &Request) -> Option<String> {
+    command::keys(spec, req).iter().find_map(|&pos| {
+        ctx.shared.handoffs.guard_owner(req.arg(pos)).map(|owner| {
+            format!("TRYAGAIN this key belongs to shard '{owner}' now: the proxy's ring is out of date, retry")
+        })
+    })
 }
 
 /// The reply to PING while the shard drains: proxies read it as "hand my keys over".
@@ -427,20 +417,18 @@ fn execute_checked(
         written = Some(shared.written_while_leaving.lock());
         membership = shared.membership();
     }
-    let refusal = if matches!(membership, Membership::Leaving | Membership::Draining | Membership::Drained)
-        || guarded && info.keyed && ctx.shared.handoffs.is_guarded()
-    {
-        ring_refusal(ctx, spec, membership, req, guarded)
-    } else {
-        None
-    };
-    if let Some(refusal) = refusal {
-        drop(written);
-        if locked_here {
-            ctx.db.release();
+    let leaving = membership.is_leaving_ring();
+    let key_guarded = guarded && info.keyed && shared.handoffs.is_guarded();
+    if leaving || key_guarded {
+        let refusal = if leaving { leaving_refusal(spec, membership) } else { None };
+        if let Some(refusal) = refusal.or_else(|| if key_guarded { guard_refusal(ctx, spec, req) } else { None }) {
+            drop(written);
+            if locked_here {
+                ctx.db.release();
+            }
+            ctx.out.error(&refusal);
+            return started;
         }
-        ctx.out.error(&refusal);
-        return started;
     }
     let result = handler(ctx, req);
     match result {
