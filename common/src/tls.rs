@@ -557,7 +557,9 @@ impl ClientStream for TcpStream {
     }
 
     fn readable(&self) -> impl Future<Output = io::Result<()>> + Send + '_ {
-        TcpStream::readable(self)
+        // The socket's own read-readiness slot (as a read uses), not `TcpStream::readable`'s waiter list: one
+        // task reads a client socket, and this costs no waiter to link in and out on every wait.
+        std::future::poll_fn(move |cx| self.poll_read_ready(cx))
     }
 
     fn send_all<'a>(&'a mut self, buf: &'a [u8]) -> impl Future<Output = io::Result<()>> + Send + 'a {
@@ -598,13 +600,16 @@ impl ClientStream for ServerTlsStream {
         self.get_ref().0
     }
 
-    async fn readable(&self) -> io::Result<()> {
-        // rustls stops wanting socket bytes while it holds decrypted ones (or after close_notify): then a
-        // read returns at once, even with nothing on the socket.
-        if !self.get_ref().1.wants_read() {
-            return Ok(());
-        }
-        self.get_ref().0.readable().await
+    fn readable(&self) -> impl Future<Output = io::Result<()>> + Send + '_ {
+        let (tcp, tls) = self.get_ref();
+        std::future::poll_fn(move |cx| {
+            // rustls stops wanting socket bytes while it holds decrypted ones (or after close_notify): then a
+            // read returns at once, even with nothing on the socket.
+            if !tls.wants_read() {
+                return std::task::Poll::Ready(Ok(()));
+            }
+            tcp.poll_read_ready(cx)
+        })
     }
 
     async fn send_all<'a>(&'a mut self, buf: &'a [u8]) -> io::Result<()> {

@@ -59,20 +59,29 @@ pub fn connection_counts() -> (usize, usize) {
 }
 
 /// Whether `spec` is a blocking command.
-pub fn is_blocking(spec: &CommandSpec) -> bool {
-    BLOCKING_COMMANDS.contains(&spec.name)
+pub fn is_blocking(spec: &'static CommandSpec) -> bool {
+    IS_BLOCKING[spec.index()]
 }
+
+/// Per command of the table: whether it is in [`BLOCKING_COMMANDS`].
+static IS_BLOCKING: std::sync::LazyLock<Vec<bool>> = std::sync::LazyLock::new(|| {
+    ringcache_common::command::COMMANDS.iter().map(|c| BLOCKING_COMMANDS.contains(&c.name)).collect()
+});
 
 /// Whether a client has a blocking command in flight: its later requests wait until it is answered (as a
 /// blocked Redis client's do), so that none of them runs on the shard before it.
+///
+/// Only the oldest request can be one: a blocking command is routed only once nothing is pending before it
+/// ([`must_wait`]), and nothing is routed after it while it is pending (this check), so it is always at the
+/// front until it is answered.
 pub(crate) fn is_waiting(pending: &VecDeque<Timed>) -> bool {
-    pending.iter().any(Timed::is_dedicated)
+    pending.front().is_some_and(Timed::is_dedicated)
 }
 
 /// Whether `req` is a blocking command that must wait for the client's earlier requests to be answered
 /// first: sent on a connection of its own, it could otherwise overtake them.
-pub(crate) fn must_wait(req: &Request, pending: &VecDeque<Timed>) -> bool {
-    !pending.is_empty() && command::lookup(req.name()).is_some_and(is_blocking)
+pub(crate) fn must_wait(spec: Option<&'static CommandSpec>, pending: &VecDeque<Timed>) -> bool {
+    !pending.is_empty() && spec.is_some_and(is_blocking)
 }
 
 /// A dedicated connection, counted while it is open.

@@ -31,6 +31,87 @@ pub(crate) fn is_refused(spec: &'static CommandSpec) -> bool {
 static REFUSED: std::sync::LazyLock<Vec<bool>> =
     std::sync::LazyLock::new(|| command::COMMANDS.iter().map(|c| UNSUPPORTED.contains(&c.name)).collect());
 
+/// How [`route_command`] sends a command, decided once per command of the table from its name (so that the
+/// request path matches on this instead of comparing names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Path {
+    /// Routed by its keys ([`route_keyed`]), or answered here when it has none.
+    ByKeys,
+    /// MSET and MSETNX: routed by their keys once their argument count is checked.
+    Mset,
+    Dbsize,
+    FlushAll,
+    Internal,
+    Save,
+    FirstStatus,
+    LastSave,
+    Keys,
+    Info,
+    Scan,
+    RandomKey,
+    Object,
+    Memory,
+    Wait,
+    /// Keyless, and the same on every shard: any one answers.
+    AnyShard,
+    Blocking,
+    Spop,
+}
+
+static PATHS: std::sync::LazyLock<Vec<Path>> = std::sync::LazyLock::new(|| {
+    command::COMMANDS
+        .iter()
+        .map(|c| match c.name {
+            "mset" | "msetnx" => Path::Mset,
+            "dbsize" => Path::Dbsize,
+            "flushall" | "flushdb" => Path::FlushAll,
+            "ringcache" => Path::Internal,
+            "save" => Path::Save,
+            "bgsave" | "bgrewriteaof" => Path::FirstStatus,
+            "lastsave" => Path::LastSave,
+            "keys" => Path::Keys,
+            "info" => Path::Info,
+            "scan" => Path::Scan,
+            "randomkey" => Path::RandomKey,
+            "object" => Path::Object,
+            "memory" => Path::Memory,
+            "wait" => Path::Wait,
+            "pfselftest" | "swapdb" => Path::AnyShard,
+            "spop" => Path::Spop,
+            _ if crate::blocking::BLOCKING_COMMANDS.contains(&c.name) => Path::Blocking,
+            _ => Path::ByKeys,
+        })
+        .collect()
+});
+
+/// How [`route_keyed`] sends a command with keys, decided once per command of the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KeyedPath {
+    /// Split by key, the replies merged as MGET's.
+    Mget,
+    /// Split by key (DEL UNLINK EXISTS TOUCH), the integer replies summed.
+    SumIntegers,
+    /// Split by key/value pair, every part answering OK.
+    Mset,
+    OneKey,
+    ManyKeys,
+    Keyless,
+}
+
+static KEYED_PATHS: std::sync::LazyLock<Vec<KeyedPath>> = std::sync::LazyLock::new(|| {
+    command::COMMANDS
+        .iter()
+        .map(|c| match c.name {
+            "mget" => KeyedPath::Mget,
+            "del" | "unlink" | "exists" | "touch" => KeyedPath::SumIntegers,
+            "mset" => KeyedPath::Mset,
+            _ if c.has_one_key() => KeyedPath::OneKey,
+            _ if c.is_keyed() => KeyedPath::ManyKeys,
+            _ => KeyedPath::Keyless,
+        })
+        .collect()
+});
+
 /// SCAN cursors carry the shard index in their low bits.
 const SCAN_SHARD_BITS: u32 = 10;
 
@@ -91,45 +172,45 @@ pub fn route_command(
     let topology = shared.cluster.topology();
     let topo = topology.view();
     let requester = Requester::of(session);
-    match spec.name {
-        "mset" | "msetnx" if req.argc().is_multiple_of(2) => {
+    match PATHS[spec.index()] {
+        Path::Mset if req.argc().is_multiple_of(2) => {
             ReplyFut::error(&format!("ERR wrong number of arguments for '{}' command", spec.name))
         }
-        "dbsize" => broadcast(requester, &topo, &req, Merge::SumIntegers),
-        "flushall" | "flushdb" => match topo.absent_names() {
+        Path::Dbsize => broadcast(requester, &topo, &req, Merge::SumIntegers),
+        Path::FlushAll => match topo.absent_names() {
             // The absent shards are flushed too when they return.
             Some(absent) => broadcast_bytes(requester, &topo, hinted_wire(&req, &absent), Merge::AllOk),
             None => broadcast(requester, &topo, &req, Merge::AllOk),
         },
-        "ringcache" => {
+        Path::Internal => {
             ReplyFut::error("ERR RINGCACHE is internal to ringcache shards: ringcache-proxy does not forward it")
         }
         // SAVE makes a shard connection wait for the snapshot, which would stall every client sharing it.
-        "save" => ReplyFut::error("ERR SAVE is not supported by ringcache-proxy: use BGSAVE, then LASTSAVE"),
-        "bgsave" | "bgrewriteaof" => broadcast(requester, &topo, &req, Merge::FirstStatus),
-        "lastsave" => broadcast(requester, &topo, &req, Merge::MinInteger),
-        "keys" => broadcast(requester, &topo, &req, Merge::ConcatArrays { distinct: topo.replicas > 1 }),
-        "info" => info(requester, shared, &topo, &req),
-        "scan" => scan(requester, &topo, &req),
-        "randomkey" => randomkey(requester, &topo, &req),
+        Path::Save => ReplyFut::error("ERR SAVE is not supported by ringcache-proxy: use BGSAVE, then LASTSAVE"),
+        Path::FirstStatus => broadcast(requester, &topo, &req, Merge::FirstStatus),
+        Path::LastSave => broadcast(requester, &topo, &req, Merge::MinInteger),
+        Path::Keys => broadcast(requester, &topo, &req, Merge::ConcatArrays { distinct: topo.replicas > 1 }),
+        Path::Info => info(requester, shared, &topo, &req),
+        Path::Scan => scan(requester, &topo, &req),
+        Path::RandomKey => randomkey(requester, &topo, &req),
         // OBJECT's subcommands name their key second; HELP and malformed requests go to any shard.
-        "object" if req.argc() >= 3 => one_key(requester, &topo, &req, spec, req.arg(2)),
+        Path::Object if req.argc() >= 3 => one_key(requester, &topo, &req, spec, req.arg(2)),
         // MEMORY USAGE goes to its key's shard; the other subcommands are the proxy's (`local`).
-        "memory" if req.argc() >= 3 && req.arg(1).eq_ignore_ascii_case(b"usage") => {
+        Path::Memory if req.argc() >= 3 && req.arg(1).eq_ignore_ascii_case(b"usage") => {
             one_key(requester, &topo, &req, spec, req.arg(2))
         }
-        "wait" => wait(&topo, &req),
+        Path::Wait => wait(&topo, &req),
         // Keyless, and the same on every shard: any one answers (SWAPDB as Redis with one database).
-        "pfselftest" | "object" | "swapdb" => match topo.live().next() {
+        Path::AnyShard | Path::Object => match topo.live().next() {
             Some((_, shard)) => forward(requester, shard, &req),
             None => no_live_shard(&topo),
         },
-        _ if crate::blocking::is_blocking(spec) => crate::blocking::route(requester, &topo, &req, spec),
-        "spop" if topo.replicas > 1 => ReplyFut::error(
+        Path::Blocking => crate::blocking::route(requester, &topo, &req, spec),
+        Path::Spop if topo.replicas > 1 => ReplyFut::error(
             "ERR SPOP is not supported by ringcache-proxy with --replicas above 1 (each copy would pop a different \
              member); use SRANDMEMBER and SREM",
         ),
-        _ => match route_keyed(requester, &topo, &req, spec) {
+        Path::ByKeys | Path::Mset | Path::Memory | Path::Spop => match route_keyed(requester, &topo, &req, spec) {
             Some(fut) => fut,
             None => crate::local::reply(session, shared, &req, spec),
         },
@@ -176,13 +257,13 @@ pub(crate) fn route_keyed(
     req: &Request,
     spec: &'static CommandSpec,
 ) -> Option<ReplyFut> {
-    Some(match spec.name {
-        "mget" => split(requester, topo, req, spec, 1, Merge::Mget),
-        "del" | "unlink" | "exists" | "touch" => split(requester, topo, req, spec, 1, Merge::SumIntegers),
-        "mset" => split(requester, topo, req, spec, 2, Merge::AllOk),
-        _ if spec.has_one_key() => one_key(requester, topo, req, spec, req.arg(spec.first_key as usize)),
-        _ if spec.is_keyed() => many_keys(requester, topo, req, spec),
-        _ => return None,
+    Some(match KEYED_PATHS[spec.index()] {
+        KeyedPath::Mget => split(requester, topo, req, spec, 1, Merge::Mget),
+        KeyedPath::SumIntegers => split(requester, topo, req, spec, 1, Merge::SumIntegers),
+        KeyedPath::Mset => split(requester, topo, req, spec, 2, Merge::AllOk),
+        KeyedPath::OneKey => one_key(requester, topo, req, spec, req.arg(spec.first_key as usize)),
+        KeyedPath::ManyKeys => many_keys(requester, topo, req, spec),
+        KeyedPath::Keyless => return None,
     })
 }
 

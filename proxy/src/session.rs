@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use futures::FutureExt;
+use ringcache_common::command;
 use ringcache_common::config::StateLimits;
 use ringcache_common::connection::{ClientConn, ClientRegistry};
 use ringcache_common::push::PushReceiver;
@@ -555,23 +556,24 @@ impl Input {
                 None => self.scanner.next(&mut self.buf, &limits),
             };
             match next {
-                // CLIENT PAUSE: the request waits, unrouted, until the pause ends.
-                Ok(Some(req)) if shared.clients.pause.holds(|| ringcache_common::clients::may_write(&req)) => {
-                    self.parked = Some(req);
-                    self.stalled = true;
-                    self.paused = true;
-                    break;
-                }
-                Ok(Some(req)) if crate::blocking::must_wait(&req, pending) => {
-                    self.parked = Some(req);
-                    self.stalled = true;
-                    break;
-                }
                 Ok(Some(req)) => {
+                    // CLIENT PAUSE: the request waits, unrouted, until the pause ends.
+                    if shared.clients.pause.holds(|| ringcache_common::clients::may_write(&req)) {
+                        self.parked = Some(req);
+                        self.stalled = true;
+                        self.paused = true;
+                        break;
+                    }
+                    let spec = command::lookup(req.name());
+                    if crate::blocking::must_wait(spec, pending) {
+                        self.parked = Some(req);
+                        self.stalled = true;
+                        break;
+                    }
                     if let Some(hot) = &shared.hot_keys {
                         hot.observe(&mut self.hot_tick, &req);
                     }
-                    let routed = stateful::route(&mut self.state, session, shared, req);
+                    let routed = stateful::route(&mut self.state, session, shared, req, spec);
                     let command = routed.spec.map(|s| s.index());
                     let barrier = routed.barrier;
                     pending.push_back(Timed { fut: routed.fut, command, started, epoch, barrier });

@@ -312,7 +312,7 @@ async fn connection_loop<S: ClientStream>(
         let read = tokio::select! {
             biased;
             _ = &mut cancelled => return Ok(()),
-            push = next_push(&mut client.pushes) => {
+            push = next_push(&mut client.pushes), if client.pushes.is_some() => {
                 let Some(frame) = push else {
                     tracing::info!(
                         "client {}: closed for going over its output buffer limit (client-output-buffer-limit pubsub)",
@@ -424,7 +424,9 @@ async fn connection_loop<S: ClientStream>(
         if !wbuf.is_empty() {
             charge.cover_write(wbuf.capacity());
             // One write (and, with appendfsync always, one fsync) of the log covers the whole batch.
-            commit_log(shared, client).await?;
+            if client.aof_upto != 0 {
+                commit_log(shared, client).await?;
+            }
             stream.send_all(&wbuf).await?;
             wbuf.clear();
         }
@@ -755,6 +757,7 @@ impl<'a> BufferCharge<'a> {
 
     /// Charges (or gives back) what write buffers of `capacity` bytes hold beyond [`KEEP_BUFFER_BYTES`].
     /// Replies are never held back: if nothing can be evicted, they go out uncharged.
+    #[inline]
     fn cover_write(&mut self, capacity: usize) {
         let wanted = capacity.saturating_sub(KEEP_BUFFER_BYTES);
         if wanted > self.writing {

@@ -6,9 +6,11 @@
 //! `addReplyMapLen`/`addReplyDouble` do: command code never asks which protocol a client speaks.
 //!
 //! `impl ReplyWriter for BytesMut` is the RESP2 encoder on a bare buffer, for requests (loadgen, the
-//! proxy's sub-requests) and for RESP2-only peers. Replies are written with one syscall per batch; lengths
-//! and integers are formatted with `itoa` (no allocation); `benches/resp.rs` compares this against
-//! `redis-protocol`'s encoder, which is slower because it first builds a `Frame` value.
+//! proxy's sub-requests) and for RESP2-only peers. Replies are written with one syscall per batch. Nothing
+//! is allocated per reply: lengths and integers below 100 are written as fixed-size stores, larger ones
+//! formatted with `itoa`, doubles with `ryu` on the stack ([`with_double_text`]); `benches/resp.rs`
+//! compares this against `redis-protocol`'s encoder, which is slower because it first builds a `Frame`
+//! value.
 
 use bytes::{BufMut, BytesMut};
 
@@ -139,13 +141,23 @@ impl std::ops::DerefMut for ReplyBuf {
     }
 }
 
-fn put_header(out: &mut BytesMut, prefix: u8, n: usize) {
-    let mut f = itoa::Buffer::new();
-    let s = f.format(n);
-    out.reserve(s.len() + 3);
-    out.put_u8(prefix);
-    out.put_slice(s.as_bytes());
-    out.put_slice(b"\r\n");
+/// Writes `{prefix}{n}\r\n` (an aggregate's or a bulk string's header) after reserving `extra` more bytes
+/// for what follows it. Lengths below 100 (nearly every one a cache replies with) are written as one
+/// fixed-size store, without formatting.
+#[inline(always)]
+fn put_header(out: &mut BytesMut, prefix: u8, n: usize, extra: usize) {
+    // The longest header: prefix, 20 digits, CRLF.
+    out.reserve(extra + 23);
+    if n < 10 {
+        out.put_slice(&[prefix, b'0' + n as u8, b'\r', b'\n']);
+    } else if n < 100 {
+        out.put_slice(&[prefix, b'0' + (n / 10) as u8, b'0' + (n % 10) as u8, b'\r', b'\n']);
+    } else {
+        let mut f = itoa::Buffer::new();
+        out.put_u8(prefix);
+        out.put_slice(f.format(n).as_bytes());
+        out.put_slice(b"\r\n");
+    }
 }
 
 impl ReplyWriter for ReplyBuf {
@@ -190,34 +202,34 @@ impl ReplyWriter for ReplyBuf {
 
     #[inline]
     fn array_len(&mut self, n: usize) {
-        put_header(&mut self.buf, b'*', n);
+        put_header(&mut self.buf, b'*', n, 0);
     }
 
     fn map_len(&mut self, n: usize) {
         match self.proto {
-            Protocol::Resp2 => put_header(&mut self.buf, b'*', 2 * n),
-            Protocol::Resp3 => put_header(&mut self.buf, b'%', n),
+            Protocol::Resp2 => put_header(&mut self.buf, b'*', 2 * n, 0),
+            Protocol::Resp3 => put_header(&mut self.buf, b'%', n, 0),
         }
     }
 
     fn set_len(&mut self, n: usize) {
         match self.proto {
-            Protocol::Resp2 => put_header(&mut self.buf, b'*', n),
-            Protocol::Resp3 => put_header(&mut self.buf, b'~', n),
+            Protocol::Resp2 => put_header(&mut self.buf, b'*', n, 0),
+            Protocol::Resp3 => put_header(&mut self.buf, b'~', n, 0),
         }
     }
 
     fn push_len(&mut self, n: usize) {
         match self.proto {
-            Protocol::Resp2 => put_header(&mut self.buf, b'*', n),
-            Protocol::Resp3 => put_header(&mut self.buf, b'>', n),
+            Protocol::Resp2 => put_header(&mut self.buf, b'*', n, 0),
+            Protocol::Resp3 => put_header(&mut self.buf, b'>', n, 0),
         }
     }
 
     fn pairs_len(&mut self, n: usize) {
         match self.proto {
-            Protocol::Resp2 => put_header(&mut self.buf, b'*', 2 * n),
-            Protocol::Resp3 => put_header(&mut self.buf, b'*', n),
+            Protocol::Resp2 => put_header(&mut self.buf, b'*', 2 * n, 0),
+            Protocol::Resp3 => put_header(&mut self.buf, b'*', n, 0),
         }
     }
 
@@ -230,13 +242,12 @@ impl ReplyWriter for ReplyBuf {
     fn double(&mut self, d: f64) {
         match self.proto {
             Protocol::Resp2 => self.buf.bulk_double(d),
-            Protocol::Resp3 => {
-                let text = format_double(d);
+            Protocol::Resp3 => with_double_text(d, |text| {
                 self.buf.reserve(text.len() + 3);
                 self.buf.put_u8(b',');
-                self.buf.put_slice(text.as_bytes());
+                self.buf.put_slice(text);
                 self.buf.put_slice(b"\r\n");
-            }
+            }),
         }
     }
 
@@ -251,8 +262,7 @@ impl ReplyWriter for ReplyBuf {
         match self.proto {
             Protocol::Resp2 => self.buf.bulk(text),
             Protocol::Resp3 => {
-                put_header(&mut self.buf, b'=', text.len() + 4);
-                self.buf.reserve(text.len() + 6);
+                put_header(&mut self.buf, b'=', text.len() + 4, text.len() + 6);
                 self.buf.put_slice(format);
                 self.buf.put_u8(b':');
                 self.buf.put_slice(text);
@@ -302,6 +312,10 @@ impl ReplyWriter for BytesMut {
     }
 
     fn integer(&mut self, n: i64) {
+        if let Ok(small @ 0..100) = usize::try_from(n) {
+            put_header(self, b':', small, 0);
+            return;
+        }
         let mut f = itoa::Buffer::new();
         let s = f.format(n);
         self.reserve(s.len() + 3);
@@ -310,25 +324,16 @@ impl ReplyWriter for BytesMut {
         self.put_slice(b"\r\n");
     }
 
+    #[inline]
     fn bulk(&mut self, data: &[u8]) {
-        let mut f = itoa::Buffer::new();
-        let s = f.format(data.len());
-        self.reserve(data.len() + s.len() + 5);
-        self.put_u8(b'$');
-        self.put_slice(s.as_bytes());
-        self.put_slice(b"\r\n");
+        put_header(self, b'$', data.len(), data.len() + 2);
         self.put_slice(data);
         self.put_slice(b"\r\n");
     }
 
     fn bulk_parts(&mut self, parts: &[&[u8]]) {
         let len: usize = parts.iter().map(|p| p.len()).sum();
-        let mut f = itoa::Buffer::new();
-        let s = f.format(len);
-        self.reserve(len + s.len() + 5);
-        self.put_u8(b'$');
-        self.put_slice(s.as_bytes());
-        self.put_slice(b"\r\n");
+        put_header(self, b'$', len, len + 2);
         for p in parts {
             self.put_slice(p);
         }
@@ -344,7 +349,7 @@ impl ReplyWriter for BytesMut {
     }
 
     fn array_len(&mut self, n: usize) {
-        put_header(self, b'*', n);
+        put_header(self, b'*', n, 0);
     }
 
     fn map_len(&mut self, n: usize) {
@@ -387,7 +392,7 @@ impl ReplyWriter for BytesMut {
     }
 
     fn bulk_double(&mut self, d: f64) {
-        self.bulk(format_double(d).as_bytes());
+        with_double_text(d, |text| self.bulk(text));
     }
 }
 
@@ -404,26 +409,40 @@ pub fn encode_request<'a>(args: impl ExactSizeIterator<Item = &'a [u8]>) -> byte
 /// Formats a double the way Redis 7 replies with one: `inf`/`-inf`, integers without a fraction, otherwise
 /// the shortest decimal that reads back to the same value (exponent form for very large or small values).
 pub fn format_double(d: f64) -> String {
+    with_double_text(d, |text| String::from_utf8_lossy(text).into_owned())
+}
+
+/// Calls `f` with `d` formatted as [`format_double`] formats it, on the stack (no allocation) except for
+/// the exponent form of values outside `1e-5..1e17`.
+#[inline]
+pub fn with_double_text<R>(d: f64, f: impl FnOnce(&[u8]) -> R) -> R {
     if d.is_infinite() {
-        return if d > 0.0 { "inf".into() } else { "-inf".into() };
+        return f(if d > 0.0 { b"inf" } else { b"-inf" });
     }
     if d == d.trunc() && d.abs() < 1e17 {
-        return format!("{}", d as i64);
+        return f(itoa::Buffer::new().format(d as i64).as_bytes());
     }
-    let abs = d.abs();
-    if !(1e-5..1e17).contains(&abs) {
-        let s = format!("{d:e}");
-        // Rust prints `1e21`, `1.5e-7`; Redis prints `1e+21`, `1.5e-07`.
-        if let Some((mant, exp)) = s.split_once('e') {
-            let (sign, digits) = match exp.strip_prefix('-') {
-                Some(d) => ('-', d),
-                None => ('+', exp),
-            };
-            return format!("{mant}e{sign}{digits:0>2}");
-        }
-        return s;
+    if (1e-5..1e17).contains(&d.abs()) {
+        // A finite value with a fraction here is below 2^53, so ryu writes it in plain decimal notation,
+        // with the same shortest digits as `format!("{d}")` (a property test checks this).
+        return f(ryu::Buffer::new().format_finite(d).as_bytes());
     }
-    format!("{d}")
+    f(format_double_exponent(d).as_bytes())
+}
+
+/// Values outside `1e-5..1e17` (and NaN) in Redis's exponent form.
+#[cold]
+fn format_double_exponent(d: f64) -> String {
+    let s = format!("{d:e}");
+    // Rust prints `1e21`, `1.5e-7`; Redis prints `1e+21`, `1.5e-07`.
+    if let Some((mant, exp)) = s.split_once('e') {
+        let (sign, digits) = match exp.strip_prefix('-') {
+            Some(d) => ('-', d),
+            None => ('+', exp),
+        };
+        return format!("{mant}e{sign}{digits:0>2}");
+    }
+    s
 }
 
 #[cfg(test)]
@@ -448,6 +467,38 @@ mod tests {
             &b"+OK\r\n-ERR bad  thing\r\n:-42\r\n$2\r\nhi\r\n$3\r\nabc\r\n$-1\r\n*-1\r\n*2\r\n$1\r\n7\r\n$3\r\n1.5\r\n"
                 [..]
         );
+    }
+
+    /// Lengths and integers on both sides of the unformatted one- and two-digit cases are written as
+    /// `format!` writes them.
+    #[test]
+    fn headers_and_integers_around_the_short_cases() {
+        for n in [0usize, 1, 9, 10, 11, 99, 100, 101, 999, 1000, 65_536, 1 << 20] {
+            let data = vec![b'x'; n];
+            let mut b = BytesMut::new();
+            b.bulk(&data);
+            b.array_len(n);
+            let mut expected = format!("${n}\r\n").into_bytes();
+            expected.extend_from_slice(&data);
+            expected.extend_from_slice(format!("\r\n*{n}\r\n").as_bytes());
+            assert_eq!(&b[..], &expected[..], "length {n}");
+            let mut r3 = ReplyBuf::new(Protocol::Resp3);
+            r3.map_len(n);
+            r3.verbatim(&data);
+            let mut expected = format!("%{n}\r\n={}\r\ntxt:", n + 4).into_bytes();
+            expected.extend_from_slice(&data);
+            expected.extend_from_slice(b"\r\n");
+            assert_eq!(&r3[..], &expected[..], "length {n}");
+        }
+        for n in [i64::MIN, -100, -99, -10, -9, -1, 0, 1, 9, 10, 99, 100, 101, i64::MAX] {
+            let mut b = BytesMut::new();
+            b.integer(n);
+            assert_eq!(&b[..], format!(":{n}\r\n").as_bytes(), "integer {n}");
+        }
+        let mut b = BytesMut::new();
+        b.bulk_parts(&[&[b'a'; 60][..], &[b'b'; 50][..]]);
+        assert_eq!(&b[..6], b"$110\r\n");
+        assert_eq!(b.len(), 6 + 110 + 2);
     }
 
     /// The same calls give each protocol's form, as redis-server 7 writes them.
@@ -496,6 +547,54 @@ mod tests {
         assert_eq!(format_double(1.5e-7), "1.5e-07");
         for d in [0.1, 1.1, 123.456, 1e-3, 9.99e16] {
             assert_eq!(format_double(d).parse::<f64>().unwrap(), d);
+        }
+        assert_eq!(format_double(-0.0), "0");
+        assert_eq!(format_double(1e-5), "0.00001");
+        assert_eq!(format_double(9.5e-6), "9.5e-06");
+        assert_eq!(format_double(4503599627370495.5), "4503599627370495.5");
+        assert_eq!(format_double(f64::NAN), "NaN");
+        // Halfway between two shortest forms: rounded to even, as redis-server 7.0 prints it.
+        assert_eq!(format_double(1275799470991407.0 + 0.25), "1275799470991407.2");
+    }
+
+    /// What `format_double` gave before it used ryu: `format!` forms, allocating.
+    fn formatted_with_fmt(d: f64) -> String {
+        if d.is_infinite() {
+            return if d > 0.0 { "inf".into() } else { "-inf".into() };
+        }
+        if d == d.trunc() && d.abs() < 1e17 {
+            return format!("{}", d as i64);
+        }
+        if (1e-5..1e17).contains(&d.abs()) {
+            return format!("{d}");
+        }
+        format_double_exponent(d)
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn stack_formatted_doubles_match_fmt(bits in proptest::prelude::any::<u64>(), scaled in -1e16f64..1e16, small in -1e-3f64..1e-3) {
+            for d in [f64::from_bits(bits), scaled, small, scaled / 7.0, (scaled * 1000.0).round() / 1000.0] {
+                let text = format_double(d);
+                let with_fmt = formatted_with_fmt(d);
+                if text != with_fmt {
+                    // Both are shortest round-trip forms; they differ only when the value lies exactly
+                    // halfway between two shortest decimals (1275799470991407.25: ryu and C's printf, and so
+                    // redis-server, round to even and print ...407.2, `format!` prints ...407.3). Then the
+                    // two differ in the last digit only, by one, and both read back to `d`.
+                    proptest::prop_assert_eq!(text.len(), with_fmt.len());
+                    let (a, b) = (text.as_bytes(), with_fmt.as_bytes());
+                    let last = a.len() - 1;
+                    proptest::prop_assert_eq!(&a[..last], &b[..last]);
+                    proptest::prop_assert_eq!(b[last].abs_diff(a[last]), 1);
+                    proptest::prop_assert_eq!(text.parse::<f64>().ok(), Some(d));
+                    proptest::prop_assert_eq!(with_fmt.parse::<f64>().ok(), Some(d));
+                }
+                let mut b = BytesMut::new();
+                b.bulk_double(d);
+                let expected = format!("${}\r\n{text}\r\n", text.len());
+                proptest::prop_assert_eq!(&b[..], expected.as_bytes());
+            }
         }
     }
 }

@@ -134,9 +134,14 @@ static ROLES: LazyLock<Vec<Role>> = LazyLock::new(|| {
         .collect()
 });
 
-/// Routes one request with the session's state (see the module docs).
-pub fn route(state: &mut SessionState, session: &mut Session, shared: &ProxyShared, req: Request) -> Routed {
-    let spec = command::lookup(req.name());
+/// Routes one request (its command already looked up: `spec`) with the session's state (see the module docs).
+pub fn route(
+    state: &mut SessionState,
+    session: &mut Session,
+    shared: &ProxyShared,
+    req: Request,
+    spec: Option<&'static CommandSpec>,
+) -> Routed {
     let role = spec.map_or(Role::Plain, |s| ROLES[s.index()]);
     // The hot path: a plain command of a client in no state.
     if role == Role::Plain && state.multi.is_none() && state.push.is_none() && state.tracking.is_none() {

@@ -21,8 +21,25 @@ impl Pair {
         Pair(b.into_boxed_slice())
     }
 
-    /// (field start, field end).
+    /// The field and the value, the length prefix read once.
+    #[inline]
+    pub fn split(&self) -> (&[u8], &[u8]) {
+        let (a, b) = self.field_range();
+        let (head, value) = self.0.split_at(b);
+        (&head[a..], value)
+    }
+
+    /// (field start, field end). A field shorter than 128 bytes (one length byte) takes one branch.
+    #[inline]
     fn field_range(&self) -> (usize, usize) {
+        match self.0.first() {
+            Some(&n) if n < 0x80 => (1, 1 + usize::from(n)),
+            _ => self.long_field_range(),
+        }
+    }
+
+    #[cold]
+    fn long_field_range(&self) -> (usize, usize) {
         let (mut n, mut shift, mut i) = (0usize, 0, 0);
         loop {
             let b = self.0[i];
@@ -99,17 +116,19 @@ impl Hash {
 
     /// The pair at position `i < len` (positions are dense: a uniform `i` is a uniform field).
     pub fn at(&self, i: usize) -> (&[u8], &[u8]) {
-        let p = self.pairs.get(i);
-        (p.field(), p.value())
+        self.pairs.get(i).split()
     }
 
     pub fn iter(&self) -> impl ExactSizeIterator<Item = (&[u8], &[u8])> + '_ {
-        self.pairs.iter().map(|p| (p.field(), p.value()))
+        self.pairs.iter().map(Pair::split)
     }
 
     /// One HSCAN step (see [`Dense::scan`]).
     pub fn scan(&self, cursor: u64, count: usize, mut f: impl FnMut(&[u8], &[u8])) -> u64 {
-        self.pairs.scan(cursor, count, |p| f(p.field(), p.value()))
+        self.pairs.scan(cursor, count, |p| {
+            let (field, value) = p.split();
+            f(field, value)
+        })
     }
 
     pub fn reserve(&mut self, additional: usize) {
