@@ -365,7 +365,7 @@ async fn serve<S: ClientStream>(
         // Requests read earlier and held back go first.
         if (input.held_back || input.stalled) && window > pending.len() {
             let room = window - pending.len();
-            input.route_buffered(session, shared, &mut pending, room);
+            input.route_buffered(session, shared, &mut pending, room, Instant::now());
             if let Some(rx) = input.state.take_new_receiver() {
                 pushes = Some(rx);
             }
@@ -426,7 +426,7 @@ async fn serve<S: ClientStream>(
                 // The idle timer is not moved on every read (a timer-wheel update per read): when it
                 // fires, it checks the last read and sleeps again if there was one since.
                 last_read = Instant::now();
-                input.route_buffered(session, shared, &mut pending, room);
+                input.route_buffered(session, shared, &mut pending, room, last_read);
                 if let Some(rx) = input.state.take_new_receiver() {
                     pushes = Some(rx);
                 }
@@ -526,14 +526,15 @@ impl Input {
     /// Routes up to `room` complete requests from the buffer, in order, unless a shard went down since the
     /// oldest one still in flight was routed: then the rest wait until those are answered (or sent again
     /// elsewhere), so that a later request cannot overtake an earlier one that is being failed over.
+    /// `started` (when the bytes were read) times the requests.
     fn route_buffered(
         &mut self,
         session: &mut Session,
         shared: &ProxyShared,
         pending: &mut VecDeque<Timed>,
         mut room: usize,
+        started: Instant,
     ) {
-        let started = Instant::now();
         let epoch = shared.cluster.ejection_epoch();
         self.held_back = false;
         self.stalled = false;

@@ -44,6 +44,14 @@ impl ReplyScanner {
 
     /// Splits the next complete reply off `buf`, if there is one.
     pub fn next(&mut self, buf: &mut BytesMut) -> Result<Option<Bytes>, ProtocolError> {
+        // The replies most requests get, `+OK`, a short bulk string or a small integer, taken whole when
+        // they have fully arrived; anything else (or a reply still arriving) goes through the loop below.
+        if self.pos == 0 && self.open.is_empty() && !self.in_streamed_string {
+            if let Some(end) = whole_simple_reply(buf) {
+                self.payload_end = 0;
+                return Ok(Some(buf.split_to(end).freeze()));
+            }
+        }
         loop {
             // RESP3's pairs (ZRANGE WITHSCORES, HRANDFIELD WITHVALUES) open a `*2` each: once one was seen
             // inside an aggregate (a RESP3 peer), `*2` headers are recognised by their four bytes, without
@@ -183,6 +191,22 @@ fn blob_end(buf: &[u8], line_end: usize, len: i64, waiting_for: &mut usize) -> R
         return Err(ProtocolError::MissingBulkTerminator);
     }
     Ok(Some(end + 2))
+}
+
+/// The length of the reply at the start of `buf` when it is a complete `+OK`, a bulk string with a one- or
+/// two-digit length, or an integer of one or two digits; `None` for anything else.
+#[inline]
+fn whole_simple_reply(buf: &[u8]) -> Option<usize> {
+    match buf.first()? {
+        b'+' if buf.starts_with(b"+OK\r\n") => Some(5),
+        b':' => short_header(buf, 0).map(|(_, line_end)| line_end + 2),
+        b'$' => {
+            let (len, line_end) = short_header(buf, 0)?;
+            let end = line_end + 2 + len as usize;
+            (buf.get(end..end + 2)? == b"\r\n").then_some(end + 2)
+        }
+        _ => None,
+    }
 }
 
 /// A header line at `pos` whose text after the type byte is one digit, or two without a leading zero, and
@@ -507,6 +531,8 @@ mod tests {
             Just(b"_\r\n".to_vec()),
             Just(b",1.5\r\n".to_vec()),
             Just(b"$05\r\nabcde\r\n".to_vec()),
+            Just(b"+OK\r\n".to_vec()),
+            Just(b"+OKAY\r\n".to_vec()),
         ];
         leaf.prop_recursive(3, 300, 40, |inner| {
             (0usize..4, proptest::collection::vec(inner, 0..40)).prop_map(|(kind, items)| {
