@@ -68,10 +68,12 @@ impl ReplyScanner {
             // path, which gives the same value for these lines.
             let (line_end, short) = match short_header(buf, self.pos) {
                 Some((n, line_end)) => (line_end, Some(n)),
-                None => match find_crlf(buf, self.pos)? {
-                    Some(line_end) => (line_end, None),
-                    None => return Ok(None),
-                },
+                None => {
+                    match short_line_end(buf, self.pos).map_or_else(|| find_crlf(buf, self.pos), |e| Ok(Some(e)))? {
+                        Some(line_end) => (line_end, None),
+                        None => return Ok(None),
+                    }
+                }
             };
             let kind = buf[self.pos];
             let header = &buf[self.pos + 1..line_end];
@@ -220,6 +222,29 @@ fn short_header(buf: &[u8], pos: usize) -> Option<(i64, usize)> {
         }
         _ => None,
     }
+}
+
+/// Offset of the `\r` ending the line at `from` when that line is complete and its text is at most 7 bytes
+/// (a double, a boolean, `+OK`), found in one 8-byte word instead of by calling `memchr`; `None` for a longer
+/// line, one not complete yet, or one whose first `\r` is not followed by `\n` or comes after a `\n` (left
+/// to [`find_crlf`], which gives the same answer for the lines this one finds).
+#[inline]
+fn short_line_end(buf: &[u8], from: usize) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let word: [u8; 8] = buf.get(from + 1..from + 9)?.try_into().ok()?;
+    let word = u64::from_le_bytes(word);
+    // The lowest set bit marks the first byte equal to `b` (higher bits may be false positives).
+    let first = |b: u8| {
+        let x = word ^ (ONES * u64::from(b));
+        let found = x.wrapping_sub(ONES) & !x & HIGHS;
+        (found != 0).then(|| (found.trailing_zeros() / 8) as usize)
+    };
+    let cr = first(b'\r')?;
+    if first(b'\n').is_some_and(|lf| lf < cr) {
+        return None;
+    }
+    (buf.get(from + 2 + cr) == Some(&b'\n')).then_some(from + 1 + cr)
 }
 
 /// Offset of the `\r` ending the line that starts at `from`, if the line is complete.
@@ -532,6 +557,10 @@ mod tests {
             Just(b",1.5\r\n".to_vec()),
             Just(b"$05\r\nabcde\r\n".to_vec()),
             Just(b"+OK\r\n".to_vec()),
+            any::<f64>().prop_map(|d| format!(",{d}\r\n").into_bytes()),
+            Just(b"#t\r\n".to_vec()),
+            Just(b"+a\rb\r\n".to_vec()),
+            "[a-z ]{0,60}".prop_map(|t| format!("+{t}\r\n").into_bytes()),
             Just(b"+OKAY\r\n".to_vec()),
         ];
         leaf.prop_recursive(3, 300, 40, |inner| {
