@@ -60,13 +60,11 @@ pub fn connection_counts() -> (usize, usize) {
 
 /// Whether `spec` is a blocking command.
 pub fn is_blocking(spec: &'static CommandSpec) -> bool {
-    IS_BLOCKING[spec.index()]
+    *IS_BLOCKING.get(spec)
 }
 
 /// Per command of the table: whether it is in [`BLOCKING_COMMANDS`].
-static IS_BLOCKING: std::sync::LazyLock<Vec<bool>> = std::sync::LazyLock::new(|| {
-    ringcache_common::command::COMMANDS.iter().map(|c| BLOCKING_COMMANDS.contains(&c.name)).collect()
-});
+static IS_BLOCKING: command::PerCommand<bool> = command::PerCommand::new(|c| BLOCKING_COMMANDS.contains(&c.name));
 
 /// Whether a client has a blocking command in flight: its later requests wait until it is answered (as a
 /// blocked Redis client's do), so that none of them runs on the shard before it.

@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
 use futures::FutureExt;
-use ringcache_common::command::{self, CommandSpec};
+use ringcache_common::command::{self, CommandSpec, PerCommand};
 use ringcache_common::resp::{encode_request, Protocol, ReplyBuf, ReplyValue, ReplyWriter, Request};
 use tokio::sync::oneshot;
 
@@ -24,12 +24,11 @@ const UNSUPPORTED: &[&str] = &["function", "fcall", "fcall_ro", "monitor", "sync
 
 /// Whether the proxy refuses `spec` (see [`UNSUPPORTED`]).
 pub(crate) fn is_refused(spec: &'static CommandSpec) -> bool {
-    REFUSED[spec.index()]
+    *REFUSED.get(spec)
 }
 
-/// Per command of the table (indexed like `COMMANDS`): whether it is in [`UNSUPPORTED`], looked up once.
-static REFUSED: std::sync::LazyLock<Vec<bool>> =
-    std::sync::LazyLock::new(|| command::COMMANDS.iter().map(|c| UNSUPPORTED.contains(&c.name)).collect());
+/// Per command of the table: whether it is in [`UNSUPPORTED`].
+static REFUSED: PerCommand<bool> = PerCommand::new(|c| UNSUPPORTED.contains(&c.name));
 
 /// How [`route_command`] sends a command, decided once per command of the table from its name (so that the
 /// request path matches on this instead of comparing names).
@@ -58,30 +57,25 @@ enum Path {
     Spop,
 }
 
-static PATHS: std::sync::LazyLock<Vec<Path>> = std::sync::LazyLock::new(|| {
-    command::COMMANDS
-        .iter()
-        .map(|c| match c.name {
-            "mset" | "msetnx" => Path::Mset,
-            "dbsize" => Path::Dbsize,
-            "flushall" | "flushdb" => Path::FlushAll,
-            "ringcache" => Path::Internal,
-            "save" => Path::Save,
-            "bgsave" | "bgrewriteaof" => Path::FirstStatus,
-            "lastsave" => Path::LastSave,
-            "keys" => Path::Keys,
-            "info" => Path::Info,
-            "scan" => Path::Scan,
-            "randomkey" => Path::RandomKey,
-            "object" => Path::Object,
-            "memory" => Path::Memory,
-            "wait" => Path::Wait,
-            "pfselftest" | "swapdb" => Path::AnyShard,
-            "spop" => Path::Spop,
-            _ if crate::blocking::BLOCKING_COMMANDS.contains(&c.name) => Path::Blocking,
-            _ => Path::ByKeys,
-        })
-        .collect()
+static PATHS: PerCommand<Path> = PerCommand::new(|c| match c.name {
+    "mset" | "msetnx" => Path::Mset,
+    "dbsize" => Path::Dbsize,
+    "flushall" | "flushdb" => Path::FlushAll,
+    "ringcache" => Path::Internal,
+    "save" => Path::Save,
+    "bgsave" | "bgrewriteaof" => Path::FirstStatus,
+    "lastsave" => Path::LastSave,
+    "keys" => Path::Keys,
+    "info" => Path::Info,
+    "scan" => Path::Scan,
+    "randomkey" => Path::RandomKey,
+    "object" => Path::Object,
+    "memory" => Path::Memory,
+    "wait" => Path::Wait,
+    "pfselftest" | "swapdb" => Path::AnyShard,
+    "spop" => Path::Spop,
+    _ if crate::blocking::is_blocking(c) => Path::Blocking,
+    _ => Path::ByKeys,
 });
 
 /// How [`route_keyed`] sends a command with keys, decided once per command of the table.
@@ -98,18 +92,13 @@ enum KeyedPath {
     Keyless,
 }
 
-static KEYED_PATHS: std::sync::LazyLock<Vec<KeyedPath>> = std::sync::LazyLock::new(|| {
-    command::COMMANDS
-        .iter()
-        .map(|c| match c.name {
-            "mget" => KeyedPath::Mget,
-            "del" | "unlink" | "exists" | "touch" => KeyedPath::SumIntegers,
-            "mset" => KeyedPath::Mset,
-            _ if c.has_one_key() => KeyedPath::OneKey,
-            _ if c.is_keyed() => KeyedPath::ManyKeys,
-            _ => KeyedPath::Keyless,
-        })
-        .collect()
+static KEYED_PATHS: PerCommand<KeyedPath> = PerCommand::new(|c| match c.name {
+    "mget" => KeyedPath::Mget,
+    "del" | "unlink" | "exists" | "touch" => KeyedPath::SumIntegers,
+    "mset" => KeyedPath::Mset,
+    _ if c.has_one_key() => KeyedPath::OneKey,
+    _ if c.is_keyed() => KeyedPath::ManyKeys,
+    _ => KeyedPath::Keyless,
 });
 
 /// SCAN cursors carry the shard index in their low bits.
@@ -133,13 +122,6 @@ impl Requester {
     }
 }
 
-/// Routes one request; the returned future yields its reply bytes. Known commands come back with their
-/// spec, so the session can count and time them.
-pub fn route(session: &mut Session, shared: &ProxyShared, req: Request) -> (Option<&'static CommandSpec>, ReplyFut) {
-    let spec = command::lookup(req.name());
-    (spec, route_command(session, shared, req, spec))
-}
-
 /// Routes one request whose command was already looked up.
 pub fn route_command(
     session: &mut Session,
@@ -154,7 +136,7 @@ pub fn route_command(
         }
         return ReplyFut::error(&command::unknown_command_message(&req));
     };
-    if REFUSED[spec.index()] {
+    if is_refused(spec) {
         return ReplyFut::error(&format!("ERR {} is not supported by ringcache-proxy", spec.name.to_uppercase()));
     }
     if let Err(e) = command::check_arity(spec, &req) {
@@ -172,7 +154,7 @@ pub fn route_command(
     let topology = shared.cluster.topology();
     let topo = topology.view();
     let requester = Requester::of(session);
-    match PATHS[spec.index()] {
+    match *PATHS.get(spec) {
         Path::Mset if req.argc().is_multiple_of(2) => {
             ReplyFut::error(&format!("ERR wrong number of arguments for '{}' command", spec.name))
         }
@@ -257,7 +239,7 @@ pub(crate) fn route_keyed(
     req: &Request,
     spec: &'static CommandSpec,
 ) -> Option<ReplyFut> {
-    Some(match KEYED_PATHS[spec.index()] {
+    Some(match *KEYED_PATHS.get(spec) {
         KeyedPath::Mget => split(requester, topo, req, spec, 1, Merge::Mget),
         KeyedPath::SumIntegers => split(requester, topo, req, spec, 1, Merge::SumIntegers),
         KeyedPath::Mset => split(requester, topo, req, spec, 2, Merge::AllOk),

@@ -413,6 +413,25 @@ static IMPLEMENTED: &[(&RedisCommand, &[&str])] = &[
     (&redis::BZMPOP, &[]),
 ];
 
+/// A value for each command of [`COMMANDS`], computed from its spec once (on first use) and read by the
+/// spec: the per-command tables the request paths consult instead of comparing names or searching flags.
+pub struct PerCommand<T: 'static> {
+    of: fn(&'static CommandSpec) -> T,
+    values: std::sync::OnceLock<Box<[T]>>,
+}
+
+impl<T> PerCommand<T> {
+    pub const fn new(of: fn(&'static CommandSpec) -> T) -> Self {
+        PerCommand { of, values: std::sync::OnceLock::new() }
+    }
+
+    /// `spec`'s value.
+    #[inline]
+    pub fn get(&self, spec: &'static CommandSpec) -> &T {
+        &self.values.get_or_init(|| COMMANDS.iter().map(self.of).collect())[spec.index()]
+    }
+}
+
 /// Every command we implement, in [`IMPLEMENTED`]'s order; [`CommandSpec::index`] is the position.
 pub static COMMANDS: LazyLock<Vec<CommandSpec>> = LazyLock::new(|| {
     IMPLEMENTED
@@ -670,6 +689,17 @@ pub fn unknown_command_message(req: &Request) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A per-command table holds, for each command, the value its function gives for that command.
+    #[test]
+    fn per_command_values_follow_their_command() {
+        static NAME_LEN: PerCommand<usize> = PerCommand::new(|c| c.name.len());
+        for c in COMMANDS.iter() {
+            assert_eq!(*NAME_LEN.get(c), c.name.len(), "{}", c.name);
+        }
+        let get = lookup(b"get").expect("GET is a command");
+        assert!(std::ptr::eq(NAME_LEN.get(get), NAME_LEN.get(get)), "computed once");
+    }
 
     #[test]
     fn unknown_command_text_matches_redis() {

@@ -10,7 +10,7 @@
 //! proxy's memory of script bodies, which lets EVALSHA work on a shard that never saw SCRIPT LOAD.
 //!
 //! [`route`] is the session's one entry point: it answers the commands that change or depend on the state
-//! and hands the rest to [`crate::route::route`]. A reply marked as a *barrier* runs alone: the session
+//! and hands the rest to [`crate::route::route_command`]. A reply marked as a *barrier* runs alone: the session
 //! routes nothing after it until it is answered, so that a WATCH or an EXEC sees the client's earlier
 //! requests applied and none of its later ones.
 
@@ -18,8 +18,6 @@ pub mod scripts;
 pub mod subscriber;
 pub mod tracking;
 pub mod transaction;
-
-use std::sync::LazyLock;
 
 use ringcache_common::command::{self, CommandSpec};
 use ringcache_common::push::{push_queue, PushReceiver, PushSender};
@@ -115,23 +113,16 @@ enum Role {
     Ping,
 }
 
-static ROLES: LazyLock<Vec<Role>> = LazyLock::new(|| {
-    command::COMMANDS
-        .iter()
-        .map(|c| match c.name {
-            "multi" | "exec" | "discard" | "watch" | "unwatch" => Role::Transaction,
-            "subscribe" | "psubscribe" | "ssubscribe" | "unsubscribe" | "punsubscribe" | "sunsubscribe" => {
-                Role::Subscription
-            }
-            "publish" | "spublish" => Role::Publish,
-            "pubsub" => Role::Pubsub,
-            "eval" | "eval_ro" | "evalsha" | "evalsha_ro" | "script" => Role::Script,
-            "client" => Role::Client,
-            "reset" => Role::Reset,
-            "ping" => Role::Ping,
-            _ => Role::Plain,
-        })
-        .collect()
+static ROLES: command::PerCommand<Role> = command::PerCommand::new(|c| match c.name {
+    "multi" | "exec" | "discard" | "watch" | "unwatch" => Role::Transaction,
+    "subscribe" | "psubscribe" | "ssubscribe" | "unsubscribe" | "punsubscribe" | "sunsubscribe" => Role::Subscription,
+    "publish" | "spublish" => Role::Publish,
+    "pubsub" => Role::Pubsub,
+    "eval" | "eval_ro" | "evalsha" | "evalsha_ro" | "script" => Role::Script,
+    "client" => Role::Client,
+    "reset" => Role::Reset,
+    "ping" => Role::Ping,
+    _ => Role::Plain,
 });
 
 /// Routes one request (its command already looked up: `spec`) with the session's state (see the module docs).
@@ -142,7 +133,7 @@ pub fn route(
     req: Request,
     spec: Option<&'static CommandSpec>,
 ) -> Routed {
-    let role = spec.map_or(Role::Plain, |s| ROLES[s.index()]);
+    let role = spec.map_or(Role::Plain, |s| *ROLES.get(s));
     // The hot path: a plain command of a client in no state.
     if role == Role::Plain && state.multi.is_none() && state.push.is_none() && state.tracking.is_none() {
         return Routed::plain(spec, crate::route::route_command(session, shared, req, spec));

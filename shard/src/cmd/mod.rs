@@ -31,10 +31,9 @@ mod tracking;
 mod transactions;
 mod zsets;
 
-use std::sync::LazyLock;
 use std::time::Instant;
 
-use ringcache_common::command::{self, CommandSpec, COMMANDS};
+use ringcache_common::command::{self, CommandSpec, PerCommand};
 use ringcache_common::metrics::{self, HotCounter};
 use ringcache_common::resp::{ReplyBuf, ReplyWriter, Request};
 use tokio::sync::oneshot;
@@ -145,18 +144,13 @@ pub(super) struct CommandInfo {
 }
 
 /// [`CommandInfo`] for every command, indexed like `COMMANDS`.
-pub(super) static INFO: LazyLock<Vec<CommandInfo>> = LazyLock::new(|| {
-    COMMANDS
-        .iter()
-        .map(|c| CommandInfo {
-            handler: handler_for(c.name),
-            write: c.is_write(),
-            keyed: c.is_keyed(),
-            loading_ok: c.flags.contains(&"loading"),
-            no_auth: c.flags.contains(&"no_auth"),
-            lock: lock_mode(c),
-        })
-        .collect()
+pub(super) static INFO: PerCommand<CommandInfo> = PerCommand::new(|c| CommandInfo {
+    handler: handler_for(c.name),
+    write: c.is_write(),
+    keyed: c.is_keyed(),
+    loading_ok: c.flags.contains(&"loading"),
+    no_auth: c.flags.contains(&"no_auth"),
+    lock: lock_mode(c),
 });
 
 /// How a command's stripes are locked while it runs.
@@ -197,7 +191,7 @@ fn lock_mode(c: &CommandSpec) -> LockMode {
 
 /// Whether a command needs more than its keys' stripes (a transaction that runs one holds every stripe).
 fn needs_every_stripe(spec: &'static CommandSpec) -> bool {
-    matches!(INFO[spec.index()].lock, LockMode::Walk | LockMode::All | LockMode::Sort | LockMode::SubcommandKey)
+    matches!(INFO.get(spec).lock, LockMode::Walk | LockMode::All | LockMode::Sort | LockMode::SubcommandKey)
 }
 
 /// Locks into `db` (unlocked) what a command needs: the stripes of its keys, all of them, or nothing.
@@ -362,7 +356,7 @@ fn execute_checked(
 ) -> Instant {
     // Same order of checks as Redis: existence, arity, then authentication.
     let Some((spec, info, handler)) = spec.and_then(|s| {
-        let info = &INFO[s.index()];
+        let info = INFO.get(s);
         Some((s, info, info.handler?))
     }) else {
         ctx.out.error(&command::unknown_command_message(req));
@@ -544,7 +538,7 @@ mod tests {
 
     #[test]
     fn every_command_in_the_table_has_a_handler() {
-        for c in COMMANDS.iter() {
+        for c in command::COMMANDS.iter() {
             assert!(handler_for(c.name).is_some(), "no handler for {}", c.name);
         }
     }

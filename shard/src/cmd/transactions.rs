@@ -48,10 +48,10 @@ pub(super) fn queued(ctx: &mut Ctx<'_>, spec: Option<&'static CommandSpec>, req:
     if spec.is_some_and(|s| runs_immediately(s.name)) {
         return false;
     }
-    let refusal = match spec.filter(|s| INFO[s.index()].handler.is_some()) {
+    let refusal = match spec.filter(|s| INFO.get(s).handler.is_some()) {
         None => Some(command::unknown_command_message(req)),
         Some(s) if !s.arity_ok(req.argc()) => Some(CmdError::WrongArity(s.name.to_string()).to_string()),
-        Some(s) if !ctx.client.authenticated && !INFO[s.index()].no_auth => Some(CmdError::NoAuth.to_string()),
+        Some(s) if !ctx.client.authenticated && !INFO.get(s).no_auth => Some(CmdError::NoAuth.to_string()),
         Some(s) if not_allowed_in_multi(s) => Some("ERR Command not allowed inside a transaction".to_string()),
         Some(s) if !ctx.client.conn.user.unrestricted() => super::acl_check(ctx, s, req).err(),
         Some(_) => None,
