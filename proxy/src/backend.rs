@@ -409,7 +409,10 @@ async fn serve(
         let latency = metrics.local_duration();
         let mut last_read = Instant::now();
         loop {
+            // `biased`: polled in order, without drawing a random start per wake-up; replies first (a
+            // connection whose replies keep coming has no timed-out request to find).
             tokio::select! {
+                biased;
                 r = reader.read_buf(&mut buf) => {
                     let n = r.map_err(|_| BackendError::Closed)?;
                     if n == 0 {
@@ -453,6 +456,7 @@ async fn serve(
     // Shutdown does not cut a live connection: client sessions still drain the replies to requests they
     // already read, so the connection serves until every sender is gone (or the runtime stops).
     let result = tokio::select! {
+        biased;
         r = write_side => r,
         r = read_side => r,
     };

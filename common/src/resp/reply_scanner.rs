@@ -52,98 +52,109 @@ impl ReplyScanner {
                 return Ok(Some(buf.split_to(end).freeze()));
             }
         }
-        loop {
-            // RESP3's pairs (ZRANGE WITHSCORES, HRANDFIELD WITHVALUES) open a `*2` each: once one was seen
-            // inside an aggregate (a RESP3 peer), `*2` headers are recognised by their four bytes, without
-            // searching for the line end or parsing the count. A RESP2 peer's flat replies never pay for it.
-            if self.pairs_seen && !self.in_streamed_string {
-                if let Some([b'*', b'2', b'\r', b'\n']) = buf.get(self.pos..self.pos + 4) {
-                    self.pos += 4;
-                    self.open.push(Open { remaining: 2, attribute: false });
-                    continue;
-                }
-            }
-            // Most headers a cache sends are a type byte and one or two digits (`$5`, `*10`): read without
-            // searching for the line end or going through `str::parse`. Everything else takes the general
-            // path, which gives the same value for these lines.
-            let (line_end, short) = match short_header(buf, self.pos) {
-                Some((n, line_end)) => (line_end, Some(n)),
-                None => {
-                    match short_line_end(buf, self.pos).map_or_else(|| find_crlf(buf, self.pos), |e| Ok(Some(e)))? {
-                        Some(line_end) => (line_end, None),
-                        None => return Ok(None),
+        'scan: loop {
+            // One element (or a header opening an aggregate, which completes none) is scanned per turn.
+            let element_done = 'element: {
+                // RESP3's pairs (ZRANGE WITHSCORES, HRANDFIELD WITHVALUES) open a `*2` each: once one was
+                // seen inside an aggregate (a RESP3 peer), `*2` headers are recognised by their four bytes,
+                // without searching for the line end or parsing the count, and a pair of two short scalars
+                // that have fully arrived (a member and its score) is framed as one element of the enclosing
+                // aggregate without opening an aggregate for it. A RESP2 peer's flat replies never pay for it.
+                if self.pairs_seen && !self.in_streamed_string {
+                    if let Some([b'*', b'2', b'\r', b'\n']) = buf.get(self.pos..self.pos + 4) {
+                        if let Some(end) = whole_pair_end(buf, self.pos + 4) {
+                            self.pos = end;
+                            break 'element true;
+                        }
+                        self.pos += 4;
+                        self.open.push(Open { remaining: 2, attribute: false });
+                        continue 'scan;
                     }
                 }
-            };
-            let kind = buf[self.pos];
-            let header = &buf[self.pos + 1..line_end];
-            let header_int = || short.or_else(|| parse_int(header));
-            let mut element_done = true;
-            if self.in_streamed_string {
-                if kind != b';' {
-                    return Err(ProtocolError::ExpectedBulk(kind as char));
-                }
-                let len = header_int().filter(|&n| n >= 0).ok_or(ProtocolError::InvalidBulkLength)?;
-                if len == 0 {
-                    self.pos = line_end + 2;
-                    self.in_streamed_string = false;
+                // Most headers a cache sends are a type byte and one or two digits (`$5`, `*10`): read without
+                // searching for the line end or going through `str::parse`. Everything else takes the general
+                // path, which gives the same value for these lines.
+                let (line_end, short) = match short_header(buf, self.pos) {
+                    Some((n, line_end)) => (line_end, Some(n)),
+                    None => {
+                        match short_line_end(buf, self.pos).map_or_else(|| find_crlf(buf, self.pos), |e| Ok(Some(e)))? {
+                            Some(line_end) => (line_end, None),
+                            None => return Ok(None),
+                        }
+                    }
+                };
+                let kind = buf[self.pos];
+                let header = &buf[self.pos + 1..line_end];
+                let header_int = || short.or_else(|| parse_int(header));
+                let mut element_done = true;
+                if self.in_streamed_string {
+                    if kind != b';' {
+                        return Err(ProtocolError::ExpectedBulk(kind as char));
+                    }
+                    let len = header_int().filter(|&n| n >= 0).ok_or(ProtocolError::InvalidBulkLength)?;
+                    if len == 0 {
+                        self.pos = line_end + 2;
+                        self.in_streamed_string = false;
+                    } else {
+                        match blob_end(buf, line_end, len, &mut self.payload_end)? {
+                            Some(end) => self.pos = end,
+                            None => return Ok(None),
+                        }
+                        continue 'scan;
+                    }
                 } else {
-                    match blob_end(buf, line_end, len, &mut self.payload_end)? {
-                        Some(end) => self.pos = end,
-                        None => return Ok(None),
-                    }
-                    continue;
-                }
-            } else {
-                match kind {
-                    b'+' | b'-' | b':' | b'_' | b',' | b'#' | b'(' => self.pos = line_end + 2,
-                    b'$' | b'!' | b'=' if header == b"?" && kind == b'$' => {
-                        self.pos = line_end + 2;
-                        self.in_streamed_string = true;
-                        continue;
-                    }
-                    b'$' | b'!' | b'=' => {
-                        let len = header_int().ok_or(ProtocolError::InvalidBulkLength)?;
-                        if len < 0 {
+                    match kind {
+                        b'+' | b'-' | b':' | b'_' | b',' | b'#' | b'(' => self.pos = line_end + 2,
+                        b'$' | b'!' | b'=' if header == b"?" && kind == b'$' => {
                             self.pos = line_end + 2;
-                        } else {
-                            match blob_end(buf, line_end, len, &mut self.payload_end)? {
-                                Some(end) => self.pos = end,
-                                None => return Ok(None),
+                            self.in_streamed_string = true;
+                            continue 'scan;
+                        }
+                        b'$' | b'!' | b'=' => {
+                            let len = header_int().ok_or(ProtocolError::InvalidBulkLength)?;
+                            if len < 0 {
+                                self.pos = line_end + 2;
+                            } else {
+                                match blob_end(buf, line_end, len, &mut self.payload_end)? {
+                                    Some(end) => self.pos = end,
+                                    None => return Ok(None),
+                                }
                             }
                         }
-                    }
-                    b'*' | b'~' | b'>' | b'%' | b'|' => {
-                        self.pos = line_end + 2;
-                        let per_entry = if matches!(kind, b'%' | b'|') { 2 } else { 1 };
-                        let attribute = kind == b'|';
-                        if header == b"?" && kind != b'|' {
-                            self.open.push(Open { remaining: usize::MAX, attribute: false });
-                            element_done = false;
-                        } else {
-                            let n = header_int().ok_or(ProtocolError::InvalidMultibulkLength)?;
-                            if n == 2 && !self.open.is_empty() {
-                                self.pairs_seen = true;
-                            }
-                            if n > 0 {
-                                let remaining =
-                                    (n as usize).checked_mul(per_entry).ok_or(ProtocolError::InvalidMultibulkLength)?;
-                                self.open.push(Open { remaining, attribute });
+                        b'*' | b'~' | b'>' | b'%' | b'|' => {
+                            self.pos = line_end + 2;
+                            let per_entry = if matches!(kind, b'%' | b'|') { 2 } else { 1 };
+                            let attribute = kind == b'|';
+                            if header == b"?" && kind != b'|' {
+                                self.open.push(Open { remaining: usize::MAX, attribute: false });
                                 element_done = false;
-                            } else if attribute {
-                                // An empty attribute annotates the next value.
-                                element_done = false;
+                            } else {
+                                let n = header_int().ok_or(ProtocolError::InvalidMultibulkLength)?;
+                                if n == 2 && !self.open.is_empty() {
+                                    self.pairs_seen = true;
+                                }
+                                if n > 0 {
+                                    let remaining = (n as usize)
+                                        .checked_mul(per_entry)
+                                        .ok_or(ProtocolError::InvalidMultibulkLength)?;
+                                    self.open.push(Open { remaining, attribute });
+                                    element_done = false;
+                                } else if attribute {
+                                    // An empty attribute annotates the next value.
+                                    element_done = false;
+                                }
                             }
                         }
+                        b'.' if self.open.last().is_some_and(|o| o.remaining == usize::MAX) => {
+                            // The end of a streamed aggregate: it is now one complete element of its parent.
+                            self.pos = line_end + 2;
+                            self.open.pop();
+                        }
+                        other => return Err(ProtocolError::ExpectedBulk(other as char)),
                     }
-                    b'.' if self.open.last().is_some_and(|o| o.remaining == usize::MAX) => {
-                        // The end of a streamed aggregate: it is now one complete element of its parent.
-                        self.pos = line_end + 2;
-                        self.open.pop();
-                    }
-                    other => return Err(ProtocolError::ExpectedBulk(other as char)),
                 }
-            }
+                element_done
+            };
             if element_done && self.complete_element() {
                 let reply = buf.split_to(self.pos).freeze();
                 self.pos = 0;
@@ -209,6 +220,29 @@ fn whole_simple_reply(buf: &[u8]) -> Option<usize> {
         }
         _ => None,
     }
+}
+
+/// The offset after the scalar at `pos` when it has fully arrived and is short: a bulk string with a one- or
+/// two-digit length, or a double, integer, boolean, null or simple string of at most 7 bytes; `None` for
+/// anything else (left to the general path, which frames these the same way).
+#[inline]
+fn short_scalar_end(buf: &[u8], pos: usize) -> Option<usize> {
+    match buf.get(pos)? {
+        b'$' => {
+            let (len, line_end) = short_header(buf, pos)?;
+            let end = line_end + 2 + len as usize;
+            (buf.get(end..end + 2)? == b"\r\n").then_some(end + 2)
+        }
+        b',' | b':' | b'+' | b'#' | b'_' => short_line_end(buf, pos).map(|line_end| line_end + 2),
+        _ => None,
+    }
+}
+
+/// The offset after a pair's two elements starting at `pos` when both are short scalars that have fully
+/// arrived ([`short_scalar_end`]).
+#[inline]
+fn whole_pair_end(buf: &[u8], pos: usize) -> Option<usize> {
+    short_scalar_end(buf, pos).and_then(|end| short_scalar_end(buf, end))
 }
 
 /// A header line at `pos` whose text after the type byte is one digit, or two without a leading zero, and
@@ -542,9 +576,10 @@ mod tests {
     }
 
     /// One reply's encoding: strings of lengths with one, two and three digits (payloads may hold `\r\n`),
-    /// integers, nulls and other RESP3 scalars, and nested arrays, maps, sets and pushes.
+    /// integers, nulls and other RESP3 scalars, pairs of them (`*2`, as RESP3's WITHSCORES replies hold),
+    /// and nested arrays, maps, sets and pushes.
     fn any_reply() -> impl Strategy<Value = Vec<u8>> {
-        let leaf = prop_oneof![
+        let scalar = prop_oneof![
             proptest::collection::vec(prop_oneof![Just(b'\r'), Just(b'\n'), any::<u8>()], 0..150).prop_map(|p| [
                 format!("${}\r\n", p.len()).as_bytes(),
                 &p,
@@ -564,6 +599,10 @@ mod tests {
             Just(b"+a\rb\r\n".to_vec()),
             "[a-z ]{0,60}".prop_map(|t| format!("+{t}\r\n").into_bytes()),
             Just(b"+OKAY\r\n".to_vec()),
+        ];
+        let leaf = prop_oneof![
+            2 => scalar.clone(),
+            1 => (scalar.clone(), scalar).prop_map(|(a, b)| [b"*2\r\n".to_vec(), a, b].concat()),
         ];
         leaf.prop_recursive(3, 300, 40, |inner| {
             (0usize..4, proptest::collection::vec(inner, 0..40)).prop_map(|(kind, items)| {
