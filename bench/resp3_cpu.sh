@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # CPU time per request, RESP2 against RESP3, for ZRANGE WITHSCORES of a 100-member sorted set: the server's
-# (redis-server, a ringcache-shard, a ringcache-proxy over that shard; user + system from /proc/PID/stat) and
-# redis-benchmark's own (from /usr/bin/time), -c 50, -P 1 and -P 16. Shows whose CPU decides the rate when
-# client and servers share a small machine (bench/resp3.sh's rates).
+# (redis-server, a ringcache-shard, a ringcache-proxy over that shard, the proxy's process alone; user + system
+# from /proc/PID/stat) and redis-benchmark's own (from /usr/bin/time), -c 50, -P 1 and -P 16. Shows whose CPU
+# decides the rate when client and servers share a small machine (bench/resp3.sh's rates).
 #
 #   bash bench/resp3_cpu.sh [BIN_DIR] [RUNS] [REQUESTS]   (defaults: target/release, 3, 100000)
 set -euo pipefail
@@ -35,6 +35,7 @@ for target in "redis-server $redis_port $redis_pid" "shard $shard_port $shard_pi
     for proto in "" "-3"; do
       for _ in $(seq 1 "$RUNS"); do
         before=$(cpu_ticks "$pid")
+        # shellcheck disable=SC2086 # $proto is empty or -3
         client=$( { /usr/bin/time -f "%U %S" redis-benchmark -p "$port" -c 50 -P "$pipeline" -n "$N" $proto -q \
           ZRANGE bench:z 0 -1 WITHSCORES >/dev/null; } 2>&1 | tail -1)
         after=$(cpu_ticks "$pid")

@@ -208,6 +208,8 @@ fn blob_end(buf: &[u8], line_end: usize, len: i64, waiting_for: &mut usize) -> R
 
 /// The length of the reply at the start of `buf` when it is a complete `+OK`, a bulk string with a one- or
 /// two-digit length, or an integer of one or two digits; `None` for anything else.
+/// (Its bulk-string arm is [`short_scalar_end`]'s, written out: calling that instead cost the proxy about
+/// 1 % on RESP2 HGETALL and ZRANGE, 21012 -> 21226 instructions per `-P 16` HGETALL, measured.)
 #[inline]
 fn whole_simple_reply(buf: &[u8]) -> Option<usize> {
     match buf.first()? {
